@@ -15,30 +15,11 @@
  */
 
 import { createHash, createHmac } from 'node:crypto'
+import { type HashAlg, hashAlgName, isHashAlg } from './constants.ts'
 import { TpmError } from './errors.ts'
 
-/** Hash functions usable by the KDFs, by their `node:crypto` names. */
-export const KDF_HASHES = {
-  /** TPM_ALG_SHA1 (0x0004). */
-  sha1: 20,
-  /** TPM_ALG_SHA256 (0x000B). */
-  sha256: 32,
-  /** TPM_ALG_SHA384 (0x000C). */
-  sha384: 48,
-  /** TPM_ALG_SHA512 (0x000D). */
-  sha512: 64,
-} as const
-
-/** A hash name accepted by {@link kdfa} / {@link kdfe}. */
-export type KdfHash = keyof typeof KDF_HASHES
-
-/** TPM_ALG_ID → hash name (TPM 2.0 Library Part 2 §6.3), for the hashes the KDFs support. */
-const HASH_BY_ALG_ID: ReadonlyMap<number, KdfHash> = new Map<number, KdfHash>([
-  [0x0004, 'sha1'],
-  [0x000b, 'sha256'],
-  [0x000c, 'sha384'],
-  [0x000d, 'sha512'],
-])
+/** A hash accepted by {@link kdfa} / {@link kdfe}: SHA-1/256/384/512 by name. */
+export type KdfHash = HashAlg
 
 /** Upper bound on requested output (64 KiB), so a hostile `bits` cannot make us loop for long. */
 export const KDF_MAX_BITS = 0x10000 * 8
@@ -50,7 +31,7 @@ export const KDF_MAX_BITS = 0x10000 * 8
  */
 export function kdfHashOf(hashAlg: number | KdfHash): KdfHash {
   if (typeof hashAlg === 'number') {
-    const name = HASH_BY_ALG_ID.get(hashAlg)
+    const name = hashAlgName(hashAlg)
     if (name === undefined) {
       throw new TpmError(
         'ERR_TPM_UNSUPPORTED',
@@ -59,7 +40,7 @@ export function kdfHashOf(hashAlg: number | KdfHash): KdfHash {
     }
     return name
   }
-  if (!Object.hasOwn(KDF_HASHES, hashAlg)) {
+  if (!isHashAlg(hashAlg)) {
     throw new TpmError('ERR_TPM_UNSUPPORTED', `hash algorithm ${String(hashAlg)} is not supported`)
   }
   return hashAlg
