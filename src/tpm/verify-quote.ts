@@ -1,0 +1,243 @@
+/**
+ * Quote verification: the TPM half of Keylime's `tpm_main.py::check_quote` /
+ * `tpm_util.py::checkquote` (wire-formats §3.3), stricter where upstream is lax.
+ *
+ * Order of checks, each failing with its own code:
+ * 1. quote string → parts (`ERR_QUOTE_FORMAT`);
+ * 2. TPMT_SIGNATURE parse (`ERR_TPM_*`), scheme fits the AK and the expected `signAlg`
+ *    (`ERR_QUOTE_SIG_SCHEME`), hash equals `hashAlg` (`ERR_QUOTE_HASH_ALG`);
+ * 3. signature over the TPMS_ATTEST bytes (`ERR_QUOTE_SIGNATURE`): RSASSA-PKCS1-v1_5, RSASSA-PSS
+ *    with any salt length (`RSA_PSS_SALTLEN_AUTO`), ECDSA (r, s as IEEE P1363);
+ * 4. TPMS_ATTEST parse: magic (`ERR_QUOTE_MAGIC`), type quote (`ERR_QUOTE_TYPE`);
+ * 5. extraData == nonce, constant time (`ERR_QUOTE_NONCE`);
+ * 6. PCR blob parse (`ERR_TPM_*`), its selection == the attested selection (`ERR_QUOTE_PCR_SELECTION`,
+ *    not checked upstream);
+ * 7. pcrDigest == H_sig(selected PCR values in selection order), constant time (`ERR_QUOTE_PCR_DIGEST`).
+ *
+ * Checking the signature before interpreting the attest means a tampered attest always fails as
+ * `ERR_QUOTE_SIGNATURE`. Policy checks (PCR16 binding, IMA, measured boot, clock monotonicity) are
+ * the caller's; the result carries what they need.
+ *
+ * @module
+ */
+
+import { constants, createHash, KeyObject, timingSafeEqual, verify } from 'node:crypto'
+import { ByteReader } from './byte-reader.ts'
+import {
+  HASH_ALG_ID,
+  HASH_SIZE,
+  type HashAlg,
+  hashAlgName,
+  signAlgName,
+  SIGN_ALG_ID,
+  type SignAlg,
+  TPM_ALG_ID,
+  TPM_ST,
+} from './constants.ts'
+import { TpmError } from './errors.ts'
+import { type ClockInfo, parseTpmsAttest } from './attest.ts'
+import { type PcrBank, type PcrBlob, parsePcrBlob, pcrValuesByBank } from './pcr-blob.ts'
+import { type PcrSelection, samePcrSelection } from './pcr-selection.ts'
+import { type TpmPublic, toKeyObject } from './public-area.ts'
+import { parseQuoteString, type QuoteParts } from './quote-string.ts'
+import { readTpmtSignature, type TpmSignature, type TpmSignatureEcc } from './signature.ts'
+
+/** Input of {@link verifyQuote}. */
+export interface VerifyQuoteParams {
+  /** The quote string `r…:…:…`, or its already-decoded parts. */
+  quote: string | QuoteParts
+  /** The AK: its parsed public area, or a cached `node:crypto` public KeyObject (fastest). */
+  akPublic: TpmPublic | KeyObject
+  /** The nonce the verifier sent; a string is compared as its UTF-8 bytes (Keylime pull mode). */
+  nonce: string | Uint8Array
+  /** The hash algorithm the agent reported (`hash_alg`); the signature must use it. */
+  hashAlg: HashAlg
+  /** If set, the signature scheme must be this one (`sign_alg`). */
+  signAlg?: SignAlg
+}
+
+/** What a verified quote attests. */
+export interface VerifiedQuote {
+  /** PCR values by bank and index (views into the decoded blob). */
+  pcrs: Map<PcrBank, Map<number, Uint8Array>>
+  /** The selection covered by the quote. */
+  pcrSelection: PcrSelection[]
+  /** Clock, resetCount, restartCount, safe (for `check_quote_timing`). */
+  clockInfo: ClockInfo
+  /** TPM firmware version. */
+  firmwareVersion: bigint
+  /** Qualified name of the signing key as the TPM reports it. */
+  qualifiedSigner: Uint8Array
+  /** The quoted pcrDigest. */
+  pcrDigest: Uint8Array
+  /** The signature scheme used. */
+  signAlg: SignAlg
+}
+
+/** Per-key facts derived once and cached with the KeyObject. */
+interface KeyInfo {
+  kind: 'rsa' | 'ec'
+  /** ECDSA coordinate size in bytes (0 for RSA). */
+  coordSize: number
+}
+
+const keyObjects = new WeakMap<TpmPublic, KeyObject>()
+const keyInfos = new WeakMap<KeyObject, KeyInfo>()
+const CURVE_SIZES: Record<string, number> = {
+  prime256v1: 32,
+  'P-256': 32,
+  secp384r1: 48,
+  'P-384': 48,
+  secp521r1: 66,
+  'P-521': 66,
+}
+
+function keyFor(ak: TpmPublic | KeyObject): KeyObject {
+  if (ak instanceof KeyObject) return ak
+  let k = keyObjects.get(ak)
+  if (k === undefined) {
+    k = toKeyObject(ak)
+    keyObjects.set(ak, k)
+  }
+  return k
+}
+
+function infoFor(key: KeyObject): KeyInfo {
+  let info = keyInfos.get(key)
+  if (info !== undefined) return info
+  if (key.type !== 'public') throw new TpmError('ERR_TPM_BAD_VALUE', 'AK must be a public key')
+  const t = key.asymmetricKeyType
+  if (t === 'rsa') info = { kind: 'rsa', coordSize: 0 }
+  else if (t === 'ec') {
+    const curve = key.asymmetricKeyDetails?.namedCurve ?? ''
+    const size = CURVE_SIZES[curve]
+    if (size === undefined) throw new TpmError('ERR_TPM_UNSUPPORTED', `AK curve ${curve}`)
+    info = { kind: 'ec', coordSize: size }
+  } else throw new TpmError('ERR_TPM_UNSUPPORTED', `AK key type ${String(t)}`)
+  keyInfos.set(key, info)
+  return info
+}
+
+function p1363(sig: TpmSignatureEcc, size: number): Uint8Array {
+  const out = new Uint8Array(size * 2)
+  const place = (v: Uint8Array, at: number): void => {
+    let i = 0
+    while (i < v.byteLength - size && v[i] === 0) i++ // tolerate leading zero bytes
+    const trimmed = v.subarray(i)
+    if (trimmed.byteLength > size)
+      throw new TpmError('ERR_QUOTE_SIGNATURE', 'ECDSA component too long for the AK curve')
+    out.set(trimmed, at + size - trimmed.byteLength)
+  }
+  place(sig.r, 0)
+  place(sig.s, size)
+  return out
+}
+
+/** Verifies the AK signature over `attest`; throws `ERR_QUOTE_SIG_SCHEME` / `ERR_QUOTE_SIGNATURE`. */
+function checkSignature(
+  key: KeyObject,
+  sig: TpmSignature,
+  hash: HashAlg,
+  attest: Uint8Array,
+): void {
+  const info = infoFor(key)
+  let ok: boolean
+  if ('sig' in sig) {
+    if (info.kind !== 'rsa')
+      throw new TpmError('ERR_QUOTE_SIG_SCHEME', 'RSA signature for a non-RSA AK')
+    const input: Parameters<typeof verify>[2] =
+      sig.sigAlg === TPM_ALG_ID.RSAPSS
+        ? {
+            key,
+            padding: constants.RSA_PKCS1_PSS_PADDING,
+            saltLength: constants.RSA_PSS_SALTLEN_AUTO,
+          }
+        : key
+    ok = verify(hash, attest, input, sig.sig)
+  } else {
+    if (sig.sigAlg !== TPM_ALG_ID.ECDSA) {
+      throw new TpmError('ERR_TPM_UNSUPPORTED', `ECC signature scheme 0x${sig.sigAlg.toString(16)}`)
+    }
+    if (info.kind !== 'ec')
+      throw new TpmError('ERR_QUOTE_SIG_SCHEME', 'ECDSA signature for a non-EC AK')
+    ok = verify(hash, attest, { key, dsaEncoding: 'ieee-p1363' }, p1363(sig, info.coordSize))
+  }
+  if (!ok) throw new TpmError('ERR_QUOTE_SIGNATURE', 'quote signature does not verify with the AK')
+}
+
+function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && timingSafeEqual(a, b)
+}
+
+/** Computes a quote's pcrDigest: H(concatenation of the values in order). */
+export function computePcrDigest(
+  hash: HashAlg,
+  values: readonly { value: Uint8Array }[],
+): Uint8Array {
+  const h = createHash(hash)
+  for (const v of values) h.update(v.value)
+  return h.digest()
+}
+
+/**
+ * Verifies a Keylime quote against the AK, the nonce and the hash algorithm, and returns the
+ * attested PCR values and clock info.
+ *
+ * @example
+ * ```ts
+ * const ak = toKeyObject(parseTpm2bPublic(Buffer.from(agent.aik_tpm, 'base64'))) // cache this
+ * const { pcrs, clockInfo } = verifyQuote({ quote: resp.quote, akPublic: ak, nonce, hashAlg: 'sha256' })
+ * ```
+ *
+ * @throws {TpmError} with a specific code per failure (see the module header).
+ */
+export function verifyQuote(params: VerifyQuoteParams): VerifiedQuote {
+  const parts = typeof params.quote === 'string' ? parseQuoteString(params.quote) : params.quote
+  const key = keyFor(params.akPublic)
+
+  const sr = new ByteReader(parts.signature)
+  const sig = readTpmtSignature(sr)
+  sr.end()
+  const signAlg = signAlgName(sig.sigAlg)
+  if (signAlg === undefined) {
+    throw new TpmError('ERR_TPM_UNSUPPORTED', `signature scheme 0x${sig.sigAlg.toString(16)}`)
+  }
+  if (params.signAlg !== undefined && SIGN_ALG_ID[params.signAlg] !== sig.sigAlg) {
+    throw new TpmError('ERR_QUOTE_SIG_SCHEME', `signature scheme is not ${params.signAlg}`)
+  }
+  if (sig.hashAlg !== HASH_ALG_ID[params.hashAlg]) {
+    const got = hashAlgName(sig.hashAlg) ?? `0x${sig.hashAlg.toString(16)}`
+    throw new TpmError('ERR_QUOTE_HASH_ALG', `signature hash ${got} is not ${params.hashAlg}`)
+  }
+  checkSignature(key, sig, params.hashAlg, parts.attest)
+
+  const attest = parseTpmsAttest(parts.attest)
+  if (attest.type !== TPM_ST.ATTEST_QUOTE)
+    throw new TpmError('ERR_QUOTE_TYPE', 'attestation is not a quote')
+  const nonce = typeof params.nonce === 'string' ? Buffer.from(params.nonce, 'utf8') : params.nonce
+  if (!ctEqual(attest.extraData, nonce))
+    throw new TpmError('ERR_QUOTE_NONCE', 'quote nonce does not match')
+
+  const blob: PcrBlob = parsePcrBlob(parts.pcrBlob)
+  if (!samePcrSelection(blob.selection, attest.quote.pcrSelect)) {
+    throw new TpmError(
+      'ERR_QUOTE_PCR_SELECTION',
+      'PCR blob selection differs from the quoted selection',
+    )
+  }
+  if (attest.quote.pcrDigest.byteLength !== HASH_SIZE[params.hashAlg]) {
+    throw new TpmError('ERR_QUOTE_PCR_DIGEST', 'pcrDigest has the wrong size')
+  }
+  if (!ctEqual(computePcrDigest(params.hashAlg, blob.values), attest.quote.pcrDigest)) {
+    throw new TpmError('ERR_QUOTE_PCR_DIGEST', 'PCR values do not match the quoted pcrDigest')
+  }
+  return {
+    pcrs: pcrValuesByBank(blob.values),
+    pcrSelection: blob.selection,
+    clockInfo: attest.clockInfo,
+    firmwareVersion: attest.firmwareVersion,
+    qualifiedSigner: attest.qualifiedSigner,
+    pcrDigest: attest.quote.pcrDigest,
+    signAlg,
+  }
+}
