@@ -1,0 +1,71 @@
+/**
+ * Subject alternative names of the generated server certificate, as upstream gathers them
+ * (`keylime/ca_impl_openssl.py` `get_san_entries`, `keylime/web_util.py` `_parse_san_config`):
+ * `localhost`, `127.0.0.1`, `::1`, the host name, the bind address `ip` unless it is unspecified
+ * (`0.0.0.0`/`::`), plus `cert_subject_alternative_names` (IPs as IP SANs, the rest as DNS names).
+ *
+ * @module
+ */
+import { isIP } from 'node:net'
+import { hostname as osHostname } from 'node:os'
+
+/** DNS names and IP addresses for a certificate, each sorted and without duplicates. */
+export interface SanEntries {
+  dns: string[]
+  ips: string[]
+}
+
+/** Splits a comma list (`cert_subject_alternative_names`) into DNS names and IP addresses. */
+export function parseSanConfig(value: string | undefined): SanEntries {
+  const dns: string[] = []
+  const ips: string[] = []
+  for (const raw of (value ?? '').split(',')) {
+    const entry = raw.trim()
+    if (!entry) continue
+    if (isIP(entry)) ips.push(entry)
+    else dns.push(entry)
+  }
+  return { dns, ips }
+}
+
+function isUnspecified(ip: string): boolean {
+  return ip === '0.0.0.0' || /^[0:]+$/.test(ip)
+}
+
+/** Inputs of {@link getSanEntries}. */
+export interface SanEntriesParams {
+  /** The configured bind address (`ip`). */
+  bindAddress?: string
+  /** `cert_subject_alternative_names`, a comma list. */
+  extra?: string
+  /** The host name (defaults to `os.hostname()`; injectable for tests). */
+  hostname?: string
+}
+
+/**
+ * Gathers the SANs of the generated server certificate.
+ *
+ * @example
+ * ```ts
+ * getSanEntries({ bindAddress: '0.0.0.0', extra: 'verifier.example, 10.0.0.5' })
+ * // { dns: ['localhost', '<host>', 'verifier.example'], ips: ['10.0.0.5', '127.0.0.1', '::1'] }
+ * ```
+ */
+export function getSanEntries(p: SanEntriesParams = {}): SanEntries {
+  const dns = new Set<string>(['localhost'])
+  const ips = new Set<string>(['127.0.0.1', '::1'])
+  const host = p.hostname ?? osHostname()
+  if (host) dns.add(host)
+  const bind = p.bindAddress?.trim()
+  if (bind) {
+    if (isIP(bind)) {
+      if (!isUnspecified(bind)) ips.add(bind)
+    } else {
+      dns.add(bind)
+    }
+  }
+  const extra = parseSanConfig(p.extra)
+  for (const d of extra.dns) dns.add(d)
+  for (const ip of extra.ips) ips.add(ip)
+  return { dns: [...dns].sort(), ips: [...ips].sort() }
+}
