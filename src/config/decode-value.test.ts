@@ -7,7 +7,7 @@ function ok<T>(r: { ok: true; value: T } | { ok: false; reason: string }): T {
 }
 
 describe('unquote', () => {
-  test('strips double quotes and spaces like upstream strip(\'" \'), and one pair of single quotes', () => {
+  test("strips double quotes and spaces like upstream strip('\" '), and one pair of single quotes", () => {
     expect(unquote('"127.0.0.1"')).toBe('127.0.0.1')
     expect(unquote(' "" ')).toBe('')
     expect(unquote("'x'")).toBe('x')
@@ -54,7 +54,10 @@ describe('decodeValue', () => {
   })
 
   test('lists: Python literal, optionally wrapped in double quotes, items stripped', () => {
-    expect(ok(decodeValue({ type: 'list' }, "['agent', ' webhook ']"))).toEqual(['agent', 'webhook'])
+    expect(ok(decodeValue({ type: 'list' }, "['agent', ' webhook ']"))).toEqual([
+      'agent',
+      'webhook',
+    ])
     expect(ok(decodeValue({ type: 'list' }, `"['agent']"`))).toEqual(['agent'])
     expect(ok(decodeValue({ type: 'list' }, '[]'))).toEqual([])
     expect(decodeValue({ type: 'list' }, '[agent]').ok).toBe(false)
@@ -83,7 +86,12 @@ describe('decodeValue', () => {
 
   test('severity_policy: list of {event_id, severity_label}', () => {
     expect(
-      ok(decodeValue({ type: 'severity_policy' }, `[{'event_id': 'ima.*', 'severity_label': 'error'}]`)),
+      ok(
+        decodeValue(
+          { type: 'severity_policy' },
+          `[{'event_id': 'ima.*', 'severity_label': 'error'}]`,
+        ),
+      ),
     ).toEqual([{ event_id: 'ima.*', severity_label: 'error' }])
     expect(decodeValue({ type: 'severity_policy' }, '[{"event_id": ".*"}]').ok).toBe(false)
     expect(decodeValue({ type: 'severity_policy' }, '["x"]').ok).toBe(false)

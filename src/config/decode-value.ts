@@ -84,7 +84,8 @@ const BOOLEAN_STATES: Readonly<Record<string, boolean>> = {
 /** What Python's `int()` accepts for base-10 text (after strip). */
 const INT_TEXT = /^[+-]?\d+(?:_\d+)*$/
 /** What Python's `float()` accepts, minus inf/nan (which no Keylime option can use). */
-const FLOAT_TEXT = /^[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+(?:_\d+)*)?$/
+const FLOAT_TEXT =
+  /^[+-]?(?:\d+(?:_\d+)*(?:\.(?:\d+(?:_\d+)*)?)?|\.\d+(?:_\d+)*)(?:[eE][+-]?\d+(?:_\d+)*)?$/
 
 /** Removes quotes as upstream's `.strip('" ')` does, then one matched pair of single quotes. */
 export function unquote(raw: string): string {
@@ -121,7 +122,8 @@ function decodeList(text: string): DecodeResult<unknown[]> {
   // getlist: strip('" '), then ast.literal_eval must yield a list.
   if (text === '') return { ok: true, value: [] }
   const parsed = parsePythonLiteral(text)
-  if (!parsed.ok) return fail(`expected a Python list literal such as ['a', 'b'] (${parsed.reason})`)
+  if (!parsed.ok)
+    return fail(`expected a Python list literal such as ['a', 'b'] (${parsed.reason})`)
   if (!Array.isArray(parsed.value)) return fail("expected a Python list literal such as ['a', 'b']")
   return { ok: true, value: parsed.value }
 }
@@ -186,7 +188,11 @@ function decodeAny(kind: ValueKind, raw: string): DecodeResult<unknown> {
     case 'string':
       return { ok: true, value: text }
     case 'int':
-      return decodeInt(text, kind.min ?? Number.MIN_SAFE_INTEGER, kind.max ?? Number.MAX_SAFE_INTEGER)
+      return decodeInt(
+        text,
+        kind.min ?? Number.MIN_SAFE_INTEGER,
+        kind.max ?? Number.MAX_SAFE_INTEGER,
+      )
     case 'float':
       return decodeFloat(text, kind.min ?? -Number.MAX_VALUE, kind.max ?? Number.MAX_VALUE)
     case 'port':

@@ -69,7 +69,8 @@ export class ConfigError extends KeylimeError {
 function describeLocation(loc: ConfigErrorLocation): string {
   const parts: string[] = []
   if (loc.envVar !== undefined) parts.push(`environment variable ${loc.envVar}`)
-  if (loc.file !== undefined) parts.push(loc.line === undefined ? loc.file : `${loc.file}:${loc.line}`)
+  if (loc.file !== undefined)
+    parts.push(loc.line === undefined ? loc.file : `${loc.file}:${loc.line}`)
   if (loc.section !== undefined || loc.option !== undefined) {
     const section = loc.section === undefined ? '' : `[${loc.section}]`
     const option = loc.option === undefined ? '' : ` ${loc.option}`

@@ -15,7 +15,12 @@
  */
 
 export type { SeverityRule, TrustedCa } from './decode-value.ts'
-export { CONFIG_ERROR_CODES, ConfigError, type ConfigErrorCode, type ConfigErrorLocation } from './errors.ts'
+export {
+  CONFIG_ERROR_CODES,
+  ConfigError,
+  type ConfigErrorCode,
+  type ConfigErrorLocation,
+} from './errors.ts'
 export { DEFAULT_KEYLIME_DIR, getKeylimeDir, isTestMode } from './get-keylime-dir.ts'
 export { loadCaConfig } from './load-ca-config.ts'
 export { configEnvVar } from './load-component-config.ts'

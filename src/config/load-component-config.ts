@@ -77,12 +77,15 @@ export function loadComponentConfig<S extends ComponentSchema>(
   }
   for (const [option, entry] of store.defaults) {
     if (!Object.values(schema).some((sec) => Object.hasOwn(sec, option))) {
-      warn(`unknown option '${option}' in section [${DEFAULT_SECTION}] of ${component} configuration`, {
-        component,
-        option,
-        file: entry.file,
-        line: entry.line,
-      })
+      warn(
+        `unknown option '${option}' in section [${DEFAULT_SECTION}] of ${component} configuration`,
+        {
+          component,
+          option,
+          file: entry.file,
+          line: entry.line,
+        },
+      )
     }
   }
 

@@ -20,7 +20,11 @@ function syntaxError(text: string): ConfigError {
 describe('parseIni', () => {
   test('reads sections with = and : delimiters, lower-cases option names, strips values', () => {
     const store = parseIni('[verifier]\nPort = 8881\nIP:  "127.0.0.1"  \n[Other]\nk=v\n', 'a.conf')
-    expect(getIniEntry(store, 'verifier', 'port')).toEqual({ value: '8881', file: 'a.conf', line: 2 })
+    expect(getIniEntry(store, 'verifier', 'port')).toEqual({
+      value: '8881',
+      file: 'a.conf',
+      line: 2,
+    })
     expect(getIniEntry(store, 'verifier', 'ip')?.value).toBe('"127.0.0.1"')
     // section names stay case-sensitive
     expect(store.sections.has('Other')).toBe(true)
@@ -78,7 +82,11 @@ describe('parseIni', () => {
     parseIni('[s]\na = 1\nb = 1\n', 'base.conf', store)
     parseIni('[s]\nb = 2\n[t]\nc = 3\n', 'snippet.conf', store)
     expect(getIniEntry(store, 's', 'a')).toMatchObject({ value: '1', file: 'base.conf' })
-    expect(getIniEntry(store, 's', 'b')).toMatchObject({ value: '2', file: 'snippet.conf', line: 2 })
+    expect(getIniEntry(store, 's', 'b')).toMatchObject({
+      value: '2',
+      file: 'snippet.conf',
+      line: 2,
+    })
     expect(getIniEntry(store, 't', 'c')?.value).toBe('3')
   })
 

@@ -57,7 +57,11 @@ export function createIniStore(): IniStore {
 }
 
 /** Looks up `option` in `section`, falling back to `[DEFAULT]` as RawConfigParser.get does. */
-export function getIniEntry(store: IniStore, section: string, option: string): IniEntry | undefined {
+export function getIniEntry(
+  store: IniStore,
+  section: string,
+  option: string,
+): IniEntry | undefined {
   return store.sections.get(section)?.get(option) ?? store.defaults.get(option)
 }
 
@@ -155,20 +159,28 @@ export function parseIni(text: string, file: string, store: IniStore = createIni
     const match = OPTION_LINE.exec(stripped)
     const name = match?.[1]?.trimEnd().toLowerCase()
     if (match === null || name === undefined || name === '') {
-      throw new ConfigError('ERR_CONFIG_SYNTAX', 'line is neither a section, an option nor a comment', {
-        file,
-        line: lineNo,
-        section: currentName,
-      })
+      throw new ConfigError(
+        'ERR_CONFIG_SYNTAX',
+        'line is neither a section, an option nor a comment',
+        {
+          file,
+          line: lineNo,
+          section: currentName,
+        },
+      )
     }
     const key = `${currentName}\u0000${name}`
     if (seenOptions.has(key)) {
-      throw new ConfigError('ERR_CONFIG_SYNTAX', 'option already set in this section of this file', {
-        file,
-        line: lineNo,
-        section: currentName,
-        option: name,
-      })
+      throw new ConfigError(
+        'ERR_CONFIG_SYNTAX',
+        'option already set in this section of this file',
+        {
+          file,
+          line: lineNo,
+          section: currentName,
+          option: name,
+        },
+      )
     }
     seenOptions.add(key)
     const entry: IniEntry = { value: '', file, line: lineNo }

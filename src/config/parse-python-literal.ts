@@ -112,7 +112,8 @@ class Parser {
 
   #string(raw: boolean): string {
     const quote = this.#text[this.#pos] as string
-    if (this.#text.startsWith(quote.repeat(3), this.#pos)) this.#fail('triple-quoted strings are not supported')
+    if (this.#text.startsWith(quote.repeat(3), this.#pos))
+      this.#fail('triple-quoted strings are not supported')
     this.#pos++
     let out = ''
     for (;;) {

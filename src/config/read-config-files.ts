@@ -59,7 +59,12 @@ function kindOf(path: string): FileKind {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT' || code === 'ENOTDIR') return 'missing'
-    throw new ConfigError('ERR_CONFIG_READ', `cannot stat (${code ?? 'error'})`, { file: path }, { cause: err })
+    throw new ConfigError(
+      'ERR_CONFIG_READ',
+      `cannot stat (${code ?? 'error'})`,
+      { file: path },
+      { cause: err },
+    )
   }
 }
 
@@ -77,13 +82,23 @@ function readInto(path: string, store: IniStore): void {
   } catch (err) {
     if (err instanceof ConfigError) throw err
     const code = (err as NodeJS.ErrnoException).code
-    throw new ConfigError('ERR_CONFIG_READ', `cannot read (${code ?? 'error'})`, { file: path }, { cause: err })
+    throw new ConfigError(
+      'ERR_CONFIG_READ',
+      `cannot read (${code ?? 'error'})`,
+      { file: path },
+      { cause: err },
+    )
   }
   let text: string
   try {
     text = UTF8.decode(bytes)
   } catch (err) {
-    throw new ConfigError('ERR_CONFIG_SYNTAX', 'file is not valid UTF-8', { file: path }, { cause: err })
+    throw new ConfigError(
+      'ERR_CONFIG_SYNTAX',
+      'file is not valid UTF-8',
+      { file: path },
+      { cause: err },
+    )
   }
   if (text.startsWith('\uFEFF')) text = text.slice(1)
   parseIni(text, path, store)
@@ -96,7 +111,12 @@ function snippetFiles(dir: string): string[] {
     names = readdirSync(dir)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new ConfigError('ERR_CONFIG_READ', `cannot list (${code ?? 'error'})`, { file: dir }, { cause: err })
+    throw new ConfigError(
+      'ERR_CONFIG_READ',
+      `cannot list (${code ?? 'error'})`,
+      { file: dir },
+      { cause: err },
+    )
   }
   // Python's sorted() on the joined paths: same directory, so code-point order of the names.
   return names
