@@ -6,8 +6,8 @@
 
 /**
  * Returns `url` with any password replaced by `***` (`postgresql://keylime:***@db/keylime`),
- * including a `password=` query parameter. Strings that do not parse as URLs are cut to their
- * scheme, so a malformed URL with a password in it is never echoed either.
+ * including a `password=` query parameter. Strings that are not `scheme://…` URLs are cut to
+ * their scheme, so a malformed URL with a password in it is never echoed either.
  *
  * @example
  * ```ts
@@ -15,12 +15,13 @@
  * ```
  */
 export function redactDatabaseUrl(url: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
   let parsed: URL
   try {
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) throw new Error('no authority')
     parsed = new URL(url)
   } catch {
-    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)
-    return scheme ? `${scheme[1]}://[unparsable]` : '[unparsable]'
+    return scheme ? `${scheme}://[unparsable]` : '[unparsable]'
   }
   if (parsed.password) parsed.password = '***'
   for (const key of [...parsed.searchParams.keys()]) {
