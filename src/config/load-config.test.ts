@@ -112,6 +112,9 @@ describe('upstream 2.6-shaped files load unchanged', () => {
     expect(cfg.registrar.tpm_identity).toBe('default')
     expect(cfg.registrar.malformed_cert_action).toBe('warn')
     expect(cfg.registrar.max_workers).toBe(16)
+    expect(cfg.registrar).toEqual(
+      loadRegistrarConfig({ env: {}, etcDir: root, usrEtcDir: root }).registrar,
+    )
   })
 
   test('tenant.conf', () => {
@@ -126,6 +129,7 @@ describe('upstream 2.6-shaped files load unchanged', () => {
     expect(cfg.tenant.require_ek_cert).toBe(true)
     expect(cfg.tenant.max_payload_size).toBe(1048576)
     expect(cfg.tenant.ek_check_script).toBe('')
+    expect(cfg.tenant).toEqual(loadTenantConfig({ env: {}, etcDir: root, usrEtcDir: root }).tenant)
   })
 
   test('ca.conf', () => {

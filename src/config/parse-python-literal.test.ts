@@ -32,6 +32,7 @@ describe('parsePythonLiteral', () => {
     expect(ok(String.raw`r'\d+'`)).toBe(String.raw`\d+`)
     expect(ok(`"it's"`)).toBe("it's")
     expect(ok(String.raw`'\d'`)).toBe(String.raw`\d`)
+    expect(ok(`['a' "b", 'c']`)).toEqual(['ab', 'c'])
   })
 
   test('numbers, booleans, None, and JSON spellings', () => {

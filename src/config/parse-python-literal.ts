@@ -7,8 +7,8 @@
  * integers and floats, `True`/`False`/`None`, lists and dicts with string keys, trailing commas.
  * JSON's `true`/`false`/`null` are accepted as well, so a JSON value written by hand (the options
  * upstream documents as JSON, `severity_labels` and `severity_policy`) decodes too.
- * Tuples, sets, byte strings, triple-quoted strings and implicit string concatenation are not
- * needed by any Keylime option and are rejected.
+ * Adjacent string literals concatenate (`'a' 'b'`). Tuples, sets, byte strings and
+ * triple-quoted strings are not needed by any Keylime option and are rejected.
  *
  * The parser never throws: it returns `{ ok: false, reason }` for bad input, and bounds nesting
  * depth ({@link MAX_LITERAL_DEPTH}) and input length ({@link MAX_LITERAL_CHARS}).
@@ -77,11 +77,18 @@ class Parser {
     if (c === '[') return this.#list(depth)
     if (c === '{') return this.#dict(depth)
     if (c === '(') this.#fail('tuples are not supported')
-    if (c === '"' || c === "'") return this.#string(false)
-    const prefixed = /^([rRuU])(["'])/.exec(this.#text.slice(this.#pos, this.#pos + 2))
-    if (prefixed) {
-      this.#pos++
-      return this.#string(prefixed[1] === 'r' || prefixed[1] === 'R')
+    if (this.#atString()) {
+      // Adjacent literals concatenate, as in Python: 'a' "b" → 'ab'.
+      let out = this.#prefixedString()
+      for (;;) {
+        const save = this.#pos
+        this.#ws()
+        if (!this.#atString()) {
+          this.#pos = save
+          return out
+        }
+        out += this.#prefixedString()
+      }
     }
     const word = /^[A-Za-z_][A-Za-z0-9_]*/.exec(this.#text.slice(this.#pos))
     if (word) {
@@ -108,6 +115,19 @@ class Parser {
       return n
     }
     this.#fail(`unexpected character '${c}'`)
+  }
+
+  #atString(): boolean {
+    const c = this.#text[this.#pos]
+    if (c === '"' || c === "'") return true
+    return /^[rRuU]["']/.test(this.#text.slice(this.#pos, this.#pos + 2))
+  }
+
+  #prefixedString(): string {
+    const c = this.#text[this.#pos]
+    if (c === '"' || c === "'") return this.#string(false)
+    this.#pos++
+    return this.#string(c === 'r' || c === 'R')
   }
 
   #string(raw: boolean): string {
