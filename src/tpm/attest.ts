@@ -79,12 +79,15 @@ function limited(r: ByteReader, max: number, what: string): Uint8Array {
 
 /**
  * Parses a TPMS_ATTEST (no size prefix) of type quote or certify. Byte fields are views into the
- * input.
+ * input. With `expectType`, any other type fails as `ERR_QUOTE_TYPE` before its body is read.
  *
  * @throws {TpmError} `ERR_QUOTE_MAGIC` (not TPM-generated), `ERR_QUOTE_TYPE` (not quote/certify),
  *   `ERR_TPM_TRUNCATED`, `ERR_TPM_TRAILING_BYTES`, `ERR_TPM_BAD_VALUE`.
  */
-export function parseTpmsAttest(bytes: Uint8Array): TpmsAttest {
+export function parseTpmsAttest(
+  bytes: Uint8Array,
+  opts: { expectType?: typeof TPM_ST.ATTEST_QUOTE | typeof TPM_ST.ATTEST_CERTIFY } = {},
+): TpmsAttest {
   const r = new ByteReader(bytes)
   const magic = r.u32()
   if (magic !== TPM_GENERATED_VALUE) {
@@ -93,6 +96,12 @@ export function parseTpmsAttest(bytes: Uint8Array): TpmsAttest {
   const type = r.u16()
   if (type !== TPM_ST.ATTEST_QUOTE && type !== TPM_ST.ATTEST_CERTIFY) {
     throw new TpmError('ERR_QUOTE_TYPE', `attestation type 0x${type.toString(16)} not supported`)
+  }
+  if (opts.expectType !== undefined && type !== opts.expectType) {
+    throw new TpmError(
+      'ERR_QUOTE_TYPE',
+      `attestation type 0x${type.toString(16)} is not the expected one`,
+    )
   }
   const qualifiedSigner = limited(r, MAX_NAME, 'qualifiedSigner')
   const extraData = limited(r, MAX_DATA, 'extraData')

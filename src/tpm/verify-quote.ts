@@ -211,7 +211,7 @@ export function verifyQuote(params: VerifyQuoteParams): VerifiedQuote {
   }
   checkSignature(key, sig, params.hashAlg, parts.attest)
 
-  const attest = parseTpmsAttest(parts.attest)
+  const attest = parseTpmsAttest(parts.attest, { expectType: TPM_ST.ATTEST_QUOTE })
   if (attest.type !== TPM_ST.ATTEST_QUOTE)
     throw new TpmError('ERR_QUOTE_TYPE', 'attestation is not a quote')
   const nonce = typeof params.nonce === 'string' ? Buffer.from(params.nonce, 'utf8') : params.nonce
