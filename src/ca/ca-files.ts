@@ -23,8 +23,18 @@ export const CA_FILES = {
 } as const
 
 /** File names of an issued certificate `<name>-cert.crt`, `<name>-private.pem`, `<name>-public.pem`. */
-export function certFileNames(name: string): { cert: string; privateKey: string; publicKey: string; pkg: string } {
-  return { cert: `${name}-cert.crt`, privateKey: `${name}-private.pem`, publicKey: `${name}-public.pem`, pkg: `${name}-pkg.zip` }
+export function certFileNames(name: string): {
+  cert: string
+  privateKey: string
+  publicKey: string
+  pkg: string
+} {
+  return {
+    cert: `${name}-cert.crt`,
+    privateKey: `${name}-private.pem`,
+    publicKey: `${name}-public.pem`,
+    pkg: `${name}-pkg.zip`,
+  }
 }
 
 /** Mode of private keys, `private.yml` and packages. */
@@ -44,7 +54,11 @@ export async function ensureCaDir(dir: string): Promise<void> {
 }
 
 /** Writes `data` to `path` atomically with `mode` (temporary file + fsync + rename). */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode: number,
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`
   const fh = await open(tmp, 'wx', mode)
   try {
@@ -83,7 +97,9 @@ export async function readBounded(path: string, hint?: string): Promise<Buffer> 
   try {
     size = (await stat(path)).size
   } catch (cause) {
-    throw new CaError('ERR_CA_FILE_MISSING', `file not found: ${path}${hint ? ` (${hint})` : ''}`, { cause })
+    throw new CaError('ERR_CA_FILE_MISSING', `file not found: ${path}${hint ? ` (${hint})` : ''}`, {
+      cause,
+    })
   }
   if (size > MAX_READ_BYTES) throw new CaError('ERR_CA_MALFORMED', `file too large: ${path}`)
   return readFile(path)

@@ -69,11 +69,22 @@ export function resolveCaSettings(partial: Partial<CaSettings> = {}): CaSettings
   for (const opt of ['cert_ca_lifetime', 'cert_lifetime'] as const) {
     const v = s[opt]
     if (!Number.isInteger(v) || v < 1 || v > MAX_LIFETIME_DAYS) {
-      throw new CaError('ERR_CA_INVALID_INPUT', `[ca] ${opt} must be a whole number of days (1..${MAX_LIFETIME_DAYS})`)
+      throw new CaError(
+        'ERR_CA_INVALID_INPUT',
+        `[ca] ${opt} must be a whole number of days (1..${MAX_LIFETIME_DAYS})`,
+      )
     }
   }
-  if (!Number.isInteger(s.cert_bits) || s.cert_bits < 2048 || s.cert_bits > 16384 || s.cert_bits % 8 !== 0) {
-    throw new CaError('ERR_CA_INVALID_INPUT', '[ca] cert_bits must be a multiple of 8 between 2048 and 16384')
+  if (
+    !Number.isInteger(s.cert_bits) ||
+    s.cert_bits < 2048 ||
+    s.cert_bits > 16384 ||
+    s.cert_bits % 8 !== 0
+  ) {
+    throw new CaError(
+      'ERR_CA_INVALID_INPUT',
+      '[ca] cert_bits must be a multiple of 8 between 2048 and 16384',
+    )
   }
   if (s.cert_country.length !== 2) {
     throw new CaError('ERR_CA_INVALID_INPUT', '[ca] cert_country must be a two-letter country code')

@@ -36,7 +36,12 @@ import { createCaCertificate } from './create-ca-certificate.ts'
 import { createCrl, type RevokedEntry } from './create-crl.ts'
 import { CaError } from './errors.ts'
 import { type CertKind, issueCertificate } from './issue-certificate.ts'
-import { type CaPrivateData, emptyPrivateData, sealPrivateYml, unsealPrivateYml } from './private-yml.ts'
+import {
+  type CaPrivateData,
+  emptyPrivateData,
+  sealPrivateYml,
+  unsealPrivateYml,
+} from './private-yml.ts'
 import {
   decryptPrivateKeyPem,
   encryptPrivateKeyPem,
@@ -52,7 +57,14 @@ const log = getLogger('ca')
 /** Names usable for issued certificates (they become file names and keystore keys). */
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/
 /** Keystore keys that are not certificate names. */
-const RESERVED_NAMES = new Set(['ca', 'lastserial', 'revoked_keys', 'revocation_dates', 'priv', 'salt'])
+const RESERVED_NAMES = new Set([
+  'ca',
+  'lastserial',
+  'revoked_keys',
+  'revocation_dates',
+  'priv',
+  'salt',
+])
 
 /**
  * Checks a certificate name (`-n`): 1–64 characters of `[A-Za-z0-9._@-]`, not starting with a
@@ -62,7 +74,10 @@ const RESERVED_NAMES = new Set(['ca', 'lastserial', 'revoked_keys', 'revocation_
  */
 export function assertCertName(name: string): void {
   if (!NAME_RE.test(name) || RESERVED_NAMES.has(name)) {
-    throw new CaError('ERR_CA_INVALID_INPUT', `invalid certificate name ${JSON.stringify(name.slice(0, 80))}`)
+    throw new CaError(
+      'ERR_CA_INVALID_INPUT',
+      `invalid certificate name ${JSON.stringify(name.slice(0, 80))}`,
+    )
   }
 }
 
@@ -103,7 +118,8 @@ export interface CertPackage {
 
 function serialOf(cert: X509Certificate): number {
   const n = Number.parseInt(cert.serialNumber, 16)
-  if (!Number.isSafeInteger(n)) throw new CaError('ERR_CA_MALFORMED', 'certificate serial is not a small integer')
+  if (!Number.isSafeInteger(n))
+    throw new CaError('ERR_CA_MALFORMED', 'certificate serial is not a small integer')
   return n
 }
 
@@ -128,7 +144,14 @@ export class CertAuthority {
   #data: CaPrivateData
   #caKey: CryptoKey | undefined
 
-  private constructor(dir: string, settings: CaSettings, caCert: X509Certificate, password: string, salt: string, data: CaPrivateData) {
+  private constructor(
+    dir: string,
+    settings: CaSettings,
+    caCert: X509Certificate,
+    password: string,
+    salt: string,
+    data: CaPrivateData,
+  ) {
     this.dir = dir
     this.settings = settings
     this.caCert = caCert
@@ -139,7 +162,10 @@ export class CertAuthority {
 
   /** True when `dir` holds an initialised CA (`cacert.crt` and `private.yml`). */
   static async exists(dir: string): Promise<boolean> {
-    return (await fileExists(caPath(dir, CA_FILES.caCert))) && (await fileExists(caPath(dir, CA_FILES.privateYml)))
+    return (
+      (await fileExists(caPath(dir, CA_FILES.caCert))) &&
+      (await fileExists(caPath(dir, CA_FILES.privateYml)))
+    )
   }
 
   /**
@@ -147,10 +173,16 @@ export class CertAuthority {
    * `*.der` and `private.yml` as upstream does, then writes the CA certificate, public key, an
    * empty CRL and the keystore (`lastserial` 1). The directory is made mode 0700.
    */
-  static async init(dir: string, settings: CaSettings, password: string, now: Date = new Date()): Promise<CertAuthority> {
+  static async init(
+    dir: string,
+    settings: CaSettings,
+    password: string,
+    now: Date = new Date(),
+  ): Promise<CertAuthority> {
     await ensureCaDir(dir)
     for (const f of await readdir(dir)) {
-      if (/\.(pem|crt|zip|der)$/.test(f) || f === CA_FILES.privateYml) await rm(caPath(dir, f), { force: true })
+      if (/\.(pem|crt|zip|der)$/.test(f) || f === CA_FILES.privateYml)
+        await rm(caPath(dir, f), { force: true })
     }
     const kp = await generateRsaKeyPair(settings.cert_bits)
     const caCert = await createCaCertificate({ settings, keys: kp.keys, now })
@@ -176,11 +208,17 @@ export class CertAuthority {
    */
   static async open(dir: string, settings: CaSettings, password: string): Promise<CertAuthority> {
     if (!(await CertAuthority.exists(dir))) {
-      throw new CaError('ERR_CA_NOT_INITIALIZED', `no CA in ${dir} (run keylime_ca -c init -d ${dir})`)
+      throw new CaError(
+        'ERR_CA_NOT_INITIALIZED',
+        `no CA in ${dir} (run keylime_ca -c init -d ${dir})`,
+      )
     }
     const certPath = caPath(dir, CA_FILES.caCert)
     const caCert = parseCertPem(await readTextBounded(certPath), certPath)
-    const { data, salt } = await unsealPrivateYml(await readTextBounded(caPath(dir, CA_FILES.privateYml)), password)
+    const { data, salt } = await unsealPrivateYml(
+      await readTextBounded(caPath(dir, CA_FILES.privateYml)),
+      password,
+    )
     if (!data.ca) throw new CaError('ERR_CA_MALFORMED', `private.yml in ${dir} holds no CA key`)
     return new CertAuthority(dir, settings, caCert, password, salt, data)
   }
@@ -199,7 +237,10 @@ export class CertAuthority {
   async hasCert(name: string): Promise<boolean> {
     assertCertName(name)
     const f = certFileNames(name)
-    return (await fileExists(caPath(this.dir, f.cert))) && (await fileExists(caPath(this.dir, f.privateKey)))
+    return (
+      (await fileExists(caPath(this.dir, f.cert))) &&
+      (await fileExists(caPath(this.dir, f.privateKey)))
+    )
   }
 
   /** Reads `<name>-cert.crt`. */
@@ -235,7 +276,11 @@ export class CertAuthority {
     const der = new Uint8Array(crl.rawData)
     await writeFileAtomic(caPath(this.dir, CA_FILES.crlDer), der, PUBLIC_FILE_MODE)
     // OpenSSL and Python `cryptography` label CRLs `X509 CRL` (@peculiar/x509 writes `CRL`).
-    await writeFileAtomic(caPath(this.dir, CA_FILES.crlPem), toPem(der, 'X509 CRL'), PUBLIC_FILE_MODE)
+    await writeFileAtomic(
+      caPath(this.dir, CA_FILES.crlPem),
+      toPem(der, 'X509 CRL'),
+      PUBLIC_FILE_MODE,
+    )
     return der
   }
 
@@ -261,7 +306,9 @@ export class CertAuthority {
       sanIps: opts.sanIps,
       now,
     })
-    const keyPem = opts.keyPassword ? encryptPrivateKeyPem(kp.privatePem, opts.keyPassword) : kp.privatePem
+    const keyPem = opts.keyPassword
+      ? encryptPrivateKeyPem(kp.privatePem, opts.keyPassword)
+      : kp.privatePem
     this.#data.keys[name] = keyPem
     this.#data.lastserial = serial
     await this.#saveKeystore()
@@ -288,7 +335,8 @@ export class CertAuthority {
   async certPackage(name: string, opts: { insecure?: boolean } = {}): Promise<CertPackage> {
     assertCertName(name)
     const f = certFileNames(name)
-    const read = (file: string) => readBounded(caPath(this.dir, file), `create it with keylime_ca -c create -n ${name}`)
+    const read = (file: string) =>
+      readBounded(caPath(this.dir, file), `create it with keylime_ca -c create -n ${name}`)
     const [cacert, pub, certBuf, crlDer, crlPem, onDiskKey] = await Promise.all([
       read(CA_FILES.caCert),
       read(f.publicKey),
@@ -298,7 +346,8 @@ export class CertAuthority {
       read(f.privateKey),
     ])
     const stored = this.#data.keys[name]
-    if (stored === undefined) throw new CaError('ERR_CA_UNKNOWN_NAME', `private.yml holds no key for ${name}`)
+    if (stored === undefined)
+      throw new CaError('ERR_CA_UNKNOWN_NAME', `private.yml holds no key for ${name}`)
     const cert = parseCertPem(certBuf.toString('utf8'), f.cert)
     const entries = (key: string | Uint8Array) => ({
       [f.publicKey]: new Uint8Array(pub),
@@ -316,7 +365,9 @@ export class CertAuthority {
       onDisk = zip
     } else {
       const diskKeyText = onDiskKey.toString('utf8')
-      const protectedKey = diskKeyText.includes('ENCRYPTED') ? diskKeyText : encryptPrivateKeyPem(stored, this.#password)
+      const protectedKey = diskKeyText.includes('ENCRYPTED')
+        ? diskKeyText
+        : encryptPrivateKeyPem(stored, this.#password)
       onDisk = zipSync(entries(protectedKey), { level: 0 })
     }
     const path = caPath(this.dir, f.pkg)
@@ -332,19 +383,30 @@ export class CertAuthority {
    *
    * @returns the new CRL, DER.
    */
-  async revoke(target: { name?: string; serial?: number | string }, now: Date = new Date()): Promise<Uint8Array> {
+  async revoke(
+    target: { name?: string; serial?: number | string },
+    now: Date = new Date(),
+  ): Promise<Uint8Array> {
     if ((target.name === undefined) === (target.serial === undefined)) {
-      throw new CaError('ERR_CA_INVALID_INPUT', 'give exactly one of a certificate name or a serial to revoke')
+      throw new CaError(
+        'ERR_CA_INVALID_INPUT',
+        'give exactly one of a certificate name or a serial to revoke',
+      )
     }
     let serial: string
     if (target.name !== undefined) {
       assertCertName(target.name)
       const path = caPath(this.dir, certFileNames(target.name).cert)
-      if (!(await fileExists(path))) throw new CaError('ERR_CA_UNKNOWN_NAME', `no certificate named ${target.name} in ${this.dir}`)
+      if (!(await fileExists(path)))
+        throw new CaError(
+          'ERR_CA_UNKNOWN_NAME',
+          `no certificate named ${target.name} in ${this.dir}`,
+        )
       serial = String(serialOf(await this.readCert(target.name)))
     } else {
       const s = String(target.serial).trim()
-      if (!/^[1-9][0-9]{0,40}$/.test(s)) throw new CaError('ERR_CA_INVALID_INPUT', 'serial must be a positive decimal number')
+      if (!/^[1-9][0-9]{0,40}$/.test(s))
+        throw new CaError('ERR_CA_INVALID_INPUT', 'serial must be a positive decimal number')
       serial = s
     }
     if (!this.#data.revokedKeys.includes(serial)) {

@@ -9,7 +9,13 @@
  *
  * @module
  */
-import { AuthorityKeyIdentifierExtension, Extension, X509CrlGenerator, type X509Certificate, type X509Crl } from '@peculiar/x509'
+import {
+  AuthorityKeyIdentifierExtension,
+  Extension,
+  X509CrlGenerator,
+  type X509Certificate,
+  type X509Crl,
+} from '@peculiar/x509'
 import { RSA_SIGNING_ALGORITHM } from './rsa-keys.ts'
 import { addDays, serialToHex } from './validity.ts'
 
@@ -57,8 +63,15 @@ export async function createCrl(p: CreateCrlParams): Promise<X509Crl> {
     signingKey: p.caKey,
     extensions: [
       await AuthorityKeyIdentifierExtension.create(p.caCert.publicKey),
-      new Extension(ID_CE_CRL_NUMBER, false, derInteger(Math.max(0, Math.floor(p.now.getTime() / 1000)))),
+      new Extension(
+        ID_CE_CRL_NUMBER,
+        false,
+        derInteger(Math.max(0, Math.floor(p.now.getTime() / 1000))),
+      ),
     ],
-    entries: p.revoked.map((r) => ({ serialNumber: serialToHex(r.serial), revocationDate: r.date })),
+    entries: p.revoked.map((r) => ({
+      serialNumber: serialToHex(r.serial),
+      revocationDate: r.date,
+    })),
   })
 }

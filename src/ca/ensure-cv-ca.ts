@@ -92,9 +92,22 @@ export async function ensureCvCa(opts: EnsureCvCaOptions): Promise<EnsureCvCaRes
       }
       if (created.ca || !(await leafPresent(dir, 'server'))) {
         ca ??= await CertAuthority.open(dir, opts.settings, password)
-        const san = getSanEntries({ bindAddress: opts.ip, extra: opts.subjectAltNames, hostname: opts.hostname })
-        log.info('generating server certificate', { dns: san.dns.join(','), ips: san.ips.join(',') })
-        await ca.createCert('server', { kind: 'server', sanDns: san.dns, sanIps: san.ips, keyPassword: opts.serverKeyPassword, now })
+        const san = getSanEntries({
+          bindAddress: opts.ip,
+          extra: opts.subjectAltNames,
+          hostname: opts.hostname,
+        })
+        log.info('generating server certificate', {
+          dns: san.dns.join(','),
+          ips: san.ips.join(','),
+        })
+        await ca.createCert('server', {
+          kind: 'server',
+          sanDns: san.dns,
+          sanIps: san.ips,
+          keyPassword: opts.serverKeyPassword,
+          now,
+        })
         created.server = true
       }
       if (withClient && (created.ca || !(await leafPresent(dir, 'client')))) {

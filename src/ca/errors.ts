@@ -43,7 +43,11 @@ export type CaErrorCode = (typeof CA_ERROR_CODES)[keyof typeof CA_ERROR_CODES]
 export class CaError extends KeylimeError {
   declare readonly code: CaErrorCode
 
-  constructor(code: CaErrorCode, message: string, options: { cause?: unknown; status?: number } = {}) {
+  constructor(
+    code: CaErrorCode,
+    message: string,
+    options: { cause?: unknown; status?: number } = {},
+  ) {
     super(code, message, { status: options.status ?? 500, cause: options.cause })
     this.name = 'CaError'
   }

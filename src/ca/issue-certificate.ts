@@ -59,16 +59,27 @@ function sanEntries(name: string, dns: string[], ips: string[]): JsonGeneralName
   const out: JsonGeneralName[] = []
   for (const d of dns) {
     if (d.length === 0 || d.length > 253 || !/^[\x21-\x7e]+$/.test(d)) {
-      throw new CaError('ERR_CA_INVALID_INPUT', `invalid DNS subject alternative name ${JSON.stringify(d.slice(0, 64))}`)
+      throw new CaError(
+        'ERR_CA_INVALID_INPUT',
+        `invalid DNS subject alternative name ${JSON.stringify(d.slice(0, 64))}`,
+      )
     }
     out.push({ type: 'dns', value: d })
   }
   for (const ip of ips) {
-    if (isIP(ip) === 0) throw new CaError('ERR_CA_INVALID_INPUT', `invalid IP subject alternative name ${JSON.stringify(ip.slice(0, 64))}`)
+    if (isIP(ip) === 0)
+      throw new CaError(
+        'ERR_CA_INVALID_INPUT',
+        `invalid IP subject alternative name ${JSON.stringify(ip.slice(0, 64))}`,
+      )
     out.push({ type: 'ip', value: ip })
   }
   if (out.length === 0) out.push({ type: 'dns', value: name })
-  if (out.length > MAX_SANS) throw new CaError('ERR_CA_INVALID_INPUT', `too many subject alternative names (max ${MAX_SANS})`)
+  if (out.length > MAX_SANS)
+    throw new CaError(
+      'ERR_CA_INVALID_INPUT',
+      `too many subject alternative names (max ${MAX_SANS})`,
+    )
   return out
 }
 
@@ -85,8 +96,10 @@ export async function issueCertificate(p: IssueCertificateParams): Promise<X509C
     await AuthorityKeyIdentifierExtension.create(p.caCert.publicKey),
     await SubjectKeyIdentifierExtension.create(p.publicKey),
   ]
-  if (p.kind === 'server') extensions.push(new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth], false))
-  if (p.kind === 'client') extensions.push(new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth], false))
+  if (p.kind === 'server')
+    extensions.push(new ExtendedKeyUsageExtension([ExtendedKeyUsage.serverAuth], false))
+  if (p.kind === 'client')
+    extensions.push(new ExtendedKeyUsageExtension([ExtendedKeyUsage.clientAuth], false))
   return X509CertificateGenerator.create({
     serialNumber: serialToHex(p.serial),
     subject: buildSubjectName(p.settings, p.name),

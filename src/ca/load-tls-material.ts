@@ -50,11 +50,18 @@ function isCertPem(text: string): boolean {
  *   `ERR_CA_KEY_PASSWORD` when a key is encrypted and its password is missing or wrong;
  *   `ERR_CA_MALFORMED` when a certificate file holds no certificate.
  */
-export async function loadTlsMaterial(files: TlsFiles, opts: LoadTlsMaterialOptions = {}): Promise<TlsMaterial> {
+export async function loadTlsMaterial(
+  files: TlsFiles,
+  opts: LoadTlsMaterialOptions = {},
+): Promise<TlsMaterial> {
   const where = files.component ? `[${files.component}] ` : ''
   const readCert = async (path: string, option: string) => {
     const text = await readTextBounded(path, `check ${where}${option} and tls_dir`)
-    if (!isCertPem(text)) throw new CaError('ERR_CA_MALFORMED', `no PEM certificate in ${path} (check ${where}${option})`)
+    if (!isCertPem(text))
+      throw new CaError(
+        'ERR_CA_MALFORMED',
+        `no PEM certificate in ${path} (check ${where}${option})`,
+      )
     return text
   }
   const readKey = async (path: string, option: string, password: string | undefined) => {
@@ -62,8 +69,10 @@ export async function loadTlsMaterial(files: TlsFiles, opts: LoadTlsMaterialOpti
     return decryptPrivateKeyPem(text, password, `${path} (${where}${option}, ${option}_password)`)
   }
   const out: TlsMaterial = { ca: [], verifyPeer: files.trustedCa !== 'all' }
-  const wantServer = opts.server ?? (files.serverCert !== undefined || files.serverKey !== undefined)
-  const wantClient = opts.client ?? (files.clientCert !== undefined || files.clientKey !== undefined)
+  const wantServer =
+    opts.server ?? (files.serverCert !== undefined || files.serverKey !== undefined)
+  const wantClient =
+    opts.client ?? (files.clientCert !== undefined || files.clientKey !== undefined)
   if (wantServer) {
     if (!files.serverCert || !files.serverKey) {
       throw new CaError('ERR_CA_FILE_MISSING', `${where}server_cert and server_key must be set`)

@@ -6,7 +6,8 @@ import { CaError } from './errors.ts'
 import { emptyPrivateData, sealPrivateYml, unsealPrivateYml } from './private-yml.ts'
 import { parseYamlSubset } from './yaml-subset.ts'
 
-const KEY = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n'
+const KEY =
+  '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n'
 
 function sample() {
   const d = emptyPrivateData()
@@ -21,7 +22,8 @@ function sample() {
 const py = Bun.which('python3')
 const hasPyCrypto =
   py !== null && Bun.spawnSync([py, '-c', 'import cryptography, yaml']).exitCode === 0
-if (!hasPyCrypto) console.log('skipping Python interop test: python3 with cryptography and PyYAML not available')
+if (!hasPyCrypto)
+  console.log('skipping Python interop test: python3 with cryptography and PyYAML not available')
 
 describe('private.yml', () => {
   test('seals to {priv, salt} and unseals with the right password', async () => {
@@ -55,7 +57,10 @@ describe('private.yml', () => {
     const b64 = Buffer.from(outer.priv as Uint8Array).toString()
     const raw = Buffer.from(b64, 'base64')
     raw[20] = (raw[20] ?? 0) ^ 1
-    const tampered = text.replace(/priv: !!binary \|\n(  .*\n)+/, `priv: !!binary ${Buffer.from(raw.toString('base64')).toString('base64')}\n`)
+    const tampered = text.replace(
+      /priv: !!binary \|\n( {2}.*\n)+/,
+      `priv: !!binary ${Buffer.from(raw.toString('base64')).toString('base64')}\n`,
+    )
     const err = await unsealPrivateYml(tampered, 'pw').catch((e: unknown) => e)
     expect((err as CaError).code).toBe('ERR_CA_BAD_PASSWORD')
   })
@@ -65,12 +70,14 @@ describe('private.yml', () => {
     expect((err as CaError).code).toBe('ERR_CA_MALFORMED')
   })
 
-  test.skipIf(!hasPyCrypto)('is readable and writable by upstream-style Python (PBKDF2 + AES-GCM + PyYAML)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'ca-py-'))
-    const file = join(dir, 'private.yml')
-    writeFileSync(file, await sealPrivateYml(sample(), 'pw'))
-    // Independent reimplementation of upstream's read_private/write_private (keylime/crypto.py kdf/encrypt).
-    const script = `
+  test.skipIf(!hasPyCrypto)(
+    'is readable and writable by upstream-style Python (PBKDF2 + AES-GCM + PyYAML)',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'ca-py-'))
+      const file = join(dir, 'private.yml')
+      writeFileSync(file, await sealPrivateYml(sample(), 'pw'))
+      // Independent reimplementation of upstream's read_private/write_private (keylime/crypto.py kdf/encrypt).
+      const script = `
 import sys, yaml, base64, os
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives import hashes
@@ -90,13 +97,14 @@ e = Cipher(algorithms.AES(kdf()), modes.GCM(iv)).encryptor()
 c = e.update(yaml.safe_dump(priv).encode()) + e.finalize()
 yaml.safe_dump({'salt': t['salt'], 'priv': base64.b64encode(iv + c + e.tag)}, open(f, 'w'))
 `
-    const r = Bun.spawnSync([py as string, '-c', script, file])
-    expect(r.stderr.toString()).toBe('')
-    expect(r.exitCode).toBe(0)
-    const { data } = await unsealPrivateYml(await Bun.file(file).text(), 'pw')
-    expect(data.lastserial).toBe(4)
-    expect(data.revokedKeys).toEqual(['2', '3'])
-    expect(data.keys.py).toBe('PY KEY')
-    expect(data.ca).toBe(KEY)
-  })
+      const r = Bun.spawnSync([py as string, '-c', script, file])
+      expect(r.stderr.toString()).toBe('')
+      expect(r.exitCode).toBe(0)
+      const { data } = await unsealPrivateYml(await Bun.file(file).text(), 'pw')
+      expect(data.lastserial).toBe(4)
+      expect(data.revokedKeys).toEqual(['2', '3'])
+      expect(data.keys.py).toBe('PY KEY')
+      expect(data.ca).toBe(KEY)
+    },
+  )
 })

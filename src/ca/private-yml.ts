@@ -59,7 +59,13 @@ export function newPrivateYmlSalt(): string {
 }
 
 async function deriveKey(password: string, salt: string): Promise<Buffer> {
-  return pbkdf2Async(Buffer.from(password, 'utf8'), Buffer.from(salt, 'utf8'), PRIVATE_YML_KDF_ITERATIONS, 32, 'sha256')
+  return pbkdf2Async(
+    Buffer.from(password, 'utf8'),
+    Buffer.from(salt, 'utf8'),
+    PRIVATE_YML_KDF_ITERATIONS,
+    32,
+    'sha256',
+  )
 }
 
 const enc = new TextEncoder()
@@ -70,16 +76,22 @@ const dec = new TextDecoder('utf-8', { fatal: true })
  *
  * @param salt reuse the salt read from the existing file (upstream keeps it); a new one otherwise.
  */
-export async function sealPrivateYml(data: CaPrivateData, password: string, salt = newPrivateYmlSalt()): Promise<string> {
+export async function sealPrivateYml(
+  data: CaPrivateData,
+  password: string,
+  salt = newPrivateYmlSalt(),
+): Promise<string> {
   const inner: YamlDoc = {}
   for (const [name, pem] of Object.entries(data.keys)) {
-    if (RESERVED_KEYS.has(name)) throw new CaError('ERR_CA_INVALID_INPUT', `certificate name ${name} is reserved`)
+    if (RESERVED_KEYS.has(name))
+      throw new CaError('ERR_CA_INVALID_INPUT', `certificate name ${name} is reserved`)
     inner[name] = enc.encode(pem)
   }
   inner.ca = enc.encode(data.ca)
   inner.lastserial = data.lastserial
   inner.revoked_keys = [...data.revokedKeys]
-  if (Object.keys(data.revocationDates).length > 0) inner.revocation_dates = { ...data.revocationDates }
+  if (Object.keys(data.revocationDates).length > 0)
+    inner.revocation_dates = { ...data.revocationDates }
   const plaintext = enc.encode(dumpYamlSubset(inner))
   const key = await deriveKey(password, salt)
   const iv = randomBytes(16)
@@ -95,7 +107,10 @@ export async function sealPrivateYml(data: CaPrivateData, password: string, salt
  * @throws {CaError} `ERR_CA_BAD_PASSWORD` when the password is wrong (GCM tag mismatch);
  *   `ERR_CA_MALFORMED` when the file is not a keystore.
  */
-export async function unsealPrivateYml(text: string, password: string): Promise<UnsealedPrivateYml> {
+export async function unsealPrivateYml(
+  text: string,
+  password: string,
+): Promise<UnsealedPrivateYml> {
   const outer = parseYamlSubset(text)
   const salt = outer.salt
   const priv = outer.priv
@@ -103,7 +118,8 @@ export async function unsealPrivateYml(text: string, password: string): Promise<
     throw new CaError('ERR_CA_MALFORMED', 'private.yml lacks salt or priv')
   }
   const b64 = Buffer.from(priv).toString('latin1').replace(/\s+/g, '')
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw new CaError('ERR_CA_MALFORMED', 'private.yml priv is not base64')
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64))
+    throw new CaError('ERR_CA_MALFORMED', 'private.yml priv is not base64')
   const blob = Buffer.from(b64, 'base64')
   if (blob.length < 32) throw new CaError('ERR_CA_MALFORMED', 'private.yml priv is too short')
   const key = await deriveKey(password, salt)
@@ -113,22 +129,29 @@ export async function unsealPrivateYml(text: string, password: string): Promise<
     decipher.setAuthTag(blob.subarray(blob.length - 16))
     plain = Buffer.concat([decipher.update(blob.subarray(16, blob.length - 16)), decipher.final()])
   } catch (cause) {
-    throw new CaError('ERR_CA_BAD_PASSWORD', 'invalid password for the CA keystore private.yml', { cause })
+    throw new CaError('ERR_CA_BAD_PASSWORD', 'invalid password for the CA keystore private.yml', {
+      cause,
+    })
   }
   let inner: YamlDoc
   try {
     inner = parseYamlSubset(dec.decode(plain))
   } catch (cause) {
-    throw new CaError('ERR_CA_MALFORMED', 'private.yml content is not valid keystore YAML', { cause })
+    throw new CaError('ERR_CA_MALFORMED', 'private.yml content is not valid keystore YAML', {
+      cause,
+    })
   }
   const data = emptyPrivateData()
   for (const [k, v] of Object.entries(inner)) {
-    if (k === 'ca') data.ca = v instanceof Uint8Array ? dec.decode(v) : typeof v === 'string' ? v : ''
+    if (k === 'ca')
+      data.ca = v instanceof Uint8Array ? dec.decode(v) : typeof v === 'string' ? v : ''
     else if (k === 'lastserial') {
-      if (typeof v !== 'number') throw new CaError('ERR_CA_MALFORMED', 'private.yml lastserial is not a number')
+      if (typeof v !== 'number')
+        throw new CaError('ERR_CA_MALFORMED', 'private.yml lastserial is not a number')
       data.lastserial = v
     } else if (k === 'revoked_keys') {
-      if (!Array.isArray(v)) throw new CaError('ERR_CA_MALFORMED', 'private.yml revoked_keys is not a list')
+      if (!Array.isArray(v))
+        throw new CaError('ERR_CA_MALFORMED', 'private.yml revoked_keys is not a list')
       data.revokedKeys = v.map(String)
     } else if (k === 'revocation_dates') {
       if (typeof v !== 'object' || Array.isArray(v) || v instanceof Uint8Array) {

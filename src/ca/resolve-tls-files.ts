@@ -82,7 +82,12 @@ export function resolveTlsFiles(p: ResolveTlsFilesParams): TlsFiles {
   let dir: string
   if (tlsDir === 'generate') {
     dir = resolve(p.keylimeDir, p.generateDirName ?? 'cv_ca')
-    const given = { server_key: p.serverKey, server_cert: p.serverCert, client_key: p.clientKey, client_cert: p.clientCert }
+    const given = {
+      server_key: p.serverKey,
+      server_cert: p.serverCert,
+      client_key: p.clientKey,
+      client_cert: p.clientCert,
+    }
     const bad = Object.entries(given).filter(([, v]) => v !== undefined && v !== 'default')
     const ca = typeof p.trustedCa === 'string' ? p.trustedCa.trim() : p.trustedCa
     if (bad.length > 0 || (ca !== undefined && ca !== 'default')) {
@@ -101,12 +106,25 @@ export function resolveTlsFiles(p: ResolveTlsFilesParams): TlsFiles {
     if (v === undefined || v === '') return undefined
     return v === 'default' ? join(dir, standard) : resolve(dir, v)
   }
-  let trusted = p.trustedCa === undefined ? 'default' : typeof p.trustedCa === 'string' ? parseListOption(p.trustedCa) : p.trustedCa
-  if (Array.isArray(trusted) && trusted.length === 1 && (trusted[0] === 'default' || trusted[0] === 'all')) {
+  let trusted =
+    p.trustedCa === undefined
+      ? 'default'
+      : typeof p.trustedCa === 'string'
+        ? parseListOption(p.trustedCa)
+        : p.trustedCa
+  if (
+    Array.isArray(trusted) &&
+    trusted.length === 1 &&
+    (trusted[0] === 'default' || trusted[0] === 'all')
+  ) {
     trusted = trusted[0] as 'default' | 'all'
   }
   const trustedCa: string[] | 'all' =
-    trusted === 'all' ? 'all' : trusted === 'default' ? [join(cvCa, 'cacert.crt')] : trusted.map((c) => resolve(dir, c))
+    trusted === 'all'
+      ? 'all'
+      : trusted === 'default'
+        ? [join(cvCa, 'cacert.crt')]
+        : trusted.map((c) => resolve(dir, c))
   return {
     dir,
     component: p.component,

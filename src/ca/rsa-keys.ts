@@ -55,9 +55,12 @@ function loadPrivate(pem: string, password: string | undefined, what: string): K
     throw new CaError('ERR_CA_KEY_PASSWORD', `${what} is encrypted; a password is required`)
   }
   try {
-    return createPrivateKey(encrypted ? { key: pem, format: 'pem', passphrase: password } : { key: pem, format: 'pem' })
+    return createPrivateKey(
+      encrypted ? { key: pem, format: 'pem', passphrase: password } : { key: pem, format: 'pem' },
+    )
   } catch (cause) {
-    if (encrypted) throw new CaError('ERR_CA_KEY_PASSWORD', `cannot decrypt ${what}: wrong password`, { cause })
+    if (encrypted)
+      throw new CaError('ERR_CA_KEY_PASSWORD', `cannot decrypt ${what}: wrong password`, { cause })
     throw new CaError('ERR_CA_MALFORMED', `${what} is not a valid PEM private key`, { cause })
   }
 }
@@ -76,13 +79,23 @@ export function decryptPrivateKeyPem(pem: string, password?: string, what = 'pri
 export function encryptPrivateKeyPem(pem: string, password: string, what = 'private key'): string {
   if (!password) throw new CaError('ERR_CA_KEY_PASSWORD', 'an empty password cannot protect a key')
   return String(
-    loadPrivate(pem, undefined, what).export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: password }),
+    loadPrivate(pem, undefined, what).export({
+      format: 'pem',
+      type: 'pkcs8',
+      cipher: 'aes-256-cbc',
+      passphrase: password,
+    }),
   )
 }
 
 /** Returns the SubjectPublicKeyInfo PEM of a private key PEM. */
 export function publicPemOf(privatePem: string, password?: string): string {
-  return String(createPublicKey(loadPrivate(privatePem, password, 'private key')).export({ format: 'pem', type: 'spki' }))
+  return String(
+    createPublicKey(loadPrivate(privatePem, password, 'private key')).export({
+      format: 'pem',
+      type: 'spki',
+    }),
+  )
 }
 
 /**
@@ -90,9 +103,15 @@ export function publicPemOf(privatePem: string, password?: string): string {
  *
  * @throws {CaError} `ERR_CA_MALFORMED` if the PEM is not an RSA private key.
  */
-export async function importRsaSigningKey(pem: string, what = 'CA private key'): Promise<CryptoKey> {
+export async function importRsaSigningKey(
+  pem: string,
+  what = 'CA private key',
+): Promise<CryptoKey> {
   const key = loadPrivate(pem, undefined, what)
-  if (key.asymmetricKeyType !== 'rsa') throw new CaError('ERR_CA_MALFORMED', `${what} is not an RSA key`)
+  if (key.asymmetricKeyType !== 'rsa')
+    throw new CaError('ERR_CA_MALFORMED', `${what} is not an RSA key`)
   const der = key.export({ format: 'der', type: 'pkcs8' })
-  return crypto.subtle.importKey('pkcs8', new Uint8Array(der), RSA_SIGNING_ALGORITHM, false, ['sign'])
+  return crypto.subtle.importKey('pkcs8', new Uint8Array(der), RSA_SIGNING_ALGORITHM, false, [
+    'sign',
+  ])
 }

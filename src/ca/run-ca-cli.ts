@@ -93,11 +93,16 @@ async function promptHidden(prompt: string, write: (s: string) => void): Promise
   }
 }
 
-async function getPassword(ctx: CaCliContext, settings: CaSettings, err: (s: string) => void): Promise<string> {
+async function getPassword(
+  ctx: CaCliContext,
+  settings: CaSettings,
+  err: (s: string) => void,
+): Promise<string> {
   let pw = settings.password
   if (pw === 'default') {
     if (ctx.readPassword) pw = await ctx.readPassword()
-    else if (process.stdin.isTTY) pw = await promptHidden('Please enter the password to decrypt your keystore: ', err)
+    else if (process.stdin.isTTY)
+      pw = await promptHidden('Please enter the password to decrypt your keystore: ', err)
     else err("Warning: using the 'default' password option from the CA configuration file\n")
   }
   if (!pw) throw new CaError('ERR_CA_INVALID_INPUT', 'You must specify a password!')
@@ -117,7 +122,15 @@ async function getPassword(ctx: CaCliContext, settings: CaSettings, err: (s: str
 export async function runCaCli(argv: string[], ctx: CaCliContext): Promise<number> {
   const out = ctx.stdout ?? ((s: string) => process.stdout.write(s))
   const err = ctx.stderr ?? ((s: string) => process.stderr.write(s))
-  let values: { command?: string; name?: string; dir?: string; insecure?: boolean; file?: string; serial?: string; help?: boolean }
+  let values: {
+    command?: string
+    name?: string
+    dir?: string
+    insecure?: boolean
+    file?: string
+    serial?: string
+    help?: boolean
+  }
   try {
     values = parseArgs({
       args: argv,
@@ -145,12 +158,17 @@ export async function runCaCli(argv: string[], ctx: CaCliContext): Promise<numbe
     const command = values.command
     if (!command) throw new UsageError('the following arguments are required: -c/--command')
     if (!COMMANDS.has(command)) throw new UsageError(`Invalid command: ${command}`)
-    const needName = command === 'create' || command === 'pkg' || (command === 'revoke' && values.serial === undefined)
+    const needName =
+      command === 'create' ||
+      command === 'pkg' ||
+      (command === 'revoke' && values.serial === undefined)
     if (needName && values.name === undefined) {
       throw new UsageError('you must pass in a name for the certificate using -n (or --name)')
     }
     if (command === 'import-priv' && values.serial === undefined) {
-      throw new UsageError('you must pass in the last serial number the CA has used using -s (or --serial)')
+      throw new UsageError(
+        'you must pass in the last serial number the CA has used using -s (or --serial)',
+      )
     }
     if (values.name !== undefined) {
       try {
@@ -159,7 +177,11 @@ export async function runCaCli(argv: string[], ctx: CaCliContext): Promise<numbe
         throw new UsageError((e as Error).message)
       }
     }
-    if (command === 'revoke' && values.serial !== undefined && !/^[1-9][0-9]{0,40}$/.test(values.serial)) {
+    if (
+      command === 'revoke' &&
+      values.serial !== undefined &&
+      !/^[1-9][0-9]{0,40}$/.test(values.serial)
+    ) {
       throw new UsageError('serial must be a positive decimal number')
     }
     const settings = resolveCaSettings(ctx.settings)
@@ -178,20 +200,26 @@ export async function runCaCli(argv: string[], ctx: CaCliContext): Promise<numbe
       const name = values.name ?? ''
       if (command === 'create') {
         const issued = await ca.createCert(name, { now })
-        out(`Created certificate for name ${name} (serial ${issued.serial}) successfully in ${dir}\n`)
+        out(
+          `Created certificate for name ${name} (serial ${issued.serial}) successfully in ${dir}\n`,
+        )
       } else if (command === 'pkg') {
         const pkg = await ca.certPackage(name, { insecure: values.insecure ?? false })
-        if (values.insecure) err('Warning: unprotected private keys in cert package being written to disk\n')
+        if (values.insecure)
+          err('Warning: unprotected private keys in cert package being written to disk\n')
         out(`Creating cert package for ${name} in ${pkg.path}\n`)
       } else if (command === 'revoke') {
         if (values.name !== undefined && values.serial !== undefined) {
           throw new UsageError('You may not specify a cert and a serial at the same time')
         }
         await ca.revoke(values.name !== undefined ? { name } : { serial: values.serial }, now)
-        out(`Revoked ${values.name !== undefined ? `certificate ${name}` : `serial ${values.serial}`}; CRL updated in ${dir}\n`)
+        out(
+          `Revoked ${values.name !== undefined ? `certificate ${name}` : `serial ${values.serial}`}; CRL updated in ${dir}\n`,
+        )
       } else {
         const serial = values.serial ?? ''
-        if (!/^(0|[1-9][0-9]{0,14})$/.test(serial)) throw new UsageError('serial must be a non-negative decimal number')
+        if (!/^(0|[1-9][0-9]{0,14})$/.test(serial))
+          throw new UsageError('serial must be a non-negative decimal number')
         const file = resolve(values.file ?? 'ca-private.pem')
         await ca.importPrivateKey(await readTextBounded(file, 'check -f/--file'), Number(serial))
         out(`Imported CA private key from ${file}; last serial ${serial}\n`)

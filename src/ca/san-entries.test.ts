@@ -3,18 +3,29 @@ import { getSanEntries, parseSanConfig } from './san-entries.ts'
 
 describe('SAN entries', () => {
   test('defaults: localhost, loopbacks, host name', () => {
-    expect(getSanEntries({ hostname: 'node7' })).toEqual({ dns: ['localhost', 'node7'], ips: ['127.0.0.1', '::1'] })
+    expect(getSanEntries({ hostname: 'node7' })).toEqual({
+      dns: ['localhost', 'node7'],
+      ips: ['127.0.0.1', '::1'],
+    })
   })
 
   test('bind address: IP added, unspecified skipped, host name as DNS', () => {
     expect(getSanEntries({ hostname: 'h', bindAddress: '10.1.2.3' }).ips).toContain('10.1.2.3')
-    expect(getSanEntries({ hostname: 'h', bindAddress: '0.0.0.0' }).ips).toEqual(['127.0.0.1', '::1'])
+    expect(getSanEntries({ hostname: 'h', bindAddress: '0.0.0.0' }).ips).toEqual([
+      '127.0.0.1',
+      '::1',
+    ])
     expect(getSanEntries({ hostname: 'h', bindAddress: '::' }).ips).toEqual(['127.0.0.1', '::1'])
-    expect(getSanEntries({ hostname: 'h', bindAddress: 'verifier.local' }).dns).toContain('verifier.local')
+    expect(getSanEntries({ hostname: 'h', bindAddress: 'verifier.local' }).dns).toContain(
+      'verifier.local',
+    )
   })
 
   test('cert_subject_alternative_names: IPs and DNS split, deduplicated, sorted', () => {
-    const s = getSanEntries({ hostname: 'h', extra: ' b.example, 192.0.2.1 ,a.example,,fd00::1, localhost' })
+    const s = getSanEntries({
+      hostname: 'h',
+      extra: ' b.example, 192.0.2.1 ,a.example,,fd00::1, localhost',
+    })
     expect(s.dns).toEqual(['a.example', 'b.example', 'h', 'localhost'])
     expect(s.ips).toEqual(['127.0.0.1', '192.0.2.1', '::1', 'fd00::1'])
     expect(parseSanConfig('')).toEqual({ dns: [], ips: [] })

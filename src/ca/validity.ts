@@ -16,7 +16,8 @@ export function serialToHex(serial: number | bigint | string): string {
   } catch (cause) {
     throw new CaError('ERR_CA_INVALID_INPUT', 'serial number is not an integer', { cause })
   }
-  if (n < 1n || n >= 1n << 159n) throw new CaError('ERR_CA_INVALID_INPUT', 'serial number out of range')
+  if (n < 1n || n >= 1n << 159n)
+    throw new CaError('ERR_CA_INVALID_INPUT', 'serial number out of range')
   let hex = n.toString(16)
   if (hex.length % 2) hex = `0${hex}`
   // A leading 1-bit would make the DER INTEGER negative: prefix a zero byte.

@@ -50,7 +50,11 @@ async function isStale(lockPath: string, staleMs: number): Promise<boolean> {
  *
  * @throws {CaError} `ERR_CA_LOCK_TIMEOUT` if the lock is not acquired within `timeoutMs`.
  */
-export async function withDirLock<T>(dir: string, fn: () => Promise<T>, opts: DirLockOptions = {}): Promise<T> {
+export async function withDirLock<T>(
+  dir: string,
+  fn: () => Promise<T>,
+  opts: DirLockOptions = {},
+): Promise<T> {
   const lockPath = join(dir, CA_FILES.lock)
   const deadline = Date.now() + (opts.timeoutMs ?? 120_000)
   const staleMs = opts.staleMs ?? 300_000

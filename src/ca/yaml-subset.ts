@@ -52,7 +52,8 @@ export function dumpYamlSubset(doc: YamlDoc): string {
       out += `${k}: !!binary |\n`
       for (const line of base64Lines(value)) out += `  ${line}\n`
     } else if (typeof value === 'number') {
-      if (!Number.isSafeInteger(value)) throw new CaError('ERR_CA_INVALID_INPUT', `YAML: ${key} is not an integer`)
+      if (!Number.isSafeInteger(value))
+        throw new CaError('ERR_CA_INVALID_INPUT', `YAML: ${key} is not an integer`)
       out += `${k}: ${value}\n`
     } else if (typeof value === 'string') {
       out += `${k}: ${quoteScalar(value)}\n`
@@ -62,7 +63,8 @@ export function dumpYamlSubset(doc: YamlDoc): string {
     } else if (value !== undefined) {
       const entries = Object.keys(value).sort()
       if (entries.length === 0) out += `${k}: {}\n`
-      else out += `${k}:\n${entries.map((e) => `  ${quoteScalar(e)}: ${quoteScalar(value[e] ?? '')}\n`).join('')}`
+      else
+        out += `${k}:\n${entries.map((e) => `  ${quoteScalar(e)}: ${quoteScalar(value[e] ?? '')}\n`).join('')}`
     }
   }
   return out
@@ -107,7 +109,8 @@ function splitKey(line: string, lineNo: number): [string, string] {
     i++
   }
   const colon = line.indexOf(':', i)
-  if (colon < 0 || (colon + 1 < line.length && line[colon + 1] !== ' ')) throw malformed(lineNo, 'expected "key: value"')
+  if (colon < 0 || (colon + 1 < line.length && line[colon + 1] !== ' '))
+    throw malformed(lineNo, 'expected "key: value"')
   const key = parseScalar(line.slice(0, colon), lineNo)
   return [String(key), line.slice(colon + 1).trim()]
 }
@@ -126,7 +129,8 @@ export function parseYamlSubset(text: string): YamlDoc {
   const lines = text.replaceAll('\r\n', '\n').split('\n')
   const doc: YamlDoc = Object.create(null) as YamlDoc
   let i = 0
-  const skippable = (l: string) => l.trim() === '' || l.trimStart().startsWith('#') || l === '---' || l === '...'
+  const skippable = (l: string) =>
+    l.trim() === '' || l.trimStart().startsWith('#') || l === '---' || l === '...'
   while (i < lines.length) {
     const line = lines[i] ?? ''
     const lineNo = i + 1
@@ -144,11 +148,13 @@ export function parseYamlSubset(text: string): YamlDoc {
         b64 += (lines[i] ?? '').trim()
         i++
       }
-      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) throw malformed(lineNo, 'bad base64')
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0)
+        throw malformed(lineNo, 'bad base64')
       doc[key] = new Uint8Array(Buffer.from(b64, 'base64'))
     } else if (rest.startsWith('!!binary ')) {
       const b64 = parseScalar(rest.slice(9), lineNo)
-      if (typeof b64 !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) throw malformed(lineNo, 'bad base64')
+      if (typeof b64 !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64))
+        throw malformed(lineNo, 'bad base64')
       doc[key] = new Uint8Array(Buffer.from(b64, 'base64'))
     } else if (rest === '[]') {
       doc[key] = []
@@ -167,7 +173,11 @@ export function parseYamlSubset(text: string): YamlDoc {
       } else if (indentOf(first) > 0 && first.trim() !== '') {
         const map: Record<string, string> = {}
         const ind = indentOf(first)
-        while (i < lines.length && indentOf(lines[i] ?? '') === ind && (lines[i] ?? '').trim() !== '') {
+        while (
+          i < lines.length &&
+          indentOf(lines[i] ?? '') === ind &&
+          (lines[i] ?? '').trim() !== ''
+        ) {
           const [k, v] = splitKey((lines[i] ?? '').slice(ind), i + 1)
           map[k] = String(parseScalar(v, i + 1))
           i++
@@ -176,7 +186,12 @@ export function parseYamlSubset(text: string): YamlDoc {
       } else {
         doc[key] = ''
       }
-    } else if (rest.startsWith('|') || rest.startsWith('>') || rest.startsWith('[') || rest.startsWith('{')) {
+    } else if (
+      rest.startsWith('|') ||
+      rest.startsWith('>') ||
+      rest.startsWith('[') ||
+      rest.startsWith('{')
+    ) {
       throw malformed(lineNo, 'unsupported YAML construct')
     } else {
       doc[key] = parseScalar(rest, lineNo)
