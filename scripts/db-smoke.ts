@@ -1,7 +1,8 @@
 /**
  * Smoke test of the database layer inside a compiled binary: opens the embedded database in a
  * temporary directory, migrates, writes and reads a `registrarmain` row, closes, and prints one
- * JSON line with timings. Exit code 0 on success.
+ * JSON line with timings. Exit code 0 on success. With a directory argument it uses (and keeps)
+ * that `KEYLIME_DIR`, so a second run measures a cold-process reopen.
  *
  * ```sh
  * bun build --compile scripts/db-smoke.ts --outfile /tmp/db-smoke
@@ -21,13 +22,16 @@ export async function runDbSmoke(keylimeDir: string): Promise<Record<string, unk
   const t0 = performance.now()
   const first = await openDatabase({ url: '', keylimeDir })
   const firstOpenMs = Math.round(performance.now() - t0)
-  await first.db.insert(registrarmain).values({
-    agent_id: 'd432fbb3-d2f1-4a97-9ef7-75bd81c00000',
-    active: true,
-    virtual: false,
-    regcount: 1,
-    provider_keys: { smoke: true },
-  })
+  await first.db
+    .insert(registrarmain)
+    .values({
+      agent_id: 'd432fbb3-d2f1-4a97-9ef7-75bd81c00000',
+      active: true,
+      virtual: false,
+      regcount: 1,
+      provider_keys: { smoke: true },
+    })
+    .onConflictDoNothing()
   await first.close()
   const t1 = performance.now()
   const again = await openDatabase({ url: '', keylimeDir })
@@ -49,10 +53,11 @@ export async function runDbSmoke(keylimeDir: string): Promise<Record<string, unk
 }
 
 if (import.meta.main) {
-  const dir = mkdtempSync(join(tmpdir(), 'keylime-db-smoke-'))
+  const given = process.argv[2]
+  const dir = given ?? mkdtempSync(join(tmpdir(), 'keylime-db-smoke-'))
   try {
     console.log(JSON.stringify(await runDbSmoke(dir)))
   } finally {
-    rmSync(dir, { recursive: true, force: true })
+    if (given === undefined) rmSync(dir, { recursive: true, force: true })
   }
 }
