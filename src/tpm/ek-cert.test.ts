@@ -116,6 +116,21 @@ describe('swtpm EK certificates', () => {
     ).toBe('ERR_EK_CERT_KEY_MISMATCH')
   })
 
+  test('an RSA EK certificate labelled id-RSAES-OAEP still binds its EK', () => {
+    const der = read('ek-rsa2048.der')
+    const rsaEncryption = Buffer.from('06092a864886f70d010101', 'hex')
+    const at = Buffer.from(der).indexOf(rsaEncryption)
+    expect(at).toBeGreaterThan(0)
+    const oaep = Uint8Array.from(der)
+    oaep[at + rsaEncryption.byteLength - 1] = 0x07
+    const cert = parseEkCert(oaep)
+    expect(cert.x509.publicKey.algorithm.name).not.toBe('RSASSA-PKCS1-v1_5')
+    checkEkCertKey(cert, parseTpm2bPublic(read('ek-rsa2048.pub')))
+    expect(errorCode(() => checkEkCertKey(cert, parseTpm2bPublic(read('ek-ecc256.pub'))))).toBe(
+      'ERR_EK_CERT_KEY_MISMATCH',
+    )
+  })
+
   test('validity is checked at the injected time', () => {
     const cert = parseEkCert(read('ek-rsa2048.der'))
     const opts = { intermediates: [intermediate] }

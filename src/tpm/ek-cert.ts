@@ -23,7 +23,11 @@
 
 import { createPublicKey, type KeyObject, timingSafeEqual } from 'node:crypto'
 import { AsnConvert } from '@peculiar/asn1-schema'
-import { SubjectAlternativeName } from '@peculiar/asn1-x509'
+import {
+  AlgorithmIdentifier,
+  SubjectAlternativeName,
+  SubjectPublicKeyInfo,
+} from '@peculiar/asn1-x509'
 import { X509Certificate } from '@peculiar/x509'
 import { getLogger } from '../log/logger.ts'
 import { ECC_CURVE_INFO } from './constants.ts'
@@ -219,14 +223,29 @@ export function parseEkCert(
   return { ...first, tpm: readTpmInfo(first), chain: rest }
 }
 
-/** The certificate's public key as a `node:crypto` KeyObject. */
+/** id-RSAES-OAEP (RFC 4055), which the TCG EK profile allows for RSA EK certificates. */
+const OID_RSAES_OAEP = '1.2.840.113549.1.1.7'
+/** rsaEncryption (RFC 8017). */
+const OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1'
+
+/**
+ * The certificate's public key as a `node:crypto` KeyObject. An RSA key labelled id-RSAES-OAEP
+ * (allowed by the TCG EK Credential Profile, unknown to BoringSSL) is imported as rsaEncryption.
+ *
+ * @throws EkCertError `ERR_EK_CERT_UNSUPPORTED` if the key cannot be imported
+ */
 export function certPublicKey(cert: ParsedCertificate): KeyObject {
+  let spki = new Uint8Array(cert.x509.publicKey.rawData)
   try {
-    return createPublicKey({
-      key: Buffer.from(cert.x509.publicKey.rawData),
-      format: 'der',
-      type: 'spki',
-    })
+    const info = AsnConvert.parse(spki, SubjectPublicKeyInfo)
+    if (info.algorithm.algorithm === OID_RSAES_OAEP) {
+      info.algorithm = new AlgorithmIdentifier({
+        algorithm: OID_RSA_ENCRYPTION,
+        parameters: new Uint8Array([0x05, 0x00]).buffer,
+      })
+      spki = new Uint8Array(AsnConvert.serialize(info))
+    }
+    return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' })
   } catch (cause) {
     throw new EkCertError('ERR_EK_CERT_UNSUPPORTED', 'certificate public key not usable', { cause })
   }
