@@ -1,7 +1,7 @@
 /**
  * Integration: our software MakeCredential is accepted by a real (software) TPM.
  *
- * Starts swtpm on a random loopback port pair, creates RSA-2048 and ECC P-256 EKs and AKs with
+ * Starts swtpm on a random loopback port pair, creates RSA-2048, ECC P-256 and (high-range) ECC P-384 EKs and AKs with
  * tpm2-tools, runs `makeCredential` on the EK's TPM2B_PUBLIC and the AK name, writes the
  * tpm2-tools credential file and lets `tpm2_activatecredential` (EK policy session satisfied by
  * PolicySecret(endorsement)) recover the credential. Skips with a printed reason when swtpm or
@@ -97,9 +97,9 @@ afterAll(() => {
 })
 
 /** Creates EK + AK of the given type and returns the EK TPM2B_PUBLIC and the AK name. */
-function createKeys(alg: 'rsa' | 'ecc'): { ekPub: Uint8Array; akName: Uint8Array } {
+function createKeys(ekAlg: string, alg: 'rsa' | 'ecc'): { ekPub: Uint8Array; akName: Uint8Array } {
   flushAll()
-  must(['tpm2_createek', '-G', alg, '-c', 'ek.ctx', '-u', 'ek.pub'])
+  must(['tpm2_createek', '-G', ekAlg, '-c', 'ek.ctx', '-u', 'ek.pub'])
   flushAll()
   const scheme = alg === 'rsa' ? 'rsassa' : 'ecdsa'
   must([
@@ -126,13 +126,21 @@ function createKeys(alg: 'rsa' | 'ecc'): { ekPub: Uint8Array; akName: Uint8Array
   }
 }
 
-/** tpm2_activatecredential with the EK policy session; returns the credential or undefined. */
-function activate(blob: Uint8Array): Uint8Array | undefined {
+/**
+ * tpm2_activatecredential; low-range EKs (policy A, no userWithAuth) are authorized with a policy
+ * session satisfied by PolicySecret(endorsement), high-range EKs (userWithAuth) with their empty
+ * password. Returns the credential, or undefined if the TPM refused.
+ */
+function activate(blob: Uint8Array, policy: boolean): Uint8Array | undefined {
   writeFileSync(join(dir, 'cred.blob'), blob)
   rmSync(join(dir, 'cred.out'), { force: true })
   flushAll()
-  must(['tpm2_startauthsession', '--policy-session', '-S', 'session.ctx'])
-  must(['tpm2_policysecret', '-S', 'session.ctx', '-c', 'e'])
+  const auth: string[] = []
+  if (policy) {
+    must(['tpm2_startauthsession', '--policy-session', '-S', 'session.ctx'])
+    must(['tpm2_policysecret', '-S', 'session.ctx', '-c', 'e'])
+    auth.push('-P', 'session:session.ctx')
+  }
   const r = tpm2([
     'tpm2_activatecredential',
     '-c',
@@ -143,35 +151,47 @@ function activate(blob: Uint8Array): Uint8Array | undefined {
     'cred.blob',
     '-o',
     'cred.out',
-    '-P',
-    'session:session.ctx',
+    ...auth,
   ])
   flushAll()
   return r.ok ? readFileSync(join(dir, 'cred.out')) : undefined
 }
 
 describe.skipIf(!hasSwtpm)('MakeCredential accepted by swtpm ActivateCredential', () => {
-  for (const alg of ['rsa', 'ecc'] as const) {
-    test(`${alg} EK: tpm2_activatecredential recovers our credential`, () => {
-      const { ekPub, akName } = createKeys(alg)
+  const CASES = [
+    { ekAlg: 'rsa', alg: 'rsa', label: 'RSA-2048 EK (L-1)', nameAlg: 0x000b, policy: true },
+    { ekAlg: 'ecc', alg: 'ecc', label: 'ECC P-256 EK (L-2)', nameAlg: 0x000b, policy: true },
+    {
+      ekAlg: 'ecc384',
+      alg: 'ecc',
+      label: 'ECC P-384 EK (H-3: SHA-384, AES-256)',
+      nameAlg: 0x000c,
+      policy: false,
+    },
+  ] as const
+  for (const c of CASES) {
+    test(`${c.label}: tpm2_activatecredential recovers our credential`, () => {
+      const { ekPub, akName } = createKeys(c.ekAlg, c.alg)
       const ek = parseTpm2bPublic(ekPub)
-      expect(ek.type).toBe(alg)
+      expect(ek.type).toBe(c.alg)
+      expect(ek.nameAlg).toBe(c.nameAlg)
       // The AK name tpm2-tools reports equals computeName() of the AK public we can parse.
-      expect(
-        Buffer.from(computeName(parseTpm2bPublic(readFileSync(join(dir, 'ak.pub'))))).toString(
-          'hex',
-        ),
-      ).toBe(Buffer.from(akName).toString('hex'))
+      const akPub = parseTpm2bPublic(readFileSync(join(dir, 'ak.pub')))
+      expect(Buffer.from(computeName(akPub)).toString('hex')).toBe(
+        Buffer.from(akName).toString('hex'),
+      )
       const secret = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZ012345')
       const blob = serializeCredentialBlob(makeCredential(ek, akName, secret))
-      const out = activate(blob)
+      const out = activate(blob, c.policy)
       expect(out).toBeDefined()
       expect(Buffer.from(out!).toString()).toBe('ABCDEFGHIJKLMNOPQRSTUVWXYZ012345')
 
       // Bound to another name: the TPM's integrity check must fail.
       const other = Uint8Array.from(akName)
       other[5] = other[5]! ^ 1
-      expect(activate(serializeCredentialBlob(makeCredential(ek, other, secret)))).toBeUndefined()
+      expect(
+        activate(serializeCredentialBlob(makeCredential(ek, other, secret)), c.policy),
+      ).toBeUndefined()
     })
   }
 })
