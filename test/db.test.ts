@@ -17,11 +17,13 @@ import {
   type KeylimeDatabase,
   mbpolicies,
   openDatabase,
+  pingDatabase,
   registrarmain,
   sessions,
   verifiermain,
 } from '../src/db/index.ts'
 import { embeddedMigrations } from '../src/db/embedded-migrations.ts'
+import { setLogSink } from '../src/log/logger.ts'
 import { databaseTargets } from './support/databases.ts'
 
 const TABLES = [
@@ -320,7 +322,9 @@ for (const target of databaseTargets()) {
         await a.close()
         await a.close() // idempotent: must not drop b's reference
         expect(await b.db.select().from(registrarmain)).toEqual([])
+        await pingDatabase(b)
         await b.close()
+        expect(await rejection(pingDatabase(b))).toBeInstanceOf(Error)
         const c = await openDatabase({ url: loc.url, keylimeDir: loc.keylimeDir })
         expect(c.db).not.toBe(a.db)
         await c.close()
@@ -346,6 +350,26 @@ for (const target of databaseTargets()) {
           await loc.drop()
         }
       }, 30_000)
+
+      test('logs and location show the URL with its password redacted', async () => {
+        const loc = await target.freshLocation()
+        const url = new URL(loc.url)
+        if (!url.password) url.password = 'sekrit-pw' // trust-auth servers ignore it
+        const secret = url.password
+        const lines: string[] = []
+        const previous = setLogSink((line) => lines.push(line))
+        try {
+          const kdb = await openDatabase({ url: url.toString(), keylimeDir: loc.keylimeDir })
+          await kdb.close()
+          expect(kdb.location).toContain(':***@')
+          expect(kdb.location).not.toContain(secret)
+          expect(lines.some((line) => line.includes('using PostgreSQL'))).toBe(true)
+          expect(lines.join('\n')).not.toContain(secret)
+        } finally {
+          setLogSink(previous)
+          await loc.drop()
+        }
+      })
 
       test('an unreachable server is ERR_DB_OPEN without the password', async () => {
         const error = await rejection(
