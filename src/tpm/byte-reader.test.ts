@@ -14,7 +14,11 @@ function code(fn: () => unknown): string | undefined {
 
 describe('ByteReader', () => {
   test('reads big-endian integers and TPM2Bs, tracks offset and remaining', () => {
-    const r = new ByteReader(Uint8Array.from([0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0, 2, 0xaa, 0xbb, 0, 0, 0, 0, 0, 0, 1, 0]))
+    const r = new ByteReader(
+      Uint8Array.from([
+        0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0, 2, 0xaa, 0xbb, 0, 0, 0, 0, 0, 0, 1, 0,
+      ]),
+    )
     expect(r.u8()).toBe(1)
     expect(r.u16()).toBe(0x0203)
     expect(r.u32()).toBe(0x04050607)
@@ -71,7 +75,12 @@ describe('ByteWriter', () => {
   test('round-trips with ByteReader and grows past its capacity', () => {
     const w = new ByteWriter({ capacity: 1 })
     const big = new Uint8Array(1000).fill(7)
-    w.u8(1).u16(0xbeef).u32(0xdeadbeef).u64(2n ** 63n).tpm2b(big).zeros(3)
+    w.u8(1)
+      .u16(0xbeef)
+      .u32(0xdeadbeef)
+      .u64(2n ** 63n)
+      .tpm2b(big)
+      .zeros(3)
     const out = w.finish()
     expect(out.byteLength).toBe(1 + 2 + 4 + 8 + 2 + 1000 + 3)
     const r = new ByteReader(out)
@@ -82,7 +91,9 @@ describe('ByteWriter', () => {
   })
 
   test('little-endian', () => {
-    expect([...new ByteWriter({ littleEndian: true }).u32(0x01020304).finish()]).toEqual([4, 3, 2, 1])
+    expect([...new ByteWriter({ littleEndian: true }).u32(0x01020304).finish()]).toEqual([
+      4, 3, 2, 1,
+    ])
   })
 
   test('out-of-range values are ERR_TPM_BAD_VALUE, not silently truncated', () => {
