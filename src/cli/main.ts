@@ -1,0 +1,123 @@
+/**
+ * The `keylime` binary's top level: resolves the invocation, runs it, maps failures to a message on
+ * stderr and an exit code. Nothing below this prints stack traces to users.
+ *
+ * @module
+ */
+import { runCaCli } from '../ca/index.ts'
+import { type ConfigLoadOptions, getKeylimeDir, loadCaConfig } from '../config/index.ts'
+import { isKeylimeError } from '../errors.ts'
+import { getLogger } from '../log/logger.ts'
+import pkg from '../../package.json' with { type: 'json' }
+import { resolveCommand } from './resolve-command.ts'
+import { runControlPlane } from './run-control-plane.ts'
+import { KEYLIME_USAGE } from './usage.ts'
+
+/** Exit codes of the binary (tenant-specific codes are documented with the tenant). */
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  /** sysexits EX_UNAVAILABLE: the command exists upstream but is not built yet. */
+  UNAVAILABLE: 69,
+} as const
+
+/** Where the CLI writes; replaceable in tests. */
+export interface CliIo {
+  stdout: (s: string) => void
+  stderr: (s: string) => void
+  env: NodeJS.ProcessEnv
+  config?: ConfigLoadOptions
+}
+
+const log = getLogger()
+
+function describeError(err: unknown): string {
+  if (isKeylimeError(err)) return err.message
+  if (err instanceof Error) return err.message
+  return String(err)
+}
+
+/**
+ * Runs one invocation. For the control plane it resolves once the servers are up and installs
+ * SIGTERM/SIGINT handlers that stop them; other commands resolve with their exit code.
+ */
+export async function main(argv0: string, args: string[], io: CliIo): Promise<number | 'running'> {
+  const command = resolveCommand(argv0, args)
+  const configOpts: ConfigLoadOptions = {
+    env: io.env,
+    warn: (msg, fields) => log.warn(msg, fields),
+    ...io.config,
+  }
+  try {
+    switch (command.kind) {
+      case 'help':
+        io.stdout(KEYLIME_USAGE)
+        return EXIT.OK
+      case 'version':
+        io.stdout(`keylime-ts ${pkg.version}\n`)
+        return EXIT.OK
+      case 'usage-error':
+        io.stderr(`keylime: ${command.message}\n\n${KEYLIME_USAGE}`)
+        return EXIT.USAGE
+      case 'ca':
+        return await runCaCli(command.args, {
+          settings: loadCaConfig(configOpts).ca,
+          keylimeDir: getKeylimeDir(io.env),
+          stdout: io.stdout,
+          stderr: io.stderr,
+        })
+      case 'tenant':
+        io.stderr(
+          'keylime_tenant: not available yet in this build of keylime-ts (tenant CLI: step 7)\n',
+        )
+        return EXIT.UNAVAILABLE
+      case 'policy':
+      case 'tool':
+        io.stderr(
+          `keylime: ${command.kind === 'tool' ? command.tool : 'policy'}: not available yet in this build of keylime-ts\n`,
+        )
+        return EXIT.UNAVAILABLE
+      case 'control-plane': {
+        const started = performance.now()
+        const plane = await runControlPlane({ roles: command.roles, config: configOpts })
+        const roles = Object.entries(command.roles)
+          .filter(([, on]) => on)
+          .map(([r]) => r)
+        log.info('keylime control plane started', {
+          roles: roles.join(','),
+          keylime_dir: plane.keylimeDir,
+          ms: Math.round(performance.now() - started),
+        })
+        let signals = 0
+        const onSignal = (signal: string) => {
+          signals += 1
+          if (signals > 1) {
+            log.warn(`second ${signal}: exiting without draining`)
+            process.exit(EXIT.FAILURE)
+          }
+          log.info(`${signal} received: draining and shutting down`)
+          plane.stop().then(
+            () => {
+              log.info('shutdown complete')
+              process.exit(EXIT.OK)
+            },
+            (err) => {
+              log.error('shutdown failed', { error: describeError(err) })
+              process.exit(EXIT.FAILURE)
+            },
+          )
+        }
+        process.on('SIGTERM', () => onSignal('SIGTERM'))
+        process.on('SIGINT', () => onSignal('SIGINT'))
+        return 'running'
+      }
+    }
+  } catch (err) {
+    io.stderr(`keylime: ${describeError(err)}\n`)
+    if (!isKeylimeError(err) && err instanceof Error && err.stack) {
+      log.debug('failure detail', { stack: err.stack.split('\n').slice(0, 8).join(' | ') })
+    }
+    return EXIT.FAILURE
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The hono application factory shared by the registrar and verifier listeners.
+ *
+ * It gives every role the same edge behaviour, in one place:
+ * - every response, errors included, in Keylime's `{code, status, results}` envelope;
+ * - typed {@link KeylimeError}s mapped to their HTTP status and message; anything else → 500 with a
+ *   generic text (details go to the log, never to the client);
+ * - request bodies capped at `max_upload_size` (413), counted while streaming so a lying or absent
+ *   `Content-Length` does not help;
+ * - trailing slashes accepted (`/agents/` = `/agents`), as upstream's router does.
+ *
+ * @module
+ */
+import { Hono } from 'hono'
+import { bodyLimit } from 'hono/body-limit'
+import { HTTPException } from 'hono/http-exception'
+import { isKeylimeError } from '../errors.ts'
+import type { Logger } from '../log/logger.ts'
+import { envelopeResponse } from './envelope.ts'
+
+/** Upstream's default `max_upload_size` (100 MiB). */
+export const DEFAULT_MAX_UPLOAD_SIZE = 104_857_600
+
+/** Options of {@link createApp}. */
+export interface CreateAppOptions {
+  /** Logger for 5xx errors and request failures. */
+  log: Logger
+  /** Largest accepted request body in bytes (`max_upload_size`). */
+  maxUploadSize?: number
+}
+
+/** The hono app type used by all keylime-ts listeners. */
+export type KeylimeApp = Hono
+
+/**
+ * Creates a hono app with the envelope, error mapping and body limit installed.
+ *
+ * @example
+ * ```ts
+ * const app = createApp({ log: getLogger('verifier') })
+ * app.get('/version', (c) => envelopeResponse(200, 'Success', versionInfo()))
+ * ```
+ */
+export function createApp(options: CreateAppOptions): KeylimeApp {
+  const { log } = options
+  const maxSize = options.maxUploadSize ?? DEFAULT_MAX_UPLOAD_SIZE
+  const app = new Hono({ strict: false })
+
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize,
+      onError: () =>
+        envelopeResponse(413, `Request body exceeds the maximum upload size of ${maxSize} bytes`),
+    }),
+  )
+
+  app.notFound(() => envelopeResponse(404, 'Not Found'))
+
+  app.onError((err) => {
+    if (isKeylimeError(err)) {
+      if (err.status >= 500) log.error(err.message, { code: err.code, cause: describe(err.cause) })
+      return envelopeResponse(err.status, err.message)
+    }
+    if (err instanceof HTTPException) {
+      return envelopeResponse(err.status, err.message || 'Request failed')
+    }
+    log.error('unhandled error in request handler', { error: describe(err), stack: stackOf(err) })
+    return envelopeResponse(500, 'Internal Server Error')
+  })
+
+  return app
+}
+
+function describe(err: unknown): string | undefined {
+  if (err === undefined) return undefined
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
+}
+
+function stackOf(err: unknown): string | undefined {
+  return err instanceof Error ? err.stack?.split('\n').slice(1, 6).join(' | ') : undefined
+}

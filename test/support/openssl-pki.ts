@@ -1,0 +1,67 @@
+/**
+ * A throwaway PKI made by the openssl CLI, independent of our own CA code, for TLS tests:
+ * a CA with a server certificate (localhost, 127.0.0.1, ::1) and a client certificate, plus a rogue CA
+ * with its own client certificate.
+ * @module
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+/** Whether the openssl CLI is available. */
+export const hasOpenssl = Bun.which('openssl') !== null
+
+/** PEM material of a test PKI. */
+export interface TestPki {
+  dir: string
+  caCert: string
+  serverKey: string
+  serverCert: string
+  clientKey: string
+  clientCert: string
+  rogueCaCert: string
+  rogueClientKey: string
+  rogueClientCert: string
+}
+
+function run(args: string[], cwd: string): void {
+  const p = Bun.spawnSync(['openssl', ...args], { cwd, stderr: 'pipe', stdout: 'pipe' })
+  if (p.exitCode !== 0) throw new Error(`openssl ${args[0]} failed: ${p.stderr.toString()}`)
+}
+
+function issue(dir: string, ca: string, name: string, ext: string): void {
+  run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir)
+  writeFileSync(join(dir, `${name}.ext`), ext)
+  run(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`,
+    '-CAcreateserial', '-days', '2', '-out', `${name}.crt`, '-extfile', `${name}.ext`], dir)
+}
+
+function makeCa(dir: string, name: string): void {
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${name}`,
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir)
+}
+
+/** Creates the PKI in a fresh temp dir. */
+export function makeTestPki(): TestPki {
+  const dir = mkdtempSync(join(tmpdir(), 'kl-pki-'))
+  makeCa(dir, 'ca')
+  makeCa(dir, 'rogue-ca')
+  issue(dir, 'ca', 'server',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n')
+  issue(dir, 'ca', 'client', 'extendedKeyUsage=clientAuth\n')
+  issue(dir, 'rogue-ca', 'rogue-client', 'extendedKeyUsage=clientAuth\n')
+  const r = (f: string) => readFileSync(join(dir, f), 'utf8')
+  return {
+    dir,
+    caCert: r('ca.crt'),
+    serverKey: r('server.key'),
+    serverCert: r('server.crt'),
+    clientKey: r('client.key'),
+    clientCert: r('client.crt'),
+    rogueCaCert: r('rogue-ca.crt'),
+    rogueClientKey: r('rogue-client.key'),
+    rogueClientCert: r('rogue-client.crt'),
+  }
+}
