@@ -277,4 +277,19 @@ export const registrarmain = pgTable('registrarmain', {
   active: boolean('active'),
   provider_keys: jsonb('provider_keys'),
   regcount: integer('regcount'),
+  /**
+   * keylime-ts addition: the registrar's EK certificate verdict at registration (`trusted`,
+   * `untrusted`, `expired`, `invalid`, `absent`, `no_store`); upstream leaves this to the tenant.
+   */
+  ek_cert_verdict: text('ek_cert_verdict'),
+  /** keylime-ts addition: why the verdict was reached (issuer, error), never key material. */
+  ek_cert_detail: text('ek_cert_detail'),
+  /** keylime-ts addition: when the verdict was reached (epoch seconds). */
+  ek_cert_checked_at: bigint('ek_cert_checked_at', { mode: 'number' }),
+  /** keylime-ts addition: TCG tpmManufacturer from the EK certificate SAN (e.g. `id:4E544300`). */
+  tpm_manufacturer: text('tpm_manufacturer'),
+  /** keylime-ts addition: TCG tpmModel from the EK certificate SAN. */
+  tpm_model: text('tpm_model'),
+  /** keylime-ts addition: TCG tpmVersion (firmware) from the EK certificate SAN. */
+  tpm_version: text('tpm_version'),
 })
