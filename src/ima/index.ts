@@ -1,0 +1,47 @@
+/**
+ * `src/ima`: IMA measurement lists, runtime policies, the verifier's IMA stage and the
+ * runtime-policy tools. Pure library: no HTTP, no database.
+ *
+ * @module
+ */
+
+export { AsciiEntryParser } from './ascii-entry-parser.ts'
+export {
+  type CliContext,
+  runLegacyCreatePolicy,
+  runLegacySignPolicy,
+  runPolicyCreateRuntime,
+  runPolicySignRuntime,
+} from './cli.ts'
+export {
+  type CompiledRuntimePolicy,
+  compileRuntimePolicy,
+  type LoadPolicyOptions,
+  loadRuntimePolicy,
+  parseRuntimePolicyDocument,
+} from './compile-runtime-policy.ts'
+export { createRuntimePolicy, type CreateRuntimePolicyOptions } from './create-runtime-policy.ts'
+export { isDsseEnvelope, parseDsseEnvelope, signDsse, verifyDsseEnvelope } from './dsse.ts'
+export { ImaError, type ImaErrorCode, isImaError } from './errors.ts'
+export {
+  type EvaluateImaInput,
+  type EvaluateImaResult,
+  evaluateIma,
+  evaluateImaEvidence,
+  type ImaFailure,
+  type ImaStageConfig,
+} from './evaluate-ima.ts'
+export {
+  type ImaAgentState,
+  type ImaAgentStateJson,
+  imaStateFromJSON,
+  imaStateToJSON,
+  initialImaState,
+} from './ima-agent-state.ts'
+export { IMA_TEMPLATES, type ImaEntry, type ImaTemplate } from './ima-entry.ts'
+export { getPubkey, ImaKeyring, keyIdV2, verifyImaSignature } from './ima-keyring.ts'
+export { forEachLine, parseAsciiList } from './parse-ascii-list.ts'
+export { binaryListToAscii, entryToAsciiLine, parseBinaryList } from './parse-binary-list.ts'
+export { type PolicyLease, PolicyCache } from './policy-cache.ts'
+export { compileExcludeList } from './python-regex.ts'
+export { emptyRuntimePolicy, type RuntimePolicy, validateRuntimePolicy } from './runtime-policy.ts'
