@@ -1,27 +1,77 @@
 /**
  * The registrar role: agent-facing HTTP on `[registrar] ip:port` (8890, plain, as upstream) and the
- * admin API over mTLS on `ip:tls_port` (8891).
+ * admin API over mTLS on `ip:tls_port` (8891). Both serve `GET /version`; registration and
+ * activation are served on both, the admin routes on the mTLS port only (`routes.ts`).
+ *
+ * Trust anchors for EK, IAK and IDevID certificates come from `[tenant] tpm_cert_store`, as in
+ * upstream's registrar, re-read every 30 s.
  *
  * @module
  */
-import type { RegistrarConfig } from '../config/index.ts'
+import { type RegistrarConfig, loadTenantConfig } from '../config/index.ts'
 import { createApp } from '../http/create-app.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
+import { CertStoreCache } from './cert-store-cache.ts'
+import { addRegistrarRoutes } from './routes.ts'
+import { type CertStoreSource, RegistrarService } from './service.ts'
+
+/** Upstream's default `[tenant] tpm_cert_store`. */
+const DEFAULT_TPM_CERT_STORE = '/var/lib/keylime/tpm_cert_store'
+
+/** Optional overrides of {@link startRegistrar} (tests, embedding). */
+export interface StartRegistrarOptions {
+  /** Trust store directory; default `[tenant] tpm_cert_store`. */
+  tpmCertStore?: string
+  /** A ready trust store source (takes precedence over `tpmCertStore`). */
+  certStore?: CertStoreSource
+  /** Clock for certificate validity. */
+  now?: () => Date
+  /** Request body limit in bytes (default: upstream's `max_upload_size`, 100 MiB). */
+  maxUploadSize?: number
+}
+
+function tenantCertStore(ctx: RoleContext<RegistrarConfig>): string {
+  try {
+    return loadTenantConfig({ warn: () => {} }).tenant.tpm_cert_store
+  } catch (e) {
+    ctx.log.warn('tenant.conf unreadable; using the default tpm_cert_store', {
+      error: e instanceof Error ? e.message : String(e),
+      tpm_cert_store: DEFAULT_TPM_CERT_STORE,
+    })
+    return DEFAULT_TPM_CERT_STORE
+  }
+}
 
 /** Starts the registrar's two listeners. */
-export async function startRegistrar(ctx: RoleContext<RegistrarConfig>): Promise<RoleHandle> {
+export async function startRegistrar(
+  ctx: RoleContext<RegistrarConfig>,
+  options: StartRegistrarOptions = {},
+): Promise<RoleHandle> {
   const { config, tls, log } = ctx
   const r = config.registrar
-  const agentApp = createApp({ log })
-  addVersionRoutes(agentApp)
-  const adminApp = createApp({ log })
-  addVersionRoutes(adminApp)
-
   if (!tls.serverKey || !tls.serverCert) {
     throw new Error('registrar: no server certificate or key loaded (check [registrar] tls_dir)')
   }
+  const certStore =
+    options.certStore ?? new CertStoreCache(options.tpmCertStore ?? tenantCertStore(ctx))
+  const service = new RegistrarService({
+    database: ctx.database,
+    log,
+    certStore,
+    tpmIdentity: r.tpm_identity,
+    malformedCertAction: r.malformed_cert_action,
+    now: options.now,
+  })
+  const appOptions = { log, maxUploadSize: options.maxUploadSize }
+  const agentApp = createApp(appOptions)
+  addVersionRoutes(agentApp)
+  addRegistrarRoutes(agentApp, service, 'http')
+  const adminApp = createApp(appOptions)
+  addVersionRoutes(adminApp)
+  addRegistrarRoutes(adminApp, service, 'mtls')
+
   const servers = [
     startServer({ name: 'registrar', fetch: agentApp.fetch, hostname: r.ip, port: r.port, log }),
   ]

@@ -1,0 +1,99 @@
+/**
+ * The registrar's REST routes (upstream `keylime/web/registrar_server.py`, keylime-api.md §1.6).
+ *
+ * | method | path | listener |
+ * | --- | --- | --- |
+ * | POST | `/v{2,3}[.x]/agents` (id in the body) | both |
+ * | POST | `/v{2,3}[.x]/agents/:agent_id/activate` | both |
+ * | POST | `/v2[.x]/agents/:agent_id` (legacy register) | both |
+ * | PUT | `/v2[.x]/agents/:agent_id/activate`, `/v2[.x]/agents/:agent_id` (legacy activate; the latter is what agents call) | both |
+ * | GET | `/v{2,3}[.x]/agents` → `{"uuids": [...]}` | mTLS only |
+ * | GET | `/v{2,3}[.x]/agents/:agent_id` (404 unless activated) | mTLS only |
+ * | DELETE | `/v{2,3}[.x]/agents/:agent_id` | mTLS only |
+ *
+ * On the plain-HTTP listener the admin routes answer 403 (they need the mTLS port). Every answer
+ * uses the `{code, status, results}` envelope.
+ *
+ * @module
+ */
+import type { Context } from 'hono'
+import { apiVersionOfPath, CURRENT_API_VERSION, versionPrefixes } from '../http/api-version.ts'
+import type { KeylimeApp } from '../http/create-app.ts'
+import { envelopeResponse } from '../http/envelope.ts'
+import { readJsonObject } from '../http/read-json.ts'
+import { RegistrarError } from './errors.ts'
+import type { RegistrarService } from './service.ts'
+
+/** Which listener the routes are mounted on. */
+export type RegistrarListener = 'http' | 'mtls'
+
+const success = (results: Record<string, unknown> = {}) => envelopeResponse(200, 'Success', results)
+
+function versionOf(c: Context): string {
+  return apiVersionOfPath(c.req.path) ?? CURRENT_API_VERSION
+}
+
+/**
+ * Adds the registrar routes for every v2 and v3 prefix to `app`.
+ *
+ * @example
+ * ```ts
+ * addRegistrarRoutes(agentApp, service, 'http')
+ * addRegistrarRoutes(adminApp, service, 'mtls')
+ * ```
+ */
+export function addRegistrarRoutes(
+  app: KeylimeApp,
+  service: RegistrarService,
+  listener: RegistrarListener,
+): void {
+  const register = async (c: Context, agentId: unknown) => {
+    const body = await readJsonObject(c)
+    const { blob } = await service.register(agentId, body, versionOf(c))
+    return success({ blob })
+  }
+  const activate = async (c: Context) => {
+    const body = await readJsonObject(c)
+    await service.activate(c.req.param('agent_id'), body)
+    return success()
+  }
+  const adminOnly = () => {
+    throw new RegistrarError(
+      'ERR_REGISTRAR_MTLS_REQUIRED',
+      'This action requires an mTLS client certificate: use the registrar TLS port',
+    )
+  }
+
+  for (const major of [2, 3] as const) {
+    for (const p of versionPrefixes(major)) {
+      // Agent self-registration (public; upstream allow_insecure).
+      app.post(`${p}/agents`, async (c) => {
+        const body = await readJsonObject(c)
+        const { blob } = await service.register(body.agent_id, body, versionOf(c))
+        return success({ blob })
+      })
+      app.post(`${p}/agents/:agent_id/activate`, activate)
+      if (major === 2) {
+        app.post(`${p}/agents/:agent_id`, (c) => register(c, c.req.param('agent_id')))
+        app.put(`${p}/agents/:agent_id/activate`, activate)
+        app.put(`${p}/agents/:agent_id`, activate)
+      }
+
+      // Administration (mTLS).
+      if (listener === 'http') {
+        app.get(`${p}/agents`, adminOnly)
+        app.get(`${p}/agents/:agent_id`, adminOnly)
+        app.delete(`${p}/agents/:agent_id`, adminOnly)
+        continue
+      }
+      app.get(`${p}/agents`, async () => success({ uuids: await service.list() }))
+      app.get(`${p}/agents/:agent_id`, async (c) =>
+        success({ ...(await service.show(c.req.param('agent_id'))) }),
+      )
+      app.delete(`${p}/agents/:agent_id`, async (c) => {
+        await service.remove(c.req.param('agent_id'))
+        return success()
+      })
+    }
+  }
+}

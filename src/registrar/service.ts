@@ -1,0 +1,500 @@
+/**
+ * The registrar service: registration, activation and the admin reads, over the shared database
+ * (upstream `RegistrarAgent` + `AgentsController`, keylime-api.md §1.6, wire-formats §2).
+ *
+ * Registration, in order:
+ * 1. the agent id (`[\w.-]+`, ≤ 80) and every field are decoded (`decodeRegistration`);
+ * 2. stateless checks: AK attributes (restricted signing key in the TPM: kept although upstream
+ *    dropped it), EK a restricted decryption key, EK certificate ↔ `ek_tpm`, IAK/IDevID
+ *    certificates ↔ keys, their trust and the IAK's TPM2_Certify of the AK; the EK certificate is
+ *    checked against `tpm_cert_store` and the verdict kept;
+ * 3. the challenge (32 random alphanumerics) is wrapped with MakeCredential(EK, Name(AK));
+ * 4. under a per-id lock (in-process mutex, then a transaction-scoped PostgreSQL advisory lock so
+ *    several processes on one database serialize too): re-registration with a different
+ *    `ek_tpm`, `ekcert` or `aik_tpm` → 403 (upstream #1820 fix); the `tpm_identity` rules; then the
+ *    row is written with `key = base64(challenge)`, `active = false` and `regcount + 1`.
+ * Any failure rolls the transaction back: nothing is half-written.
+ *
+ * Activation compares `auth_tag` with hex HMAC-SHA384(key = base64 text, msg = agent id) in
+ * constant time; a mismatch deletes the registration and answers 400, as upstream.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto'
+import { asc, eq, sql } from 'drizzle-orm'
+import { type Db, type KeylimeDatabase, registrarmain } from '../db/index.ts'
+import { isKeylimeError } from '../errors.ts'
+import type { Logger } from '../log/logger.ts'
+import type { CertStore } from '../tpm/cert-store.ts'
+import { verifyEkCertChain } from '../tpm/cert-store.ts'
+import { serializeCredentialBlob } from '../tpm/credential-blob.ts'
+import { checkEkCertKey, type EkCertificate, type MalformedCertAction } from '../tpm/ek-cert.ts'
+import { verifyHmacProof } from '../tpm/hmac-proof.ts'
+import { makeCredential } from '../tpm/make-credential.ts'
+import { computeName, parseTpm2bPublic, toKeyObject, type TpmPublic } from '../tpm/public-area.ts'
+import { TPMA_OBJECT } from '../tpm/constants.ts'
+import { assessEkCert, type EkCertAssessment } from './assess-ek-cert.ts'
+import { checkAkAttributes } from './check-ak-attributes.ts'
+import { type DecodedRegistration, decodeRegistration } from './decode-registration.ts'
+import { invalidData, RegistrarError } from './errors.ts'
+import { generateChallenge } from './generate-challenge.ts'
+import { KeyedMutex } from './keyed-mutex.ts'
+import { type RegistrarRow, type RenderedAgent, renderAgent } from './render-agent.ts'
+import { validateAgentId } from './validate-agent-id.ts'
+import { verifyIakCertify } from './verify-iak-certify.ts'
+
+/** `[registrar] tpm_identity`: which root identity a registration must carry. */
+export type TpmIdentityMode = 'default' | 'ek_cert' | 'iak_idevid' | 'ek_cert_or_iak_idevid'
+
+/** Where the trust store comes from (a {@link CertStoreCache} in production). */
+export interface CertStoreSource {
+  /** The store, or the error loading it raised. */
+  get(): CertStore | Error
+}
+
+/** Options of {@link RegistrarService}. */
+export interface RegistrarServiceOptions {
+  database: KeylimeDatabase
+  log: Logger
+  /** Trust anchors for EK, IAK and IDevID certificates (`[tenant] tpm_cert_store`). */
+  certStore: CertStoreSource
+  /** Default `default`. */
+  tpmIdentity?: TpmIdentityMode
+  /** Default `warn`. */
+  malformedCertAction?: MalformedCertAction
+  /** Clock for certificate validity (STYLE rule 9). */
+  now?: () => Date
+}
+
+/** The answer to a registration: the base64 credential blob for TPM2_ActivateCredential. */
+export interface RegisterResult {
+  blob: string
+}
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+
+/** Namespace (first key) of the registrar's per-agent advisory locks. */
+export const AGENT_LOCK_NAMESPACE = 0x4b4c5247 // 'KLRG'
+
+/** A signed 32-bit key for the advisory lock of an agent id. */
+function lockKey(agentId: string): number {
+  return createHash('sha256').update(agentId).digest().readInt32BE(0)
+}
+
+async function lockAgent(tx: Tx, agentId: string): Promise<void> {
+  await tx.execute(
+    sql`select pg_advisory_xact_lock(${AGENT_LOCK_NAMESPACE}::int4, ${lockKey(agentId)}::int4)`,
+  )
+}
+
+const b64 = (b: Uint8Array): string =>
+  Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')
+const unb64 = (s: string): Buffer => Buffer.from(s, 'base64')
+
+/** The EK must be a restricted decryption key (a storage-type primary, TCG EK profile). */
+function checkEk(ek: TpmPublic): void {
+  const a = ek.objectAttributes
+  if (
+    (a & TPMA_OBJECT.restricted) === 0 ||
+    (a & TPMA_OBJECT.decrypt) === 0 ||
+    (a & TPMA_OBJECT.sign) !== 0
+  ) {
+    throw invalidData('ek_tpm must be a restricted decryption key')
+  }
+}
+
+function usableKey(pub: TpmPublic, field: string): void {
+  try {
+    toKeyObject(pub)
+  } catch (e) {
+    if (!isKeylimeError(e)) throw e
+    throw invalidData(`${field} does not hold a usable public key (${e.message})`, undefined, e)
+  }
+}
+
+function certMatchesKey(
+  cert: EkCertificate,
+  pub: TpmPublic,
+  certField: string,
+  keyField: string,
+): void {
+  try {
+    checkEkCertKey(cert, pub)
+  } catch (e) {
+    if (!isKeylimeError(e)) throw e
+    throw invalidData(
+      `${keyField} must contain the same public key found in ${certField}`,
+      'ERR_REGISTRAR_EK_CERT',
+      e,
+    )
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+}
+
+/** Registration, activation and admin operations of the registrar. */
+export class RegistrarService {
+  readonly #db: Db
+  readonly #log: Logger
+  readonly #certStore: CertStoreSource
+  readonly #identity: TpmIdentityMode
+  readonly #action: MalformedCertAction
+  readonly #now: () => Date
+  readonly #mutex = new KeyedMutex()
+
+  constructor(options: RegistrarServiceOptions) {
+    this.#db = options.database.db
+    this.#log = options.log
+    this.#certStore = options.certStore
+    this.#identity = options.tpmIdentity ?? 'default'
+    this.#action = options.malformedCertAction ?? 'warn'
+    this.#now = options.now ?? (() => new Date())
+  }
+
+  /**
+   * Registers (or re-registers) an agent and returns the credential blob.
+   *
+   * @param apiVersion - the request's API version (selects the IAK qualifying data)
+   * @throws RegistrarError 400 (invalid data, AK attributes, EK certificate, IAK), 403 (identity
+   *   changed)
+   */
+  async register(
+    agentIdInput: unknown,
+    body: Record<string, unknown>,
+    apiVersion: string,
+  ): Promise<RegisterResult> {
+    const agentId = validateAgentId(agentIdInput)
+    const d = decodeRegistration(body, { malformedCertAction: this.#action })
+    checkAkAttributes(d.aik.pub)
+    usableKey(d.aik.pub, 'aik_tpm')
+    if (d.ek !== undefined) {
+      checkEk(d.ek.pub)
+      usableKey(d.ek.pub, 'ek_tpm')
+      if (d.ekcert !== undefined) certMatchesKey(d.ekcert, d.ek.pub, 'ekcert', 'ek_tpm')
+    }
+    this.#checkIakIdevid(agentId, d, apiVersion)
+    const now = this.#now()
+    const assessment =
+      d.ekcert === undefined ? undefined : assessEkCert(d.ekcert, this.#certStore.get(), now)
+    // With the EK in the body (every real agent), the CPU work happens before taking the lock.
+    const akName = computeName(d.aik.pub)
+    const early = d.ek === undefined ? undefined : this.#challenge(d.ek.pub, akName)
+
+    const result = await this.#mutex.run(agentId, () =>
+      this.#db.transaction(async (tx) => {
+        await lockAgent(tx, agentId)
+        const [old] = await tx
+          .select()
+          .from(registrarmain)
+          .where(eq(registrarmain.agent_id, agentId))
+        if (old !== undefined) this.#checkIdentityUnchanged(agentId, old, d)
+        const ekBytes = d.ek?.bytes ?? (old?.ek_tpm ? unb64(old.ek_tpm) : undefined)
+        let ekPub = d.ek?.pub
+        if (ekPub === undefined && ekBytes !== undefined) {
+          ekPub = parseTpm2bPublic(ekBytes)
+          if (d.ekcert !== undefined) certMatchesKey(d.ekcert, ekPub, 'ekcert', 'ek_tpm')
+        }
+        if (d.ekcert !== undefined && ekPub === undefined) {
+          throw invalidData('ek_tpm is required when an EK certificate is provided')
+        }
+        const verdict: EkCertAssessment =
+          assessment ??
+          (old?.ekcert
+            ? {
+                verdict: (old.ek_cert_verdict ?? 'absent') as EkCertAssessment['verdict'],
+                detail: old.ek_cert_detail ?? '',
+                tpm: {
+                  manufacturer: old.tpm_manufacturer ?? undefined,
+                  model: old.tpm_model ?? undefined,
+                  version: old.tpm_version ?? undefined,
+                },
+              }
+            : assessEkCert(undefined, new Error('unused'), now))
+        const hasIakIdevid =
+          (d.iak !== undefined && d.idevid !== undefined) ||
+          Boolean(old?.iak_tpm && old?.idevid_tpm)
+        this.#checkRootIdentity(ekPub !== undefined, verdict, hasIakIdevid)
+        if (ekPub === undefined || ekBytes === undefined) {
+          throw invalidData('ek_tpm is required to produce the activation challenge')
+        }
+        const { challenge, blob } = early ?? this.#challenge(ekPub, akName)
+        const row = {
+          agent_id: agentId,
+          key: Buffer.from(challenge, 'latin1').toString('base64'),
+          aik_tpm: b64(d.aik.bytes),
+          ek_tpm: b64(ekBytes),
+          ekcert: d.ekcert ? b64(d.ekcert.der) : (old?.ekcert ?? null),
+          iak_tpm: d.iak ? b64(d.iak.bytes) : (old?.iak_tpm ?? null),
+          idevid_tpm: d.idevid ? b64(d.idevid.bytes) : (old?.idevid_tpm ?? null),
+          iak_cert: d.iakCert ? b64(d.iakCert.der) : (old?.iak_cert ?? null),
+          idevid_cert: d.idevidCert ? b64(d.idevidCert.der) : (old?.idevid_cert ?? null),
+          mtls_cert:
+            d.mtlsCert === undefined
+              ? (old?.mtls_cert ?? null)
+              : d.mtlsCert.kind === 'disabled'
+                ? 'disabled'
+                : b64(d.mtlsCert.cert.der),
+          ip: d.ip ?? old?.ip ?? null,
+          port: d.port ?? old?.port ?? null,
+          active: false,
+          virtual: old?.virtual ?? false,
+          provider_keys: old?.provider_keys ?? {},
+          regcount: (old?.regcount ?? 0) + 1,
+          ek_cert_verdict: verdict.verdict,
+          ek_cert_detail: verdict.detail.slice(0, 1000),
+          ek_cert_checked_at: assessment
+            ? Math.floor(now.getTime() / 1000)
+            : (old?.ek_cert_checked_at ?? null),
+          tpm_manufacturer: verdict.tpm.manufacturer ?? null,
+          tpm_model: verdict.tpm.model ?? null,
+          tpm_version: verdict.tpm.version ?? null,
+        }
+        if (old === undefined) await tx.insert(registrarmain).values(row)
+        else await tx.update(registrarmain).set(row).where(eq(registrarmain.agent_id, agentId))
+        return { blob, regcount: row.regcount, verdict }
+      }),
+    )
+    const fields = {
+      agent_id: agentId,
+      regcount: result.regcount,
+      ek_cert_verdict: result.verdict.verdict,
+      tpm_manufacturer: result.verdict.tpm.manufacturer,
+    }
+    if (result.verdict.verdict === 'trusted' || result.verdict.verdict === 'absent') {
+      this.#log.info('agent registered; activation challenge issued', fields)
+    } else {
+      this.#log.warn('agent registered with an EK certificate that is not trusted', {
+        ...fields,
+        ek_cert_detail: result.verdict.detail,
+      })
+    }
+    return { blob: result.blob }
+  }
+
+  /**
+   * Activates an agent with the proof of its TPM2_ActivateCredential.
+   *
+   * @throws RegistrarError 404 (unknown agent), 400 (missing or wrong `auth_tag`; a wrong tag
+   *   deletes the registration)
+   */
+  async activate(agentIdInput: unknown, body: Record<string, unknown>): Promise<void> {
+    const agentId = validateAgentId(agentIdInput)
+    const tag = body.auth_tag
+    if (typeof tag !== 'string' || tag === '') {
+      throw new RegistrarError(
+        'ERR_REGISTRAR_INVALID_DATA',
+        'auth_tag is required and must be a string',
+      )
+    }
+    const outcome = await this.#mutex.run(agentId, () =>
+      this.#db.transaction(async (tx) => {
+        await lockAgent(tx, agentId)
+        const [row] = await tx
+          .select({ key: registrarmain.key })
+          .from(registrarmain)
+          .where(eq(registrarmain.agent_id, agentId))
+        if (row === undefined) return 'missing' as const
+        if (row.key !== null && verifyHmacProof(row.key, agentId, tag)) {
+          await tx
+            .update(registrarmain)
+            .set({ active: true })
+            .where(eq(registrarmain.agent_id, agentId))
+          return 'activated' as const
+        }
+        await tx.delete(registrarmain).where(eq(registrarmain.agent_id, agentId))
+        return 'deleted' as const
+      }),
+    )
+    if (outcome === 'missing') {
+      throw new RegistrarError(
+        'ERR_REGISTRAR_AGENT_NOT_FOUND',
+        `Agent with ID '${agentId}' not found`,
+      )
+    }
+    if (outcome === 'deleted') {
+      this.#log.warn('activation auth_tag mismatch; registration deleted', { agent_id: agentId })
+      throw new RegistrarError(
+        'ERR_REGISTRAR_AUTH_TAG',
+        `Auth tag for agent '${agentId}' does not match expected value. The agent has been deleted from the database and will need to be restarted to reattempt registration`,
+      )
+    }
+    this.#log.info('agent activated', { agent_id: agentId })
+  }
+
+  /**
+   * The registration of an activated agent.
+   *
+   * @throws RegistrarError 404 when unknown or not activated
+   */
+  async show(agentIdInput: unknown): Promise<RenderedAgent> {
+    const agentId = validateAgentId(agentIdInput)
+    const [row] = await this.#db
+      .select()
+      .from(registrarmain)
+      .where(eq(registrarmain.agent_id, agentId))
+    if (row === undefined) {
+      throw new RegistrarError(
+        'ERR_REGISTRAR_AGENT_NOT_FOUND',
+        `Agent with ID '${agentId}' not found`,
+      )
+    }
+    if (!row.active) {
+      throw new RegistrarError(
+        'ERR_REGISTRAR_AGENT_NOT_ACTIVE',
+        `Agent with ID '${agentId}' has not been activated`,
+      )
+    }
+    return renderAgent(row)
+  }
+
+  /** Every registered agent id (activated or not), sorted. */
+  async list(): Promise<string[]> {
+    const rows = await this.#db
+      .select({ id: registrarmain.agent_id })
+      .from(registrarmain)
+      .orderBy(asc(registrarmain.agent_id))
+    return rows.map((r) => r.id)
+  }
+
+  /**
+   * Deletes a registration.
+   *
+   * @throws RegistrarError 404 when unknown
+   */
+  async remove(agentIdInput: unknown): Promise<void> {
+    const agentId = validateAgentId(agentIdInput)
+    const deleted = await this.#mutex.run(agentId, () =>
+      this.#db
+        .delete(registrarmain)
+        .where(eq(registrarmain.agent_id, agentId))
+        .returning({ id: registrarmain.agent_id }),
+    )
+    if (deleted.length === 0) {
+      throw new RegistrarError(
+        'ERR_REGISTRAR_AGENT_NOT_FOUND',
+        `Agent with ID '${agentId}' not found`,
+      )
+    }
+    this.#log.info('agent registration deleted', { agent_id: agentId })
+  }
+
+  /** A fresh challenge and its MakeCredential blob (base64). */
+  #challenge(ek: TpmPublic, akName: Uint8Array): { challenge: string; blob: string } {
+    const challenge = generateChallenge()
+    try {
+      const cred = makeCredential(ek, akName, Buffer.from(challenge, 'latin1'))
+      return { challenge, blob: b64(serializeCredentialBlob(cred)) }
+    } catch (e) {
+      if (!isKeylimeError(e)) throw e
+      throw invalidData(
+        `ek_tpm cannot be used for TPM2_MakeCredential (${e.message})`,
+        undefined,
+        e,
+      )
+    }
+  }
+
+  /** Upstream `_check_tpm_identity_immutable`: ek_tpm, ekcert and aik_tpm may not change. */
+  #checkIdentityUnchanged(agentId: string, old: RegistrarRow, d: DecodedRegistration): void {
+    const changed: string[] = []
+    if (old.ek_tpm && d.ek && !sameBytes(d.ek.bytes, unb64(old.ek_tpm))) changed.push('ek_tpm')
+    if (old.ekcert && d.ekcert && !sameBytes(d.ekcert.der, unb64(old.ekcert)))
+      changed.push('ekcert')
+    if (old.aik_tpm && !sameBytes(d.aik.bytes, unb64(old.aik_tpm))) changed.push('aik_tpm')
+    if (changed.length === 0) return
+    this.#log.warn('rejected re-registration with a different TPM identity', {
+      agent_id: agentId,
+      changed: changed.join(','),
+    })
+    throw new RegistrarError(
+      'ERR_REGISTRAR_IDENTITY_CHANGED',
+      `Agent re-registration with different TPM identity is forbidden for security reasons (changed: ${changed.join(', ')}); delete the agent first to register it with a new TPM`,
+    )
+  }
+
+  /** IAK/IDevID: all four fields together, keys match certificates, trusted, AK certified. */
+  #checkIakIdevid(agentId: string, d: DecodedRegistration, apiVersion: string): void {
+    const given = [d.iak, d.idevid, d.iakCert, d.idevidCert].filter((v) => v !== undefined).length
+    if (given === 0) return
+    if (
+      d.iak === undefined ||
+      d.idevid === undefined ||
+      d.iakCert === undefined ||
+      d.idevidCert === undefined
+    ) {
+      throw invalidData(
+        'iak_tpm, idevid_tpm, iak_cert and idevid_cert must be provided together',
+        'ERR_REGISTRAR_IAK',
+      )
+    }
+    usableKey(d.iak.pub, 'iak_tpm')
+    usableKey(d.idevid.pub, 'idevid_tpm')
+    certMatchesKey(d.iakCert, d.iak.pub, 'iak_cert', 'iak_tpm')
+    certMatchesKey(d.idevidCert, d.idevid.pub, 'idevid_cert', 'idevid_tpm')
+    const store = this.#certStore.get()
+    for (const [field, cert] of [
+      ['iak_cert', d.iakCert],
+      ['idevid_cert', d.idevidCert],
+    ] as const) {
+      try {
+        if (store instanceof Error) throw store
+        verifyEkCertChain(cert, store, { now: this.#now(), intermediates: cert.chain })
+      } catch (e) {
+        if (!isKeylimeError(e) && !(e instanceof Error)) throw e
+        throw invalidData(
+          `${field} must contain a certificate issued by a CA present in the trust store (${(e as Error).message})`,
+          'ERR_REGISTRAR_IAK',
+          e,
+        )
+      }
+    }
+    if (d.iakAttest === undefined || d.iakSign === undefined) {
+      throw invalidData(
+        "aik_tpm cannot be bound to the IAK because of a missing 'iak_attest' or 'iak_sign'",
+        'ERR_REGISTRAR_IAK',
+      )
+    }
+    verifyIakCertify({
+      agentId,
+      apiVersion,
+      ak: d.aik.pub,
+      iak: d.iak.pub,
+      attest: d.iakAttest,
+      signature: d.iakSign,
+    })
+  }
+
+  /** `[registrar] tpm_identity` (upstream `_check_root_identity_presence`, plus EK trust). */
+  #checkRootIdentity(hasEk: boolean, ek: EkCertAssessment, hasIakIdevid: boolean): void {
+    const trustedEk = hasEk && ek.verdict === 'trusted'
+    switch (this.#identity) {
+      case 'iak_idevid':
+        if (!hasIakIdevid)
+          throw invalidData(
+            'iak_tpm and idevid_tpm are required by configuration (tpm_identity = iak_idevid)',
+          )
+        return
+      case 'ek_cert':
+        if (!trustedEk) {
+          throw invalidData(
+            `a trusted EK certificate is required by configuration (tpm_identity = ek_cert); EK certificate verdict: ${ek.verdict}${ek.detail ? ` (${ek.detail})` : ''}`,
+            'ERR_REGISTRAR_EK_CERT',
+          )
+        }
+        return
+      case 'ek_cert_or_iak_idevid':
+        if (!trustedEk && !hasIakIdevid) {
+          throw invalidData(
+            `a trusted EK certificate or an IAK and IDevID are required by configuration (tpm_identity = ek_cert_or_iak_idevid); EK certificate verdict: ${ek.verdict}`,
+            'ERR_REGISTRAR_EK_CERT',
+          )
+        }
+        return
+      default:
+        if (!hasEk && !hasIakIdevid)
+          throw invalidData('ek_tpm is required in absence of an IAK and IDevID')
+    }
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * A software stand-in for an agent's TPM, for tests and the benchmark only: EK and AK key pairs
+ * from `node:crypto` marshalled as TPM2B_PUBLIC with the TCG EK templates (L-1 RSA-2048, L-2 ECC
+ * P-256; TCG EK Credential Profile 2.0 §B.3) and Keylime's AK attributes, and
+ * TPM2_ActivateCredential done in software (TCG Part 1 §24: seed → KDFa "INTEGRITY"/"STORAGE" →
+ * HMAC check → AES-128-CFB). Never used by the registrar itself.
+ *
+ * @module
+ */
+import {
+  constants,
+  createDecipheriv,
+  createECDH,
+  createHmac,
+  generateKeyPairSync,
+  type KeyObject,
+  privateDecrypt,
+  timingSafeEqual,
+} from 'node:crypto'
+import { ByteReader } from '../tpm/byte-reader.ts'
+import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE, TPMA_OBJECT } from '../tpm/constants.ts'
+import { parseCredentialBlob, parseIdObject } from '../tpm/credential-blob.ts'
+import { computeAuthTag } from '../tpm/hmac-proof.ts'
+import { kdfa, kdfe } from '../tpm/kdf.ts'
+import {
+  computeName,
+  parseTpm2bPublic,
+  serializeTpm2bPublic,
+  type TpmPublic,
+  type TpmPublicInput,
+} from '../tpm/public-area.ts'
+
+/** TCG EK template attributes: fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy, restricted, decrypt. */
+export const EK_TEMPLATE_ATTRS =
+  TPMA_OBJECT.fixedTPM |
+  TPMA_OBJECT.fixedParent |
+  TPMA_OBJECT.sensitiveDataOrigin |
+  TPMA_OBJECT.adminWithPolicy |
+  TPMA_OBJECT.restricted |
+  TPMA_OBJECT.decrypt
+
+/** PolicySecret(TPM_RH_ENDORSEMENT) digest of the low-range EK templates. */
+const EK_POLICY_A = Buffer.from(
+  '837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa',
+  'hex',
+)
+
+/** Key algorithm of a software key. */
+export type SoftwareKeyType = 'rsa' | 'ecc'
+
+/** A software key pair with its TPM2B_PUBLIC. */
+export interface SoftwareKey {
+  type: SoftwareKeyType
+  privateKey: KeyObject
+  /** TPM2B_PUBLIC bytes. */
+  tpm2b: Uint8Array
+  pub: TpmPublic
+}
+
+function jwkBytes(v: string | undefined): Uint8Array {
+  return Uint8Array.from(Buffer.from(v ?? '', 'base64url'))
+}
+
+function makeKey(
+  type: SoftwareKeyType,
+  template: (jwk: { n?: string; x?: string; y?: string }) => TpmPublicInput,
+): SoftwareKey {
+  const { privateKey, publicKey } =
+    type === 'rsa'
+      ? generateKeyPairSync('rsa', { modulusLength: 2048, publicExponent: 65537 })
+      : generateKeyPairSync('ec', { namedCurve: 'prime256v1' })
+  const tpm2b = serializeTpm2bPublic(template(publicKey.export({ format: 'jwk' })))
+  return { type, privateKey, tpm2b, pub: parseTpm2bPublic(tpm2b) }
+}
+
+/** A software EK (TCG template L-1 RSA-2048 or L-2 ECC P-256, SHA-256, AES-128-CFB). */
+export function makeSoftwareEk(type: SoftwareKeyType = 'rsa'): SoftwareKey {
+  return makeKey(type, (jwk) => {
+    const common = {
+      nameAlg: TPM_ALG_ID.SHA256,
+      objectAttributes: EK_TEMPLATE_ATTRS,
+      authPolicy: EK_POLICY_A,
+      symmetric: { algorithm: TPM_ALG_ID.AES, keyBits: 128, mode: TPM_ALG_ID.CFB },
+      scheme: { scheme: TPM_ALG_ID.NULL },
+    }
+    return type === 'rsa'
+      ? { ...common, type: 'rsa', keyBits: 2048, exponent: 0, unique: { n: jwkBytes(jwk.n) } }
+      : {
+          ...common,
+          type: 'ecc',
+          curve: TPM_ECC_CURVE.NIST_P256,
+          kdf: { scheme: TPM_ALG_ID.NULL },
+          unique: { x: jwkBytes(jwk.x), y: jwkBytes(jwk.y) },
+        }
+  })
+}
+
+/** A software AK (RSASSA or ECDSA with SHA-256), Keylime's attributes unless overridden. */
+export function makeSoftwareAk(
+  type: SoftwareKeyType = 'rsa',
+  objectAttributes: number = AK_EXPECTED_ATTRS,
+): SoftwareKey {
+  return makeKey(type, (jwk) => {
+    const common = {
+      nameAlg: TPM_ALG_ID.SHA256,
+      objectAttributes,
+      authPolicy: new Uint8Array(0),
+      symmetric: { algorithm: TPM_ALG_ID.NULL },
+    }
+    return type === 'rsa'
+      ? {
+          ...common,
+          type: 'rsa',
+          scheme: { scheme: TPM_ALG_ID.RSASSA, hashAlg: TPM_ALG_ID.SHA256 },
+          keyBits: 2048,
+          exponent: 0,
+          unique: { n: jwkBytes(jwk.n) },
+        }
+      : {
+          ...common,
+          type: 'ecc',
+          scheme: { scheme: TPM_ALG_ID.ECDSA, hashAlg: TPM_ALG_ID.SHA256 },
+          curve: TPM_ECC_CURVE.NIST_P256,
+          kdf: { scheme: TPM_ALG_ID.NULL },
+          unique: { x: jwkBytes(jwk.x), y: jwkBytes(jwk.y) },
+        }
+  })
+}
+
+/**
+ * TPM2_ActivateCredential in software: recovers the credential from a Keylime `blob` (base64)
+ * for this EK and AK name, or throws if the integrity HMAC does not match.
+ */
+export function activateCredentialSoftware(
+  ek: SoftwareKey,
+  akName: Uint8Array,
+  blobB64: string,
+): Uint8Array {
+  const { credentialBlob, encryptedSecret } = parseCredentialBlob(Buffer.from(blobB64, 'base64'))
+  let seed: Uint8Array
+  if (ek.type === 'rsa') {
+    seed = privateDecrypt(
+      {
+        key: ek.privateKey,
+        padding: constants.RSA_PKCS1_OAEP_PADDING,
+        oaepHash: 'sha256',
+        oaepLabel: Buffer.from('IDENTITY\0', 'latin1'),
+      },
+      encryptedSecret,
+    )
+  } else {
+    const r = new ByteReader(encryptedSecret)
+    const x = r.tpm2b()
+    const y = r.tpm2b()
+    r.end()
+    const jwk = ek.privateKey.export({ format: 'jwk' })
+    const ecdh = createECDH('prime256v1')
+    ecdh.setPrivateKey(jwkBytes(jwk.d))
+    const z = ecdh.computeSecret(Buffer.concat([Buffer.from([4]), x, y]))
+    const ekX = ek.pub.type === 'ecc' ? ek.pub.unique.x : new Uint8Array(0)
+    seed = kdfe('sha256', z, 'IDENTITY', x, ekX, 256)
+  }
+  const { integrityHmac, encIdentity } = parseIdObject(credentialBlob)
+  const hmacKey = kdfa('sha256', seed, 'INTEGRITY', new Uint8Array(0), new Uint8Array(0), 256)
+  const expected = createHmac('sha256', hmacKey).update(encIdentity).update(akName).digest()
+  if (
+    expected.byteLength !== integrityHmac.byteLength ||
+    !timingSafeEqual(expected, integrityHmac)
+  ) {
+    throw new Error('credential integrity check failed')
+  }
+  const symKey = kdfa('sha256', seed, 'STORAGE', akName, new Uint8Array(0), 128)
+  const d = createDecipheriv('aes-128-cfb', symKey, new Uint8Array(16))
+  const plain = Buffer.concat([d.update(encIdentity), d.final()])
+  const r = new ByteReader(plain)
+  const cred = r.tpm2b()
+  r.end()
+  return cred
+}
+
+/**
+ * A software agent: an EK and an AK, the registration body, and the `auth_tag` for a blob.
+ *
+ * @example
+ * ```ts
+ * const agent = new SoftwareAgent(makeSoftwareEk(), makeSoftwareAk())
+ * const { blob } = await service.register(id, agent.body(), '2.6')
+ * await service.activate(id, { auth_tag: agent.authTag(id, blob) })
+ * ```
+ */
+export class SoftwareAgent {
+  readonly ek: SoftwareKey
+  readonly ak: SoftwareKey
+
+  constructor(ek: SoftwareKey, ak: SoftwareKey) {
+    this.ek = ek
+    this.ak = ak
+  }
+
+  /** The AK's Name. */
+  get akName(): Uint8Array {
+    return computeName(this.ak.pub)
+  }
+
+  /** A registration body as rust-keylime sends it (null IAK/IDevID certs), plus `extra`. */
+  body(extra: Record<string, unknown> = {}): Record<string, unknown> {
+    return {
+      aik_tpm: Buffer.from(this.ak.tpm2b).toString('base64'),
+      ek_tpm: Buffer.from(this.ek.tpm2b).toString('base64'),
+      iak_cert: null,
+      idevid_cert: null,
+      ip: '127.0.0.1',
+      port: 9002,
+      mtls_cert: 'disabled',
+      ...extra,
+    }
+  }
+
+  /** hex HMAC-SHA384(key = base64(credential), msg = agent id), as the agent computes it. */
+  authTag(agentId: string, blobB64: string): string {
+    const cred = activateCredentialSoftware(this.ek, this.akName, blobB64)
+    return computeAuthTag(Buffer.from(cred).toString('base64'), agentId)
+  }
+}
