@@ -1,5 +1,5 @@
 /**
- * Integration tests of `keylime_ca` run as a separate process (`src/ca/keylime-ca-main.ts`), and
+ * Integration tests of `keylime_ca` run as a separate process (`keylime ca …`, the dispatcher behind `keylime_ca`), and
  * of the cv_ca bootstrap raced by two processes.
  * @module
  */
@@ -12,15 +12,15 @@ import { unzipSync } from 'fflate'
 import { runCaCli } from '../src/ca/run-ca-cli.ts'
 import { resolveCaSettings } from '../src/ca/ca-settings.ts'
 
-const MAIN = resolve(import.meta.dir, '../src/ca/keylime-ca-main.ts')
+const MAIN = resolve(import.meta.dir, '../src/main.ts')
 const ENSURE = resolve(import.meta.dir, '../src/ca/ensure-cv-ca.ts')
 const SETTINGS = resolve(import.meta.dir, '../src/ca/ca-settings.ts')
 const OPENSSL = Bun.which('openssl')
 if (!OPENSSL) console.log('skipping openssl checks in ca-cli tests: openssl not found in PATH')
 
 function cli(args: string[], env: Record<string, string>) {
-  const r = Bun.spawnSync([process.execPath, MAIN, ...args], {
-    env: { ...process.env, ...env },
+  const r = Bun.spawnSync([process.execPath, MAIN, 'ca', ...args], {
+    env: { ...process.env, KEYLIME_CA_CONFIG: '/nonexistent/ca.conf', ...env },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

@@ -361,7 +361,9 @@ describe('logging.conf level', () => {
     expect(loadLoggingConfig(opts()).level).toBe('WARNING')
   })
 
-  test('no file → INFO; bad level → ConfigError', () => {
+  test('no file or no [loggers] section → INFO; bad level → ConfigError', () => {
+    expect(loadLoggingConfig(opts()).level).toBe('INFO')
+    write(join(etcDir, 'logging.conf'), '')
     expect(loadLoggingConfig(opts()).level).toBe('INFO')
     write(join(etcDir, 'logging.conf'), '[logger_root]\nlevel = LOUD\n')
     expect(configError(() => loadLoggingConfig(opts())).location).toMatchObject({

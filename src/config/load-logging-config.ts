@@ -83,7 +83,12 @@ function toLevel(n: number): LogLevel {
 export function loadLoggingConfig(options: ConfigLoadOptions = {}): LoggingConfig {
   const warn = options.warn ?? logConfigWarning
   const { store, sources } = readConfigFiles('logging', { ...options, warn })
-  if (sources.length === 0) return { level: 'INFO', sources }
+  // No file, or a file without a [loggers] section (Python's fileConfig would reject it): the
+  // default level, rather than Python's silent WARNING root.
+  if (sources.length === 0 || getIniEntry(store, 'loggers', 'keys') === undefined) {
+    readLevel(store, 'logger_root') // still refuse an invalid level
+    return { level: 'INFO', sources }
+  }
 
   const rootLevel = readLevel(store, 'logger_root') ?? LOG_LEVELS.WARNING
   const rootHandlers = names(store, 'logger_root', 'handlers')

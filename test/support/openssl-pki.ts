@@ -22,6 +22,11 @@ export interface TestPki {
   rogueCaCert: string
   rogueClientKey: string
   rogueClientCert: string
+  /** A self-signed server certificate without SANs, as agents generate (pinned by clients). */
+  agentKey: string
+  agentCert: string
+  /** Another self-signed certificate (a wrong pin). */
+  otherAgentCert: string
 }
 
 function run(args: string[], cwd: string): void {
@@ -43,6 +48,11 @@ function makeCa(dir: string, name: string): void {
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir)
 }
 
+function makeSelfSigned(dir: string, name: string): void {
+  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${name}`], dir)
+}
+
 /** Creates the PKI in a fresh temp dir. */
 export function makeTestPki(): TestPki {
   const dir = mkdtempSync(join(tmpdir(), 'kl-pki-'))
@@ -52,6 +62,8 @@ export function makeTestPki(): TestPki {
     'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n')
   issue(dir, 'ca', 'client', 'extendedKeyUsage=clientAuth\n')
   issue(dir, 'rogue-ca', 'rogue-client', 'extendedKeyUsage=clientAuth\n')
+  makeSelfSigned(dir, 'agent')
+  makeSelfSigned(dir, 'other-agent')
   const r = (f: string) => readFileSync(join(dir, f), 'utf8')
   return {
     dir,
@@ -63,5 +75,8 @@ export function makeTestPki(): TestPki {
     rogueCaCert: r('rogue-ca.crt'),
     rogueClientKey: r('rogue-client.key'),
     rogueClientCert: r('rogue-client.crt'),
+    agentKey: r('agent.key'),
+    agentCert: r('agent.crt'),
+    otherAgentCert: r('other-agent.crt'),
   }
 }
