@@ -318,6 +318,18 @@ export class SoftTpm {
     return new Uint8Array(this.#bank(bank)[this.#index(index)]!)
   }
 
+  /**
+   * Sets a PCR to a value, as if the TPM had been powered up and extended to it (the fleet uses
+   * this to start every agent at the PCR10 value of the shared IMA list without replaying it).
+   */
+  restorePcr(bank: HashAlg, index: number, value: Uint8Array): void {
+    const values = this.#bank(bank)
+    if (value.byteLength !== HASH_SIZE[bank]) {
+      throw new TpmError('ERR_TPM_BAD_VALUE', `${bank} PCR values are ${HASH_SIZE[bank]} bytes`)
+    }
+    values[this.#index(index)] = new Uint8Array(value)
+  }
+
   /** TPM2_PCR_Reset: sets the PCR to zero in every bank. */
   resetPcr(index: number): void {
     const i = this.#index(index)
