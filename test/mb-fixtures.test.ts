@@ -24,9 +24,13 @@ async function readPcrs(p: string): Promise<Map<string, Map<number, Uint8Array>>
   let bank: Map<number, Uint8Array> | undefined
   for (const line of (await Bun.file(resolve(DIR, p)).text()).split('\n')) {
     const b = /^\s+(sha\d+):\s*$/.exec(line)
-    if (b?.[1] !== undefined) out.set(b[1], (bank = new Map()))
+    if (b?.[1] !== undefined) {
+      bank = new Map()
+      out.set(b[1], bank)
+    }
     const v = /^\s+(\d+)\s*:\s*0x([0-9A-Fa-f]+)/.exec(line)
-    if (v?.[1] !== undefined && v[2] !== undefined) bank?.set(Number(v[1]), Buffer.from(v[2], 'hex'))
+    if (v?.[1] !== undefined && v[2] !== undefined)
+      bank?.set(Number(v[1]), Buffer.from(v[2], 'hex'))
   }
   return out
 }
@@ -50,7 +54,11 @@ function sink(): { write(s: string): void; text: string } {
 async function makeRefstate(log: string, flags: string[] = []): Promise<Record<string, unknown>> {
   const out = sink()
   const err = sink()
-  const rc = await runPolicyCreateMeasuredBoot(['-e', log, ...flags], { stdout: out, stderr: err, cwd: DIR })
+  const rc = await runPolicyCreateMeasuredBoot(['-e', log, ...flags], {
+    stdout: out,
+    stderr: err,
+    cwd: DIR,
+  })
   expect(err.text).not.toContain('error')
   expect(rc).toBe(0)
   return JSON.parse(out.text)
@@ -78,7 +86,8 @@ describe.each(['vm-plain', 'vm-secureboot'])('%s (OVMF + swtpm capture)', (name)
     if (acc.ok) expect(acc.claims.checkedPcrs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     const rej = evaluateMeasuredBoot({ ...base, policyName: 'reject-all' })
     expect(rej.ok).toBe(false)
-    if (!rej.ok) expect(rej.failures.map((f) => f.event_id)).toEqual(['measured_boot.policy_reject-all'])
+    if (!rej.ok)
+      expect(rej.failures.map((f) => f.event_id)).toEqual(['measured_boot.policy_reject-all'])
   })
 })
 
@@ -87,7 +96,11 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
 
   test('without -i the tool refuses a Secure-Boot-off log (exit 1)', async () => {
     const err = sink()
-    const rc = await runPolicyCreateMeasuredBoot(['-e', LOG], { stdout: sink(), stderr: err, cwd: DIR })
+    const rc = await runPolicyCreateMeasuredBoot(['-e', LOG], {
+      stdout: sink(),
+      stderr: err,
+      cwd: DIR,
+    })
     expect(rc).toBe(1)
     expect(err.text).toContain('SecureBoot disabled')
   })
@@ -102,7 +115,9 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
       policyName: 'example',
       refstate: JSON.stringify(refstate),
     })
-    expect(!missing.ok && missing.failures.map((f) => [f.event_id, f.context.data])).toEqual([['measured_boot.missing_pcrs', [14]]])
+    expect(!missing.ok && missing.failures.map((f) => [f.event_id, f.context.data])).toEqual([
+      ['measured_boot.missing_pcrs', [14]],
+    ])
     const r = evaluateMeasuredBoot({
       log: await read(LOG),
       quotedPcrs: await withPcr14('vm-plain/pcrs.yaml'),
@@ -110,7 +125,10 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
       policyName: 'example',
       refstate: JSON.stringify(refstate),
     })
-    expect(r).toMatchObject({ ok: true, claims: { evaluated: true, secureBoot: false, events: 25 } })
+    expect(r).toMatchObject({
+      ok: true,
+      claims: { evaluated: true, secureBoot: false, events: 25 },
+    })
   })
 
   test('a changed kernel digest fails naming the boot application event', async () => {
@@ -131,27 +149,40 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
     // The digest really is sha256 of the UTF-16LE command line the guest saw, plus a NUL.
     const cmdline = (await Bun.file(resolve(DIR, 'vm-plain/cmdline')).text()).trim()
     const u16 = Buffer.from(`${cmdline}\0`, 'utf16le')
-    expect(`0x${new Bun.CryptoHasher('sha256').update(u16).digest('hex')}`).toBe(
-      (await makeRefstate(LOG, ['-i'])).kernels instanceof Array
-        ? ((await makeRefstate(LOG, ['-i'])).kernels as Array<Record<string, string>>)[0]?.load_options_sha256 ?? ''
-        : '',
-    )
+    const fresh = await makeRefstate(LOG, ['-i'])
+    const lo = (fresh.kernels as Array<Record<string, string>>)[0]?.load_options_sha256
+    expect(`0x${new Bun.CryptoHasher('sha256').update(u16).digest('hex')}`).toBe(lo as string)
   })
 
   test('a forged quote PCR gives measured_boot.invalid_pcr_N naming the unreconciled event', async () => {
     const quotedPcrs = await readPcrs('vm-plain/pcrs.yaml')
     const log = parseEventLog(await read(LOG))
     // The TPM saw only the first PCR 4 event: the log claims more than the quote reflects.
-    const sha = (b: Uint8Array[]) => b.reduce((v, d) => new Bun.CryptoHasher('sha256').update(v).update(d).digest() as Uint8Array, new Uint8Array(32))
-    const pcr4 = log.events.filter((e) => e.pcr === 4).map((e) => e.digests.find((d) => d.alg === 'sha256')?.digest as Uint8Array)
+    const sha = (b: Uint8Array[]) =>
+      b.reduce(
+        (v, d) => new Bun.CryptoHasher('sha256').update(v).update(d).digest() as Uint8Array,
+        new Uint8Array(32),
+      )
+    const pcr4 = log.events
+      .filter((e) => e.pcr === 4)
+      .map((e) => e.digests.find((d) => d.alg === 'sha256')?.digest as Uint8Array)
     quotedPcrs.get('sha256')?.set(4, sha(pcr4.slice(0, 1)))
-    const r = evaluateMeasuredBoot({ log: await read(LOG), quotedPcrs, bank: 'sha256', policyName: 'accept-all', refstate: { a: 1 } })
+    const r = evaluateMeasuredBoot({
+      log: await read(LOG),
+      quotedPcrs,
+      bank: 'sha256',
+      policyName: 'accept-all',
+      refstate: { a: 1 },
+    })
     expect(r.ok).toBe(false)
     if (r.ok) return
     expect(r.failures).toHaveLength(1)
     const f = r.failures[0]
     expect(f?.event_id).toBe('measured_boot.invalid_pcr_4')
-    expect(f?.context).toMatchObject({ matching_prefix: 1, event: { index: 13, type: 'EV_EFI_ACTION' } })
+    expect(f?.context).toMatchObject({
+      matching_prefix: 1,
+      event: { index: 13, type: 'EV_EFI_ACTION' },
+    })
   })
 
   test('once/always: evaluated only at attestation 0 with once', async () => {
@@ -163,18 +194,37 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
       refstate: { x: 1 },
     }
     expect(evaluateMeasuredBoot({ ...base, attestationCount: 3 }).ok).toBe(true)
-    expect(evaluateMeasuredBoot({ ...base, attestationCount: 3, evaluate: 'always' }).ok).toBe(false)
+    expect(evaluateMeasuredBoot({ ...base, attestationCount: 3, evaluate: 'always' }).ok).toBe(
+      false,
+    )
     const badMode = evaluateMeasuredBoot({ ...base, evaluate: 'sometimes' })
-    expect(!badMode.ok && badMode.failures[0]?.event_id).toBe('qoute_validation.invalid_measured_boot_evaluate')
+    expect(!badMode.ok && badMode.failures[0]?.event_id).toBe(
+      'qoute_validation.invalid_measured_boot_evaluate',
+    )
   })
 
   test('no refstate / empty refstate skips measured boot; a bad log is a parser failure', async () => {
-    const base = { quotedPcrs: await readPcrs('vm-plain/pcrs.yaml'), bank: 'sha256' as const, policyName: 'reject-all' }
+    const base = {
+      quotedPcrs: await readPcrs('vm-plain/pcrs.yaml'),
+      bank: 'sha256' as const,
+      policyName: 'reject-all',
+    }
     expect(evaluateMeasuredBoot({ ...base, log: await read(LOG), refstate: null }).ok).toBe(true)
     expect(evaluateMeasuredBoot({ ...base, log: await read(LOG), refstate: '{}' }).ok).toBe(true)
-    const bogus = evaluateMeasuredBoot({ ...base, log: await read('upstream/binary_bios_measurements-bogus'), refstate: null })
-    expect(!bogus.ok && bogus.failures[0]?.event_id).toBe('measured_boot.parser.tpm2_eventlog.error')
-    const noLog = evaluateMeasuredBoot({ ...base, log: null, refstate: { x: 1 }, policyName: 'example' })
+    const bogus = evaluateMeasuredBoot({
+      ...base,
+      log: await read('upstream/binary_bios_measurements-bogus'),
+      refstate: null,
+    })
+    expect(!bogus.ok && bogus.failures[0]?.event_id).toBe(
+      'measured_boot.parser.tpm2_eventlog.error',
+    )
+    const noLog = evaluateMeasuredBoot({
+      ...base,
+      log: null,
+      refstate: { x: 1 },
+      policyName: 'example',
+    })
     expect(!noLog.ok && noLog.failures[0]?.event_id).toBe('qoute_validation.unused_pcr_0')
   })
 
@@ -182,9 +232,21 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
     const mb_log = Buffer.from(await read(LOG)).toString('base64')
     const quotedPcrs = await withPcr14('vm-plain/pcrs.yaml')
     const refstate = JSON.stringify(await makeRefstate(LOG, ['-i']))
-    const ok = evaluateMeasuredBootEvidence({ mb_log, mb_policy: refstate, hash_alg: 'sha256', quotedPcrs, policyName: 'example' })
+    const ok = evaluateMeasuredBootEvidence({
+      mb_log,
+      mb_policy: refstate,
+      hash_alg: 'sha256',
+      quotedPcrs,
+      policyName: 'example',
+    })
     expect(ok.ok).toBe(true)
-    const bad = evaluateMeasuredBootEvidence({ mb_log: '@@@', mb_policy: refstate, hash_alg: 'sha256', quotedPcrs, policyName: 'example' })
+    const bad = evaluateMeasuredBootEvidence({
+      mb_log: '@@@',
+      mb_policy: refstate,
+      hash_alg: 'sha256',
+      quotedPcrs,
+      policyName: 'example',
+    })
     expect(!bad.ok && bad.failures[0]?.event_id).toBe('measured_boot.parser.log.base64decode')
   })
 })
@@ -193,9 +255,13 @@ describe('upstream Keylime logs (shim + grub)', () => {
   const SB = 'upstream/binary_bios_measurements-secureboot'
 
   test('spec replay of the StartupLocality-3 log gives PCR0 0ee9a7fe… (tpm2-tools 5.4 differs)', async () => {
-    const { pcrs, startupLocality } = replayEventLog(parseEventLog(await read('upstream/binary_bios_measurements')))
+    const { pcrs, startupLocality } = replayEventLog(
+      parseEventLog(await read('upstream/binary_bios_measurements')),
+    )
     expect(startupLocality).toBe(3)
-    expect(Buffer.from(pcrs.get('sha256')?.get(0) as Uint8Array).toString('hex')).toStartWith('0ee9a7fe')
+    expect(Buffer.from(pcrs.get('sha256')?.get(0) as Uint8Array).toString('hex')).toStartWith(
+      '0ee9a7fe',
+    )
   })
 
   test('refstate from the Secure Boot log passes; changed kernel digest and command line fail naming the event', async () => {
@@ -207,19 +273,33 @@ describe('upstream Keylime logs (shim + grub)', () => {
     const k = (refstate.kernels as Array<Record<string, string>>)[0] as Record<string, string>
     const kernel = k.kernel_authcode_sha256 as string
     k.kernel_authcode_sha256 = `0x${'00'.repeat(32)}`
-    expect(evaluateExample(refstate, log)).toMatch(/boot applications\[2\] event \d+ \(PCR 4 EV_EFI_BOOT_SERVICES_APPLICATION\)/)
+    expect(evaluateExample(refstate, log)).toMatch(
+      /boot applications\[2\] event \d+ \(PCR 4 EV_EFI_BOOT_SERVICES_APPLICATION\)/,
+    )
     k.kernel_authcode_sha256 = kernel
     k.kernel_cmdline = 'something else'
-    expect(evaluateExample(refstate, log)).toMatch(/kernel command line\[0\] event \d+ \(PCR 8 EV_IPL\)/)
+    expect(evaluateExample(refstate, log)).toMatch(
+      /kernel command line\[0\] event \d+ \(PCR 8 EV_IPL\)/,
+    )
   })
 
   test('create_mb_refstate script form writes the file; usage errors exit 2', async () => {
     const out = `/tmp/mb-refstate-${process.pid}.json`
-    expect(await runCreateMbRefstate([SB, out], { stdout: sink(), stderr: sink(), cwd: DIR })).toBe(0)
+    expect(await runCreateMbRefstate([SB, out], { stdout: sink(), stderr: sink(), cwd: DIR })).toBe(
+      0,
+    )
     expect(JSON.parse(await Bun.file(out).text()).has_secureboot).toBe(true)
     expect(await runCreateMbRefstate([SB], { stdout: sink(), stderr: sink(), cwd: DIR })).toBe(2)
-    expect(await runPolicyCreateMeasuredBoot(['--bogus'], { stdout: sink(), stderr: sink(), cwd: DIR })).toBe(2)
-    expect(await runPolicyCreateMeasuredBoot(['-e', 'nope.bin'], { stdout: sink(), stderr: sink(), cwd: DIR })).toBe(1)
+    expect(
+      await runPolicyCreateMeasuredBoot(['--bogus'], { stdout: sink(), stderr: sink(), cwd: DIR }),
+    ).toBe(2)
+    expect(
+      await runPolicyCreateMeasuredBoot(['-e', 'nope.bin'], {
+        stdout: sink(),
+        stderr: sink(),
+        cwd: DIR,
+      }),
+    ).toBe(1)
   })
 })
 
@@ -227,12 +307,14 @@ const hasEventlog = Bun.which('tpm2_eventlog') !== null
 if (!hasEventlog) console.log('skipping tpm2_eventlog cross-check: tpm2_eventlog is not installed')
 
 describe('cross-check with tpm2_eventlog', () => {
-  test.skipIf(!hasEventlog).each([
-    'vm-plain/binary_bios_measurements',
-    'vm-secureboot/binary_bios_measurements',
-    'upstream/binary_bios_measurements',
-    'upstream/binary_bios_measurements-secureboot',
-  ])('%s: event count, types, PCRs and digests agree', async (file) => {
+  test
+    .skipIf(!hasEventlog)
+    .each([
+      'vm-plain/binary_bios_measurements',
+      'vm-secureboot/binary_bios_measurements',
+      'upstream/binary_bios_measurements',
+      'upstream/binary_bios_measurements-secureboot',
+    ])('%s: event count, types, PCRs and digests agree', async (file) => {
     const proc = Bun.spawnSync(['tpm2_eventlog', resolve(DIR, file)])
     const yaml = proc.stdout.toString()
     const blocks = yaml.split(/^- EventNum: /m).slice(1)
@@ -243,8 +325,12 @@ describe('cross-check with tpm2_eventlog', () => {
       expect(ev?.typeName).toBe(/EventType: (\S+)/.exec(b)?.[1] as string)
       expect(ev?.pcr).toBe(Number(/PCRIndex: (\d+)/.exec(b)?.[1]))
       if (i === 0) continue
-      const theirs = [...b.matchAll(/AlgorithmId: (\S+)\n\s+Digest: "([0-9a-f]+)"/g)].map((m) => `${m[1]}:${m[2]}`)
-      expect(ev?.digests.map((d) => `${d.alg}:${Buffer.from(d.digest).toString('hex')}`)).toEqual(theirs)
+      const theirs = [...b.matchAll(/AlgorithmId: (\S+)\n\s+Digest: "([0-9a-f]+)"/g)].map(
+        (m) => `${m[1]}:${m[2]}`,
+      )
+      expect(ev?.digests.map((d) => `${d.alg}:${Buffer.from(d.digest).toString('hex')}`)).toEqual(
+        theirs,
+      )
     }
   })
 })

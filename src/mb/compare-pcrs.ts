@@ -37,7 +37,13 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Explains a mismatch of PCR `pcr` (see the module header). */
-export function explainMismatch(log: EventLog, bank: HashAlg, pcr: number, quoted: Uint8Array, replayed: Uint8Array): PcrMismatch {
+export function explainMismatch(
+  log: EventLog,
+  bank: HashAlg,
+  pcr: number,
+  quoted: Uint8Array,
+  replayed: Uint8Array,
+): PcrMismatch {
   const evs: Array<{ ev: UefiEvent; digest: Uint8Array }> = []
   for (const ev of log.events) {
     if (ev.pcr !== pcr || ev.type === EVENT_TYPE.EV_NO_ACTION) continue
@@ -47,7 +53,10 @@ export function explainMismatch(log: EventLog, bank: HashAlg, pcr: number, quote
   let v = initialPcr(bank, pcr, startupLocality(log))
   let prefix: number | null = same(v, quoted) ? 0 : null
   for (let i = 0; i < evs.length && prefix === null; i++) {
-    v = createHash(bank).update(v).update((evs[i] as { digest: Uint8Array }).digest).digest()
+    v = createHash(bank)
+      .update(v)
+      .update((evs[i] as { digest: Uint8Array }).digest)
+      .digest()
     if (same(v, quoted)) prefix = i + 1
   }
   const culprit = evs[prefix ?? 0]
@@ -61,7 +70,13 @@ export function explainMismatch(log: EventLog, bank: HashAlg, pcr: number, quote
     event:
       culprit === undefined
         ? null
-        : { index: culprit.ev.index, offset: culprit.ev.offset, pcr, type: culprit.ev.typeName, digest: toHex(culprit.digest) },
+        : {
+            index: culprit.ev.index,
+            offset: culprit.ev.offset,
+            pcr,
+            type: culprit.ev.typeName,
+            digest: toHex(culprit.digest),
+          },
   }
 }
 

@@ -27,7 +27,12 @@ export interface CliContext {
 
 const MAX_LOG_BYTES = 64 * 1024 * 1024
 
-async function build(ctx: CliContext, logPath: string, out: string, withoutSecureboot: boolean): Promise<number> {
+async function build(
+  ctx: CliContext,
+  logPath: string,
+  out: string,
+  withoutSecureboot: boolean,
+): Promise<number> {
   let bytes: Uint8Array
   try {
     const file = Bun.file(resolve(ctx.cwd, logPath))
@@ -37,7 +42,9 @@ async function build(ctx: CliContext, logPath: string, out: string, withoutSecur
     }
     bytes = await file.bytes()
   } catch (e) {
-    ctx.stderr.write(`error: cannot read ${logPath}: ${e instanceof Error ? e.message : String(e)}\n`)
+    ctx.stderr.write(
+      `error: cannot read ${logPath}: ${e instanceof Error ? e.message : String(e)}\n`,
+    )
     return 1
   }
   try {
@@ -46,14 +53,19 @@ async function build(ctx: CliContext, logPath: string, out: string, withoutSecur
       ctx.stderr.write('error: no events found in the binary boot measurements log\n')
       return 1
     }
-    const refstate = createRefstate(log, { withoutSecureboot, warn: (m) => ctx.stderr.write(`warning: ${m}\n`) })
+    const refstate = createRefstate(log, {
+      withoutSecureboot,
+      warn: (m) => ctx.stderr.write(`warning: ${m}\n`),
+    })
     const json = JSON.stringify(refstate)
     if (out === '-') ctx.stdout.write(`${json}\n`)
     else await Bun.write(resolve(ctx.cwd, out), `${json}\n`)
     return 0
   } catch (e) {
     if (!isMbError(e)) throw e
-    ctx.stderr.write(`error: parsing of binary boot measurements (${logPath}) failed: ${e.message} [${e.code}]\n`)
+    ctx.stderr.write(
+      `error: parsing of binary boot measurements (${logPath}) failed: ${e.message} [${e.code}]\n`,
+    )
     return 1
   }
 }
@@ -62,8 +74,16 @@ const USAGE_POLICY =
   'usage: keylime policy create measured-boot -e EVENTLOG [-i|--without-secureboot] [-o OUTPUT|-]\n'
 
 /** `keylime policy create measured-boot …` (argv after `measured-boot`). */
-export async function runPolicyCreateMeasuredBoot(argv: readonly string[], ctx: CliContext): Promise<number> {
-  let values: { 'eventlog-file'?: string; 'without-secureboot'?: boolean; output?: string; help?: boolean }
+export async function runPolicyCreateMeasuredBoot(
+  argv: readonly string[],
+  ctx: CliContext,
+): Promise<number> {
+  let values: {
+    'eventlog-file'?: string
+    'without-secureboot'?: boolean
+    output?: string
+    help?: boolean
+  }
   try {
     ;({ values } = parseArgs({
       args: [...argv],
@@ -85,21 +105,34 @@ export async function runPolicyCreateMeasuredBoot(argv: readonly string[], ctx: 
     return 0
   }
   if (values['eventlog-file'] === undefined) {
-    ctx.stderr.write(`${USAGE_POLICY}error: the following arguments are required: -e/--eventlog-file\n`)
+    ctx.stderr.write(
+      `${USAGE_POLICY}error: the following arguments are required: -e/--eventlog-file\n`,
+    )
     return 2
   }
-  return build(ctx, values['eventlog-file'], values.output ?? '-', values['without-secureboot'] === true)
+  return build(
+    ctx,
+    values['eventlog-file'],
+    values.output ?? '-',
+    values['without-secureboot'] === true,
+  )
 }
 
 const USAGE_SCRIPT = 'usage: create_mb_refstate [-i|--without-secureboot] EVENTLOG OUTPUT\n'
 
 /** `create_mb_refstate [-i] <eventlog> <out.json>`. */
-export async function runCreateMbRefstate(argv: readonly string[], ctx: CliContext): Promise<number> {
+export async function runCreateMbRefstate(
+  argv: readonly string[],
+  ctx: CliContext,
+): Promise<number> {
   let parsed: { values: { 'without-secureboot'?: boolean; help?: boolean }; positionals: string[] }
   try {
     parsed = parseArgs({
       args: [...argv],
-      options: { 'without-secureboot': { type: 'boolean', short: 'i' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        'without-secureboot': { type: 'boolean', short: 'i' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
       allowPositionals: true,
     })

@@ -31,7 +31,8 @@ export function pythonReEscape(s: string): string {
   return s.replace(/[()[\]{}?*+\-|^$\\.&~# \t\n\r\v\f]/g, (c) => `\\${c}`)
 }
 
-const UEFI_APP = /^FvVol\(\w{8}-\w{4}-\w{4}-\w{4}-\w{12}\)\/FvFile\(\w{8}-\w{4}-\w{4}-\w{4}-\w{12}\)/i
+const UEFI_APP =
+  /^FvVol\(\w{8}-\w{4}-\w{4}-\w{4}-\w{12}\)\/FvFile\(\w{8}-\w{4}-\w{4}-\w{4}-\w{12}\)/i
 
 function sha256(v: EventView): RefDigest {
   const d = v.digests.sha256
@@ -39,7 +40,8 @@ function sha256(v: EventView): RefDigest {
 }
 function sha256Hex(v: EventView | undefined, what: string): string {
   const d = v?.digests.sha256
-  if (d === undefined) throw new MbError('ERR_MB_CREATE', `the log has no sha256 digest for ${what}`)
+  if (d === undefined)
+    throw new MbError('ERR_MB_CREATE', `the log has no sha256 digest for ${what}`)
   return `0x${d}`
 }
 
@@ -53,21 +55,38 @@ export function createRefstate(log: EventLog, opts: CreateRefstateOptions = {}):
   const views = log.events.slice(1).map((ev) => ({ ev, v: eventView(ev) }))
   let sb: boolean | null = null
   for (const { v } of views) {
-    if (sb === null && v.type === 'EV_EFI_VARIABLE_DRIVER_CONFIG' && v.fields.UnicodeName === 'SecureBoot') {
+    if (
+      sb === null &&
+      v.type === 'EV_EFI_VARIABLE_DRIVER_CONFIG' &&
+      v.fields.UnicodeName === 'SecureBoot'
+    ) {
       sb = v.fields.Enabled === 'Yes'
     }
   }
   if (sb === null) opts.warn?.('SecureBoot state could not be determined; assuming disabled')
   const hasSb = sb === true
   if (!hasSb && opts.withoutSecureboot !== true) {
-    throw new MbError('ERR_MB_CREATE', 'the event log has SecureBoot disabled, but -i/--without-secureboot was not set')
+    throw new MbError(
+      'ERR_MB_CREATE',
+      'the event log has SecureBoot disabled, but -i/--without-secureboot was not set',
+    )
   }
   if (hasSb && opts.withoutSecureboot === true) {
-    opts.warn?.('-i/--without-secureboot was set, but the event log has SecureBoot enabled; ignoring the flag')
+    opts.warn?.(
+      '-i/--without-secureboot was set, but the event log has SecureBoot enabled; ignoring the flag',
+    )
   }
   const scrtm = views.find(({ v }) => v.type === 'EV_S_CRTM_VERSION')
-  const firmware = views.filter(({ v }) => v.type === 'EV_EFI_PLATFORM_FIRMWARE_BLOB' || v.type === 'EV_EFI_PLATFORM_FIRMWARE_BLOB2')
-  const keys: Record<'pk' | 'kek' | 'db' | 'dbx', RefSignature[]> = { pk: [], kek: [], db: [], dbx: [] }
+  const firmware = views.filter(
+    ({ v }) =>
+      v.type === 'EV_EFI_PLATFORM_FIRMWARE_BLOB' || v.type === 'EV_EFI_PLATFORM_FIRMWARE_BLOB2',
+  )
+  const keys: Record<'pk' | 'kek' | 'db' | 'dbx', RefSignature[]> = {
+    pk: [],
+    kek: [],
+    db: [],
+    dbx: [],
+  }
   const vendorDb: RefSignature[] = []
   const mokdig: RefDigest[] = []
   const mokxdig: RefDigest[] = []
@@ -77,26 +96,46 @@ export function createRefstate(log: EventLog, opts: CreateRefstateOptions = {}):
       const name = d.unicodeName.toLowerCase()
       if (name === 'pk' || name === 'kek' || name === 'db' || name === 'dbx') {
         keys[name] = (d.signatureLists ?? []).flatMap((l) =>
-          l.Keys.map((k) => ({ SignatureOwner: k.SignatureOwner, SignatureData: `0x${k.SignatureData}` })),
+          l.Keys.map((k) => ({
+            SignatureOwner: k.SignatureOwner,
+            SignatureData: `0x${k.SignatureData}`,
+          })),
         )
       }
-    } else if (v.type === 'EV_EFI_VARIABLE_AUTHORITY' && d.kind === 'variable' && d.unicodeName.toLowerCase() === 'vendor_db') {
-      if (d.signature !== undefined) vendorDb.push({ SignatureOwner: d.signature.SignatureOwner, SignatureData: `0x${d.signature.SignatureData}` })
+    } else if (
+      v.type === 'EV_EFI_VARIABLE_AUTHORITY' &&
+      d.kind === 'variable' &&
+      d.unicodeName.toLowerCase() === 'vendor_db'
+    ) {
+      if (d.signature !== undefined)
+        vendorDb.push({
+          SignatureOwner: d.signature.SignatureOwner,
+          SignatureData: `0x${d.signature.SignatureData}`,
+        })
     } else if (v.type === 'EV_IPL') {
       if (v.fields.String === 'MokList') mokdig.push(sha256(v))
       else if (v.fields.String === 'MokListX') mokxdig.push(sha256(v))
     }
   }
-  const apps = views.filter(({ v }) => v.type === 'EV_EFI_BOOT_SERVICES_APPLICATION' && !UEFI_APP.test(v.fields.DevicePath ?? ''))
+  const apps = views.filter(
+    ({ v }) =>
+      v.type === 'EV_EFI_BOOT_SERVICES_APPLICATION' && !UEFI_APP.test(v.fields.DevicePath ?? ''),
+  )
   const kernel: RefKernel = {}
   if (apps.length === 1) {
     kernel.kernel_authcode_sha256 = sha256Hex(apps[0]?.v, 'the kernel')
   } else if (hasSb && (apps.length === 3 || apps.length === 4)) {
     kernel.kernel_authcode_sha256 = sha256Hex(apps[2]?.v, 'the kernel')
   } else if (!hasSb && apps.length !== 2) {
-    throw new MbError('ERR_MB_CREATE', `expected 2 UEFI applications (shim, grub) or 1 (EFI stub kernel); got ${apps.length}`)
+    throw new MbError(
+      'ERR_MB_CREATE',
+      `expected 2 UEFI applications (shim, grub) or 1 (EFI stub kernel); got ${apps.length}`,
+    )
   } else if (hasSb) {
-    throw new MbError('ERR_MB_CREATE', `expected 3 UEFI applications (shim, grub, kernel) or 1 (EFI stub kernel); got ${apps.length}`)
+    throw new MbError(
+      'ERR_MB_CREATE',
+      `expected 3 UEFI applications (shim, grub, kernel) or 1 (EFI stub kernel); got ${apps.length}`,
+    )
   }
   if (apps.length >= 2) {
     kernel.shim_authcode_sha256 = sha256Hex(apps[0]?.v, 'shim')
@@ -105,19 +144,37 @@ export function createRefstate(log: EventLog, opts: CreateRefstateOptions = {}):
   const pcr9 = views.filter(({ v }) => v.pcr === 9)
   const initrd =
     pcr9.find(({ v }) => v.type === 'EV_IPL' && /initrd|initramfs/.test(v.fields.String ?? '')) ??
-    pcr9.find(({ ev }) => ev.decoded.kind === 'tagged' && ev.decoded.tags[0]?.id === LINUX_EVENT_TAG.INITRD)
+    pcr9.find(
+      ({ ev }) => ev.decoded.kind === 'tagged' && ev.decoded.tags[0]?.id === LINUX_EVENT_TAG.INITRD,
+    )
   if (initrd !== undefined) kernel.initrd_plain_sha256 = sha256Hex(initrd.v, 'the initrd')
   if (!hasSb) {
-    const vml = pcr9.find(({ v }) => v.type === 'EV_IPL' && (v.fields.String ?? '').includes('vmlinuz'))
+    const vml = pcr9.find(
+      ({ v }) => v.type === 'EV_IPL' && (v.fields.String ?? '').includes('vmlinuz'),
+    )
     if (vml !== undefined) kernel.vmlinuz_plain_sha256 = sha256Hex(vml.v, 'vmlinuz')
   }
-  const lo = pcr9.find(({ ev }) => ev.decoded.kind === 'tagged' && ev.decoded.tags[0]?.id === LINUX_EVENT_TAG.LOAD_OPTIONS)
+  const lo = pcr9.find(
+    ({ ev }) =>
+      ev.decoded.kind === 'tagged' && ev.decoded.tags[0]?.id === LINUX_EVENT_TAG.LOAD_OPTIONS,
+  )
   if (lo !== undefined) kernel.load_options_sha256 = sha256Hex(lo.v, 'the EFI stub load options')
-  const cmd = views.find(({ v }) => v.pcr === 8 && v.type === 'EV_IPL' && (v.fields.String ?? '').includes('kernel_cmdline'))
-  if (cmd !== undefined) kernel.kernel_cmdline = pythonReEscape((cmd.v.fields.String ?? '').slice('kernel_cmdline: '.length))
+  const cmd = views.find(
+    ({ v }) =>
+      v.pcr === 8 && v.type === 'EV_IPL' && (v.fields.String ?? '').includes('kernel_cmdline'),
+  )
+  if (cmd !== undefined)
+    kernel.kernel_cmdline = pythonReEscape(
+      (cmd.v.fields.String ?? '').slice('kernel_cmdline: '.length),
+    )
   return {
     has_secureboot: hasSb,
-    scrtm_and_bios: [{ scrtm: scrtm === undefined ? {} : sha256(scrtm.v), platform_firmware: firmware.map(({ v }) => sha256(v)) }],
+    scrtm_and_bios: [
+      {
+        scrtm: scrtm === undefined ? {} : sha256(scrtm.v),
+        platform_firmware: firmware.map(({ v }) => sha256(v)),
+      },
+    ],
     ...keys,
     vendor_db: vendorDb,
     mokdig,

@@ -71,11 +71,24 @@ export type DecodedEvent =
       /** Boot####. */
       loadOption?: LoadOption
     }
-  | { kind: 'image-load'; location: string; length: string; linkTimeAddress: string; devicePath: string }
+  | {
+      kind: 'image-load'
+      location: string
+      length: string
+      linkTimeAddress: string
+      devicePath: string
+    }
   | {
       kind: 'gpt'
       diskGuid: string
-      partitions: Array<{ typeGuid: string; uniqueGuid: string; firstLba: string; lastLba: string; attributes: string; name: string }>
+      partitions: Array<{
+        typeGuid: string
+        uniqueGuid: string
+        firstLba: string
+        lastLba: string
+        attributes: string
+        name: string
+      }>
     }
   | { kind: 'separator'; value: string; error: boolean }
   | { kind: 'handoff-tables'; description?: string; tables: Array<{ guid: string; table: string }> }
@@ -110,7 +123,17 @@ function len64(r: ByteReader, unit: number): number {
   return Number(v)
 }
 
-const SIG_LIST_VARS = new Set(['PK', 'KEK', 'db', 'dbx', 'vendor_db', 'MokList', 'MokListX', 'dbr', 'dbt'])
+const SIG_LIST_VARS = new Set([
+  'PK',
+  'KEK',
+  'db',
+  'dbx',
+  'vendor_db',
+  'MokList',
+  'MokListX',
+  'dbr',
+  'dbt',
+])
 
 function decodeVariable(type: number, d: Uint8Array): DecodedEvent {
   const r = new ByteReader(d, le)
@@ -125,19 +148,26 @@ function decodeVariable(type: number, d: Uint8Array): DecodedEvent {
     unicodeName,
     data: toHex(data),
   }
-  if (type === EVENT_TYPE.EV_EFI_VARIABLE_DRIVER_CONFIG || type === EVENT_TYPE.EV_EFI_VARIABLE_AUTHORITY) {
+  if (
+    type === EVENT_TYPE.EV_EFI_VARIABLE_DRIVER_CONFIG ||
+    type === EVENT_TYPE.EV_EFI_VARIABLE_AUTHORITY
+  ) {
     if (unicodeName === 'SecureBoot' || unicodeName === 'MokListTrusted') {
       out.enabled = data.length > 0 && data[0] === 1 ? 'Yes' : 'No'
     } else if (type === EVENT_TYPE.EV_EFI_VARIABLE_AUTHORITY) {
       if (SIG_LIST_VARS.has(unicodeName) && data.length >= 16) {
-        out.signature = { SignatureOwner: formatGuid(data.subarray(0, 16)), SignatureData: toHex(data.subarray(16)) }
+        out.signature = {
+          SignatureOwner: formatGuid(data.subarray(0, 16)),
+          SignatureData: toHex(data.subarray(16)),
+        }
       }
     } else if (SIG_LIST_VARS.has(unicodeName)) {
       out.signatureLists = parseSignatureLists(data)
     }
   } else if (unicodeName === 'BootOrder' && variableName === EFI_GUID.GLOBAL_VARIABLE) {
     const order: number[] = []
-    for (let i = 0; i + 1 < data.length; i += 2) order.push((data[i] as number) | ((data[i + 1] as number) << 8))
+    for (let i = 0; i + 1 < data.length; i += 2)
+      order.push((data[i] as number) | ((data[i + 1] as number) << 8))
     out.bootOrder = order
   } else if (/^Boot[0-9A-Fa-f]{4}$/.test(unicodeName) && data.length >= 6) {
     out.loadOption = decodeLoadOption(data)
@@ -164,7 +194,13 @@ function decodeImageLoad(d: Uint8Array): DecodedEvent {
   const length = hex64(r.u64())
   const linkTimeAddress = hex64(r.u64())
   const dpLen = len64(r, 1)
-  return { kind: 'image-load', location, length, linkTimeAddress, devicePath: formatDevicePath(r.bytes(dpLen)) }
+  return {
+    kind: 'image-load',
+    location,
+    length,
+    linkTimeAddress,
+    devicePath: formatDevicePath(r.bytes(dpLen)),
+  }
 }
 
 function decodeGpt(d: Uint8Array): DecodedEvent {
@@ -174,7 +210,8 @@ function decodeGpt(d: Uint8Array): DecodedEvent {
   const entrySize = new DataView(hdr.buffer, hdr.byteOffset).getUint32(84, true)
   const count = r.u64()
   if (entrySize < 128 && count > 0n) r.need(Number.MAX_SAFE_INTEGER)
-  if (count > BigInt(Math.floor(r.remaining / Math.max(entrySize, 128)))) r.need(Number.MAX_SAFE_INTEGER)
+  if (count > BigInt(Math.floor(r.remaining / Math.max(entrySize, 128))))
+    r.need(Number.MAX_SAFE_INTEGER)
   const partitions: Extract<DecodedEvent, { kind: 'gpt' }>['partitions'] = []
   for (let i = 0; i < Number(count); i++) {
     const e = new ByteReader(r.bytes(entrySize), le)
@@ -197,7 +234,9 @@ function decodeHandoff(d: Uint8Array, withDescription: boolean): DecodedEvent {
   const n = len64(r, 24)
   const tables: Array<{ guid: string; table: string }> = []
   for (let i = 0; i < n; i++) tables.push({ guid: formatGuid(r.bytes(16)), table: hex64(r.u64()) })
-  return description === undefined ? { kind: 'handoff-tables', tables } : { kind: 'handoff-tables', description, tables }
+  return description === undefined
+    ? { kind: 'handoff-tables', tables }
+    : { kind: 'handoff-tables', description, tables }
 }
 
 function decodeTagged(d: Uint8Array): DecodedEvent {
@@ -207,7 +246,8 @@ function decodeTagged(d: Uint8Array): DecodedEvent {
     const id = r.u32()
     const body = r.bytes(r.u32())
     const tag: { id: number; data: string; text?: string } = { id, data: toHex(body) }
-    if (id === LINUX_EVENT_TAG.INITRD || id === LINUX_EVENT_TAG.LOAD_OPTIONS) tag.text = decodeAsciiz(body)
+    if (id === LINUX_EVENT_TAG.INITRD || id === LINUX_EVENT_TAG.LOAD_OPTIONS)
+      tag.text = decodeAsciiz(body)
     tags.push(tag)
   }
   return { kind: 'tagged', tags }
@@ -215,7 +255,8 @@ function decodeTagged(d: Uint8Array): DecodedEvent {
 
 function decodeNoAction(d: Uint8Array): DecodedEvent {
   const sig = decodeAsciiz(d.subarray(0, 16))
-  if (sig === 'StartupLocality' && d.length >= 17) return { kind: 'startup-locality', locality: d[16] as number }
+  if (sig === 'StartupLocality' && d.length >= 17)
+    return { kind: 'startup-locality', locality: d[16] as number }
   return { kind: 'no-action', signature: sig }
 }
 

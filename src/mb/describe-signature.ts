@@ -30,7 +30,12 @@ export function describeSignature(signatureType: string, sig: EfiSignature): Sig
   if (signatureType !== EFI_GUID.CERT_X509) return { kind: 'other' }
   try {
     const cert = new X509Certificate(Buffer.from(sig.SignatureData, 'hex'))
-    return { kind: 'x509', subject: cert.subject, issuer: cert.issuer, serialNumber: cert.serialNumber }
+    return {
+      kind: 'x509',
+      subject: cert.subject,
+      issuer: cert.issuer,
+      serialNumber: cert.serialNumber,
+    }
   } catch (e) {
     return { kind: 'x509', error: e instanceof Error ? e.message.slice(0, 200) : 'undecodable' }
   }

@@ -39,7 +39,9 @@ function node(type: number, sub: number, d: Uint8Array): string {
     if (sub === 11 && n >= 32) return `MAC(${toHex(d.subarray(0, 6))},${hx(d[32] ?? 0)})`
     if (sub === 18 && n >= 6) return `Sata(${hx(u16(d, 0))},${hx(u16(d, 2))},${hx(u16(d, 4))})`
     if (sub === 23 && n >= 12) {
-      const eui = Array.from(d.subarray(4, 12), (x) => x.toString(16).padStart(2, '0').toUpperCase())
+      const eui = Array.from(d.subarray(4, 12), (x) =>
+        x.toString(16).padStart(2, '0').toUpperCase(),
+      )
       return `NVMe(${hx(u32(d, 0))},${eui.join('-')})`
     }
     if (sub === 24) return `Uri(${new TextDecoder().decode(d)})`

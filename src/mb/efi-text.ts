@@ -6,7 +6,9 @@
 
 import { MbError } from './errors.ts'
 
-const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) =>
+  i.toString(16).padStart(2, '0'),
+)
 
 /** Lowercase hex of `b` (no prefix). */
 export function toHex(b: Uint8Array): string {
@@ -23,8 +25,26 @@ export function formatGuid(b: Uint8Array): string {
   if (b.length !== 16) throw new MbError('ERR_MB_TRUNCATED', `GUID needs 16 bytes, got ${b.length}`)
   const h = (i: number): string => HEX[b[i] as number] as string
   return (
-    h(3) + h(2) + h(1) + h(0) + '-' + h(5) + h(4) + '-' + h(7) + h(6) + '-' + h(8) + h(9) + '-' +
-    h(10) + h(11) + h(12) + h(13) + h(14) + h(15)
+    h(3) +
+    h(2) +
+    h(1) +
+    h(0) +
+    '-' +
+    h(5) +
+    h(4) +
+    '-' +
+    h(7) +
+    h(6) +
+    '-' +
+    h(8) +
+    h(9) +
+    '-' +
+    h(10) +
+    h(11) +
+    h(12) +
+    h(13) +
+    h(14) +
+    h(15)
   )
 }
 
@@ -75,8 +95,15 @@ export function encodeUtf16z(s: string): Uint8Array {
 /** Parses `8be4df61-93ca-…` back into the 16 mixed-endian bytes (inverse of {@link formatGuid}). */
 export function parseGuid(s: string): Uint8Array {
   const m = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i.exec(s)
-  if (m === null) throw new MbError('ERR_MB_CREATE', `not a GUID: ${JSON.stringify(s.slice(0, 40))}`)
+  if (m === null)
+    throw new MbError('ERR_MB_CREATE', `not a GUID: ${JSON.stringify(s.slice(0, 40))}`)
   const hex = (x: string): number[] => (x.match(/../g) ?? []).map((p) => Number.parseInt(p, 16))
   const [, a = '', b = '', c = '', d = '', e = ''] = m
-  return Uint8Array.from([...hex(a).reverse(), ...hex(b).reverse(), ...hex(c).reverse(), ...hex(d), ...hex(e)])
+  return Uint8Array.from([
+    ...hex(a).reverse(),
+    ...hex(b).reverse(),
+    ...hex(c).reverse(),
+    ...hex(d),
+    ...hex(e),
+  ])
 }

@@ -20,7 +20,9 @@ import { getPolicy, type MbPolicy } from './policies.ts'
 import { replayEventLog } from './replay-event-log.ts'
 
 /** PCRs that carry measured boot (upstream `MEASUREDBOOT_PCRS`). */
-export const MEASUREDBOOT_PCRS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15]
+export const MEASUREDBOOT_PCRS: readonly number[] = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15,
+]
 
 /** One failure event, shaped like upstream's `Failure` events. */
 export interface MbFailure {
@@ -51,7 +53,8 @@ export interface MbClaims {
 }
 
 /** Result of {@link evaluateMeasuredBoot}. */
-export type MbResult = { ok: true; claims: MbClaims } | { ok: false; failures: MbFailure[]; claims?: MbClaims }
+export type MbResult =
+  { ok: true; claims: MbClaims } | { ok: false; failures: MbFailure[]; claims?: MbClaims }
 
 /** Input of {@link evaluateMeasuredBoot}. */
 export interface MbInput {
@@ -73,7 +76,11 @@ export interface MbInput {
   customPolicies?: readonly unknown[]
 }
 
-const fail = (event_id: string, context: Record<string, unknown>): MbFailure => ({ event_id, context, recoverable: true })
+const fail = (event_id: string, context: Record<string, unknown>): MbFailure => ({
+  event_id,
+  context,
+  recoverable: true,
+})
 
 function isEmptyJson(x: unknown): boolean {
   if (x === null || x === undefined || x === false || x === 0 || x === '') return true
@@ -83,12 +90,15 @@ function isEmptyJson(x: unknown): boolean {
 
 function secureBootOf(log: EventLog): boolean | null {
   for (const ev of log.events) {
-    if (ev.pcr === 7 && ev.decoded.kind === 'variable' && ev.decoded.unicodeName === 'SecureBoot') return ev.decoded.enabled === 'Yes'
+    if (ev.pcr === 7 && ev.decoded.kind === 'variable' && ev.decoded.unicodeName === 'SecureBoot')
+      return ev.decoded.enabled === 'Yes'
   }
   return null
 }
 
-function bootAggregates(pcrs: ReadonlyMap<HashAlg, ReadonlyMap<number, Uint8Array>>): Record<string, string[]> {
+function bootAggregates(
+  pcrs: ReadonlyMap<HashAlg, ReadonlyMap<number, Uint8Array>>,
+): Record<string, string[]> {
   const out: Record<string, string[]> = {}
   for (const [bank, values] of pcrs) {
     out[bank] = [8, 10].map((n) => {
@@ -150,7 +160,9 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
   }
   const replay = log === null ? null : replayEventLog(log)
   if (log !== null && replay !== null && !replay.pcrs.has(bank)) {
-    failures.push(fail('measured_boot.parser.invalid_pcrs_hashes', { got: [...replay.pcrs.keys()] }))
+    failures.push(
+      fail('measured_boot.parser.invalid_pcrs_hashes', { got: [...replay.pcrs.keys()] }),
+    )
   }
 
   // The refstate (mb_policy).
@@ -163,7 +175,10 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
     } catch {
       policyValid = false
     }
-    if (!policyValid) failures.push(fail('qoute_validation.invalid_mb_policy', { message: 'Invalid measured boot policy' }))
+    if (!policyValid)
+      failures.push(
+        fail('qoute_validation.invalid_mb_policy', { message: 'Invalid measured boot policy' }),
+      )
   }
   const nonEmpty = policyValid && !isEmptyJson(refstate)
 
@@ -193,11 +208,14 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
     if (log === null || bankValues === undefined) {
       for (const p of toCheck) {
         failures.push(
-          fail(`qoute_validation.unused_pcr_${p}`, { message: `Measured Boot PCR ${p} in policy, but no measurement list provided` }),
+          fail(`qoute_validation.unused_pcr_${p}`, {
+            message: `Measured Boot PCR ${p} in policy, but no measurement list provided`,
+          }),
         )
       }
     } else {
-      for (const m of comparePcrs(log, bank, bankValues, quoted, toCheck)) failures.push(mismatchFailure(m))
+      for (const m of comparePcrs(log, bank, bankValues, quoted, toCheck))
+        failures.push(mismatchFailure(m))
       for (const p of toCheck) {
         checked.push(p)
         replayedHex[p] = toHex(bankValues.get(p) as Uint8Array)
@@ -211,14 +229,21 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
   if (policy !== null && parsedOk && log !== null) {
     if (mode !== 'once' && mode !== 'always') {
       failures.push(
-        fail('qoute_validation.invalid_measured_boot_evaluate', { message: 'correct value of measured_boot_evaluate is required' }),
+        fail('qoute_validation.invalid_measured_boot_evaluate', {
+          message: 'correct value of measured_boot_evaluate is required',
+        }),
       )
     } else if (mode === 'always' || (input.attestationCount ?? 0) === 0) {
       evaluated = true
       const missing = policy.relevantPcrs.filter((p) => !quoted.has(p))
       let reason = ''
       if (missing.length > 0) {
-        failures.push(fail('measured_boot.missing_pcrs', { context: 'PCRs are missing in quote', data: missing }))
+        failures.push(
+          fail('measured_boot.missing_pcrs', {
+            context: 'PCRs are missing in quote',
+            data: missing,
+          }),
+        )
       } else {
         try {
           reason = policy.evaluate(refstate, log)
@@ -282,7 +307,11 @@ export function evaluateMeasuredBootEvidence(input: MbEvidenceInput): MbResult {
     if (b64.length % 4 !== 0 || !B64.test(b64)) {
       return {
         ok: false,
-        failures: [fail('measured_boot.parser.log.base64decode', { message: 'Measured boot log could not be decoded' })],
+        failures: [
+          fail('measured_boot.parser.log.base64decode', {
+            message: 'Measured boot log could not be decoded',
+          }),
+        ],
       }
     }
     log = Buffer.from(b64, 'base64')

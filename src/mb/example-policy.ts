@@ -95,7 +95,10 @@ function list<T>(x: unknown, at: string, each: (v: unknown, at: string) => T): T
 }
 function sig(x: unknown, at: string): RefSignature {
   if (!isObj(x) || typeof x.SignatureOwner !== 'string') bad(`${at} lacks SignatureOwner`)
-  return { SignatureOwner: x.SignatureOwner.toLowerCase(), SignatureData: hex(x.SignatureData, `${at}.SignatureData`) }
+  return {
+    SignatureOwner: x.SignatureOwner.toLowerCase(),
+    SignatureData: hex(x.SignatureData, `${at}.SignatureData`),
+  }
 }
 
 /**
@@ -114,7 +117,8 @@ export function validateExampleRefstate(x: unknown): ExampleRefstate {
   const kernels = list(x.kernels, 'kernels', (k, at) => {
     if (!isObj(k)) bad(`${at} is not an object`)
     const out: RefKernel = {}
-    for (const key of KERNEL_HEX_KEYS) if (k[key] !== undefined) out[key] = hex(k[key], `${at}.${key}`)
+    for (const key of KERNEL_HEX_KEYS)
+      if (k[key] !== undefined) out[key] = hex(k[key], `${at}.${key}`)
     if (k.kernel_cmdline !== undefined) {
       if (typeof k.kernel_cmdline !== 'string') bad(`${at}.kernel_cmdline is not a string`)
       compileRegex(k.kernel_cmdline, `${at}.kernel_cmdline`)
@@ -127,7 +131,10 @@ export function validateExampleRefstate(x: unknown): ExampleRefstate {
     has_secureboot: sb,
     scrtm_and_bios: list(x.scrtm_and_bios, 'scrtm_and_bios', (e, at) => {
       if (!isObj(e)) bad(`${at} is not an object`)
-      return { scrtm: digest(e.scrtm, `${at}.scrtm`), platform_firmware: list(e.platform_firmware, `${at}.platform_firmware`, digest) }
+      return {
+        scrtm: digest(e.scrtm, `${at}.scrtm`),
+        platform_firmware: list(e.platform_firmware, `${at}.platform_firmware`, digest),
+      }
     }),
     pk: list(x.pk, 'pk', sig),
     kek: list(x.kek, 'kek', sig),
@@ -142,7 +149,8 @@ export function validateExampleRefstate(x: unknown): ExampleRefstate {
 
 /** Compiles a Python-style regex for full matching (`re.fullmatch`). */
 export function compileRegex(src: string, at: string): RegExp {
-  if (src.length > 4096) throw new MbError('ERR_MB_REFSTATE', `${at} is longer than 4096 characters`)
+  if (src.length > 4096)
+    throw new MbError('ERR_MB_REFSTATE', `${at} is longer than 4096 characters`)
   try {
     return new RegExp(`^(?:${src})$`, 's')
   } catch {
@@ -154,42 +162,70 @@ const strip = (h: string): string => h.slice(2)
 
 /** True when the event has a digest equal to one of `good` (any algorithm). */
 function digestIn(v: EventView, good: readonly RefDigest[]): boolean {
-  for (const g of good) for (const [alg, h] of Object.entries(g)) if (v.digests[alg] === strip(h)) return true
+  for (const g of good)
+    for (const [alg, h] of Object.entries(g)) if (v.digests[alg] === strip(h)) return true
   return false
 }
 function showDigest(v: EventView): string {
-  const alg = v.digests.sha256 !== undefined ? 'sha256' : Object.keys(v.digests)[0] ?? 'none'
+  const alg = v.digests.sha256 !== undefined ? 'sha256' : (Object.keys(v.digests)[0] ?? 'none')
   return `${alg}:${v.digests[alg] ?? ''}`
 }
 
 const ACTION_STRINGS: Readonly<Record<number, readonly string[]>> = {
   1: ['Entering ROM Based Setup'],
-  4: ['Calling EFI Application from Boot Option', 'Returning from EFI Application from Boot Option'],
-  5: ['Exit Boot Services Invocation', 'Exit Boot Services Returned with Failure', 'Exit Boot Services Returned with Success'],
+  4: [
+    'Calling EFI Application from Boot Option',
+    'Returning from EFI Application from Boot Option',
+  ],
+  5: [
+    'Exit Boot Services Invocation',
+    'Exit Boot Services Returned with Failure',
+    'Exit Boot Services Returned with Success',
+  ],
   6: ['UEFI Debug Mode'],
+}
+
+const ACTION_HASHES = new Map<string, RefDigest>()
+
+function actionHashes(s: string): RefDigest {
+  let h = ACTION_HASHES.get(s)
+  if (h === undefined) {
+    h = hashesOf(s)
+    if (ACTION_HASHES.size < 64) ACTION_HASHES.set(s, h)
+  }
+  return h
 }
 
 function hashesOf(data: Uint8Array | string): RefDigest {
   const out: RefDigest = {}
-  for (const alg of ['sha1', 'sha256', 'sha384', 'sha512']) out[alg] = `0x${createHash(alg).update(data).digest('hex')}`
+  for (const alg of ['sha1', 'sha256', 'sha384', 'sha512'])
+    out[alg] = `0x${createHash(alg).update(data).digest('hex')}`
   return out
 }
 const SEPARATOR_OK = [hashesOf(new Uint8Array(4)), hashesOf(new Uint8Array([255, 255, 255, 255]))]
 
 type KeyCheck = 'subset' | 'subset-db' | 'superset'
 
-function keysReason(lists: EfiSignatureList[] | undefined, allowed: RefSignature[], mode: KeyCheck): string {
+function keysReason(
+  lists: EfiSignatureList[] | undefined,
+  allowed: RefSignature[],
+  mode: KeyCheck,
+): string {
   if (lists === undefined) return 'has no signature lists'
   const set = new Set(allowed.map((s) => `${s.SignatureOwner}/${strip(s.SignatureData)}`))
   if (mode === 'superset') {
     if (lists.length !== 1) return `has ${lists.length} signature lists, expected 1`
     const l = lists[0] as EfiSignatureList
-    if (l.SignatureType !== EFI_GUID.CERT_SHA256) return `signature list type ${l.SignatureType} is not EFI_CERT_SHA256`
+    if (l.SignatureType !== EFI_GUID.CERT_SHA256)
+      return `signature list type ${l.SignatureType} is not EFI_CERT_SHA256`
     const have = new Set(l.Keys.map((k) => `${k.SignatureOwner}/${k.SignatureData}`))
     const missing = [...set].filter((k) => !have.has(k))
-    return missing.length === 0 ? '' : `lacks ${missing.length} required dbx entries, e.g. ${missing[0]?.slice(0, 100)}`
+    return missing.length === 0
+      ? ''
+      : `lacks ${missing.length} required dbx entries, e.g. ${missing[0]?.slice(0, 100)}`
   }
-  const types: string[] = mode === 'subset-db' ? [EFI_GUID.CERT_X509, EFI_GUID.CERT_SHA256] : [EFI_GUID.CERT_X509]
+  const types: string[] =
+    mode === 'subset-db' ? [EFI_GUID.CERT_X509, EFI_GUID.CERT_SHA256] : [EFI_GUID.CERT_X509]
   for (const [i, l] of lists.entries()) {
     if (!types.includes(l.SignatureType)) return `signature list ${i} has type ${l.SignatureType}`
     for (const k of l.Keys) {
@@ -211,7 +247,11 @@ interface Collected {
   blobs: EventView[]
 }
 
-function tupleReason(name: string, events: EventView[], expected: Array<(v: EventView) => string>): string {
+function tupleReason(
+  name: string,
+  events: EventView[],
+  expected: Array<(v: EventView) => string>,
+): string {
   if (events.length !== expected.length) {
     const first = events[expected.length] ?? events[0]
     const where = first === undefined ? '' : `; first extra: ${describeEvent(first)}`
@@ -230,7 +270,11 @@ const digestIs =
 
 function kernelReason(k: RefKernel, c: Collected, sb: boolean): string {
   const apps: Array<[string, string]> = []
-  for (const key of ['shim_authcode_sha256', 'grub_authcode_sha256', 'kernel_authcode_sha256'] as const) {
+  for (const key of [
+    'shim_authcode_sha256',
+    'grub_authcode_sha256',
+    'kernel_authcode_sha256',
+  ] as const) {
     const h = k[key]
     if (h !== undefined) apps.push([key, h])
   }
@@ -243,20 +287,35 @@ function kernelReason(k: RefKernel, c: Collected, sb: boolean): string {
   }
   if (r) return r
   const initrd = k.initrd_plain_sha256
-  r = tupleReason('initrd', c.ipl9s, initrd === undefined ? [] : [digestIs(initrd, 'initrd_plain_sha256')])
+  r = tupleReason(
+    'initrd',
+    c.ipl9s,
+    initrd === undefined ? [] : [digestIs(initrd, 'initrd_plain_sha256')],
+  )
   if (r) return r
   const vml = k.vmlinuz_plain_sha256
   const vmlTest = vml === undefined || sb ? () => '' : digestIs(vml, 'vmlinuz_plain_sha256')
-  r = tupleReason('vmlinuz', c.vmlinuz, vml === undefined && c.vmlinuz.length === 0 ? [] : [vmlTest])
+  r = tupleReason(
+    'vmlinuz',
+    c.vmlinuz,
+    vml === undefined && c.vmlinuz.length === 0 ? [] : [vmlTest],
+  )
   if (r) return r
   const lo = k.load_options_sha256
-  r = tupleReason('EFI stub load options', c.loadOptions, lo === undefined ? [] : [digestIs(lo, 'load_options_sha256')])
+  r = tupleReason(
+    'EFI stub load options',
+    c.loadOptions,
+    lo === undefined ? [] : [digestIs(lo, 'load_options_sha256')],
+  )
   if (r) return r
   const cl = k.kernel_cmdline
   if (cl === undefined) return tupleReason('kernel command line', c.cmdlines, [])
   const re = compileRegex(`kernel_cmdline: ${cl}`, 'kernel_cmdline')
   return tupleReason('kernel command line', c.cmdlines, [
-    (v) => (re.test(v.fields.String ?? '') ? '' : `${JSON.stringify((v.fields.String ?? '').slice(0, 200))} does not match kernel_cmdline`),
+    (v) =>
+      re.test(v.fields.String ?? '')
+        ? ''
+        : `${JSON.stringify((v.fields.String ?? '').slice(0, 200))} does not match kernel_cmdline`,
   ])
 }
 
@@ -268,7 +327,15 @@ function kernelReason(k: RefKernel, c: Collected, sb: boolean): string {
  */
 export function evaluateExample(refstateJson: unknown, log: EventLog): string {
   const ref = validateExampleRefstate(refstateJson)
-  const c: Collected = { bsas: [], ipl9s: [], vmlinuz: [], cmdlines: [], loadOptions: [], scrtms: [], blobs: [] }
+  const c: Collected = {
+    bsas: [],
+    ipl9s: [],
+    vmlinuz: [],
+    cmdlines: [],
+    loadOptions: [],
+    scrtms: [],
+    blobs: [],
+  }
   const once = new Set<string>()
   const onceOk = (key: string): string => {
     if (once.has(key)) return 'appears more than once'
@@ -277,8 +344,12 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
   }
   let configFlags = 0
   const sb = ref.has_secureboot
-  const keysOrAccept = (key: string, allowed: RefSignature[], mode: KeyCheck, lists?: EfiSignatureList[]): string =>
-    onceOk(key) || (!sb && allowed.length === 0 ? '' : keysReason(lists, allowed, mode))
+  const keysOrAccept = (
+    key: string,
+    allowed: RefSignature[],
+    mode: KeyCheck,
+    lists?: EfiSignatureList[],
+  ): string => onceOk(key) || (!sb && allowed.length === 0 ? '' : keysReason(lists, allowed, mode))
 
   for (const ev of log.events) {
     const v = eventView(ev)
@@ -322,11 +393,16 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
         if (name === `${G}/SecureBoot`) {
           const want = sb ? 'Yes' : 'No'
           reason = d.enabled === want ? '' : `SecureBoot is ${d.enabled ?? '?'}, expected ${want}`
-        } else if (name === `${G}/PK`) reason = keysOrAccept(name, ref.pk, 'subset', d.signatureLists)
-        else if (name === `${G}/KEK`) reason = keysOrAccept(name, ref.kek, 'subset', d.signatureLists)
-        else if (name === `${DB}/db`) reason = keysOrAccept(name, ref.db, 'subset-db', d.signatureLists)
-        else if (name === `${DB}/vendor_db`) reason = keysOrAccept(name, ref.vendor_db, 'subset-db', d.signatureLists)
-        else if (name === `${DB}/dbx`) reason = keysOrAccept(name, ref.dbx, 'superset', d.signatureLists)
+        } else if (name === `${G}/PK`)
+          reason = keysOrAccept(name, ref.pk, 'subset', d.signatureLists)
+        else if (name === `${G}/KEK`)
+          reason = keysOrAccept(name, ref.kek, 'subset', d.signatureLists)
+        else if (name === `${DB}/db`)
+          reason = keysOrAccept(name, ref.db, 'subset-db', d.signatureLists)
+        else if (name === `${DB}/vendor_db`)
+          reason = keysOrAccept(name, ref.vendor_db, 'subset-db', d.signatureLists)
+        else if (name === `${DB}/dbx`)
+          reason = keysOrAccept(name, ref.dbx, 'superset', d.signatureLists)
         else reason = `has unexpected variable ${d.unicodeName} (${d.variableName})`
         break
       }
@@ -338,14 +414,25 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
         const name = `${d.variableName}/${d.unicodeName}`
         const DB = EFI_GUID.IMAGE_SECURITY_DATABASE
         const SHIM = EFI_GUID.SHIM_LOCK
-        if (name === `${DB}/db` || name === `${SHIM}/SbatLevel` || name === `${SHIM}/Shim` || name === `${SHIM}/MokListRT`) {
+        if (
+          name === `${DB}/db` ||
+          name === `${SHIM}/SbatLevel` ||
+          name === `${SHIM}/Shim` ||
+          name === `${SHIM}/MokListRT`
+        ) {
           reason = onceOk(`auth/${name}`)
         } else if (name === `${SHIM}/MokListTrusted`) reason = onceOk(`auth/${name}`)
         else if (name === `${DB}/vendor_db`) {
           reason = onceOk(`auth/${name}`)
           if (!reason && (sb || ref.vendor_db.length > 0)) {
             const sg = d.signature
-            const ok = sg !== undefined && ref.vendor_db.some((r) => r.SignatureOwner === sg.SignatureOwner && strip(r.SignatureData) === sg.SignatureData)
+            const ok =
+              sg !== undefined &&
+              ref.vendor_db.some(
+                (r) =>
+                  r.SignatureOwner === sg.SignatureOwner &&
+                  strip(r.SignatureData) === sg.SignatureData,
+              )
             reason = ok ? '' : 'vendor_db signature is not in the reference state'
           }
         } else reason = `has unexpected variable ${d.unicodeName} (${d.variableName})`
@@ -354,14 +441,15 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
       case '1/EV_EFI_VARIABLE_BOOT':
       case '1/EV_EFI_VARIABLE_BOOT2':
         reason =
-          v.fields.VariableName === EFI_GUID.GLOBAL_VARIABLE && /^(?:BootOrder|Boot[0-9a-fA-F]+)$/.test(v.fields.UnicodeName ?? '')
+          v.fields.VariableName === EFI_GUID.GLOBAL_VARIABLE &&
+          /^(?:BootOrder|Boot[0-9a-fA-F]+)$/.test(v.fields.UnicodeName ?? '')
             ? ''
             : `has unexpected boot variable ${v.fields.UnicodeName ?? '?'}`
         break
       case '1/EV_EFI_ACTION':
       case '4/EV_EFI_ACTION':
       case '5/EV_EFI_ACTION': {
-        const ok = (ACTION_STRINGS[v.pcr] ?? []).includes(s) && digestIn(v, [hashesOf(s)])
+        const ok = (ACTION_STRINGS[v.pcr] ?? []).includes(s) && digestIn(v, [actionHashes(s)])
         reason = ok ? '' : `has unexpected action ${JSON.stringify(s.slice(0, 100))} or digest`
         break
       }
@@ -370,8 +458,10 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
         reason = ''
         break
       case '14/EV_IPL':
-        if (s === 'MokList') reason = digestIn(v, ref.mokdig) ? '' : `MokList digest ${showDigest(v)} not in mokdig`
-        else if (s === 'MokListX') reason = digestIn(v, ref.mokxdig) ? '' : `MokListX digest ${showDigest(v)} not in mokxdig`
+        if (s === 'MokList')
+          reason = digestIn(v, ref.mokdig) ? '' : `MokList digest ${showDigest(v)} not in mokdig`
+        else if (s === 'MokListX')
+          reason = digestIn(v, ref.mokxdig) ? '' : `MokListX digest ${showDigest(v)} not in mokxdig`
         else if (s === 'MokListTrusted') reason = onceOk('ipl/MokListTrusted')
         else reason = `has unexpected string ${JSON.stringify(s.slice(0, 100))}`
         break
@@ -397,12 +487,19 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
         const only = tags.length === 1 ? tags[0] : undefined
         if (only?.id === LINUX_EVENT_TAG.INITRD) c.ipl9s.push(v)
         else if (only?.id === LINUX_EVENT_TAG.LOAD_OPTIONS) c.loadOptions.push(v)
-        reason = only?.id === LINUX_EVENT_TAG.INITRD || only?.id === LINUX_EVENT_TAG.LOAD_OPTIONS ? '' : 'has unexpected tagged event'
+        reason =
+          only?.id === LINUX_EVENT_TAG.INITRD || only?.id === LINUX_EVENT_TAG.LOAD_OPTIONS
+            ? ''
+            : 'has unexpected tagged event'
         break
       }
       default:
         if (v.type === 'EV_SEPARATOR' && v.pcr <= 7) {
-          reason = (v.fields.Event === '00000000' || v.fields.Event === 'ffffffff') && digestIn(v, SEPARATOR_OK) ? '' : 'is not a valid separator'
+          reason =
+            (v.fields.Event === '00000000' || v.fields.Event === 'ffffffff') &&
+            digestIn(v, SEPARATOR_OK)
+              ? ''
+              : 'is not a valid separator'
         } else reason = 'has unexpected (PCRIndex, EventType) combination'
     }
     if (reason) return `${describeEvent(v)} ${reason}`
@@ -413,13 +510,24 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
     const r = kernelReason(k, c, sb)
     return r ? `kernels[${i}]: ${r}` : ''
   })
-  if (!kernelReasons.includes('')) return kernelReasons.join('; ') || 'no kernels in the reference state'
+  if (!kernelReasons.includes(''))
+    return kernelReasons.join('; ') || 'no kernels in the reference state'
   const biosReasons = ref.scrtm_and_bios.map((b, i) => {
     const r =
-      tupleReason('S-CRTM', c.scrtms, [(v) => (digestIn(v, [b.scrtm]) ? '' : `has ${showDigest(v)}, not scrtm`)]) ||
-      tupleReason('platform firmware', c.blobs, b.platform_firmware.map((p) => (v: EventView) => (digestIn(v, [p]) ? '' : `has ${showDigest(v)}, not ${JSON.stringify(p)}`)))
+      tupleReason('S-CRTM', c.scrtms, [
+        (v) => (digestIn(v, [b.scrtm]) ? '' : `has ${showDigest(v)}, not scrtm`),
+      ]) ||
+      tupleReason(
+        'platform firmware',
+        c.blobs,
+        b.platform_firmware.map(
+          (p) => (v: EventView) =>
+            digestIn(v, [p]) ? '' : `has ${showDigest(v)}, not ${JSON.stringify(p)}`,
+        ),
+      )
     return r ? `scrtm_and_bios[${i}]: ${r}` : ''
   })
-  if (!biosReasons.includes('')) return biosReasons.join('; ') || 'no scrtm_and_bios in the reference state'
+  if (!biosReasons.includes(''))
+    return biosReasons.join('; ') || 'no scrtm_and_bios in the reference state'
   return ''
 }

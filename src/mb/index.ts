@@ -5,10 +5,19 @@
  * @module
  */
 
-export { type CliContext, runCreateMbRefstate, runPolicyCreateMeasuredBoot } from './create-refstate-cli.ts'
+export {
+  type CliContext,
+  runCreateMbRefstate,
+  runPolicyCreateMeasuredBoot,
+} from './create-refstate-cli.ts'
 export { type CreateRefstateOptions, createRefstate, pythonReEscape } from './create-refstate.ts'
 export { comparePcrs, explainMismatch, type PcrMismatch } from './compare-pcrs.ts'
-export { type DecodedEvent, decodeEvent, type LoadOption, type SpecIdAlgorithm } from './decode-event.ts'
+export {
+  type DecodedEvent,
+  decodeEvent,
+  type LoadOption,
+  type SpecIdAlgorithm,
+} from './decode-event.ts'
 export { describeSignature, type SignatureDescription } from './describe-signature.ts'
 export { formatDevicePath } from './device-path.ts'
 export { decodeUtf16z, formatGuid, toHex } from './efi-text.ts'
@@ -23,11 +32,40 @@ export {
   type MbInput,
   type MbResult,
 } from './evaluate-measured-boot.ts'
-export { EFI_GUID, EVENT_TYPE, eventTypeName, eventTypeValue, LINUX_EVENT_TAG } from './event-types.ts'
+export {
+  EFI_GUID,
+  EVENT_TYPE,
+  eventTypeName,
+  eventTypeValue,
+  LINUX_EVENT_TAG,
+} from './event-types.ts'
 export { describeEvent, type EventView, eventView } from './event-view.ts'
-export { EXAMPLE_RELEVANT_PCRS, evaluateExample, type ExampleRefstate, validateExampleRefstate } from './example-policy.ts'
-export { type EventDigest, type EventLog, parseEventLog, type ParseEventLogOptions, type UefiEvent } from './parse-event-log.ts'
-export { ACCEPT_ALL, BUILT_IN_POLICY_NAMES, EXAMPLE, getPolicy, type MbPolicy, REJECT_ALL } from './policies.ts'
-export { type PcrBanks, type ReplayResult, replayEventLog, startupLocality } from './replay-event-log.ts'
+export {
+  EXAMPLE_RELEVANT_PCRS,
+  evaluateExample,
+  type ExampleRefstate,
+  validateExampleRefstate,
+} from './example-policy.ts'
+export {
+  type EventDigest,
+  type EventLog,
+  parseEventLog,
+  type ParseEventLogOptions,
+  type UefiEvent,
+} from './parse-event-log.ts'
+export {
+  ACCEPT_ALL,
+  BUILT_IN_POLICY_NAMES,
+  EXAMPLE,
+  getPolicy,
+  type MbPolicy,
+  REJECT_ALL,
+} from './policies.ts'
+export {
+  type PcrBanks,
+  type ReplayResult,
+  replayEventLog,
+  startupLocality,
+} from './replay-event-log.ts'
 export { compileRulePolicy, evaluateRulePolicy, type RulePolicy } from './rule-policy.ts'
 export { type EfiSignature, type EfiSignatureList, parseSignatureLists } from './signature-list.ts'

@@ -10,7 +10,11 @@ import { parseSignatureLists } from './signature-list.ts'
 const cases = edgeCases()
 const bytes = (n: string): Uint8Array => cases[n] as Uint8Array
 
-function codeOf(f: () => unknown): { code: MbErrorCode; eventIndex: number | undefined; offset: number | undefined } {
+function codeOf(f: () => unknown): {
+  code: MbErrorCode
+  eventIndex: number | undefined
+  offset: number | undefined
+} {
   try {
     f()
   } catch (e) {
@@ -26,10 +30,19 @@ describe('parseEventLog', () => {
     expect(log.format).toBe('crypto-agile')
     expect(log.algorithms.map((a) => a.alg)).toEqual(['sha1', 'sha256'])
     expect(log.events.map((e) => e.typeName)).toEqual([
-      'EV_NO_ACTION', 'EV_S_CRTM_VERSION', 'EV_EFI_PLATFORM_FIRMWARE_BLOB', 'EV_EFI_BOOT_SERVICES_APPLICATION',
-      'EV_IPL', 'EV_IPL', 'EV_IPL', 'EV_SEPARATOR',
+      'EV_NO_ACTION',
+      'EV_S_CRTM_VERSION',
+      'EV_EFI_PLATFORM_FIRMWARE_BLOB',
+      'EV_EFI_BOOT_SERVICES_APPLICATION',
+      'EV_IPL',
+      'EV_IPL',
+      'EV_IPL',
+      'EV_SEPARATOR',
     ])
-    expect(log.events[5]?.decoded).toEqual({ kind: 'string', string: 'kernel_cmdline: /vmlinuz root=/dev/sda1 quiet' })
+    expect(log.events[5]?.decoded).toEqual({
+      kind: 'string',
+      string: 'kernel_cmdline: /vmlinuz root=/dev/sda1 quiet',
+    })
     expect(log.events[7]?.decoded).toEqual({ kind: 'separator', value: '00000000', error: false })
     expect(log.events[1]?.digests.map((d) => d.digest.length)).toEqual([20, 32])
   })
@@ -77,8 +90,15 @@ describe('parseEventLog', () => {
     expect(withLoc.startupLocality).toBe(3)
     expect(pcr0[31]).toBe(3)
     expect(pcr0.subarray(0, 31).every((b) => b === 0)).toBe(true)
-    const other = replayEventLog(parseEventLog(buildAgileLog([{ pcr: 5, type: 3, data: new Uint8Array(20) }])))
-    expect(other.pcrs.get('sha1')?.get(5)?.every((b) => b === 0)).toBe(true)
+    const other = replayEventLog(
+      parseEventLog(buildAgileLog([{ pcr: 5, type: 3, data: new Uint8Array(20) }])),
+    )
+    expect(
+      other.pcrs
+        .get('sha1')
+        ?.get(5)
+        ?.every((b) => b === 0),
+    ).toBe(true)
   })
 })
 
@@ -102,7 +122,9 @@ describe('EFI helpers', () => {
     })
     const end = [0x7f, 0xff, 4, 0]
     const path = Uint8Array.from([...hd, ...fp, ...end])
-    expect(formatDevicePath(path)).toBe('HD(1,GPT,00000000-0000-0000-0000-000000000000,0x800,0x0)/\\EFI\\x')
+    expect(formatDevicePath(path)).toBe(
+      'HD(1,GPT,00000000-0000-0000-0000-000000000000,0x800,0x0)/\\EFI\\x',
+    )
     expect(formatDevicePath(Uint8Array.from([4, 4, 200, 0]))).toContain('malformed')
   })
 

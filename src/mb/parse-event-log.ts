@@ -86,7 +86,10 @@ const MAX_DIGEST_SIZE = 64
 const MAX_PCR = 23
 const RAW: DecodedEvent = Object.freeze({ kind: 'raw' }) as DecodedEvent
 
-function parseSpecId(data: Uint8Array, where: { offset: number; eventIndex: number }): DecodedEvent & { kind: 'spec-id' } {
+function parseSpecId(
+  data: Uint8Array,
+  where: { offset: number; eventIndex: number },
+): DecodedEvent & { kind: 'spec-id' } {
   const r = new ByteReader(data, { littleEndian: true })
   const signature = decodeAsciiz(r.bytes(16))
   const platformClass = r.u32()
@@ -96,7 +99,11 @@ function parseSpecId(data: Uint8Array, where: { offset: number; eventIndex: numb
   const uintnSize = r.u8()
   const n = r.u32()
   if (n < 1 || n > MAX_ALGORITHMS) {
-    throw new MbError('ERR_MB_SPEC_ID', `Spec ID numberOfAlgorithms ${n} not in 1..${MAX_ALGORITHMS}`, where)
+    throw new MbError(
+      'ERR_MB_SPEC_ID',
+      `Spec ID numberOfAlgorithms ${n} not in 1..${MAX_ALGORITHMS}`,
+      where,
+    )
   }
   if (uintnSize !== 1 && uintnSize !== 2) {
     throw new MbError('ERR_MB_SPEC_ID', `Spec ID uintnSize ${uintnSize} is not 1 or 2`, where)
@@ -106,8 +113,14 @@ function parseSpecId(data: Uint8Array, where: { offset: number; eventIndex: numb
     const algId = r.u16()
     const digestSize = r.u16()
     const known = KNOWN_SIZES[algId]
-    if (known !== undefined ? digestSize !== known : digestSize < 1 || digestSize > MAX_DIGEST_SIZE) {
-      throw new MbError('ERR_MB_SPEC_ID', `Spec ID digest size ${digestSize} wrong for ${hashName(algId)}`, where)
+    if (
+      known !== undefined ? digestSize !== known : digestSize < 1 || digestSize > MAX_DIGEST_SIZE
+    ) {
+      throw new MbError(
+        'ERR_MB_SPEC_ID',
+        `Spec ID digest size ${digestSize} wrong for ${hashName(algId)}`,
+        where,
+      )
     }
     if (algorithms.some((a) => a.algId === algId)) {
       throw new MbError('ERR_MB_SPEC_ID', `Spec ID lists ${hashName(algId)} twice`, where)
@@ -130,13 +143,18 @@ function parseSpecId(data: Uint8Array, where: { offset: number; eventIndex: numb
 }
 
 function checkPcr(pcr: number, where: { offset: number; eventIndex: number }): void {
-  if (pcr > MAX_PCR) throw new MbError('ERR_MB_PCR_INDEX', `PCRIndex ${pcr} is not 0..${MAX_PCR}`, where)
+  if (pcr > MAX_PCR)
+    throw new MbError('ERR_MB_PCR_INDEX', `PCRIndex ${pcr} is not 0..${MAX_PCR}`, where)
 }
 
 function eventData(r: ByteReader, where: { offset: number; eventIndex: number }): Uint8Array {
   const size = r.u32()
   if (size > r.remaining) {
-    throw new MbError('ERR_MB_EVENT_SIZE', `EventSize ${size} exceeds the ${r.remaining} bytes left`, where)
+    throw new MbError(
+      'ERR_MB_EVENT_SIZE',
+      `EventSize ${size} exceeds the ${r.remaining} bytes left`,
+      where,
+    )
   }
   return r.bytes(size)
 }
@@ -155,7 +173,8 @@ const SHA1: SpecIdAlgorithm = { algId: 0x0004, alg: 'sha1', digestSize: 20 }
  *   `ERR_MB_UNKNOWN_ALG`, `ERR_MB_EVENT_SIZE`, `ERR_MB_PCR_INDEX`, each with offset and event index.
  */
 export function parseEventLog(bytes: Uint8Array, opts: ParseEventLogOptions = {}): EventLog {
-  if (bytes.length === 0) throw new MbError('ERR_MB_EMPTY', 'the event log is empty', { offset: 0, eventIndex: 0 })
+  if (bytes.length === 0)
+    throw new MbError('ERR_MB_EMPTY', 'the event log is empty', { offset: 0, eventIndex: 0 })
   const decode = opts.decode !== false
   const r = new ByteReader(bytes, { littleEndian: true })
   const events: UefiEvent[] = []
@@ -168,7 +187,9 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseEventLogOptions = {}
     const digest0 = r.bytes(20)
     const data0 = eventData(r, where)
     const isAgile =
-      type0 === EVENT_TYPE.EV_NO_ACTION && data0.length >= 16 && decodeAsciiz(data0.subarray(0, 16)) === 'Spec ID Event03'
+      type0 === EVENT_TYPE.EV_NO_ACTION &&
+      data0.length >= 16 &&
+      decodeAsciiz(data0.subarray(0, 16)) === 'Spec ID Event03'
     let algorithms: SpecIdAlgorithm[] = [SHA1]
     let decoded0: DecodedEvent
     if (isAgile) {
@@ -199,13 +220,21 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseEventLogOptions = {}
       if (isAgile) {
         const count = r.u32()
         if (count < 1 || count > algorithms.length) {
-          throw new MbError('ERR_MB_DIGEST_COUNT', `digest count ${count} not in 1..${algorithms.length}`, where)
+          throw new MbError(
+            'ERR_MB_DIGEST_COUNT',
+            `digest count ${count} not in 1..${algorithms.length}`,
+            where,
+          )
         }
         for (let i = 0; i < count; i++) {
           const algId = r.u16()
           const a = sizeById.get(algId)
           if (a === undefined || digests.some((d) => d.algId === algId)) {
-            throw new MbError('ERR_MB_UNKNOWN_ALG', `digest algorithm ${hashName(algId)} not in the Spec ID event or repeated`, where)
+            throw new MbError(
+              'ERR_MB_UNKNOWN_ALG',
+              `digest algorithm ${hashName(algId)} not in the Spec ID event or repeated`,
+              where,
+            )
           }
           digests.push({ algId, alg: a.alg, digest: r.bytes(a.digestSize) })
         }
@@ -227,7 +256,10 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseEventLogOptions = {}
     return { format: isAgile ? 'crypto-agile' : 'sha1', algorithms, events }
   } catch (e) {
     if (isTpmError(e)) {
-      throw new MbError('ERR_MB_TRUNCATED', `the event log ends inside an event: ${e.message}`, { ...where, cause: e })
+      throw new MbError('ERR_MB_TRUNCATED', `the event log ends inside an event: ${e.message}`, {
+        ...where,
+        cause: e,
+      })
     }
     throw e
   }

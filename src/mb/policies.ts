@@ -24,11 +24,21 @@ export interface MbPolicy {
 /** Upstream `AcceptAll`. */
 export const ACCEPT_ALL: MbPolicy = { name: 'accept-all', relevantPcrs: [], evaluate: () => '' }
 /** Upstream `RejectAll`. */
-export const REJECT_ALL: MbPolicy = { name: 'reject-all', relevantPcrs: [], evaluate: () => 'reject all' }
+export const REJECT_ALL: MbPolicy = {
+  name: 'reject-all',
+  relevantPcrs: [],
+  evaluate: () => 'reject all',
+}
 /** Upstream `Example`. */
-export const EXAMPLE: MbPolicy = { name: 'example', relevantPcrs: EXAMPLE_RELEVANT_PCRS, evaluate: evaluateExample }
+export const EXAMPLE: MbPolicy = {
+  name: 'example',
+  relevantPcrs: EXAMPLE_RELEVANT_PCRS,
+  evaluate: evaluateExample,
+}
 
-const BUILT_INS: ReadonlyMap<string, MbPolicy> = new Map([ACCEPT_ALL, REJECT_ALL, EXAMPLE].map((p) => [p.name, p]))
+const BUILT_INS: ReadonlyMap<string, MbPolicy> = new Map(
+  [ACCEPT_ALL, REJECT_ALL, EXAMPLE].map((p) => [p.name, p]),
+)
 
 /** The built-in policy names. */
 export const BUILT_IN_POLICY_NAMES: readonly string[] = [...BUILT_INS.keys()]
@@ -45,8 +55,15 @@ export function getPolicy(name: string, custom: readonly unknown[] = []): MbPoli
   for (const doc of custom) {
     if (typeof doc === 'object' && doc !== null && (doc as { name?: unknown }).name === name) {
       const compiled = compileRulePolicy(doc)
-      return { name, relevantPcrs: compiled.relevantPcrs, evaluate: (_ref, log) => evaluateRulePolicy(compiled, log) }
+      return {
+        name,
+        relevantPcrs: compiled.relevantPcrs,
+        evaluate: (_ref, log) => evaluateRulePolicy(compiled, log),
+      }
     }
   }
-  throw new MbError('ERR_MB_UNKNOWN_POLICY', `there is no measured-boot policy named ${JSON.stringify(name.slice(0, 64))}`)
+  throw new MbError(
+    'ERR_MB_UNKNOWN_POLICY',
+    `there is no measured-boot policy named ${JSON.stringify(name.slice(0, 64))}`,
+  )
 }

@@ -34,7 +34,11 @@ export const PCR_COUNT = 24
 export function startupLocality(log: EventLog): number | null {
   let loc: number | null = null
   for (const ev of log.events) {
-    if (ev.type === EVENT_TYPE.EV_NO_ACTION && ev.pcr === 0 && ev.decoded.kind === 'startup-locality') {
+    if (
+      ev.type === EVENT_TYPE.EV_NO_ACTION &&
+      ev.pcr === 0 &&
+      ev.decoded.kind === 'startup-locality'
+    ) {
       loc = ev.decoded.locality
     }
   }

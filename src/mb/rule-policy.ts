@@ -58,10 +58,12 @@ function isObj(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x)
 }
 function only(o: Record<string, unknown>, keys: readonly string[], at: string): void {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) bad(`${at} has unknown key ${JSON.stringify(k.slice(0, 40))}`)
+  for (const k of Object.keys(o))
+    if (!keys.includes(k)) bad(`${at} has unknown key ${JSON.stringify(k.slice(0, 40))}`)
 }
 function regex(x: unknown, at: string): RegExp {
-  if (typeof x !== 'string' || x.length > LIMITS.regex) bad(`${at} is not a string of at most ${LIMITS.regex} characters`)
+  if (typeof x !== 'string' || x.length > LIMITS.regex)
+    bad(`${at} is not a string of at most ${LIMITS.regex} characters`)
   try {
     return new RegExp(`^(?:${x})$`, 's')
   } catch {
@@ -82,7 +84,8 @@ function digestList(x: unknown, at: string, budget: { n: number }): Array<Record
     if (!isObj(d) || Object.keys(d).length === 0) bad(`${at}[${i}] is not a digest object`)
     const out: Record<string, string> = {}
     for (const [alg, h] of Object.entries(d)) {
-      if (typeof h !== 'string' || !HEXV.test(h) || h.length > 130) bad(`${at}[${i}].${alg} is not 0x-prefixed lowercase hex`)
+      if (typeof h !== 'string' || !HEXV.test(h) || h.length > 130)
+        bad(`${at}[${i}].${alg} is not 0x-prefixed lowercase hex`)
       out[alg] = h.slice(2)
     }
     if (++budget.n > LIMITS.digests) bad(`has more than ${LIMITS.digests} digests`)
@@ -95,7 +98,8 @@ function intSet(x: unknown, at: string, max: number): Set<number> | null {
   if (xs.length === 0 || xs.length > 32) bad(`${at} must have 1..32 entries`)
   return new Set(
     xs.map((v) => {
-      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > max) bad(`${at} has ${JSON.stringify(v)}, not 0..${max}`)
+      if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > max)
+        bad(`${at} has ${JSON.stringify(v)}, not 0..${max}`)
       return v as number
     }),
   )
@@ -106,7 +110,8 @@ function typeSet(x: unknown, at: string): Set<string> | null {
   if (xs.length === 0 || xs.length > 64) bad(`${at} must have 1..64 entries`)
   return new Set(
     xs.map((v) => {
-      if (typeof v !== 'string' || !/^EV_[A-Z0-9_x]{1,40}$/.test(v)) bad(`${at} has a bad event type`)
+      if (typeof v !== 'string' || !/^EV_[A-Z0-9_x]{1,40}$/.test(v))
+        bad(`${at} has a bad event type`)
       return v
     }),
   )
@@ -119,14 +124,20 @@ function typeSet(x: unknown, at: string): Set<string> | null {
  */
 export function compileRulePolicy(doc: unknown): RulePolicy {
   if (!isObj(doc)) bad('is not a JSON object')
-  only(doc, ['name', 'description', 'relevant_pcrs', 'default', 'ignore_no_action', 'rules'], 'document')
-  if (typeof doc.name !== 'string' || !NAME.test(doc.name)) bad('name must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}')
+  only(
+    doc,
+    ['name', 'description', 'relevant_pcrs', 'default', 'ignore_no_action', 'rules'],
+    'document',
+  )
+  if (typeof doc.name !== 'string' || !NAME.test(doc.name))
+    bad('name must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}')
   if (BUILT_IN.has(doc.name)) bad(`name ${doc.name} is a built-in policy`)
   const def = doc.default ?? 'reject'
   if (def !== 'accept' && def !== 'reject') bad('default must be "accept" or "reject"')
   const ignoreNoAction = doc.ignore_no_action ?? true
   if (typeof ignoreNoAction !== 'boolean') bad('ignore_no_action must be a boolean')
-  if (!Array.isArray(doc.rules) || doc.rules.length > LIMITS.rules) bad(`rules must be a list of at most ${LIMITS.rules}`)
+  if (!Array.isArray(doc.rules) || doc.rules.length > LIMITS.rules)
+    bad(`rules must be a list of at most ${LIMITS.rules}`)
   const budget = { n: 0 }
   const rules = doc.rules.map((r: unknown, i: number): Rule => {
     const at = `rules[${i}]`
@@ -138,10 +149,12 @@ export function compileRulePolicy(doc: unknown): RulePolicy {
     const action = r.action ?? 'accept'
     if (action !== 'accept' && action !== 'reject') bad(`${at}.action must be "accept" or "reject"`)
     const id = r.id ?? at
-    if (typeof id !== 'string' || id.length > 64) bad(`${at}.id must be a string of at most 64 characters`)
+    if (typeof id !== 'string' || id.length > 64)
+      bad(`${at}.id must be a string of at most 64 characters`)
     const count = (x: unknown, name: string, dflt: number): number => {
       if (x === undefined) return dflt
-      if (!Number.isInteger(x) || (x as number) < 0 || (x as number) > 1_000_000) bad(`${at}.${name} must be 0..1000000`)
+      if (!Number.isInteger(x) || (x as number) < 0 || (x as number) > 1_000_000)
+        bad(`${at}.${name} must be 0..1000000`)
       return x as number
     }
     const rule: Rule = {
@@ -166,7 +179,13 @@ export function compileRulePolicy(doc: unknown): RulePolicy {
     relevant = [...s].sort((a, b) => a - b)
   } else {
     if (!Array.isArray(doc.relevant_pcrs)) bad('relevant_pcrs is not a list')
-    relevant = [...(intSet(doc.relevant_pcrs.length === 0 ? undefined : doc.relevant_pcrs, 'relevant_pcrs', 23) ?? [])]
+    relevant = [
+      ...(intSet(
+        doc.relevant_pcrs.length === 0 ? undefined : doc.relevant_pcrs,
+        'relevant_pcrs',
+        23,
+      ) ?? []),
+    ]
   }
   return { name: doc.name, relevantPcrs: relevant, defaultAction: def, ignoreNoAction, rules }
 }
@@ -179,7 +198,8 @@ function fieldsReason(v: EventView, fields: Array<[string, RegExp]>): string {
   for (const [k, re] of fields) {
     const val = v.fields[k]
     if (val === undefined) return `has no field ${k}`
-    if (!re.test(val)) return `field ${k} ${JSON.stringify(val.slice(0, 200))} does not match ${re.source.slice(4, -2).slice(0, 200)}`
+    if (!re.test(val))
+      return `field ${k} ${JSON.stringify(val.slice(0, 200))} does not match ${re.source.slice(4, -2).slice(0, 200)}`
   }
   return ''
 }
@@ -213,21 +233,26 @@ export function evaluateRulePolicy(policy: RulePolicy, log: EventLog): string {
     const tag = `${describeEvent(v)} rule ${JSON.stringify(rule.id)}:`
     if (rule.action === 'reject') return `${tag} rejected`
     if (bucket.length > rule.max) return `${tag} matched more than ${rule.max} events`
-    if (rule.digests !== null && !rule.digests.some((g) => digestMatch(v, g))) return `${tag} digest not allowed`
+    if (rule.digests !== null && !rule.digests.some((g) => digestMatch(v, g)))
+      return `${tag} digest not allowed`
     const fr = fieldsReason(v, rule.fields)
     if (fr) return `${tag} ${fr}`
   }
   for (const [i, rule] of policy.rules.entries()) {
     const evs = matched[i] as EventView[]
-    if (evs.length < rule.min) return `rule ${JSON.stringify(rule.id)}: matched ${evs.length} events, expected at least ${rule.min}`
+    if (evs.length < rule.min)
+      return `rule ${JSON.stringify(rule.id)}: matched ${evs.length} events, expected at least ${rule.min}`
     const seq = rule.sequence
     if (seq === null) continue
     for (let k = 0; k < Math.max(seq.length, evs.length); k++) {
       const v = evs[k]
       const g = seq[k]
-      if (v === undefined) return `rule ${JSON.stringify(rule.id)}: sequence expects ${seq.length} events, the log has ${evs.length}`
-      if (g === undefined) return `${describeEvent(v)} rule ${JSON.stringify(rule.id)}: beyond the ${seq.length}-event sequence`
-      if (!digestMatch(v, g)) return `${describeEvent(v)} rule ${JSON.stringify(rule.id)}: sequence[${k}] digest differs`
+      if (v === undefined)
+        return `rule ${JSON.stringify(rule.id)}: sequence expects ${seq.length} events, the log has ${evs.length}`
+      if (g === undefined)
+        return `${describeEvent(v)} rule ${JSON.stringify(rule.id)}: beyond the ${seq.length}-event sequence`
+      if (!digestMatch(v, g))
+        return `${describeEvent(v)} rule ${JSON.stringify(rule.id)}: sequence[${k}] digest differs`
     }
   }
   return ''

@@ -30,7 +30,10 @@ export interface EfiSignatureList {
 }
 
 function u32le(b: Uint8Array, o: number): number {
-  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
+  return (
+    ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) +
+    (b[o + 3] as number) * 0x1000000
+  )
 }
 
 /**
@@ -43,7 +46,8 @@ export function parseSignatureLists(b: Uint8Array): EfiSignatureList[] {
   const out: EfiSignatureList[] = []
   let o = 0
   while (o < b.length) {
-    if (b.length - o < 28) throw new MbError('ERR_MB_TRUNCATED', `EFI_SIGNATURE_LIST header at ${o}`)
+    if (b.length - o < 28)
+      throw new MbError('ERR_MB_TRUNCATED', `EFI_SIGNATURE_LIST header at ${o}`)
     const type = formatGuid(b.subarray(o, o + 16))
     const listSize = u32le(b, o + 16)
     const headerSize = u32le(b, o + 20)
@@ -52,7 +56,8 @@ export function parseSignatureLists(b: Uint8Array): EfiSignatureList[] {
       throw new MbError('ERR_MB_TRUNCATED', `EFI_SIGNATURE_LIST sizes at ${o}`)
     }
     const body = listSize - 28 - headerSize
-    if (body % sigSize !== 0) throw new MbError('ERR_MB_TRUNCATED', `EFI_SIGNATURE_LIST entries at ${o}`)
+    if (body % sigSize !== 0)
+      throw new MbError('ERR_MB_TRUNCATED', `EFI_SIGNATURE_LIST entries at ${o}`)
     const keys: EfiSignature[] = []
     for (let p = o + 28 + headerSize; p < o + listSize; p += sigSize) {
       keys.push({
