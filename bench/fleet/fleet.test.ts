@@ -12,6 +12,7 @@ import {
   constants,
   createHmac,
   generateKeyPairSync,
+  type KeyObject,
   publicEncrypt,
   randomBytes,
   sign,
@@ -211,7 +212,10 @@ describe('agent API over mTLS', () => {
 })
 
 /** A self-signed RSA certificate for a revocation key, via openssl-free WebCrypto import. */
-async function selfSignedRsa(pair: ReturnType<typeof generateKeyPairSync>): Promise<string> {
+async function selfSignedRsa(pair: {
+  privateKey: KeyObject
+  publicKey: KeyObject
+}): Promise<string> {
   const x509 = await import('@peculiar/x509')
   const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }
   const privateKey = await crypto.subtle.importKey(
