@@ -39,10 +39,22 @@ function ctx() {
   const out: string[] = []
   const err: string[] = []
   const cwd = mkdtempSync(join(tmpdir(), 'ima-test-'))
-  return { out, err, cwd, c: { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, cwd } }
+  return {
+    out,
+    err,
+    cwd,
+    c: {
+      stdout: { write: (s: string) => out.push(s) },
+      stderr: { write: (s: string) => err.push(s) },
+      cwd,
+    },
+  }
 }
 
-async function policyFromList(list: string, extra: string[] = []): Promise<{ json: string; policy: CompiledRuntimePolicy }> {
+async function policyFromList(
+  list: string,
+  extra: string[] = [],
+): Promise<{ json: string; policy: CompiledRuntimePolicy }> {
   const { out, err, cwd, c } = ctx()
   writeFileSync(join(cwd, 'list'), list)
   const code = await runPolicyCreateRuntime(['-m', 'list', ...extra], c)
@@ -56,7 +68,14 @@ describe('real guest log', () => {
   test('replays to the quoted PCR 10 in both banks', () => {
     for (const bank of ['sha1', 'sha256'] as const) {
       const q = pcrs('a').get(bank) as Uint8Array
-      const r = evaluateIma({ list: listA, startEntry: 0, state: undefined, quotedPcr10: q, bank, policy: null })
+      const r = evaluateIma({
+        list: listA,
+        startEntry: 0,
+        state: undefined,
+        quotedPcr10: q,
+        bank,
+        policy: null,
+      })
       expect(r.ok).toBe(true)
       if (r.ok === true) expect(r.state.nextEntry).toBe(59)
     }
@@ -65,7 +84,14 @@ describe('real guest log', () => {
   test('a flipped PCR value is a pcr_mismatch', () => {
     const q = (pcrs('a').get('sha256') as Uint8Array).slice()
     q[0] = (q[0] as number) ^ 1
-    const r = evaluateIma({ list: listA, startEntry: 0, state: undefined, quotedPcr10: q, bank: 'sha256', policy: null })
+    const r = evaluateIma({
+      list: listA,
+      startEntry: 0,
+      state: undefined,
+      quotedPcr10: q,
+      bank: 'sha256',
+      policy: null,
+    })
     expect(r.ok).toBe(false)
     if (r.ok === false) expect(r.failures.map((f) => f.event_id)).toEqual(['ima.pcr_mismatch'])
   })
@@ -73,11 +99,25 @@ describe('real guest log', () => {
   test('a policy made from the log by our tool passes; a changed digest fails with the path', async () => {
     const { json, policy } = await policyFromList(listA)
     expect(policy.pathCount).toBeGreaterThan(10)
-    const ok = evaluateIma({ list: listA, startEntry: 0, state: undefined, quotedPcr10: pcrs('a'), bank: 'sha256', policy })
+    const ok = evaluateIma({
+      list: listA,
+      startEntry: 0,
+      state: undefined,
+      quotedPcr10: pcrs('a'),
+      bank: 'sha256',
+      policy,
+    })
     expect(ok.ok).toBe(true)
     const doc = JSON.parse(json)
     doc.digests['/usr/bin/busybox'] = ['00'.repeat(32)]
-    const bad = evaluateIma({ list: listA, startEntry: 0, state: undefined, quotedPcr10: pcrs('a'), bank: 'sha256', policy: loadRuntimePolicy(JSON.stringify(doc)) })
+    const bad = evaluateIma({
+      list: listA,
+      startEntry: 0,
+      state: undefined,
+      quotedPcr10: pcrs('a'),
+      bank: 'sha256',
+      policy: loadRuntimePolicy(JSON.stringify(doc)),
+    })
     expect(bad.ok).toBe(false)
     if (bad.ok === false) {
       expect(bad.failures).toHaveLength(1)
@@ -86,46 +126,118 @@ describe('real guest log', () => {
       expect(bad.state.nextEntry).toBe(0) // any failure resets the state
     }
     delete doc.digests['/usr/bin/busybox']
-    const missing = evaluateIma({ list: listA, startEntry: 0, state: undefined, quotedPcr10: pcrs('a'), bank: 'sha256', policy: loadRuntimePolicy(JSON.stringify(doc)) })
-    expect(missing.ok === false && missing.failures[0]?.event_id).toBe('ima.validation.ima-ng.not_in_allowlist')
+    const missing = evaluateIma({
+      list: listA,
+      startEntry: 0,
+      state: undefined,
+      quotedPcr10: pcrs('a'),
+      bank: 'sha256',
+      policy: loadRuntimePolicy(JSON.stringify(doc)),
+    })
+    expect(missing.ok === false && missing.failures[0]?.event_id).toBe(
+      'ima.validation.ima-ng.not_in_allowlist',
+    )
     // excluded with a Python re.match-style prefix regex: passes again
     doc.excludes = ['/usr/bin/busy']
-    const excl = evaluateIma({ list: listA, startEntry: 0, state: undefined, quotedPcr10: pcrs('a'), bank: 'sha256', policy: loadRuntimePolicy(JSON.stringify(doc)) })
+    const excl = evaluateIma({
+      list: listA,
+      startEntry: 0,
+      state: undefined,
+      quotedPcr10: pcrs('a'),
+      bank: 'sha256',
+      policy: loadRuntimePolicy(JSON.stringify(doc)),
+    })
     expect(excl.ok).toBe(true)
     // ...but re.match anchors at the start: 'bin/busybox' does not exclude '/usr/bin/busybox'
     doc.excludes = ['bin/busybox']
-    const notExcl = evaluateIma({ list: listA, startEntry: 0, state: undefined, quotedPcr10: pcrs('a'), bank: 'sha256', policy: loadRuntimePolicy(JSON.stringify(doc)) })
+    const notExcl = evaluateIma({
+      list: listA,
+      startEntry: 0,
+      state: undefined,
+      quotedPcr10: pcrs('a'),
+      bank: 'sha256',
+      policy: loadRuntimePolicy(JSON.stringify(doc)),
+    })
     expect(notExcl.ok).toBe(false)
   })
 
   test('incremental rounds verify only new entries; JSON state round-trips', async () => {
     const { policy } = await policyFromList(listB)
-    const r1 = evaluateIma({ list: listA, startEntry: 0, bootTime: 1000, state: undefined, quotedPcr10: pcrs('a'), bank: 'sha256', policy })
+    const r1 = evaluateIma({
+      list: listA,
+      startEntry: 0,
+      bootTime: 1000,
+      state: undefined,
+      quotedPcr10: pcrs('a'),
+      bank: 'sha256',
+      policy,
+    })
     expect(r1.ok).toBe(true)
     if (r1.ok !== true) return
     expect(r1.entriesVerified).toBe(59)
     const stored = imaStateFromJSON(JSON.parse(JSON.stringify(imaStateToJSON(r1.state))))
     const tail = listB.split('\n').slice(59).join('\n')
-    const r2 = evaluateIma({ list: tail, startEntry: stored.nextEntry, bootTime: 1000, state: stored, quotedPcr10: pcrs('b'), bank: 'sha256', policy })
+    const r2 = evaluateIma({
+      list: tail,
+      startEntry: stored.nextEntry,
+      bootTime: 1000,
+      state: stored,
+      quotedPcr10: pcrs('b'),
+      bank: 'sha256',
+      policy,
+    })
     expect(r2.ok).toBe(true)
     if (r2.ok === true) {
       expect(r2.entriesVerified).toBe(3)
       expect(r2.state.nextEntry).toBe(62)
     }
     // the agent answering from a different entry number: invalid_ima_entry_nb
-    const r3 = evaluateIma({ list: tail, startEntry: 5, bootTime: 1000, state: stored, quotedPcr10: pcrs('b'), bank: 'sha256', policy })
-    expect(r3.ok === false && r3.failures[0]?.event_id).toBe('qoute_validation.invalid_ima_entry_nb')
+    const r3 = evaluateIma({
+      list: tail,
+      startEntry: 5,
+      bootTime: 1000,
+      state: stored,
+      quotedPcr10: pcrs('b'),
+      bank: 'sha256',
+      policy,
+    })
+    expect(r3.ok === false && r3.failures[0]?.event_id).toBe(
+      'qoute_validation.invalid_ima_entry_nb',
+    )
     // reboot: boottime changed on an incremental request → retry with a reset state
-    const r4 = evaluateIma({ list: tail, startEntry: 59, bootTime: 2000, state: stored, quotedPcr10: pcrs('b'), bank: 'sha256', policy })
+    const r4 = evaluateIma({
+      list: tail,
+      startEntry: 59,
+      bootTime: 2000,
+      state: stored,
+      quotedPcr10: pcrs('b'),
+      bank: 'sha256',
+      policy,
+    })
     expect(r4.ok).toBe('retry')
     expect(r4.state.nextEntry).toBe(0)
     // entry 0 resets: the full list verifies from scratch even with a stale state
-    const r5 = evaluateIma({ list: listB, startEntry: 0, bootTime: 2000, state: stored, quotedPcr10: pcrs('b'), bank: 'sha256', policy })
+    const r5 = evaluateIma({
+      list: listB,
+      startEntry: 0,
+      bootTime: 2000,
+      state: stored,
+      quotedPcr10: pcrs('b'),
+      bank: 'sha256',
+      policy,
+    })
     expect(r5.ok === true && r5.state.nextEntry).toBe(62)
   })
 
   test('the quote may lag the log: PCR of snapshot a matches line 59 of list b', () => {
-    const r = evaluateIma({ list: listB, startEntry: 0, state: undefined, quotedPcr10: pcrs('a'), bank: 'sha256', policy: null })
+    const r = evaluateIma({
+      list: listB,
+      startEntry: 0,
+      state: undefined,
+      quotedPcr10: pcrs('a'),
+      bank: 'sha256',
+      policy: null,
+    })
     expect(r.ok).toBe(true)
     if (r.ok === true) {
       expect(r.matchedLine).toBe(59)
@@ -155,7 +267,9 @@ describe('synthetic all-templates log', () => {
     }
     const keyrings = {
       keyids: [rsa?.keyid, ec?.keyid],
-      pubkeys: [rsa, ec].map((k) => k?.key.export({ type: 'spki', format: 'der' }).toString('base64')),
+      pubkeys: [rsa, ec].map((k) =>
+        k?.key.export({ type: 'spki', format: 'der' }).toString('base64'),
+      ),
     }
     const doc: Record<string, unknown> = {
       meta: { version: 1, generator: 3 },
@@ -164,7 +278,13 @@ describe('synthetic all-templates log', () => {
       excludes: [],
       keyrings: {},
       ima: { ignored_keyrings: ['.ima'], log_hash_alg: 'sha1', dm_policy: null },
-      'ima-buf': { kernel_version: [(text.split('\n').find((l) => l.includes('kernel_version')) as string).split(' ')[3]?.split(':')[1]] },
+      'ima-buf': {
+        kernel_version: [
+          (text.split('\n').find((l) => l.includes('kernel_version')) as string)
+            .split(' ')[3]
+            ?.split(':')[1],
+        ],
+      },
       'verification-keys': JSON.stringify(keyrings),
     }
     mut(doc)
@@ -172,12 +292,24 @@ describe('synthetic all-templates log', () => {
   }
 
   test('every template replays to both banks and validates', () => {
-    const r = evaluateImaEvidence({ list: text, quotedPcr10: quoted, bank: 'sha256', policy: policy(), config: { ignoreTomtouErrors: true } })
+    const r = evaluateImaEvidence({
+      list: text,
+      quotedPcr10: quoted,
+      bank: 'sha256',
+      policy: policy(),
+      config: { ignoreTomtouErrors: true },
+    })
     expect(r.ok === false ? r.failures : []).toEqual([])
   })
 
   test('ToMToU: an event unless ignore_tomtou_errors', () => {
-    const r = evaluateImaEvidence({ list: text, quotedPcr10: quoted, bank: 'sha256', policy: policy(), config: { ignoreTomtouErrors: false } })
+    const r = evaluateImaEvidence({
+      list: text,
+      quotedPcr10: quoted,
+      bank: 'sha256',
+      policy: policy(),
+      config: { ignoreTomtouErrors: false },
+    })
     expect(r.ok === false && r.failures.map((f) => f.event_id)).toEqual(['ima.validation.tomtou'])
   })
 
@@ -187,7 +319,13 @@ describe('synthetic all-templates log', () => {
       delete g['/usr/bin/signed-rsa']
       delete g['/usr/bin/signed-ec']
     }
-    const r = evaluateImaEvidence({ list: text, quotedPcr10: quoted, bank: 'sha256', policy: policy(drop), config: { ignoreTomtouErrors: true } })
+    const r = evaluateImaEvidence({
+      list: text,
+      quotedPcr10: quoted,
+      bank: 'sha256',
+      policy: policy(drop),
+      config: { ignoreTomtouErrors: true },
+    })
     expect(r.ok).toBe(true)
     const noKeys = evaluateImaEvidence({
       list: text,
@@ -199,30 +337,63 @@ describe('synthetic all-templates log', () => {
       }),
       config: { ignoreTomtouErrors: true },
     })
-    expect(noKeys.ok === false && noKeys.failures.map((f) => f.context.path)).toEqual(['/usr/bin/signed-rsa', '/usr/bin/signed-ec'])
+    expect(noKeys.ok === false && noKeys.failures.map((f) => f.context.path)).toEqual([
+      '/usr/bin/signed-rsa',
+      '/usr/bin/signed-ec',
+    ])
   })
 
   test('keyrings: an un-ignored keyring entry must be in policy.keyrings, and its key is learned', () => {
     const notIgnored = (d: Record<string, unknown>) => {
       ;(d.ima as Record<string, unknown>).ignored_keyrings = []
     }
-    const r = evaluateImaEvidence({ list: text, quotedPcr10: quoted, bank: 'sha256', policy: policy(notIgnored), config: { ignoreTomtouErrors: true } })
-    expect(r.ok === false && r.failures.map((f) => [f.event_id, f.context.path])).toEqual([['ima.validation.ima-ng.not_in_allowlist', '.ima']])
+    const r = evaluateImaEvidence({
+      list: text,
+      quotedPcr10: quoted,
+      bank: 'sha256',
+      policy: policy(notIgnored),
+      config: { ignoreTomtouErrors: true },
+    })
+    expect(r.ok === false && r.failures.map((f) => [f.event_id, f.context.path])).toEqual([
+      ['ima.validation.ima-ng.not_in_allowlist', '.ima'],
+    ])
     const certLine = text.split('\n').find((l) => l.includes(' .ima ')) as string
     const withKeyring = policy((d) => {
       notIgnored(d)
       d.keyrings = { '.ima': [(certLine.split(' ')[3] as string).split(':')[1]] }
     })
-    const ok = evaluateImaEvidence({ list: text, quotedPcr10: quoted, bank: 'sha256', policy: withKeyring, config: { ignoreTomtouErrors: true } })
+    const ok = evaluateImaEvidence({
+      list: text,
+      quotedPcr10: quoted,
+      bank: 'sha256',
+      policy: withKeyring,
+      config: { ignoreTomtouErrors: true },
+    })
     expect(ok.ok).toBe(true)
-    if (ok.ok === true) expect([...(ok.state.learnedKeyrings.get('.ima')?.keys.keys() ?? [])]).toEqual([rsa?.keyid])
-    const star = evaluateImaEvidence({ list: text, quotedPcr10: quoted, bank: 'sha256', policy: policy((d) => { (d.ima as Record<string, unknown>).ignored_keyrings = ['*'] }), config: { ignoreTomtouErrors: true } })
+    if (ok.ok === true)
+      expect([...(ok.state.learnedKeyrings.get('.ima')?.keys.keys() ?? [])]).toEqual([
+        rsa?.keyid as number,
+      ])
+    const star = evaluateImaEvidence({
+      list: text,
+      quotedPcr10: quoted,
+      bank: 'sha256',
+      policy: policy((d) => {
+        ;(d.ima as Record<string, unknown>).ignored_keyrings = ['*']
+      }),
+      config: { ignoreTomtouErrors: true },
+    })
     expect(star.ok).toBe(true)
   })
 
   test('malformed lines are ima.parser.entry events with their line numbers', () => {
     const bad = readFileSync(join(SYN, 'malformed.txt'), 'utf8')
-    const r = evaluateImaEvidence({ list: bad, quotedPcr10: new Uint8Array(32), bank: 'sha256', policy: null })
+    const r = evaluateImaEvidence({
+      list: bad,
+      quotedPcr10: new Uint8Array(32),
+      bank: 'sha256',
+      policy: null,
+    })
     expect(r.ok).toBe(false)
     if (r.ok === false) {
       const parser = r.failures.filter((f) => f.event_id === 'ima.parser.entry')
@@ -232,7 +403,13 @@ describe('synthetic all-templates log', () => {
 
   test('an entry for another PCR is an ima_pcr event', () => {
     const moved = text.replace(/^10 /, '11 ')
-    const r = evaluateImaEvidence({ list: moved, quotedPcr10: quoted, bank: 'sha256', policy: null, config: { ignoreTomtouErrors: true } })
+    const r = evaluateImaEvidence({
+      list: moved,
+      quotedPcr10: quoted,
+      bank: 'sha256',
+      policy: null,
+      config: { ignoreTomtouErrors: true },
+    })
     expect(r.ok === false && r.failures.map((f) => f.event_id)).toEqual(['ima.validation.ima_pcr'])
   })
 })
@@ -242,17 +419,31 @@ describe('policy tools', () => {
     const { out, err, cwd, c } = ctx()
     writeFileSync(join(cwd, 'list'), listA)
     expect(await runPolicyCreateRuntime(['-m', 'list', '-o', 'policy.json'], c)).toBe(0)
-    expect(await runPolicySignRuntime(['-r', 'policy.json', '-p', 'key.pem', '-o', 'signed.json'], c)).toBe(0)
+    expect(
+      await runPolicySignRuntime(['-r', 'policy.json', '-p', 'key.pem', '-o', 'signed.json'], c),
+    ).toBe(0)
     expect(err.join('')).toBe('')
     const signed = readFileSync(join(cwd, 'signed.json'), 'utf8')
     const { createPublicKey } = await import('node:crypto')
-    const pub = createPublicKey(readFileSync(join(cwd, 'key.pem'))).export({ type: 'spki', format: 'pem' }) as string
+    const pub = createPublicKey(readFileSync(join(cwd, 'key.pem'))).export({
+      type: 'spki',
+      format: 'pem',
+    }) as string
     const p = loadRuntimePolicy(signed, { requireSignature: true, key: pub })
     expect(p.pathCount).toBeGreaterThan(10)
-    expect(() => loadRuntimePolicy(readFileSync(join(cwd, 'policy.json')), { requireSignature: true, key: pub })).toThrow('not signed')
+    expect(() =>
+      loadRuntimePolicy(readFileSync(join(cwd, 'policy.json')), {
+        requireSignature: true,
+        key: pub,
+      }),
+    ).toThrow('not signed')
     const env = JSON.parse(signed)
-    env.payload = Buffer.from(Buffer.from(env.payload, 'base64').toString().replace('boot_aggregate', 'boot_aggregatf')).toString('base64')
-    expect(() => loadRuntimePolicy(JSON.stringify(env), { requireSignature: true, key: pub })).toThrow('no valid DSSE signature')
+    env.payload = Buffer.from(
+      Buffer.from(env.payload, 'base64').toString().replace('boot_aggregate', 'boot_aggregatf'),
+    ).toString('base64')
+    expect(() =>
+      loadRuntimePolicy(JSON.stringify(env), { requireSignature: true, key: pub }),
+    ).toThrow('no valid DSSE signature')
     expect(out).toEqual([])
   })
 
@@ -260,9 +451,17 @@ describe('policy tools', () => {
     const { err, cwd, c } = ctx()
     writeFileSync(join(cwd, 'list'), listA)
     expect(await runPolicyCreateRuntime(['-m', 'list', '-o', 'policy.json'], c)).toBe(0)
-    expect(await runPolicySignRuntime(['-r', 'policy.json', '-b', 'x509', '-c', 'cert.pem', '-o', 'signed.json'], c)).toBe(0)
+    expect(
+      await runPolicySignRuntime(
+        ['-r', 'policy.json', '-b', 'x509', '-c', 'cert.pem', '-o', 'signed.json'],
+        c,
+      ),
+    ).toBe(0)
     expect(err.join('')).toBe('')
-    expect(loadRuntimePolicy(readFileSync(join(cwd, 'signed.json')), { requireSignature: true }).pathCount).toBeGreaterThan(10)
+    expect(
+      loadRuntimePolicy(readFileSync(join(cwd, 'signed.json')), { requireSignature: true })
+        .pathCount,
+    ).toBeGreaterThan(10)
   })
 
   test('usage and unsupported options', async () => {

@@ -59,7 +59,15 @@ export class AsciiEntryParser {
     this.#pos = p + 4
   }
 
-  #fail(code: 'ERR_IMA_LINE_FORMAT' | 'ERR_IMA_BAD_HEX' | 'ERR_IMA_BAD_FIELD' | 'ERR_IMA_LIMIT' | 'ERR_IMA_UNKNOWN_TEMPLATE', msg: string): never {
+  #fail(
+    code:
+      | 'ERR_IMA_LINE_FORMAT'
+      | 'ERR_IMA_BAD_HEX'
+      | 'ERR_IMA_BAD_FIELD'
+      | 'ERR_IMA_LIMIT'
+      | 'ERR_IMA_UNKNOWN_TEMPLATE',
+    msg: string,
+  ): never {
     throw new ImaError(code, msg, { line: this.#line })
   }
 
@@ -121,15 +129,18 @@ export class AsciiEntryParser {
     let hexStart: number
     if (v2) {
       const c2 = c1 < 0 || c1 >= end ? -1 : s.indexOf(':', c1 + 1)
-      if (c1 < 0 || c2 < 0 || c2 >= end) this.#fail('ERR_IMA_BAD_FIELD', 'd-ngv2 digest needs type:alg:hex')
+      if (c1 < 0 || c2 < 0 || c2 >= end)
+        this.#fail('ERR_IMA_BAD_FIELD', 'd-ngv2 digest needs type:alg:hex')
       type = s.slice(start, c1)
-      if (type !== 'ima' && type !== 'verity') this.#fail('ERR_IMA_BAD_FIELD', 'd-ngv2 digest type must be ima or verity')
+      if (type !== 'ima' && type !== 'verity')
+        this.#fail('ERR_IMA_BAD_FIELD', 'd-ngv2 digest type must be ima or verity')
       alg = s.slice(c1 + 1, c2)
       hexStart = c2 + 1
     } else if (c1 < 0 || c1 >= end) {
       const n = end - start
       alg = n === 40 ? 'sha1' : n === 32 ? 'md5' : ''
-      if (alg === '') this.#fail('ERR_IMA_BAD_FIELD', 'digest without algorithm is neither sha1 nor md5')
+      if (alg === '')
+        this.#fail('ERR_IMA_BAD_FIELD', 'digest without algorithm is neither sha1 nor md5')
       hexStart = start
     } else {
       alg = s.slice(start, c1)
@@ -138,7 +149,8 @@ export class AsciiEntryParser {
         this.#fail('ERR_IMA_BAD_FIELD', 'digest has more than one colon')
       }
     }
-    if (alg.length === 0 || alg.length > 32) this.#fail('ERR_IMA_BAD_FIELD', 'bad digest algorithm name')
+    if (alg.length === 0 || alg.length > 32)
+      this.#fail('ERR_IMA_BAD_FIELD', 'bad digest algorithm name')
     const lenAt = this.#pos
     this.#u32(0)
     const prefix = type === '' ? alg : `${type}:${alg}`
@@ -197,7 +209,12 @@ export class AsciiEntryParser {
       pcr = pcr * 10 + c
     }
     let templateHash = s.slice(sp1 + 1, sp2)
-    if (templateHash.length === 0 || templateHash.length > 128 || !/^[0-9a-fA-F]*$/.test(templateHash) || (templateHash.length & 1) !== 0) {
+    if (
+      templateHash.length === 0 ||
+      templateHash.length > 128 ||
+      !/^[0-9a-fA-F]*$/.test(templateHash) ||
+      (templateHash.length & 1) !== 0
+    ) {
       this.#fail('ERR_IMA_BAD_HEX', 'template hash is not valid hex')
     }
     if (/[A-F]/.test(templateHash)) templateHash = templateHash.toLowerCase()

@@ -58,7 +58,8 @@ async function run(ctx: CliContext, name: string, fn: () => Promise<void> | void
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined)
-const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [])
+const list = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
 
 function abs(ctx: CliContext, p: string | undefined): string | undefined {
   return p === undefined || p === '' ? undefined : isAbsolute(p) ? p : join(ctx.cwd, p)
@@ -82,7 +83,10 @@ function expandOptionalM(argv: string[]): string[] {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string
     out.push(a)
-    if ((a === '-m' || a === '--ima-measurement-list') && (i + 1 >= argv.length || (argv[i + 1] as string).startsWith('-'))) {
+    if (
+      (a === '-m' || a === '--ima-measurement-list') &&
+      (i + 1 >= argv.length || (argv[i + 1] as string).startsWith('-'))
+    ) {
       out.push('/sys/kernel/security/ima/ascii_runtime_measurements')
     }
   }
@@ -113,14 +117,22 @@ export function runPolicyCreateRuntime(argv: string[], ctx: CliContext): Promise
       'max-workers': { type: 'string' },
     })
     if (v['local-rpm-repo'] !== undefined || v['remote-rpm-repo'] !== undefined) {
-      throw new ImaError('ERR_IMA_TOOL', 'RPM repository analysis (--local-rpm-repo/--remote-rpm-repo) is not supported')
+      throw new ImaError(
+        'ERR_IMA_TOOL',
+        'RPM repository analysis (--local-rpm-repo/--remote-rpm-repo) is not supported',
+      )
     }
     if (v['ramdisk-dir'] !== undefined) {
-      throw new ImaError('ERR_IMA_TOOL', 'initrd analysis (--ramdisk-dir) is not supported; unpack the initrd and use --rootfs')
+      throw new ImaError(
+        'ERR_IMA_TOOL',
+        'initrd analysis (--ramdisk-dir) is not supported; unpack the initrd and use --rootfs',
+      )
     }
     const algo = str(v.algo)
     if (algo !== undefined && !['sha1', 'sha256', 'sha384', 'sha512'].includes(algo)) {
-      throw new Usage(`--algo must be one of sha1, sha256, sha384, sha512${algo === 'sm3_256' ? ' (sm3_256 is not available in this runtime)' : ''}`)
+      throw new Usage(
+        `--algo must be one of sha1, sha256, sha384, sha512${algo === 'sm3_256' ? ' (sm3_256 is not available in this runtime)' : ''}`,
+      )
     }
     const policy = createRuntimePolicy({
       basePolicy: abs(ctx, str(v['base-policy'])),
@@ -130,14 +142,22 @@ export function runPolicyCreateRuntime(argv: string[], ctx: CliContext): Promise
       keyrings: v.keyrings === true,
       imaBuf: v['ima-buf'] === true,
       ignoredKeyrings: list(v['ignored-keyrings']),
-      verificationKeys: list(v['add-ima-signature-verification-key']).map((p) => abs(ctx, p) as string),
+      verificationKeys: list(v['add-ima-signature-verification-key']).map(
+        (p) => abs(ctx, p) as string,
+      ),
       algo,
       rootfs: abs(ctx, str(v.rootfs)),
       skipPath: str(v['skip-path']),
       progress: (m) => ctx.stderr.write(`${m}\n`),
     })
     const out = abs(ctx, str(v.output))
-    write(ctx, out, v['show-legacy-allowlist'] === true ? legacyAllowlistText(policy.digests) : JSON.stringify(policy))
+    write(
+      ctx,
+      out,
+      v['show-legacy-allowlist'] === true
+        ? legacyAllowlistText(policy.digests)
+        : JSON.stringify(policy),
+    )
   })
 }
 
@@ -165,11 +185,16 @@ export function runLegacyCreatePolicy(argv: string[], ctx: CliContext): Promise<
       basePolicy: abs(ctx, str(v['base-policy'])),
       allowlist: abs(ctx, str(v.allowlist)),
       excludeList: abs(ctx, str(v.exclude)),
-      imaMeasurementList: abs(ctx, str(v['ima-measurement-list']) ?? '/sys/kernel/security/ima/ascii_runtime_measurements'),
+      imaMeasurementList: abs(
+        ctx,
+        str(v['ima-measurement-list']) ?? '/sys/kernel/security/ima/ascii_runtime_measurements',
+      ),
       keyrings: v.keyrings === true,
       imaBuf: v['ima-buf'] === true,
       ignoredKeyrings: list(v['ignored-keyrings']),
-      verificationKeys: list(v['add-ima-signature-verification-key']).map((p) => abs(ctx, p) as string),
+      verificationKeys: list(v['add-ima-signature-verification-key']).map(
+        (p) => abs(ctx, p) as string,
+      ),
     })
     if (v['no-hashes'] === true) policy.digests = {}
     write(ctx, abs(ctx, str(v.output)), JSON.stringify(policy))
@@ -189,7 +214,8 @@ function loadEcKey(path: string): KeyObject {
   } catch (e) {
     throw new ImaError('ERR_IMA_TOOL', `cannot load private key '${path}'`, { cause: e })
   }
-  if (key.asymmetricKeyType !== 'ec') throw new ImaError('ERR_IMA_TOOL', 'only elliptic curve keys are supported')
+  if (key.asymmetricKeyType !== 'ec')
+    throw new ImaError('ERR_IMA_TOOL', 'only elliptic curve keys are supported')
   return key
 }
 
@@ -198,8 +224,20 @@ async function selfSignedCert(priv: KeyObject): Promise<string> {
   const pub = (await import('node:crypto')).createPublicKey(priv)
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' }
   const keys = {
-    privateKey: await webcrypto.subtle.importKey('pkcs8', priv.export({ type: 'pkcs8', format: 'der' }), alg, false, ['sign']),
-    publicKey: await webcrypto.subtle.importKey('spki', pub.export({ type: 'spki', format: 'der' }), alg, true, ['verify']),
+    privateKey: await webcrypto.subtle.importKey(
+      'pkcs8',
+      priv.export({ type: 'pkcs8', format: 'der' }),
+      alg,
+      false,
+      ['sign'],
+    ),
+    publicKey: await webcrypto.subtle.importKey(
+      'spki',
+      pub.export({ type: 'spki', format: 'der' }),
+      alg,
+      true,
+      ['verify'],
+    ),
   }
   const day = 86_400_000
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
@@ -209,7 +247,10 @@ async function selfSignedCert(priv: KeyObject): Promise<string> {
       notAfter: new Date(Date.now() + 30 * day),
       keys,
       signingAlgorithm: alg,
-      extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'dsse_lib' }]), new x509.BasicConstraintsExtension(false, undefined, true)],
+      extensions: [
+        new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'dsse_lib' }]),
+        new x509.BasicConstraintsExtension(false, undefined, true),
+      ],
     },
     webcrypto as unknown as Crypto,
   )
@@ -227,14 +268,19 @@ interface SignOptions {
 
 async function signPolicy(ctx: CliContext, o: SignOptions): Promise<void> {
   if (o.policy === undefined) throw new Usage('the runtime policy (-r) is required')
-  if (o.backend !== 'ecdsa' && o.backend !== 'x509') throw new Usage('backend must be ecdsa or x509')
-  if (o.keyfile !== undefined && o.keypath !== undefined) throw new ImaError('ERR_IMA_TOOL', 'only one of keyfile or keypath must be specified at once')
-  if (o.backend === 'x509' && o.certOut === undefined) throw new ImaError('ERR_IMA_TOOL', 'x509 backend and no certificate output file specified')
+  if (o.backend !== 'ecdsa' && o.backend !== 'x509')
+    throw new Usage('backend must be ecdsa or x509')
+  if (o.keyfile !== undefined && o.keypath !== undefined)
+    throw new ImaError('ERR_IMA_TOOL', 'only one of keyfile or keypath must be specified at once')
+  if (o.backend === 'x509' && o.certOut === undefined)
+    throw new ImaError('ERR_IMA_TOOL', 'x509 backend and no certificate output file specified')
   let policy: unknown
   try {
     policy = JSON.parse(readFileSync(o.policy, 'utf8'))
   } catch (e) {
-    throw new ImaError('ERR_IMA_TOOL', `unable to read the runtime policy '${o.policy}'`, { cause: e })
+    throw new ImaError('ERR_IMA_TOOL', `unable to read the runtime policy '${o.policy}'`, {
+      cause: e,
+    })
   }
   validateRuntimePolicy(policy)
   let priv: KeyObject

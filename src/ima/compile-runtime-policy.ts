@@ -72,7 +72,10 @@ function buildIndex(obj: Record<string, string[]>): DigestIndex {
 }
 
 /** Compiles an already validated policy document. */
-export function compileRuntimePolicy(policy: RuntimePolicy, checksum: string): CompiledRuntimePolicy {
+export function compileRuntimePolicy(
+  policy: RuntimePolicy,
+  checksum: string,
+): CompiledRuntimePolicy {
   const vk = policy['verification-keys']
   const digests = buildIndex(policy.digests)
   return {
@@ -96,7 +99,10 @@ export function compileRuntimePolicy(policy: RuntimePolicy, checksum: string): C
  * @throws {ImaError} `ERR_IMA_POLICY_INVALID`, `ERR_IMA_POLICY_REGEX`, `ERR_IMA_POLICY_SIGNATURE`,
  *   `ERR_IMA_KEYRING`.
  */
-export function loadRuntimePolicy(bytes: string | Uint8Array, opts: LoadPolicyOptions = {}): CompiledRuntimePolicy {
+export function loadRuntimePolicy(
+  bytes: string | Uint8Array,
+  opts: LoadPolicyOptions = {},
+): CompiledRuntimePolicy {
   const raw = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes
   const checksum = createHash('sha256').update(raw).digest('hex')
   const doc = parseRuntimePolicyDocument(raw, opts)
@@ -104,7 +110,10 @@ export function loadRuntimePolicy(bytes: string | Uint8Array, opts: LoadPolicyOp
 }
 
 /** Parses, unwraps/verifies and validates a policy without compiling it. */
-export function parseRuntimePolicyDocument(raw: Uint8Array, opts: LoadPolicyOptions = {}): RuntimePolicy {
+export function parseRuntimePolicyDocument(
+  raw: Uint8Array,
+  opts: LoadPolicyOptions = {},
+): RuntimePolicy {
   let json: unknown
   try {
     json = JSON.parse(Buffer.from(raw).toString('utf8'))

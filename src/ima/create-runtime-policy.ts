@@ -19,7 +19,18 @@ import {
 } from './runtime-policy.ts'
 
 /** Directories never walked under `--rootfs` (upstream `BASE_EXCLUDE_DIRS`). */
-export const BASE_EXCLUDE_DIRS = ['/sys', '/run', '/proc', '/lost+found', '/dev', '/media', '/snap', '/mnt', '/var', '/tmp']
+export const BASE_EXCLUDE_DIRS = [
+  '/sys',
+  '/run',
+  '/proc',
+  '/lost+found',
+  '/dev',
+  '/media',
+  '/snap',
+  '/mnt',
+  '/var',
+  '/tmp',
+]
 
 /** Options of {@link createRuntimePolicy}. */
 export interface CreateRuntimePolicyOptions {
@@ -47,7 +58,11 @@ function readText(path: string, what: string): string {
   try {
     return readFileSync(path, 'utf8')
   } catch (e) {
-    throw new ImaError('ERR_IMA_TOOL', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { cause: e })
+    throw new ImaError(
+      'ERR_IMA_TOOL',
+      `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`,
+      { cause: e },
+    )
   }
 }
 
@@ -232,14 +247,16 @@ export function createRuntimePolicy(o: CreateRuntimePolicyOptions): RuntimePolic
     listText = readText(o.imaMeasurementList, 'IMA measurement list')
     digestsFromMeasurementList(listText, policy.digests)
   }
-  if (o.allowlist !== undefined) parseFlatAllowlist(readText(o.allowlist, 'allowlist'), policy.digests)
+  if (o.allowlist !== undefined)
+    parseFlatAllowlist(readText(o.allowlist, 'allowlist'), policy.digests)
   let algo = o.algo
   if (algo === undefined && listText !== undefined) {
     const a = bootAggregateAlg(listText)
     if (a !== undefined && a !== 'sha1') algo = a
   }
   algo ??= 'sha256'
-  if (HEX_SIZES[algo] === undefined) throw new ImaError('ERR_IMA_TOOL', `unsupported digest algorithm ${algo}`)
+  if (HEX_SIZES[algo] === undefined)
+    throw new ImaError('ERR_IMA_TOOL', `unsupported digest algorithm ${algo}`)
   if (o.rootfs !== undefined) {
     const skip = (o.skipPath ?? '').split(',').filter((s) => s !== '')
     rootfsDigests(o.rootfs, algo, skip, policy.digests, o.progress, o.progressEvery)
@@ -254,11 +271,26 @@ export function createRuntimePolicy(o: CreateRuntimePolicyOptions): RuntimePolic
   }
   policy.ima.ignored_keyrings.push(...(o.ignoredKeyrings ?? []))
   if (o.keyrings || o.imaBuf) {
-    const text = listText ?? readText(o.imaMeasurementList ?? '/sys/kernel/security/ima/ascii_runtime_measurements', 'IMA measurement list')
-    imaBufFromMeasurementList(text, policy.ima.ignored_keyrings, !!o.keyrings, !!o.imaBuf, policy.keyrings, policy['ima-buf'])
+    const text =
+      listText ??
+      readText(
+        o.imaMeasurementList ?? '/sys/kernel/security/ima/ascii_runtime_measurements',
+        'IMA measurement list',
+      )
+    imaBufFromMeasurementList(
+      text,
+      policy.ima.ignored_keyrings,
+      !!o.keyrings,
+      !!o.imaBuf,
+      policy.keyrings,
+      policy['ima-buf'],
+    )
   }
   if (o.verificationKeys !== undefined && o.verificationKeys.length > 0) {
-    const ring = policy['verification-keys'] === '' ? new ImaKeyring() : ImaKeyring.fromJSON(policy['verification-keys'])
+    const ring =
+      policy['verification-keys'] === ''
+        ? new ImaKeyring()
+        : ImaKeyring.fromJSON(policy['verification-keys'])
     for (const path of o.verificationKeys) {
       let data: Uint8Array
       try {

@@ -8,7 +8,14 @@
  * @module
  */
 
-import { createHash, createPublicKey, type KeyObject, sign, verify, X509Certificate } from 'node:crypto'
+import {
+  createHash,
+  createPublicKey,
+  type KeyObject,
+  sign,
+  verify,
+  X509Certificate,
+} from 'node:crypto'
 import { ImaError } from './errors.ts'
 
 /** The payload type upstream writes. */
@@ -42,7 +49,12 @@ function b64dec(s: string, what: string): Uint8Array {
 
 /** True when a parsed JSON value looks like a DSSE envelope (upstream: has a truthy `payload`). */
 export function isDsseEnvelope(v: unknown): boolean {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) && Boolean((v as { payload?: unknown }).payload)
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Boolean((v as { payload?: unknown }).payload)
+  )
 }
 
 /**
@@ -52,23 +64,36 @@ export function isDsseEnvelope(v: unknown): boolean {
  */
 export function parseDsseEnvelope(v: unknown): DsseEnvelope {
   const o = v as Record<string, unknown>
-  if (typeof o?.payload !== 'string' || typeof o.payloadType !== 'string' || !Array.isArray(o.signatures)) {
-    throw new ImaError('ERR_IMA_POLICY_SIGNATURE', 'DSSE envelope needs payload, payloadType and signatures')
+  if (
+    typeof o?.payload !== 'string' ||
+    typeof o.payloadType !== 'string' ||
+    !Array.isArray(o.signatures)
+  ) {
+    throw new ImaError(
+      'ERR_IMA_POLICY_SIGNATURE',
+      'DSSE envelope needs payload, payloadType and signatures',
+    )
   }
   const signatures = o.signatures.map((s: unknown, i: number) => {
     const r = s as Record<string, unknown>
-    if (typeof r?.sig !== 'string') throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `signatures[${i}].sig missing`)
+    if (typeof r?.sig !== 'string')
+      throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `signatures[${i}].sig missing`)
     if (r.keyid !== undefined && r.keyid !== null && typeof r.keyid !== 'string') {
       throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `signatures[${i}].keyid must be a string`)
     }
-    return { ...(typeof r.keyid === 'string' ? { keyid: r.keyid } : {}), sig: b64dec(r.sig, `signatures[${i}].sig`) }
+    return {
+      ...(typeof r.keyid === 'string' ? { keyid: r.keyid } : {}),
+      sig: b64dec(r.sig, `signatures[${i}].sig`),
+    }
   })
   return { payload: b64dec(o.payload, 'payload'), payloadType: o.payloadType, signatures }
 }
 
 /** keyid of the `ecdsa` backend: sha256 hex of the SPKI PEM. */
 export function ecdsaKeyId(pub: KeyObject): string {
-  return createHash('sha256').update(pub.export({ type: 'spki', format: 'pem' })).digest('hex')
+  return createHash('sha256')
+    .update(pub.export({ type: 'spki', format: 'pem' }))
+    .digest('hex')
 }
 
 /**
@@ -84,9 +109,13 @@ export function verifyDsseEnvelope(env: DsseEnvelope, key?: string | Uint8Array)
   if (key !== undefined && key.length > 0) {
     const text = typeof key === 'string' ? key : Buffer.from(key).toString('utf8')
     try {
-      verifiers.push(text.includes('CERTIFICATE') ? new X509Certificate(text).publicKey : createPublicKey(text))
+      verifiers.push(
+        text.includes('CERTIFICATE') ? new X509Certificate(text).publicKey : createPublicKey(text),
+      )
     } catch (e) {
-      throw new ImaError('ERR_IMA_POLICY_SIGNATURE', 'runtime policy key does not load', { cause: e })
+      throw new ImaError('ERR_IMA_POLICY_SIGNATURE', 'runtime policy key does not load', {
+        cause: e,
+      })
     }
   } else {
     for (const s of env.signatures) {
@@ -112,10 +141,19 @@ export function verifyDsseEnvelope(env: DsseEnvelope, key?: string | Uint8Array)
 }
 
 /** Signs `payload` into an envelope JSON string (upstream `dsse.Sign` output shape). */
-export function signDsse(payload: Uint8Array, privateKey: KeyObject, keyid: string | undefined, payloadType = KEYLIME_PAYLOAD_TYPE): string {
+export function signDsse(
+  payload: Uint8Array,
+  privateKey: KeyObject,
+  keyid: string | undefined,
+  payloadType = KEYLIME_PAYLOAD_TYPE,
+): string {
   const sig = sign('sha256', pae(payloadType, payload), { key: privateKey, dsaEncoding: 'der' })
   const s: Record<string, string> = {}
   if (keyid) s.keyid = keyid
   s.sig = sig.toString('base64')
-  return JSON.stringify({ payload: Buffer.from(payload).toString('base64'), payloadType, signatures: [s] })
+  return JSON.stringify({
+    payload: Buffer.from(payload).toString('base64'),
+    payloadType,
+    signatures: [s],
+  })
 }

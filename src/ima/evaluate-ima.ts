@@ -31,7 +31,12 @@
 import { timingSafeEqual } from 'node:crypto'
 import type { HashAlg } from '../tpm/constants.ts'
 import { AsciiEntryParser } from './ascii-entry-parser.ts'
-import { type CompiledRuntimePolicy, type DigestIndex, indexGet, indexHas } from './compile-runtime-policy.ts'
+import {
+  type CompiledRuntimePolicy,
+  type DigestIndex,
+  indexGet,
+  indexHas,
+} from './compile-runtime-policy.ts'
 import { isImaError } from './errors.ts'
 import { hashInto, IMA_HASH_SIZE } from './hash-alg.ts'
 import { isAllZero } from './hex.ts'
@@ -104,18 +109,29 @@ interface Walk {
   clonedRings: Set<string>
 }
 
-function add(w: Walk, event_id: string, context: Record<string, unknown>, recoverable = true): void {
+function add(
+  w: Walk,
+  event_id: string,
+  context: Record<string, unknown>,
+  recoverable = true,
+): void {
   w.failures.push({ event_id, context, recoverable })
 }
 
 /** `_validate_ima_ng` with `hash_types` = the index. Returns true when the entry passes. */
-function validateNg(w: Walk, e: ImaEntry, index: DigestIndex, allowBootAggregate: boolean): boolean {
+function validateNg(
+  w: Walk,
+  e: ImaEntry,
+  index: DigestIndex,
+  allowBootAggregate: boolean,
+): boolean {
   const p = w.policy
   if (p === null) return true
   if (p.exclude !== null && p.exclude.test(e.name)) return true
   const has = indexHas(index, e.name, e.digest)
   if (has === true) return true
-  if (allowBootAggregate && e.name === 'boot_aggregate' && w.bootAggregates.has(e.digest)) return true
+  if (allowBootAggregate && e.name === 'boot_aggregate' && w.bootAggregates.has(e.digest))
+    return true
   if (has === undefined) {
     add(w, 'ima.validation.ima-ng.not_in_allowlist', {
       message: `File not found in allowlist: ${e.name}`,
@@ -221,7 +237,9 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
   state.bootTime = bootTime
 
   const quoted: Array<[HashAlg, Uint8Array]> =
-    input.quotedPcr10 instanceof Uint8Array ? [[input.bank, input.quotedPcr10]] : [...input.quotedPcr10]
+    input.quotedPcr10 instanceof Uint8Array
+      ? [[input.bank, input.quotedPcr10]]
+      : [...input.quotedPcr10]
   if (quoted.length === 0) quoted.push([input.bank, new Uint8Array(0)])
   const logAlg: HashAlg = input.policy?.logHashAlg ?? 'sha1'
   const banks = quoted.map(([b]) => b)
@@ -280,7 +298,10 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
       e = parser.parse(text.slice(start, nl), lineNo)
     } catch (err) {
       if (!isImaError(err)) throw err
-      add(w, 'ima.parser.entry', { message: `Line was not parsable into a valid IMA entry: ${err.message}`, line: lineNo })
+      add(w, 'ima.parser.entry', {
+        message: `Line was not parsable into a valid IMA entry: ${err.message}`,
+        line: lineNo,
+      })
       continue
     }
     entries++
@@ -311,11 +332,21 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
       })
     }
     if (tomtou) {
-      if (!ignoreTomtou) add(w, 'ima.validation.tomtou', { message: 'hash validation was skipped', path: e.name, line: lineNo })
+      if (!ignoreTomtou)
+        add(w, 'ima.validation.tomtou', {
+          message: 'hash validation was skipped',
+          path: e.name,
+          line: lineNo,
+        })
     } else {
-      const calc = logAlg === banks[0] ? (cat[0] as Uint8Array).subarray(sizes[0] as number) : hashInto(logAlg, e.templateData, thOut)
+      const calc =
+        logAlg === banks[0]
+          ? (cat[0] as Uint8Array).subarray(sizes[0] as number)
+          : hashInto(logAlg, e.templateData, thOut)
       let same = thBytes !== null && thBytes.length === calc.length
-      if (same) for (let k = 0; k < calc.length; k++) if (calc[k] !== (thBytes as Uint8Array)[k]) same = false
+      if (same)
+        for (let k = 0; k < calc.length; k++)
+          if (calc[k] !== (thBytes as Uint8Array)[k]) same = false
       if (!same) {
         add(w, 'ima.validation.ima_hash', {
           message: 'IMA template hash does not match the calculated hash.',
@@ -357,15 +388,20 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
       message: `IMA measurement list does not match TPM PCR ${Buffer.from((quoted[0] as [HashAlg, Uint8Array])[1]).toString('hex')}`,
     })
   } else if (!checkQuoteProgress(state, matchLine, logLength)) {
-    add(w, 'ima.quote_progress', { message: 'PCR quote did not make progress to catch up with log' })
+    add(w, 'ima.quote_progress', {
+      message: 'PCR quote did not make progress to catch up with log',
+    })
   }
-  if (failures.length > 0) return { ok: false, failures, state: initialImaState(), entriesVerified: entries }
+  if (failures.length > 0)
+    return { ok: false, failures, state: initialImaState(), entriesVerified: entries }
   return { ok: true, state, entriesVerified: entries, matchedLine: matchLine }
 }
 
 /**
  * The `/verify/evidence` variant: the whole list, no stored state, no incremental protocol.
  */
-export function evaluateImaEvidence(input: Omit<EvaluateImaInput, 'state' | 'startEntry' | 'bootTime'>): EvaluateImaResult {
+export function evaluateImaEvidence(
+  input: Omit<EvaluateImaInput, 'state' | 'startEntry' | 'bootTime'>,
+): EvaluateImaResult {
   return evaluateIma({ ...input, state: undefined, startEntry: 0 })
 }

@@ -10,10 +10,12 @@ import type { HashAlg } from '../tpm/constants.ts'
 import { ImaError } from './errors.ts'
 
 /** Digest sizes in bytes of the algorithms IMA can use for template hashes and PCR banks. */
-export const IMA_HASH_SIZE = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 } as const satisfies Record<
-  HashAlg,
-  number
->
+export const IMA_HASH_SIZE = {
+  sha1: 20,
+  sha256: 32,
+  sha384: 48,
+  sha512: 64,
+} as const satisfies Record<HashAlg, number>
 
 /** Linux `enum hash_algo` (hash_info.h) → algorithm name, as used by `signature_v2_hdr.hash_algo`. */
 export const LINUX_HASH_ALGO: Readonly<Record<number, string>> = {
@@ -64,6 +66,7 @@ export function hashInto(alg: HashAlg, data: Uint8Array, out: Uint8Array): Uint8
 
 /** Parses a hash algorithm name, throwing a typed error for anything else. */
 export function requireImaHashAlg(s: string, what: string): HashAlg {
-  if (!isImaHashAlg(s)) throw new ImaError('ERR_IMA_UNSUPPORTED_ALG', `${what}: unsupported hash algorithm`)
+  if (!isImaHashAlg(s))
+    throw new ImaError('ERR_IMA_UNSUPPORTED_ALG', `${what}: unsupported hash algorithm`)
   return s
 }

@@ -37,7 +37,13 @@ export interface ImaAgentStateJson {
 
 /** A fresh state: full list next, PCR 10 at zero. */
 export function initialImaState(): ImaAgentState {
-  return { nextEntry: 0, pcr10: new Map(), bootTime: 0, learnedKeyrings: new Map(), quoteProgress: null }
+  return {
+    nextEntry: 0,
+    pcr10: new Map(),
+    bootTime: 0,
+    learnedKeyrings: new Map(),
+    quoteProgress: null,
+  }
 }
 
 /** Serializes a state for the database (plain JSON). */
@@ -69,7 +75,8 @@ export function imaStateFromJSON(j: unknown): ImaAgentState {
   const o = j as Record<string, unknown>
   const next = o.next_ima_ml_entry
   const boot = o.boottime
-  if (!Number.isSafeInteger(next) || (next as number) < 0) bad('next_ima_ml_entry must be an integer >= 0')
+  if (!Number.isSafeInteger(next) || (next as number) < 0)
+    bad('next_ima_ml_entry must be an integer >= 0')
   if (!Number.isSafeInteger(boot) || (boot as number) < 0) bad('boottime must be an integer >= 0')
   const s = initialImaState()
   s.nextEntry = next as number
@@ -78,7 +85,8 @@ export function imaStateFromJSON(j: unknown): ImaAgentState {
   if (typeof pcrs !== 'object' || pcrs === null) bad('pcr10 must be an object')
   for (const [b, hex] of Object.entries(pcrs)) {
     if (!isImaHashAlg(b)) bad(`pcr10: unknown bank ${b}`)
-    if (typeof hex !== 'string' || !new RegExp(`^[0-9a-f]{${IMA_HASH_SIZE[b] * 2}}$`).test(hex)) bad(`pcr10.${b}: bad value`)
+    if (typeof hex !== 'string' || !new RegExp(`^[0-9a-f]{${IMA_HASH_SIZE[b] * 2}}$`).test(hex))
+      bad(`pcr10.${b}: bad value`)
     s.pcr10.set(b, Buffer.from(hex, 'hex'))
   }
   const learned = o.learned_ima_keyrings ?? {}
@@ -92,7 +100,11 @@ export function imaStateFromJSON(j: unknown): ImaAgentState {
   }
   const qp = o.quote_progress
   if (qp !== null && qp !== undefined) {
-    if (!Array.isArray(qp) || qp.length !== 2 || !qp.every((x) => Number.isSafeInteger(x) && x >= 0)) {
+    if (
+      !Array.isArray(qp) ||
+      qp.length !== 2 ||
+      !qp.every((x) => Number.isSafeInteger(x) && x >= 0)
+    ) {
       bad('quote_progress must be null or [int, int]')
     }
     s.quoteProgress = [qp[0], qp[1]]
@@ -115,7 +127,11 @@ export function cloneImaState(s: ImaAgentState): ImaAgentState {
  * Upstream `check_quote_progress`: false when the previous quote lagged the log and this one did
  * not catch up with that lag. Updates `s.quoteProgress`.
  */
-export function checkQuoteProgress(s: ImaAgentState, matchLine: number, logLength: number): boolean {
+export function checkQuoteProgress(
+  s: ImaAgentState,
+  matchLine: number,
+  logLength: number,
+): boolean {
   if (s.quoteProgress === null) {
     s.quoteProgress = [matchLine, logLength]
     return true

@@ -14,7 +14,14 @@
  * @module
  */
 
-import { constants, createHash, createPublicKey, type KeyObject, publicDecrypt, X509Certificate } from 'node:crypto'
+import {
+  constants,
+  createHash,
+  createPublicKey,
+  type KeyObject,
+  publicDecrypt,
+  X509Certificate,
+} from 'node:crypto'
 import { verifyEcdsaPrehashed } from './ecdsa-prehashed.ts'
 import { ImaError } from './errors.ts'
 import { LINUX_HASH_ALGO } from './hash-alg.ts'
@@ -74,7 +81,13 @@ function skidKeyId(der: Uint8Array): number | undefined {
     const len = der[p + 1] ?? 0
     if (len < 4 || p + 2 + len > der.length) return undefined
     const end = p + 2 + len
-    return (((der[end - 4] as number) << 24) | ((der[end - 3] as number) << 16) | ((der[end - 2] as number) << 8) | (der[end - 1] as number)) >>> 0
+    return (
+      (((der[end - 4] as number) << 24) |
+        ((der[end - 3] as number) << 16) |
+        ((der[end - 2] as number) << 8) |
+        (der[end - 1] as number)) >>>
+      0
+    )
   }
   return undefined
 }
@@ -127,7 +140,8 @@ export function getPubkey(data: Uint8Array): ImaPublicKey | null {
 /** EC curve name of a key as used by {@link verifyEcdsaPrehashed}. */
 function ecPoint(key: KeyObject): { crv: string; x: bigint; y: bigint } {
   const jwk = key.export({ format: 'jwk' })
-  const big = (s: string | undefined): bigint => BigInt(`0x${Buffer.from(s ?? '', 'base64url').toString('hex') || '0'}`)
+  const big = (s: string | undefined): bigint =>
+    BigInt(`0x${Buffer.from(s ?? '', 'base64url').toString('hex') || '0'}`)
   return { crv: jwk.crv as string, x: big(jwk.x), y: big(jwk.y) }
 }
 
@@ -187,7 +201,11 @@ export class ImaKeyring {
     const ring = new ImaKeyring()
     obj.pubkeys.forEach((b64, i) => {
       try {
-        const key = createPublicKey({ key: Buffer.from(b64, 'base64'), format: 'der', type: 'spki' })
+        const key = createPublicKey({
+          key: Buffer.from(b64, 'base64'),
+          format: 'der',
+          type: 'spki',
+        })
         if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ec') return
         ring.add(key, obj.keyids[i])
       } catch {
@@ -215,7 +233,10 @@ export function verifyImaSignature(
   if (sig[1] !== 2) return false
   const alg = LINUX_HASH_ALGO[sig[2] as number]
   if (alg === undefined || alg !== digestAlg) return false
-  const keyid = ((sig[3] as number) * 0x1000000 + (((sig[4] as number) << 16) | ((sig[5] as number) << 8) | (sig[6] as number))) >>> 0
+  const keyid =
+    ((sig[3] as number) * 0x1000000 +
+      (((sig[4] as number) << 16) | ((sig[5] as number) << 8) | (sig[6] as number))) >>>
+    0
   const size = ((sig[7] as number) << 8) | (sig[8] as number)
   if (9 + size !== sig.length) return false
   let ring: ImaKeyring | undefined

@@ -38,7 +38,9 @@ class Cursor {
     this.dv = new DataView(b.buffer, b.byteOffset, b.byteLength)
   }
   fail(msg: string): never {
-    throw new ImaError('ERR_IMA_BINARY_FORMAT', `${msg} at offset ${this.pos}`, { line: this.entry })
+    throw new ImaError('ERR_IMA_BINARY_FORMAT', `${msg} at offset ${this.pos}`, {
+      line: this.entry,
+    })
   }
   u32(): number {
     if (this.pos + 4 > this.b.length) this.fail('truncated u32')
@@ -63,7 +65,8 @@ function splitDigestNg(c: Cursor, v: Uint8Array, v2: boolean): [string, string, 
   const digest = v.subarray(nul + 1)
   if (digest.length === 0) c.fail('empty digest')
   if (v2) {
-    if (parts.length !== 2 || (parts[0] !== 'ima' && parts[0] !== 'verity')) c.fail('bad d-ngv2 prefix')
+    if (parts.length !== 2 || (parts[0] !== 'ima' && parts[0] !== 'verity'))
+      c.fail('bad d-ngv2 prefix')
     return [parts[0] as string, parts[1] as string, digest]
   }
   if (parts.length !== 1 || prefix.length === 0) c.fail('bad d-ng prefix')
@@ -96,7 +99,8 @@ export function parseBinaryList(bytes: Uint8Array, opts: BinaryListOptions = {})
     const tnLen = c.u32()
     if (tnLen === 0 || tnLen > 255) c.fail('bad template name length')
     const tname = decoder.decode(c.bytes(tnLen))
-    if (!isImaTemplate(tname)) throw new ImaError('ERR_IMA_UNKNOWN_TEMPLATE', 'unsupported template', { line: c.entry })
+    if (!isImaTemplate(tname))
+      throw new ImaError('ERR_IMA_UNKNOWN_TEMPLATE', 'unsupported template', { line: c.entry })
     let templateData: Uint8Array
     let digestAlg: string
     let digestType = ''
@@ -124,7 +128,8 @@ export function parseBinaryList(bytes: Uint8Array, opts: BinaryListOptions = {})
       ;[digestType, digestAlg, digest] = splitDigestNg(d, field(d, d), v2)
       const nn = field(d, d)
       if (nn.length === 0 || nn[nn.length - 1] !== 0) d.fail('n-ng name is not NUL-terminated')
-      if (nn.length > MAX_NAME_BYTES) throw new ImaError('ERR_IMA_LIMIT', 'name too long', { line: c.entry })
+      if (nn.length > MAX_NAME_BYTES)
+        throw new ImaError('ERR_IMA_LIMIT', 'name too long', { line: c.entry })
       name = decoder.decode(nn.subarray(0, nn.length - 1))
       if (tname === 'ima-sig' || tname === 'ima-sigv2' || tname === 'ima-modsig') {
         const s = field(d, d)

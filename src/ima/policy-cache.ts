@@ -8,7 +8,11 @@
  */
 
 import { createHash } from 'node:crypto'
-import { type CompiledRuntimePolicy, type LoadPolicyOptions, loadRuntimePolicy } from './compile-runtime-policy.ts'
+import {
+  type CompiledRuntimePolicy,
+  type LoadPolicyOptions,
+  loadRuntimePolicy,
+} from './compile-runtime-policy.ts'
 
 /** A counted reference to a cached policy; call `release()` when the agent lets go of it. */
 export interface PolicyLease {

@@ -24,7 +24,8 @@ export function translatePythonRegex(src: string, flags: Set<string>): string {
   if (lead) {
     for (const f of lead[1] as string) {
       if (f === 'i' || f === 's' || f === 'm') flags.add(f)
-      else if (f === 'x') throw new ImaError('ERR_IMA_POLICY_REGEX', 'verbose (?x) regexes are not supported')
+      else if (f === 'x')
+        throw new ImaError('ERR_IMA_POLICY_REGEX', 'verbose (?x) regexes are not supported')
     }
     i = lead[0].length
   }
@@ -32,7 +33,8 @@ export function translatePythonRegex(src: string, flags: Set<string>): string {
     const c = src[i] as string
     if (c === '\\') {
       const n = src[i + 1]
-      if (n === undefined) throw new ImaError('ERR_IMA_POLICY_REGEX', 'pattern ends with a backslash')
+      if (n === undefined)
+        throw new ImaError('ERR_IMA_POLICY_REGEX', 'pattern ends with a backslash')
       if (!inClass && n === 'A') out += '^'
       else if (!inClass && n === 'Z') out += '$'
       else out += c + n
@@ -98,9 +100,13 @@ export function compileExcludeList(excludes: readonly string[]): RegExp | null {
       js = translatePythonRegex(e, f)
       new RegExp(js, [...f].join(''))
     } catch (err) {
-      throw new ImaError('ERR_IMA_POLICY_REGEX', `excludes[${idx}] is not a valid regular expression`, {
-        cause: err,
-      })
+      throw new ImaError(
+        'ERR_IMA_POLICY_REGEX',
+        `excludes[${idx}] is not a valid regular expression`,
+        {
+          cause: err,
+        },
+      )
     }
     for (const x of f) flags.add(x)
     parts.push(`(${js})`)
@@ -108,6 +114,8 @@ export function compileExcludeList(excludes: readonly string[]): RegExp | null {
   try {
     return new RegExp(`^(?:${parts.join('|')})`, [...flags].join(''))
   } catch (err) {
-    throw new ImaError('ERR_IMA_POLICY_REGEX', 'the combined exclude list does not compile', { cause: err })
+    throw new ImaError('ERR_IMA_POLICY_REGEX', 'the combined exclude list does not compile', {
+      cause: err,
+    })
   }
 }

@@ -26,7 +26,11 @@ export interface RuntimePolicy {
   digests: Record<string, string[]>
   excludes: string[]
   keyrings: Record<string, string[]>
-  ima: { ignored_keyrings: string[]; log_hash_alg: 'sha1' | 'sha256' | 'sha384' | 'sha512'; dm_policy: null }
+  ima: {
+    ignored_keyrings: string[]
+    log_hash_alg: 'sha1' | 'sha256' | 'sha384' | 'sha512'
+    dm_policy: null
+  }
   'ima-buf': Record<string, string[]>
   'verification-keys': string
 }
@@ -34,7 +38,10 @@ export interface RuntimePolicy {
 /** A fresh copy of upstream's `EMPTY_RUNTIME_POLICY`. */
 export function emptyRuntimePolicy(): RuntimePolicy {
   return {
-    meta: { version: RUNTIME_POLICY_CURRENT_VERSION, generator: RUNTIME_POLICY_GENERATOR.EmptyAllowList },
+    meta: {
+      version: RUNTIME_POLICY_CURRENT_VERSION,
+      generator: RUNTIME_POLICY_GENERATOR.EmptyAllowList,
+    },
     release: 0,
     digests: {},
     excludes: [],
@@ -46,7 +53,16 @@ export function emptyRuntimePolicy(): RuntimePolicy {
 }
 
 const DIGEST_RE = /^[0-9a-f]{40,128}$/
-const TOP_KEYS = ['meta', 'release', 'digests', 'excludes', 'keyrings', 'ima', 'ima-buf', 'verification-keys']
+const TOP_KEYS = [
+  'meta',
+  'release',
+  'digests',
+  'excludes',
+  'keyrings',
+  'ima',
+  'ima-buf',
+  'verification-keys',
+]
 
 function fail(path: string, msg: string): never {
   throw new ImaError('ERR_IMA_POLICY_INVALID', `${path}: ${msg}`)
@@ -102,7 +118,8 @@ export function validateRuntimePolicy(v: unknown): asserts v is RuntimePolicy {
   if (!isInt(meta.generator) || meta.generator < 0 || meta.generator > 3) {
     fail('$.meta.generator', 'must be an integer between 0 and 3')
   }
-  if ('timestamp' in meta && typeof meta.timestamp !== 'string') fail('$.meta.timestamp', 'must be a string')
+  if ('timestamp' in meta && typeof meta.timestamp !== 'string')
+    fail('$.meta.timestamp', 'must be a string')
   if (!isInt(v.release) || v.release < 0) fail('$.release', 'must be an integer >= 0')
   checkDigestsObject(v.digests, '$.digests')
   checkStringArray(v.excludes, '$.excludes')
@@ -116,7 +133,8 @@ export function validateRuntimePolicy(v: unknown): asserts v is RuntimePolicy {
   if (!['sha1', 'sha256', 'sha384', 'sha512'].includes(ima.log_hash_alg as string)) {
     fail('$.ima.log_hash_alg', 'must be one of sha1, sha256, sha384, sha512')
   }
-  if (ima.dm_policy !== null) fail('$.ima.dm_policy', 'must be null (device-mapper policies are not supported)')
+  if (ima.dm_policy !== null)
+    fail('$.ima.dm_policy', 'must be null (device-mapper policies are not supported)')
   checkDigestsObject(v['ima-buf'], '$["ima-buf"]')
   const vk = v['verification-keys']
   if (typeof vk !== 'string') fail('$["verification-keys"]', 'must be a string')
@@ -147,6 +165,7 @@ export function validateKeyringJson(
   })
   if ('meta' in j) {
     const m = j.meta
-    if (!isObject(m) || !isInt(m.version) || m.version < 1) fail(`${path}.meta.version`, 'must be an integer >= 1')
+    if (!isObject(m) || !isInt(m.version) || m.version < 1)
+      fail(`${path}.meta.version`, 'must be an integer >= 1')
   }
 }
