@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto'
 import journal from '../../migrations/meta/_journal.json' with { type: 'json' }
 import m0000 from '../../migrations/0000_keylime_initial.sql' with { type: 'text' }
 import m0001 from '../../migrations/0001_registrar_ek_verdict.sql' with { type: 'text' }
+import m0002 from '../../migrations/0002_verifier_leases_policy_history.sql' with { type: 'text' }
 
 /** One migration as drizzle's dialect `migrate()` consumes it (drizzle-orm `MigrationMeta`). */
 export interface EmbeddedMigration {
@@ -32,6 +33,7 @@ export interface EmbeddedMigration {
 export const MIGRATION_SQL: Readonly<Record<string, string>> = {
   '0000_keylime_initial': m0000,
   '0001_registrar_ek_verdict': m0001,
+  '0002_verifier_leases_policy_history': m0002,
 }
 
 /**

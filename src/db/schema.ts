@@ -75,6 +75,8 @@ export const allowlists = pgTable(
     tpm_policy: text('tpm_policy'),
     /** The runtime policy JSON document, as text (LONGTEXT on MySQL upstream). */
     ima_policy: text('ima_policy'),
+    /** keylime-ts addition: version number, 1 at creation, +1 per PUT (old rows in the history). */
+    version: integer('version').notNull().default(1),
   },
   (t) => [
     unique('uniq_allowlists0name').on(t.name),
@@ -90,8 +92,65 @@ export const mbpolicies = pgTable(
     name: text('name').notNull(),
     /** The measured-boot reference state / policy JSON document, as text. */
     mb_policy: text('mb_policy'),
+    /** keylime-ts addition: version number, 1 at creation, +1 per PUT (old rows in the history). */
+    version: integer('version').notNull().default(1),
   },
   (t) => [unique('uniq_mbpolicies_name').on(t.name)],
+)
+
+/**
+ * keylime-ts addition: previous versions of runtime policies, one row per replaced or deleted
+ * version (`PUT`/`DELETE /allowlists/{name}` keep what they overwrite).
+ */
+export const allowlists_history = pgTable(
+  'allowlists_history',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    version: integer('version').notNull(),
+    checksum: text('checksum'),
+    generator: integer('generator'),
+    tpm_policy: text('tpm_policy'),
+    ima_policy: text('ima_policy'),
+    /** When this version stopped being current (epoch seconds). */
+    replaced_at: bigint('replaced_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('ix_allowlists_history_name').on(t.name, t.version)],
+)
+
+/** keylime-ts addition: previous versions of measured-boot policies. */
+export const mbpolicies_history = pgTable(
+  'mbpolicies_history',
+  {
+    id: serial('id').primaryKey(),
+    name: text('name').notNull(),
+    version: integer('version').notNull(),
+    mb_policy: text('mb_policy'),
+    /** When this version stopped being current (epoch seconds). */
+    replaced_at: bigint('replaced_at', { mode: 'number' }).notNull(),
+  },
+  (t) => [index('ix_mbpolicies_history_name').on(t.name, t.version)],
+)
+
+/**
+ * keylime-ts addition: live verifier processes sharing one database. Each process heartbeats its
+ * row; rows older than the lease period are dead instances whose agents others may claim.
+ */
+export const verifier_instances = pgTable(
+  'verifier_instances',
+  {
+    /** Random per process start. */
+    instance_id: text('instance_id').primaryKey(),
+    /** `[verifier] uuid` of the process: instances only share agents with the same verifier_id. */
+    verifier_id: text('verifier_id').notNull(),
+    /** Last heartbeat (epoch milliseconds). */
+    heartbeat: bigint('heartbeat', { mode: 'number' }).notNull(),
+    /** Process start (epoch milliseconds). */
+    started: bigint('started', { mode: 'number' }).notNull(),
+    /** Host name and pid, for operators. */
+    host: text('host'),
+  },
+  (t) => [index('ix_verifier_instances_verifier_id').on(t.verifier_id)],
 )
 
 /** The verifier's agents (`cloud_verifier` engine), one row per enrolled agent. */
@@ -143,8 +202,13 @@ export const verifiermain = pgTable(
     tpm_clockinfo: jsonb('tpm_clockinfo'),
     accept_attestations: boolean('accept_attestations').notNull().default(true),
     consecutive_attestation_failures: integer('consecutive_attestation_failures'),
+    /** keylime-ts addition: the verifier instance polling this agent (see `verifier_instances`). */
+    lease_owner: text('lease_owner'),
+    /** keylime-ts addition: the owner's lease ends at this time (epoch milliseconds). */
+    lease_expires: bigint('lease_expires', { mode: 'number' }),
   },
   (t) => [
+    index('ix_verifiermain_lease').on(t.verifier_id, t.lease_expires),
     foreignKey({
       name: 'fk_verifiermain_allowlists',
       columns: [t.ima_policy_id],
