@@ -10,10 +10,14 @@ import { X509Certificate } from 'node:crypto'
 import { join } from 'node:path'
 import { MtlsClient, PeerUnreachable } from '../src/http/mtls-client.ts'
 import { hasOpenssl, makeTestPki } from './support/openssl-pki.ts'
-import { type ChildRun, controlPlaneEnv, MAIN_TS, spawnCollect } from './support/control-plane-process.ts'
+import {
+  type ChildRun,
+  controlPlaneEnv,
+  MAIN_TS,
+  spawnCollect,
+} from './support/control-plane-process.ts'
 
-/** The command under test: the compiled binary when KEYLIME_BIN is set, else the sources. */
-export const KEYLIME_CMD = process.env.KEYLIME_BIN ? [process.env.KEYLIME_BIN] : [process.execPath, MAIN_TS]
+const KEYLIME_CMD = [process.execPath, MAIN_TS]
 
 const runs: ChildRun[] = []
 afterAll(async () => {
@@ -35,8 +39,18 @@ describe('keylime control plane', () => {
 
     const ca = join(dir, 'cv_ca')
     expect(statSync(ca).mode & 0o777).toBe(0o700)
-    for (const f of ['cacert.crt', 'ca-public.pem', 'cacrl.der', 'cacrl.pem', 'server-cert.crt', 'server-private.pem',
-      'server-public.pem', 'client-cert.crt', 'client-private.pem', 'client-public.pem']) {
+    for (const f of [
+      'cacert.crt',
+      'ca-public.pem',
+      'cacrl.der',
+      'cacrl.pem',
+      'server-cert.crt',
+      'server-private.pem',
+      'server-public.pem',
+      'client-cert.crt',
+      'client-private.pem',
+      'client-public.pem',
+    ]) {
       expect(statSync(join(ca, f)).isFile()).toBe(true)
     }
     expect(statSync(join(ca, 'server-private.pem')).mode & 0o777).toBe(0o600)
@@ -47,21 +61,41 @@ describe('keylime control plane', () => {
       ca: [caPem],
       timeoutMs: 5000,
     })
-    for (const url of [`https://127.0.0.1:${ports.verifier}/version`, `https://127.0.0.1:${ports.registrarTls}/version`]) {
+    for (const url of [
+      `https://127.0.0.1:${ports.verifier}/version`,
+      `https://127.0.0.1:${ports.registrarTls}/version`,
+    ]) {
       const res = await client.request(url)
       expect(res.status).toBe(200)
-      expect(res.body).toMatchObject({ code: 200, status: 'Success', results: { current_version: '2.6' } })
+      expect(res.body).toMatchObject({
+        code: 200,
+        status: 'Success',
+        results: { current_version: '2.6' },
+      })
     }
     // The agent-facing registrar port is plain HTTP, as upstream.
-    const plain = await fetch(`http://127.0.0.1:${ports.registrar}/version`).then((r) => r.json())
+    const plain = (await fetch(`http://127.0.0.1:${ports.registrar}/version`).then((r) =>
+      r.json(),
+    )) as {
+      results: { current_version: string }
+    }
     expect(plain.results.current_version).toBe('2.6')
     // Without a client certificate, or with one from another CA, the handshake fails.
     const anon = new MtlsClient({ ca: [caPem], timeoutMs: 5000 })
-    expect(anon.request(`https://127.0.0.1:${ports.verifier}/version`)).rejects.toBeInstanceOf(PeerUnreachable)
+    expect(anon.request(`https://127.0.0.1:${ports.verifier}/version`)).rejects.toBeInstanceOf(
+      PeerUnreachable,
+    )
     if (hasOpenssl) {
       const pki = makeTestPki()
-      const rogue = new MtlsClient({ cert: pki.rogueClientCert, key: pki.rogueClientKey, ca: [caPem], timeoutMs: 5000 })
-      expect(rogue.request(`https://127.0.0.1:${ports.verifier}/version`)).rejects.toBeInstanceOf(PeerUnreachable)
+      const rogue = new MtlsClient({
+        cert: pki.rogueClientCert,
+        key: pki.rogueClientKey,
+        ca: [caPem],
+        timeoutMs: 5000,
+      })
+      expect(rogue.request(`https://127.0.0.1:${ports.verifier}/version`)).rejects.toBeInstanceOf(
+        PeerUnreachable,
+      )
     }
     // Malformed input is a 4xx envelope, never a 500.
     const bad = await client.request(`https://127.0.0.1:${ports.verifier}/v2.6/agents/x`, {
@@ -79,7 +113,9 @@ describe('keylime control plane', () => {
     await second.waitFor(/keylime control plane started/)
     expect(second.output()).toContain('created=false')
     expect(second.output()).not.toContain('generating new CA')
-    expect(new X509Certificate(readFileSync(join(ca, 'cacert.crt'), 'utf8')).fingerprint256).toBe(fingerprint)
+    expect(new X509Certificate(readFileSync(join(ca, 'cacert.crt'), 'utf8')).fingerprint256).toBe(
+      fingerprint,
+    )
     expect((await client.request(`https://127.0.0.1:${ports.verifier}/version`)).status).toBe(200)
     expect(await second.stop()).toBe(0)
   }, 60_000)
@@ -89,7 +125,10 @@ describe('keylime control plane', () => {
     const run = start(env, ['--verifier'])
     await run.waitFor(/keylime control plane started roles=verifier /)
     expect(run.output()).not.toContain('registrar listening')
-    const refused = await fetch(`http://127.0.0.1:${ports.registrar}/version`).then(() => 'open', () => 'refused')
+    const refused = await fetch(`http://127.0.0.1:${ports.registrar}/version`).then(
+      () => 'open',
+      () => 'refused',
+    )
     expect(refused).toBe('refused')
     expect(await run.stop()).toBe(0)
   }, 30_000)
@@ -117,7 +156,11 @@ describe('keylime control plane', () => {
 
   test('a port in use is a clear start-up error', async () => {
     const { env, ports } = await controlPlaneEnv()
-    const blocker = Bun.serve({ hostname: '127.0.0.1', port: ports.registrar, fetch: () => new Response('x') })
+    const blocker = Bun.serve({
+      hostname: '127.0.0.1',
+      port: ports.registrar,
+      fetch: () => new Response('x'),
+    })
     try {
       const run = start(env)
       expect(await run.proc.exited).toBe(1)

@@ -387,13 +387,13 @@ for (const target of databaseTargets()) {
 }
 
 describe('embedded directory', () => {
-  test('first open of an empty KEYLIME_DIR is fast; dirs are 0700; data survives reopen', async () => {
+  // Start-up speed is measured by bench/startup.ts, not asserted here.
+  test('first open of an empty KEYLIME_DIR: dirs are 0700; data survives reopen', async () => {
     const keylimeDir = join(tempDir(), 'kl')
     const t0 = performance.now()
     const first = await openDatabase({ url: '', keylimeDir })
     const firstMs = performance.now() - t0
     console.log(`embedded first open (empty dir, template + migrations): ${Math.round(firstMs)} ms`)
-    expect(firstMs).toBeLessThan(2000)
     expect(first.kind).toBe('pglite')
     expect(first.location).toBe(join(keylimeDir, 'pglite'))
     expect((await Bun.file(join(keylimeDir, 'pglite')).stat()).mode & 0o777).toBe(0o700)

@@ -9,7 +9,9 @@ import { type ConfigLoadOptions, getKeylimeDir, loadCaConfig } from '../config/i
 import { isKeylimeError } from '../errors.ts'
 import { getLogger } from '../log/logger.ts'
 import pkg from '../../package.json' with { type: 'json' }
+import type { ToolContext } from '../tool-context.ts'
 import { resolveCommand } from './resolve-command.ts'
+import { runLegacyTool, runPolicyCommand } from './run-policy-tool.ts'
 import { runControlPlane } from './run-control-plane.ts'
 import { KEYLIME_USAGE } from './usage.ts'
 
@@ -31,6 +33,10 @@ export interface CliIo {
 }
 
 const log = getLogger()
+
+function toolContext(io: CliIo): ToolContext {
+  return { stdout: { write: io.stdout }, stderr: { write: io.stderr }, cwd: process.cwd() }
+}
 
 function describeError(err: unknown): string {
   if (isKeylimeError(err)) return err.message
@@ -73,11 +79,13 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
         )
         return EXIT.UNAVAILABLE
       case 'policy':
-      case 'tool':
-        io.stderr(
-          `keylime: ${command.kind === 'tool' ? command.tool : 'policy'}: not available yet in this build of keylime-ts\n`,
-        )
+        return await runPolicyCommand(command.args, toolContext(io))
+      case 'tool': {
+        const run = runLegacyTool(command.tool, command.args, toolContext(io))
+        if (run) return await run
+        io.stderr(`${command.tool}: not available yet in this build of keylime-ts\n`)
         return EXIT.UNAVAILABLE
+      }
       case 'control-plane': {
         const started = performance.now()
         const plane = await runControlPlane({ roles: command.roles, config: configOpts })

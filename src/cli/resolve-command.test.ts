@@ -28,7 +28,10 @@ describe('resolveCommand', () => {
       kind: 'tenant',
       args: ['-c', 'reglist'],
     })
-    expect(resolveCommand('keylime_ca', ['-c', 'init'])).toEqual({ kind: 'ca', args: ['-c', 'init'] })
+    expect(resolveCommand('keylime_ca', ['-c', 'init'])).toEqual({
+      kind: 'ca',
+      args: ['-c', 'init'],
+    })
     expect(resolveCommand('keylime_verifier', [])).toEqual({
       kind: 'control-plane',
       roles: { verifier: true, registrar: false },

@@ -4,7 +4,11 @@ import { getLogger, setLogSink } from '../log/logger.ts'
 import { addVersionRoutes } from './add-version-routes.ts'
 import { apiVersionOfPath, compareApiVersions, versionPrefixes } from './api-version.ts'
 import { createApp } from './create-app.ts'
+import type { Envelope } from './envelope.ts'
 import { readJsonObject } from './read-json.ts'
+
+/** The parsed envelope of a response. */
+const envelope = async (res: Response): Promise<Envelope> => (await res.json()) as Envelope
 
 const logged: string[] = []
 setLogSink((l) => logged.push(l), false)
@@ -12,7 +16,9 @@ setLogSink((l) => logged.push(l), false)
 function app(maxUploadSize = 1024) {
   const a = createApp({ log: getLogger('test'), maxUploadSize })
   addVersionRoutes(a)
-  a.post('/v2.6/echo', async (c) => c.json({ code: 200, status: 'Success', results: await readJsonObject(c) }))
+  a.post('/v2.6/echo', async (c) =>
+    c.json({ code: 200, status: 'Success', results: await readJsonObject(c) }),
+  )
   a.get('/v2/typed', () => {
     throw new Conflict('Agent of uuid x already exists')
   })
@@ -31,7 +37,7 @@ describe('envelope and errors', () => {
       const res = await app().request(path)
       expect(res.status).toBe(200)
       expect(res.headers.get('content-type')).toContain('application/json')
-      const body = await res.json()
+      const body = await envelope(res)
       expect(body).toEqual({
         code: 200,
         status: 'Success',
@@ -52,15 +58,19 @@ describe('envelope and errors', () => {
   test('unknown routes are 404 envelopes', async () => {
     const res = await app().request('/v2.6/nothing/here')
     expect(res.status).toBe(404)
-    expect(await res.json()).toEqual({ code: 404, status: 'Not Found', results: {} })
+    expect(await envelope(res)).toEqual({ code: 404, status: 'Not Found', results: {} })
   })
 
   test('typed errors map to their status and message', async () => {
     let res = await app().request('/v2/typed/')
     expect(res.status).toBe(409)
-    expect(await res.json()).toEqual({ code: 409, status: 'Agent of uuid x already exists', results: {} })
+    expect(await envelope(res)).toEqual({
+      code: 409,
+      status: 'Agent of uuid x already exists',
+      results: {},
+    })
     res = await app().request('/bad')
-    expect((await res.json()).code).toBe(400)
+    expect((await envelope(res)).code).toBe(400)
   })
 
   test('untyped errors are a generic 500; details only in the log', async () => {
@@ -75,19 +85,19 @@ describe('envelope and errors', () => {
 })
 
 describe('request bodies', () => {
-  const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+  const post = (body: string | ReadableStream, headers: Record<string, string> = {}) =>
     app().request('/v2.6/echo', { method: 'POST', body, headers })
 
   test('JSON without a content type is accepted (upstream tenant sends none)', async () => {
     const res = await post('{"a":1}')
     expect(res.status).toBe(200)
-    expect((await res.json()).results).toEqual({ a: 1 })
+    expect((await envelope(res)).results).toEqual({ a: 1 })
   })
 
   test('malformed JSON → 400 envelope', async () => {
     const res = await post('{"a":', { 'content-type': 'application/json' })
     expect(res.status).toBe(400)
-    const body = await res.json()
+    const body = await envelope(res)
     expect(body.code).toBe(400)
     expect(body.status).toStartWith('Invalid JSON in request body')
   })
@@ -101,28 +111,41 @@ describe('request bodies', () => {
   test('wrong content type → 415 envelope', async () => {
     const res = await post('a=1', { 'content-type': 'application/x-www-form-urlencoded' })
     expect(res.status).toBe(415)
-    expect((await res.json()).code).toBe(415)
+    expect((await envelope(res)).code).toBe(415)
   })
 
   test('oversized body → 413 envelope, with and without Content-Length', async () => {
     const big = JSON.stringify({ x: 'y'.repeat(2000) })
     let res = await post(big, { 'content-type': 'application/json' })
     expect(res.status).toBe(413)
-    expect((await res.json()).code).toBe(413)
+    expect((await envelope(res)).code).toBe(413)
     const stream = new ReadableStream({
       start(c) {
         for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode('y'.repeat(300)))
         c.close()
       },
     })
-    res = await app().request('/v2.6/echo', { method: 'POST', body: stream, duplex: 'half' } as RequestInit)
+    res = await app().request('/v2.6/echo', {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit)
     expect(res.status).toBe(413)
   })
 })
 
 describe('api versions', () => {
   test('prefixes cover /v2, /v2.0 … /v2.6 and /v3, /v3.0', () => {
-    expect(versionPrefixes(2)).toEqual(['/v2', '/v2.0', '/v2.1', '/v2.2', '/v2.3', '/v2.4', '/v2.5', '/v2.6'])
+    expect(versionPrefixes(2)).toEqual([
+      '/v2',
+      '/v2.0',
+      '/v2.1',
+      '/v2.2',
+      '/v2.3',
+      '/v2.4',
+      '/v2.5',
+      '/v2.6',
+    ])
     expect(versionPrefixes(3)).toEqual(['/v3', '/v3.0'])
   })
 

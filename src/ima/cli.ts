@@ -20,14 +20,11 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { createRuntimePolicy, legacyAllowlistText } from './create-runtime-policy.ts'
 import { ecdsaKeyId, signDsse } from './dsse.ts'
 import { ImaError, isImaError } from './errors.ts'
+import type { ToolContext } from '../tool-context.ts'
 import { validateRuntimePolicy } from './runtime-policy.ts'
 
 /** Where a tool writes and which directory relative paths resolve against. */
-export interface CliContext {
-  stdout: { write(s: string): unknown }
-  stderr: { write(s: string): unknown }
-  cwd: string
-}
+export type CliContext = ToolContext
 
 class Usage extends Error {}
 

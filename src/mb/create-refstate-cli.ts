@@ -13,17 +13,11 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createRefstate } from './create-refstate.ts'
 import { isMbError } from './errors.ts'
+import type { ToolContext } from '../tool-context.ts'
 import { parseEventLog } from './parse-event-log.ts'
 
 /** Where a CLI function writes and which directory relative paths start from. */
-export interface CliContext {
-  /** Standard output. */
-  stdout: { write(s: string): unknown }
-  /** Standard error. */
-  stderr: { write(s: string): unknown }
-  /** Working directory for relative paths. */
-  cwd: string
-}
+export type CliContext = ToolContext
 
 const MAX_LOG_BYTES = 64 * 1024 * 1024
 

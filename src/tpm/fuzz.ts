@@ -22,7 +22,8 @@ export interface FuzzOptions {
   seed?: number
   /** Accepts the expected, typed errors (default: any KeylimeError). */
   isTypedError?: (e: unknown) => boolean
-  /** A single case slower than this is a failure (default 250 ms). */
+  /** A single case slower than this is a failure (default 2000 ms: far above any real case, low
+   *  enough to catch a hang or a blow-up; tight bounds flake on a loaded CI machine). */
   slowMs?: number
   /** Keep at most this many failures (default 20). */
   maxFailures?: number
@@ -226,7 +227,7 @@ export function fuzzParser<T>(
   const cases = opts.cases ?? 5000
   const runSeed = opts.seed ?? 1
   const isTyped = opts.isTypedError ?? ((e: unknown) => e instanceof KeylimeError)
-  const slowMs = opts.slowMs ?? 250
+  const slowMs = opts.slowMs ?? 2000
   const maxFailures = opts.maxFailures ?? 20
   const report: FuzzReport = {
     name,

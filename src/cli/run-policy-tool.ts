@@ -1,0 +1,56 @@
+/**
+ * Routes `keylime policy …` (upstream's consolidated `keylime-policy`) and the legacy tool names to
+ * the policy tools of `src/ima` (runtime policies) and `src/mb` (measured-boot reference states).
+ *
+ * @module
+ */
+import {
+  runLegacyCreatePolicy,
+  runLegacySignPolicy,
+  runPolicyCreateRuntime,
+  runPolicySignRuntime,
+} from '../ima/index.ts'
+import { runCreateMbRefstate, runPolicyCreateMeasuredBoot } from '../mb/index.ts'
+import type { ToolContext } from '../tool-context.ts'
+import type { LegacyTool } from './resolve-command.ts'
+
+/** Help for `keylime policy`. */
+export const POLICY_USAGE = `usage: keylime policy create runtime [options]        (keylime-policy create runtime)
+       keylime policy create measured-boot -e EVENTLOG [-i] [-o OUT]
+       keylime policy sign runtime -r POLICY -k KEY [-b ecdsa|x509] [-o OUT] [-c CERT_OUT]
+Add -h after a sub-command for its options.
+`
+
+/** Runs `keylime policy <args>`; returns the exit code. */
+export async function runPolicyCommand(args: string[], ctx: ToolContext): Promise<number> {
+  const [verb, kind, ...rest] = args
+  if (verb === 'create' && kind === 'runtime') return runPolicyCreateRuntime(rest, ctx)
+  if (verb === 'create' && kind === 'measured-boot') return runPolicyCreateMeasuredBoot(rest, ctx)
+  if (verb === 'sign' && kind === 'runtime') return runPolicySignRuntime(rest, ctx)
+  if (verb === undefined || verb === '-h' || verb === '--help') {
+    ctx.stdout.write(POLICY_USAGE)
+    return verb === undefined ? 2 : 0
+  }
+  ctx.stderr.write(
+    `keylime policy: unknown command "${[verb, kind].filter(Boolean).join(' ')}"\n${POLICY_USAGE}`,
+  )
+  return 2
+}
+
+/** Runs a legacy tool by name; undefined when that tool is not built yet. */
+export function runLegacyTool(
+  tool: LegacyTool,
+  args: string[],
+  ctx: ToolContext,
+): Promise<number> | undefined {
+  switch (tool) {
+    case 'keylime_create_policy':
+      return runLegacyCreatePolicy(args, ctx)
+    case 'keylime_sign_runtime_policy':
+      return runLegacySignPolicy(args, ctx)
+    case 'create_mb_refstate':
+      return runCreateMbRefstate(args, ctx)
+    default:
+      return undefined
+  }
+}
