@@ -9,21 +9,24 @@
  *    certificates ↔ keys, their trust and the IAK's TPM2_Certify of the AK; the EK certificate is
  *    checked against `tpm_cert_store` and the verdict kept;
  * 3. the challenge (32 random alphanumerics) is wrapped with MakeCredential(EK, Name(AK));
- * 4. under a per-id lock (in-process mutex, then a transaction-scoped PostgreSQL advisory lock so
- *    several processes on one database serialize too): re-registration with a different
- *    `ek_tpm`, `ekcert` or `aik_tpm` → 403 (upstream #1820 fix); the `tpm_identity` rules; then the
- *    row is written with `key = base64(challenge)`, `active = false` and `regcount + 1`.
- * Any failure rolls the transaction back: nothing is half-written.
+ * 4. serialized per agent id: an in-process mutex, and in the database a compare-and-set write
+ *    (insert only if no row exists, update only if `regcount` is still the one read), so several
+ *    processes on one PostgreSQL cannot interleave either; a lost race re-reads and re-checks.
+ *    Re-registration with a different `ek_tpm`, `ekcert` or `aik_tpm` → 403 (upstream #1820 fix);
+ *    then the `tpm_identity` rules; the row is written with `key = base64(challenge)`,
+ *    `active = false` and `regcount + 1`.
+ * Every write is one atomic statement decided after all checks: nothing is half-written. A new
+ * agent costs one statement to register and (key cached in this process) one to activate.
  *
  * Activation compares `auth_tag` with hex HMAC-SHA384(key = base64 text, msg = agent id) in
- * constant time; a mismatch deletes the registration and answers 400, as upstream.
+ * constant time; a mismatch deletes the registration and answers 400, as upstream. The update or
+ * delete is conditional on the key the tag was checked against.
  *
  * @module
  */
-import { createHash } from 'node:crypto'
-import { asc, eq, sql } from 'drizzle-orm'
+import { and, asc, eq, isNull } from 'drizzle-orm'
 import { type Db, type KeylimeDatabase, registrarmain } from '../db/index.ts'
-import { isKeylimeError } from '../errors.ts'
+import { isKeylimeError, KeylimeError } from '../errors.ts'
 import type { Logger } from '../log/logger.ts'
 import type { CertStore } from '../tpm/cert-store.ts'
 import { verifyEkCertChain } from '../tpm/cert-store.ts'
@@ -36,9 +39,10 @@ import { TPMA_OBJECT } from '../tpm/constants.ts'
 import { assessEkCert, type EkCertAssessment } from './assess-ek-cert.ts'
 import { checkAkAttributes } from './check-ak-attributes.ts'
 import { type DecodedRegistration, decodeRegistration } from './decode-registration.ts'
-import { invalidData, RegistrarError } from './errors.ts'
+import { invalidData, isRegistrarError, RegistrarError } from './errors.ts'
 import { generateChallenge } from './generate-challenge.ts'
 import { KeyedMutex } from './keyed-mutex.ts'
+import { RecentKeys } from './recent-keys.ts'
 import { type RegistrarRow, type RenderedAgent, renderAgent } from './render-agent.ts'
 import { validateAgentId } from './validate-agent-id.ts'
 import { verifyIakCertify } from './verify-iak-certify.ts'
@@ -71,21 +75,15 @@ export interface RegisterResult {
   blob: string
 }
 
-type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
-
-/** Namespace (first key) of the registrar's per-agent advisory locks. */
-export const AGENT_LOCK_NAMESPACE = 0x4b4c5247 // 'KLRG'
-
-/** A signed 32-bit key for the advisory lock of an agent id. */
-function lockKey(agentId: string): number {
-  return createHash('sha256').update(agentId).digest().readInt32BE(0)
+/** A row ready to write, with the blob to answer and the EK verdict to log. */
+interface PreparedRow {
+  values: typeof registrarmain.$inferInsert & { key: string; regcount: number }
+  blob: string
+  verdict: EkCertAssessment
 }
 
-async function lockAgent(tx: Tx, agentId: string): Promise<void> {
-  await tx.execute(
-    sql`select pg_advisory_xact_lock(${AGENT_LOCK_NAMESPACE}::int4, ${lockKey(agentId)}::int4)`,
-  )
-}
+/** Conditional writes retried at most this often before answering 503 (lost races). */
+const MAX_WRITE_ATTEMPTS = 5
 
 const b64 = (b: Uint8Array): string =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')
@@ -143,6 +141,7 @@ export class RegistrarService {
   readonly #action: MalformedCertAction
   readonly #now: () => Date
   readonly #mutex = new KeyedMutex()
+  readonly #keys = new RecentKeys()
 
   constructor(options: RegistrarServiceOptions) {
     this.#db = options.database.db
@@ -182,80 +181,62 @@ export class RegistrarService {
     const akName = computeName(d.aik.pub)
     const early = d.ek === undefined ? undefined : this.#challenge(d.ek.pub, akName)
 
-    const result = await this.#mutex.run(agentId, () =>
-      this.#db.transaction(async (tx) => {
-        await lockAgent(tx, agentId)
-        const [old] = await tx
-          .select()
-          .from(registrarmain)
-          .where(eq(registrarmain.agent_id, agentId))
-        if (old !== undefined) this.#checkIdentityUnchanged(agentId, old, d)
-        const ekBytes = d.ek?.bytes ?? (old?.ek_tpm ? unb64(old.ek_tpm) : undefined)
-        let ekPub = d.ek?.pub
-        if (ekPub === undefined && ekBytes !== undefined) {
-          ekPub = parseTpm2bPublic(ekBytes)
-          if (d.ekcert !== undefined) certMatchesKey(d.ekcert, ekPub, 'ekcert', 'ek_tpm')
+    const result = await this.#mutex.run(agentId, async () => {
+      // Optimistic concurrency: the write is conditional on what was read (no row yet, or the
+      // same regcount), so registrations of one id from several processes serialize in the
+      // database; a lost race re-reads and re-checks. A new agent costs one statement.
+      for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+        const old =
+          attempt === 0
+            ? undefined
+            : (
+                await this.#db
+                  .select()
+                  .from(registrarmain)
+                  .where(eq(registrarmain.agent_id, agentId))
+              )[0]
+        if (attempt > 0 && old !== undefined) this.#checkIdentityUnchanged(agentId, old, d)
+        let prepared: PreparedRow
+        try {
+          prepared = this.#rowFor(agentId, d, old, assessment, early, akName, now)
+        } catch (e) {
+          // The blind first attempt knows no stored row; rules that depend on it are re-checked
+          // against the row itself before answering.
+          if (attempt === 0 && isRegistrarError(e)) continue
+          throw e
         }
-        if (d.ekcert !== undefined && ekPub === undefined) {
-          throw invalidData('ek_tpm is required when an EK certificate is provided')
+        const { values, blob, verdict } = prepared
+        if (old === undefined) {
+          const inserted = await this.#db
+            .insert(registrarmain)
+            .values(values)
+            .onConflictDoNothing()
+            .returning({ id: registrarmain.agent_id })
+          if (inserted.length === 0) continue
+        } else {
+          const updated = await this.#db
+            .update(registrarmain)
+            .set(values)
+            .where(
+              and(
+                eq(registrarmain.agent_id, agentId),
+                old.regcount === null
+                  ? isNull(registrarmain.regcount)
+                  : eq(registrarmain.regcount, old.regcount),
+              ),
+            )
+            .returning({ id: registrarmain.agent_id })
+          if (updated.length === 0) continue
         }
-        const verdict: EkCertAssessment =
-          assessment ??
-          (old?.ekcert
-            ? {
-                verdict: (old.ek_cert_verdict ?? 'absent') as EkCertAssessment['verdict'],
-                detail: old.ek_cert_detail ?? '',
-                tpm: {
-                  manufacturer: old.tpm_manufacturer ?? undefined,
-                  model: old.tpm_model ?? undefined,
-                  version: old.tpm_version ?? undefined,
-                },
-              }
-            : assessEkCert(undefined, new Error('unused'), now))
-        const hasIakIdevid =
-          (d.iak !== undefined && d.idevid !== undefined) ||
-          Boolean(old?.iak_tpm && old?.idevid_tpm)
-        this.#checkRootIdentity(ekPub !== undefined, verdict, hasIakIdevid)
-        if (ekPub === undefined || ekBytes === undefined) {
-          throw invalidData('ek_tpm is required to produce the activation challenge')
-        }
-        const { challenge, blob } = early ?? this.#challenge(ekPub, akName)
-        const row = {
-          agent_id: agentId,
-          key: Buffer.from(challenge, 'latin1').toString('base64'),
-          aik_tpm: b64(d.aik.bytes),
-          ek_tpm: b64(ekBytes),
-          ekcert: d.ekcert ? b64(d.ekcert.der) : (old?.ekcert ?? null),
-          iak_tpm: d.iak ? b64(d.iak.bytes) : (old?.iak_tpm ?? null),
-          idevid_tpm: d.idevid ? b64(d.idevid.bytes) : (old?.idevid_tpm ?? null),
-          iak_cert: d.iakCert ? b64(d.iakCert.der) : (old?.iak_cert ?? null),
-          idevid_cert: d.idevidCert ? b64(d.idevidCert.der) : (old?.idevid_cert ?? null),
-          mtls_cert:
-            d.mtlsCert === undefined
-              ? (old?.mtls_cert ?? null)
-              : d.mtlsCert.kind === 'disabled'
-                ? 'disabled'
-                : b64(d.mtlsCert.cert.der),
-          ip: d.ip ?? old?.ip ?? null,
-          port: d.port ?? old?.port ?? null,
-          active: false,
-          virtual: old?.virtual ?? false,
-          provider_keys: old?.provider_keys ?? {},
-          regcount: (old?.regcount ?? 0) + 1,
-          ek_cert_verdict: verdict.verdict,
-          ek_cert_detail: verdict.detail.slice(0, 1000),
-          ek_cert_checked_at: assessment
-            ? Math.floor(now.getTime() / 1000)
-            : (old?.ek_cert_checked_at ?? null),
-          tpm_manufacturer: verdict.tpm.manufacturer ?? null,
-          tpm_model: verdict.tpm.model ?? null,
-          tpm_version: verdict.tpm.version ?? null,
-        }
-        if (old === undefined) await tx.insert(registrarmain).values(row)
-        else await tx.update(registrarmain).set(row).where(eq(registrarmain.agent_id, agentId))
-        return { blob, regcount: row.regcount, verdict }
-      }),
-    )
+        this.#keys.set(agentId, values.key)
+        return { blob, regcount: values.regcount, verdict }
+      }
+      throw new KeylimeError(
+        'ERR_REGISTRAR_BUSY',
+        `Agent with ID '${agentId}' is being registered concurrently; retry`,
+        { status: 503 },
+      )
+    })
     const fields = {
       agent_id: agentId,
       regcount: result.regcount,
@@ -288,25 +269,47 @@ export class RegistrarService {
         'auth_tag is required and must be a string',
       )
     }
-    const outcome = await this.#mutex.run(agentId, () =>
-      this.#db.transaction(async (tx) => {
-        await lockAgent(tx, agentId)
-        const [row] = await tx
-          .select({ key: registrarmain.key })
-          .from(registrarmain)
-          .where(eq(registrarmain.agent_id, agentId))
-        if (row === undefined) return 'missing' as const
-        if (row.key !== null && verifyHmacProof(row.key, agentId, tag)) {
-          await tx
+    const outcome = await this.#mutex.run(agentId, async () => {
+      // The key of a registration made by this process is usually cached: then activation is one
+      // statement. Every write is conditional on the key the tag was checked against, so a stale
+      // cache or a concurrent re-registration elsewhere cannot activate or delete the wrong record.
+      const cached = this.#keys.take(agentId)
+      for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+        let key = attempt === 0 ? cached : undefined
+        if (key === undefined) {
+          const [row] = await this.#db
+            .select({ key: registrarmain.key })
+            .from(registrarmain)
+            .where(eq(registrarmain.agent_id, agentId))
+          if (row === undefined) return 'missing' as const
+          key = row.key ?? ''
+        }
+        const where = and(eq(registrarmain.agent_id, agentId), eq(registrarmain.key, key))
+        if (key !== '' && verifyHmacProof(key, agentId, tag)) {
+          const done = await this.#db
             .update(registrarmain)
             .set({ active: true })
-            .where(eq(registrarmain.agent_id, agentId))
-          return 'activated' as const
+            .where(where)
+            .returning({ id: registrarmain.agent_id })
+          if (done.length > 0) return 'activated' as const
+        } else {
+          const done = await this.#db
+            .delete(registrarmain)
+            .where(
+              key === ''
+                ? and(eq(registrarmain.agent_id, agentId), isNull(registrarmain.key))
+                : where,
+            )
+            .returning({ id: registrarmain.agent_id })
+          if (done.length > 0) return 'deleted' as const
         }
-        await tx.delete(registrarmain).where(eq(registrarmain.agent_id, agentId))
-        return 'deleted' as const
-      }),
-    )
+      }
+      throw new KeylimeError(
+        'ERR_REGISTRAR_BUSY',
+        `Agent with ID '${agentId}' changed during activation; retry`,
+        { status: 503 },
+      )
+    })
     if (outcome === 'missing') {
       throw new RegistrarError(
         'ERR_REGISTRAR_AGENT_NOT_FOUND',
@@ -378,6 +381,79 @@ export class RegistrarService {
       )
     }
     this.#log.info('agent registration deleted', { agent_id: agentId })
+  }
+
+  /** The row to write for this registration over `old` (undefined for a new agent). */
+  #rowFor(
+    agentId: string,
+    d: DecodedRegistration,
+    old: RegistrarRow | undefined,
+    assessment: EkCertAssessment | undefined,
+    early: { challenge: string; blob: string } | undefined,
+    akName: Uint8Array,
+    now: Date,
+  ): PreparedRow {
+    const ekBytes = d.ek?.bytes ?? (old?.ek_tpm ? unb64(old.ek_tpm) : undefined)
+    let ekPub = d.ek?.pub
+    if (ekPub === undefined && ekBytes !== undefined) {
+      ekPub = parseTpm2bPublic(ekBytes)
+      if (d.ekcert !== undefined) certMatchesKey(d.ekcert, ekPub, 'ekcert', 'ek_tpm')
+    }
+    if (d.ekcert !== undefined && ekPub === undefined) {
+      throw invalidData('ek_tpm is required when an EK certificate is provided')
+    }
+    const verdict: EkCertAssessment =
+      assessment ??
+      (old?.ekcert
+        ? {
+            verdict: (old.ek_cert_verdict ?? 'absent') as EkCertAssessment['verdict'],
+            detail: old.ek_cert_detail ?? '',
+            tpm: {
+              manufacturer: old.tpm_manufacturer ?? undefined,
+              model: old.tpm_model ?? undefined,
+              version: old.tpm_version ?? undefined,
+            },
+          }
+        : assessEkCert(undefined, new Error('unused'), now))
+    const hasIakIdevid =
+      (d.iak !== undefined && d.idevid !== undefined) || Boolean(old?.iak_tpm && old?.idevid_tpm)
+    this.#checkRootIdentity(ekPub !== undefined, verdict, hasIakIdevid)
+    if (ekPub === undefined || ekBytes === undefined) {
+      throw invalidData('ek_tpm is required to produce the activation challenge')
+    }
+    const { challenge, blob } = early ?? this.#challenge(ekPub, akName)
+    const values = {
+      agent_id: agentId,
+      key: Buffer.from(challenge, 'latin1').toString('base64'),
+      aik_tpm: b64(d.aik.bytes),
+      ek_tpm: b64(ekBytes),
+      ekcert: d.ekcert ? b64(d.ekcert.der) : (old?.ekcert ?? null),
+      iak_tpm: d.iak ? b64(d.iak.bytes) : (old?.iak_tpm ?? null),
+      idevid_tpm: d.idevid ? b64(d.idevid.bytes) : (old?.idevid_tpm ?? null),
+      iak_cert: d.iakCert ? b64(d.iakCert.der) : (old?.iak_cert ?? null),
+      idevid_cert: d.idevidCert ? b64(d.idevidCert.der) : (old?.idevid_cert ?? null),
+      mtls_cert:
+        d.mtlsCert === undefined
+          ? (old?.mtls_cert ?? null)
+          : d.mtlsCert.kind === 'disabled'
+            ? 'disabled'
+            : b64(d.mtlsCert.cert.der),
+      ip: d.ip ?? old?.ip ?? null,
+      port: d.port ?? old?.port ?? null,
+      active: false,
+      virtual: old?.virtual ?? false,
+      provider_keys: old?.provider_keys ?? {},
+      regcount: (old?.regcount ?? 0) + 1,
+      ek_cert_verdict: verdict.verdict,
+      ek_cert_detail: verdict.detail.slice(0, 1000),
+      ek_cert_checked_at: assessment
+        ? Math.floor(now.getTime() / 1000)
+        : (old?.ek_cert_checked_at ?? null),
+      tpm_manufacturer: verdict.tpm.manufacturer ?? null,
+      tpm_model: verdict.tpm.model ?? null,
+      tpm_version: verdict.tpm.version ?? null,
+    }
+    return { values, blob, verdict }
   }
 
   /** A fresh challenge and its MakeCredential blob (base64). */
