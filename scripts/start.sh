@@ -3,5 +3,5 @@
 # (`keylime [--verifier] [--registrar]`). Data goes to KEYLIME_DIR (default /var/lib/keylime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund >&2
+[ -x node_modules/.bin/bun ] || bash scripts/install-deps.sh
 exec node_modules/.bin/bun src/main.ts "$@"

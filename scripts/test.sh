@@ -7,7 +7,7 @@
 # skip with a printed reason when those are missing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
+[ -x node_modules/.bin/bun ] || bash scripts/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 BUN="$(pwd)/node_modules/.bin/bun"
 export PATH="$(pwd)/node_modules/.bin:$PATH"
 
