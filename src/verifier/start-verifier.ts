@@ -1,29 +1,172 @@
 /**
- * The verifier role: the REST API over mTLS on `[verifier] ip:port` (8881).
+ * The verifier role: the REST API over mTLS on `[verifier] ip:port` (8881) and the pull-mode
+ * attestation loop (`attestation-loop.ts`) with its leases, batched writes, revocation notices
+ * and metrics.
  *
  * @module
  */
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
-import { versionPrefixes } from '../http/api-version.ts'
-import { createApp } from '../http/create-app.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
-import { envelopeResponse } from '../http/envelope.ts'
+import { createApp } from '../http/create-app.ts'
+import { MtlsClient } from '../http/mtls-client.ts'
 import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
+import { AttestationLoop } from './attestation-loop.ts'
+import { SeverityRules } from './failure.ts'
+import { VerifierMetrics } from './metrics.ts'
+import { RevocationNotifier } from './revocation-notifier.ts'
+import { addVerifierRoutes } from './routes.ts'
+import { VerifierService } from './service.ts'
+import { stateName } from './states.ts'
+import { VerifierStore } from './store.ts'
 
-/** Starts the verifier's listener. */
-export async function startVerifier(ctx: RoleContext<VerifierConfig>): Promise<RoleHandle> {
+/** Options beyond the configuration (tests, benchmarks, embedding). */
+export interface StartVerifierOptions {
+  /**
+   * This process's lease identity. Default: `<host>/<ip>:<port>` for a fixed port, so a process
+   * restarted on the same address takes its agents back at once; random for port 0.
+   */
+  instanceId?: string
+  /** Rounds in flight at most (default 512). */
+  maxInFlight?: number
+  /** Batched write period in ms (default 200). */
+  flushMs?: number
+  /** Lease length in ms (default max(3 × quote_interval, 6 s)). */
+  leaseMs?: number
+  /** Webhook fetch (tests). */
+  fetch?: typeof fetch
+}
+
+/** A started verifier with its internals exposed for tests and benchmarks. */
+export interface VerifierHandle extends RoleHandle {
+  loop: AttestationLoop
+  service: VerifierService
+  store: VerifierStore
+  metrics: VerifierMetrics
+  instanceId: string
+}
+
+/** Starts the verifier's listener and loop. */
+export async function startVerifier(
+  ctx: RoleContext<VerifierConfig>,
+  options: StartVerifierOptions = {},
+): Promise<VerifierHandle> {
   const { config, tls, log } = ctx
   const v = config.verifier
-  const app = createApp({ log, maxUploadSize: v.max_upload_size })
-  addVersionRoutes(app)
-  for (const prefix of versionPrefixes(2)) {
-    // upstream: GET /v2[.x]/ → 405 "Not Implemented: Use /agents/ interface instead"
-    app.get(prefix, () => envelopeResponse(405, 'Not Implemented: Use /agents/ interface instead'))
-  }
   if (!tls.serverKey || !tls.serverCert) {
     throw new Error('verifier: no server certificate or key loaded (check [verifier] tls_dir)')
   }
+  if (v.mode === 'push')
+    log.warn('verifier mode = push is not implemented yet; running the pull loop')
+  const store = new VerifierStore(ctx.database.db)
+  const metrics = new VerifierMetrics()
+  const rules = new SeverityRules(
+    v.severity_labels.map(String),
+    (v.severity_policy as { event_id: string; severity_label: string }[]) ?? [],
+  )
+  const quoteIntervalMs = Math.max(0, v.quote_interval * 1000)
+  const leaseMs = options.leaseMs ?? Math.max(3 * quoteIntervalMs, 6000)
+  const instanceId =
+    options.instanceId ??
+    (v.port !== 0 ? `${hostname()}/${v.ip}:${v.port}` : `${hostname()}/${randomUUID()}`)
+  const client = new MtlsClient({
+    cert: tls.clientCert,
+    key: tls.clientKey,
+    ca: tls.ca,
+    verifyPeer: tls.verifyPeer,
+    timeoutMs: v.request_timeout * 1000,
+  })
+  const notifier = new RevocationNotifier({
+    channels: config.revocations.enabled_revocation_notifications.map(String),
+    webhookUrl: config.revocations.webhook_url,
+    maxRetries: v.max_retries,
+    retryInterval: v.retry_interval,
+    exponentialBackoff: v.exponential_backoff,
+    client,
+    log,
+    fetch: options.fetch,
+    targets: async (subject) =>
+      (await store.listAgents(v.uuid))
+        .filter((r) => r.agent_id !== subject && r.ip && r.port)
+        .map((r) => ({
+          agentId: r.agent_id,
+          ip: r.ip as string,
+          port: r.port as number,
+          mtlsCert:
+            v.enable_agent_mtls && r.mtls_cert && r.mtls_cert !== 'disabled' ? r.mtls_cert : null,
+          version: r.supported_version ?? '2.6',
+        })),
+  })
+  const loop = new AttestationLoop({
+    store,
+    client,
+    notifier,
+    metrics,
+    log,
+    rules,
+    check: {
+      rules,
+      mbPolicyName: v.measured_boot_policy_name,
+      mbEvaluate: v.measured_boot_evaluate,
+      ignoreTomtouErrors: v.ignore_tomtou_errors,
+    },
+    verifierId: v.uuid,
+    instanceId,
+    quoteIntervalMs,
+    retryInterval: v.retry_interval,
+    maxRetries: v.max_retries,
+    exponentialBackoff: v.exponential_backoff,
+    requestTimeoutMs: v.request_timeout * 1000,
+    agentMtls: v.enable_agent_mtls,
+    maxInFlight: options.maxInFlight ?? 512,
+    flushMs: options.flushMs ?? 200,
+    leaseMs,
+  })
+  const service = new VerifierService({
+    store,
+    loop,
+    rules,
+    verifierId: v.uuid,
+    verifierIp: v.ip,
+    verifierPort: v.port,
+    instanceId,
+    quoteInterval: v.quote_interval,
+    leaseMs,
+    enableAgentMtls: v.enable_agent_mtls && v.mode !== 'push',
+    requireAllowListSignatures: v.require_allow_list_signatures,
+    mbPolicyName: v.measured_boot_policy_name,
+    ignoreTomtouErrors: v.ignore_tomtou_errors,
+  })
+  const app = createApp({ log, maxUploadSize: v.max_upload_size })
+  addVersionRoutes(app)
+  addVerifierRoutes(app, service, {
+    metricsText: () => {
+      const byState = new Map<string, number>()
+      for (const r of loop.records.values()) {
+        const n = stateName(r.state)
+        byState.set(n, (byState.get(n) ?? 0) + 1)
+      }
+      return metrics.render({
+        agentsByState: byState,
+        inFlight: loop.scheduler.inFlight,
+        scheduled: loop.scheduler.scheduled,
+        lagSeconds: loop.scheduler.currentLag() / 1000,
+        leasesHeld: loop.records.size,
+        liveInstances: loop.liveInstances,
+        revocations: notifier.counts,
+      })
+    },
+    health: () => ({
+      status: 'ok',
+      agents: loop.records.size,
+      lag: Math.round(loop.scheduler.currentLag()) / 1000,
+      in_flight: loop.scheduler.inFlight,
+      instance_id: instanceId,
+      live_instances: loop.liveInstances,
+    }),
+  })
   const servers = [
     startServer({
       name: 'verifier',
@@ -35,5 +178,28 @@ export async function startVerifier(ctx: RoleContext<VerifierConfig>): Promise<R
       log,
     }),
   ]
-  return { servers, stop: (drainMs) => stopServers(servers, drainMs) }
+  try {
+    await loop.start()
+  } catch (err) {
+    await stopServers(servers, 0)
+    throw err
+  }
+  log.info('verifier attestation loop started', {
+    instance_id: instanceId,
+    agents: loop.records.size,
+    lease_ms: leaseMs,
+  })
+  return {
+    servers,
+    loop,
+    service,
+    store,
+    metrics,
+    instanceId,
+    async stop(drainMs) {
+      await loop.stop(drainMs)
+      await notifier.drain(Math.min(drainMs, 2000))
+      await stopServers(servers, drainMs)
+    },
+  }
 }

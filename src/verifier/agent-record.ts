@@ -1,0 +1,223 @@
+/**
+ * The in-memory record of an agent this verifier instance polls. Built from its `verifiermain`
+ * row when the instance takes the agent (enrolment, start, lease claim); the poll loop keeps it
+ * authoritative for the columns it owns and writes them back in batches (`AgentSnapshot`).
+ *
+ * @module
+ */
+import type { KeyObject } from 'node:crypto'
+import {
+  type ImaAgentState,
+  imaStateFromJSON,
+  imaStateToJSON,
+  initialImaState,
+} from '../ima/index.ts'
+import type { ClockInfo } from '../tpm/attest.ts'
+import type { AgentRow, AgentSnapshot } from './store.ts'
+import { parseTpmPolicy, type TpmPolicy } from './tpm-policy.ts'
+
+/** The stored clock state (`tpm_clockinfo`), as upstream's `TPMClockInfo.to_dict`. */
+export interface StoredClockInfo {
+  clock: number
+  resetcount: number
+  restartcount: number
+  safe: number
+}
+
+/** An agent being polled. */
+export interface AgentRecord {
+  readonly id: string
+  state: number
+  ip: string
+  port: number
+  /** Pinned agent certificate, or null for plain HTTP. */
+  mtlsCert: string | null
+  /** V (base64) or null. */
+  v: string | null
+  /** Cached `b64(OAEP(NK, V))`; cleared when the NK changes. */
+  encryptedV: string | null
+  /** NK public key PEM ('' until fetched). */
+  publicKey: string
+  tpmPolicyText: string
+  tpmPolicy: TpmPolicy
+  metaData: string
+  imaPolicyId: number | null
+  mbPolicyId: number | null
+  imaSignVerificationKeys: string
+  revocationKey: string
+  akTpm: string
+  /** AK KeyObject, parsed once. */
+  akKey: KeyObject | undefined
+  acceptHash: readonly unknown[]
+  acceptEnc: readonly unknown[]
+  acceptSign: readonly unknown[]
+  hashAlg: string
+  encAlg: string
+  signAlg: string
+  supportedVersion: string
+  /** Whether the API version has been confirmed with the agent in this process. */
+  versionChecked: boolean
+  attestationCount: number
+  lastReceivedQuote: number
+  lastSuccessfulAttestation: number
+  clock: StoredClockInfo
+  ima: ImaAgentState
+  severityLevel: number | null
+  lastEventId: string | null
+  verifierId: string
+  /** Consecutive communication retries. */
+  retries: number
+  /** Bumped by API actions: a round started under an older epoch discards its result. */
+  epoch: number
+  /** A round is in flight. */
+  busy: boolean
+  /** The state snapshot has changes not yet written. */
+  dirty: boolean
+}
+
+/** The initial clock state of upstream. */
+export function initialClock(): StoredClockInfo {
+  return { clock: 0, resetcount: 0, restartcount: 0, safe: 1 }
+}
+
+function num(v: unknown, d = 0): number {
+  const n = typeof v === 'string' ? Number(v) : v
+  return typeof n === 'number' && Number.isFinite(n) ? n : d
+}
+
+function list(v: unknown): readonly unknown[] {
+  if (Array.isArray(v)) return v
+  if (typeof v === 'string') {
+    try {
+      const p = JSON.parse(v)
+      if (Array.isArray(p)) return p
+    } catch {
+      // fall through
+    }
+  }
+  return []
+}
+
+/** The `tpm_policy` column as the string the tenant sent. */
+export function tpmPolicyText(v: unknown): string {
+  if (typeof v === 'string') return v
+  if (v === null || v === undefined) return ''
+  return JSON.stringify(v)
+}
+
+function imaFromRow(row: AgentRow): ImaAgentState {
+  try {
+    const pcrs = (row.ima_pcrs ?? {}) as {
+      pcr10?: Record<string, string>
+      quote_progress?: unknown
+    }
+    const pcr10 = pcrs && typeof pcrs === 'object' && !Array.isArray(pcrs) ? (pcrs.pcr10 ?? {}) : {}
+    return imaStateFromJSON({
+      next_ima_ml_entry: row.next_ima_ml_entry ?? 0,
+      pcr10,
+      boottime: num(row.boottime),
+      learned_ima_keyrings: row.learned_ima_keyrings ?? {},
+      quote_progress: Array.isArray(pcrs) ? null : (pcrs.quote_progress ?? null),
+    })
+  } catch {
+    return initialImaState()
+  }
+}
+
+/** Builds the record of a row. */
+export function recordFromRow(row: AgentRow): AgentRecord {
+  const text = tpmPolicyText(row.tpm_policy)
+  let policy: TpmPolicy
+  try {
+    policy = parseTpmPolicy(text)
+  } catch {
+    policy = { mask: 0, pcrs: new Map() }
+  }
+  const ci = (row.tpm_clockinfo ?? null) as Partial<StoredClockInfo> | null
+  return {
+    id: row.agent_id,
+    state: row.operational_state ?? 1,
+    ip: row.ip ?? '',
+    port: row.port ?? 0,
+    mtlsCert: row.mtls_cert && row.mtls_cert !== 'disabled' ? row.mtls_cert : null,
+    v: row.v ?? null,
+    encryptedV: null,
+    publicKey: row.public_key ?? '',
+    tpmPolicyText: text,
+    tpmPolicy: policy,
+    metaData: row.meta_data ?? '',
+    imaPolicyId: row.ima_policy_id ?? null,
+    mbPolicyId: row.mb_policy_id ?? null,
+    imaSignVerificationKeys: row.ima_sign_verification_keys ?? '',
+    revocationKey: row.revocation_key ?? '',
+    akTpm: row.ak_tpm ?? '',
+    akKey: undefined,
+    acceptHash: list(row.accept_tpm_hash_algs),
+    acceptEnc: list(row.accept_tpm_encryption_algs),
+    acceptSign: list(row.accept_tpm_signing_algs),
+    hashAlg: row.hash_alg ?? '',
+    encAlg: row.enc_alg ?? '',
+    signAlg: row.sign_alg ?? '',
+    supportedVersion: row.supported_version ?? '2.6',
+    versionChecked: false,
+    attestationCount: row.attestation_count ?? 0,
+    lastReceivedQuote: num(row.last_received_quote),
+    lastSuccessfulAttestation: num(row.last_successful_attestation),
+    clock:
+      ci && typeof ci === 'object'
+        ? {
+            clock: num(ci.clock),
+            resetcount: num(ci.resetcount),
+            restartcount: num(ci.restartcount),
+            safe: num(ci.safe, 1),
+          }
+        : initialClock(),
+    ima: imaFromRow(row),
+    severityLevel: row.severity_level ?? null,
+    lastEventId: row.last_event_id ?? null,
+    verifierId: row.verifier_id ?? 'default',
+    retries: 0,
+    epoch: 0,
+    busy: false,
+    dirty: false,
+  }
+}
+
+/** The poll-loop columns of a record. */
+export function snapshotOf(r: AgentRecord): AgentSnapshot {
+  const j = imaStateToJSON(r.ima)
+  const bank = r.hashAlg as keyof typeof j.pcr10
+  return {
+    agent_id: r.id,
+    operational_state: r.state,
+    attestation_count: r.attestationCount,
+    last_received_quote: r.lastReceivedQuote,
+    last_successful_attestation: r.lastSuccessfulAttestation,
+    tpm_clockinfo: r.clock,
+    hash_alg: r.hashAlg,
+    enc_alg: r.encAlg,
+    sign_alg: r.signAlg,
+    severity_level: r.severityLevel,
+    last_event_id: r.lastEventId,
+    public_key: r.publicKey,
+    supported_version: r.supportedVersion,
+    next_ima_ml_entry: j.next_ima_ml_entry,
+    boottime: j.boottime,
+    ima_pcrs: { pcr10: j.pcr10, quote_progress: j.quote_progress },
+    pcr10: j.pcr10[bank] ?? null,
+    learned_ima_keyrings: j.learned_ima_keyrings,
+  }
+}
+
+/** Upstream clock check (`check_quote_timing`); returns an error text or undefined. */
+export function checkQuoteTiming(prev: StoredClockInfo, cur: ClockInfo): string | undefined {
+  const resetdiff = cur.resetCount - prev.resetcount
+  const restartdiff = cur.restartCount - prev.restartcount
+  if (resetdiff < 0) return 'resetCount value decreased on TPM between two consecutive quotes'
+  if (restartdiff < 0) return 'restartCount value decreased on TPM between two consecutive quotes'
+  if (!cur.safe) return 'clock safe flag is disabled'
+  if (!(resetdiff && restartdiff) && Number(cur.clock) - prev.clock <= 0) {
+    return 'clock timestamp did issued by TPM did not increase between two consecutive quotes'
+  }
+  return undefined
+}

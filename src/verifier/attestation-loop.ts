@@ -1,0 +1,673 @@
+/**
+ * The pull-mode attestation loop of one verifier process: the agents it holds, their state
+ * machine (upstream `cloud_verifier_tornado.py: process_agent`, keylime-api.md §2), the schedule,
+ * batched state writes and the instance leases.
+ *
+ * - **States.** START → GET_QUOTE (first quote with `partial=0` fetches the NK) → PROVIDE_V
+ *   (`keys/vkey`, skipped without V) → GET_QUOTE every `quote_interval`. Communication failures
+ *   (connection errors, timeouts, 408/5xx, non-JSON) → GET_QUOTE_RETRY / PROVIDE_V_RETRY with
+ *   `retry_interval` (`**n` when `exponential_backoff`), FAILED after `max_retries`. A failed
+ *   check → INVALID_QUOTE and a revocation; polling continues only for recoverable events below
+ *   the maximum severity. `severity_level` and `last_event_id` only ratchet up.
+ * - **Retry states are stored** (4 and 6) while retrying, where upstream keeps showing 3 and 5.
+ * - **Restart.** An agent in GET_QUOTE or GET_QUOTE_RETRY whose NK is known and that has passed
+ *   at least once resumes polling with `partial=1` (V was delivered: the quote success that
+ *   precedes PROVIDE_V and the PROVIDE_V → GET_QUOTE step are written as one snapshot); other
+ *   polled states restart at START, as upstream does for all of them.
+ * - **Writes.** Each round updates the in-memory record and marks it dirty; every `flushMs` one
+ *   statement writes all dirty snapshots, guarded (not TERMINATED/TENANT_FAILED, still ours). A
+ *   guarded-out agent is dropped from memory, and deleted when it was TERMINATED.
+ * - **Leases.** Every instance heartbeats `verifier_instances`; it renews its leases in bulk,
+ *   claims unowned or expired agents of its `verifier_id` up to a fair share (polled agents /
+ *   live instances), and gives back agents above `share + 10 %`. A restarted process with the same
+ *   instance id takes its own leases back at once.
+ *
+ * @module
+ */
+import { constants, publicEncrypt, randomBytes, randomInt } from 'node:crypto'
+import { hostname } from 'node:os'
+import { compareApiVersions } from '../http/api-version.ts'
+import {
+  formatHostPort,
+  type MtlsClient,
+  PeerBadResponse,
+  PeerUnreachable,
+} from '../http/mtls-client.ts'
+import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
+import type { Logger } from '../log/logger.ts'
+import { type AgentRecord, recordFromRow, snapshotOf } from './agent-record.ts'
+import {
+  checkQuoteAnswer,
+  type CheckOptions,
+  type RoundPolicies,
+  requestMask,
+} from './check-quote.ts'
+import { Failure, type FailureEvent, type SeverityRules } from './failure.ts'
+import type { VerifierMetrics } from './metrics.ts'
+import type { RevocationNotifier, RevocationSubject } from './revocation-notifier.ts'
+import { Scheduler } from './scheduler.ts'
+import { AGENT_STATES, stateName } from './states.ts'
+import { type AgentRow, nowSeconds, type VerifierStore } from './store.ts'
+import { formatMask } from './tpm-policy.ts'
+
+/** Agent API versions the verifier speaks to agents (pull mode): 2.1 … 2.6. */
+export const AGENT_API_VERSIONS = ['2.1', '2.2', '2.3', '2.4', '2.5', '2.6'] as const
+
+/** Options of {@link AttestationLoop}. */
+export interface AttestationLoopOptions {
+  store: VerifierStore
+  client: MtlsClient
+  notifier: RevocationNotifier
+  metrics: VerifierMetrics
+  log: Logger
+  rules: SeverityRules
+  check: CheckOptions
+  verifierId: string
+  instanceId: string
+  quoteIntervalMs: number
+  retryInterval: number
+  maxRetries: number
+  exponentialBackoff: boolean
+  requestTimeoutMs: number
+  /** Plain HTTP to agents when false (`enable_agent_mtls = False`). */
+  agentMtls: boolean
+  maxInFlight: number
+  flushMs: number
+  leaseMs: number
+}
+
+/** Random alphanumerics (upstream `random_password(20)`). */
+export function randomNonce(n = 20): string {
+  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+  const b = randomBytes(n * 2)
+  let s = ''
+  for (let i = 0; i < b.length && s.length < n; i++) {
+    const x = b[i] as number
+    if (x < 248) s += abc[x % 62]
+  }
+  while (s.length < n) s += abc[randomInt(62)]
+  return s
+}
+
+interface PolicyEntry {
+  version: number
+  compiled: CompiledRuntimePolicy | null
+  generator: number
+  release?: () => void
+}
+
+type Outcome = 'pass' | 'fail' | 'retry' | 'error' | 'none'
+
+/** The loop. */
+export class AttestationLoop {
+  readonly #o: AttestationLoopOptions
+  readonly records = new Map<string, AgentRecord>()
+  readonly scheduler: Scheduler
+  readonly #policyCache = new PolicyCache(16)
+  readonly #ima = new Map<number, PolicyEntry>()
+  readonly #mb = new Map<number, { version: number; text: string | null }>()
+  #flushTimer: ReturnType<typeof setInterval> | undefined
+  #leaseTimer: ReturnType<typeof setInterval> | undefined
+  #flushing: Promise<void> | undefined
+  #leaseBusy = false
+  #stopped = false
+  readonly #started = Date.now()
+  liveInstances = 1
+
+  constructor(o: AttestationLoopOptions) {
+    this.#o = o
+    this.scheduler = new Scheduler({
+      maxInFlight: o.maxInFlight,
+      run: (id) => this.#round(id),
+      onLag: (ms) => o.metrics.scheduleLag.observe(ms),
+    })
+  }
+
+  /** Starts heartbeats, claims agents and begins polling. */
+  async start(): Promise<void> {
+    await this.#leaseTick()
+    this.#flushTimer = setInterval(() => void this.flush(), this.#o.flushMs)
+    this.#leaseTimer = setInterval(
+      () => void this.#leaseTick(),
+      Math.max(250, Math.floor(this.#o.leaseMs / 3)),
+    )
+  }
+
+  /** Stops polling, drains rounds, writes the last snapshots and gives the leases back. */
+  async stop(drainMs: number): Promise<void> {
+    this.#stopped = true
+    if (this.#flushTimer !== undefined) clearInterval(this.#flushTimer)
+    if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer)
+    await this.scheduler.stop(drainMs)
+    await this.flush().catch(() => undefined)
+    try {
+      await this.#o.store.release(this.#o.instanceId, [...this.records.keys()])
+      await this.#o.store.removeInstance(this.#o.instanceId)
+    } catch (err) {
+      this.#o.log.warn('could not release leases at stop', { error: String(err) })
+    }
+    this.records.clear()
+  }
+
+  // ------------------------------------------------------------------ membership
+
+  /** Takes an agent (enrolment, claim) and schedules it. */
+  adopt(row: AgentRow, delayMs = 0): AgentRecord {
+    const old = this.records.get(row.agent_id)
+    const rec = recordFromRow(row)
+    if (old !== undefined) rec.epoch = old.epoch + 1
+    if (
+      (rec.state === AGENT_STATES.GET_QUOTE || rec.state === AGENT_STATES.GET_QUOTE_RETRY) &&
+      rec.publicKey !== '' &&
+      rec.attestationCount > 0
+    ) {
+      rec.state = AGENT_STATES.GET_QUOTE
+    } else if (rec.state !== AGENT_STATES.START) {
+      rec.state = AGENT_STATES.START
+      rec.dirty = true
+    }
+    this.records.set(rec.id, rec)
+    this.scheduler.schedule(rec.id, performance.now() + delayMs)
+    return rec
+  }
+
+  /** Forgets an agent (stop, delete, lost lease). */
+  drop(id: string): void {
+    const rec = this.records.get(id)
+    if (rec !== undefined) rec.epoch++
+    this.records.delete(id)
+    this.scheduler.cancel(id)
+  }
+
+  /** Policies changed (PUT): reload at the next round. */
+  invalidatePolicies(): void {
+    for (const e of this.#ima.values()) e.release?.()
+    this.#ima.clear()
+    this.#mb.clear()
+  }
+
+  // ------------------------------------------------------------------ the round
+
+  #setState(rec: AgentRecord, state: number): void {
+    if (rec.state !== state) {
+      this.#o.log.info('agent state change', {
+        agent_id: rec.id,
+        from: stateName(rec.state),
+        to: stateName(state),
+      })
+      rec.state = state
+    }
+    rec.dirty = true
+  }
+
+  #url(rec: AgentRecord, path: string): string {
+    const scheme = this.#o.agentMtls && rec.mtlsCert !== null ? 'https' : 'http'
+    return `${scheme}://${formatHostPort(rec.ip, rec.port)}${path}`
+  }
+
+  async #policies(rec: AgentRecord): Promise<RoundPolicies> {
+    let ima: CompiledRuntimePolicy | null = null
+    if (rec.imaPolicyId !== null) {
+      let e = this.#ima.get(rec.imaPolicyId)
+      if (e === undefined) {
+        const row = await this.#o.store.getAllowlistById(rec.imaPolicyId)
+        e = { version: row?.version ?? 0, compiled: null, generator: row?.generator ?? 0 }
+        if (row?.ima_policy && (row.generator ?? 0) > 1) {
+          try {
+            const lease = this.#policyCache.acquire(row.ima_policy)
+            e.compiled = lease.policy
+            e.release = lease.release
+          } catch (err) {
+            this.#o.log.error('stored runtime policy does not load', {
+              name: row.name,
+              error: String(err),
+            })
+          }
+        }
+        this.#ima.set(rec.imaPolicyId, e)
+      }
+      ima = e.compiled
+    }
+    let mb: string | null = null
+    if (rec.mbPolicyId !== null) {
+      let e = this.#mb.get(rec.mbPolicyId)
+      if (e === undefined) {
+        const row = await this.#o.store.getMbPolicyById(rec.mbPolicyId)
+        e = { version: row?.version ?? 0, text: row?.mb_policy ?? null }
+        this.#mb.set(rec.mbPolicyId, e)
+      }
+      mb = e.text
+    }
+    return { ima, mb }
+  }
+
+  async #round(id: string): Promise<void> {
+    const rec = this.records.get(id)
+    if (rec === undefined || this.#stopped) return
+    if (rec.busy) {
+      this.scheduler.schedule(id, performance.now() + 100)
+      return
+    }
+    rec.busy = true
+    const epoch = rec.epoch
+    const t0 = performance.now()
+    let outcome: Outcome = 'none'
+    try {
+      switch (rec.state) {
+        case AGENT_STATES.START:
+          outcome = await this.#getQuote(rec, epoch, true)
+          break
+        case AGENT_STATES.GET_QUOTE:
+        case AGENT_STATES.GET_QUOTE_RETRY:
+          outcome = await this.#getQuote(rec, epoch, rec.publicKey === '')
+          break
+        case AGENT_STATES.PROVIDE_V:
+        case AGENT_STATES.PROVIDE_V_RETRY:
+          outcome = await this.#provideV(rec, epoch)
+          break
+        default:
+          break
+      }
+    } catch (err) {
+      outcome = 'error'
+      if (rec.epoch === epoch) {
+        const f = new Failure(this.#o.rules)
+        f.add(
+          'internal.verifier.exception',
+          { context: 'Agent caused the verifier to throw an exception', data: String(err) },
+          false,
+        )
+        this.#fail(rec, AGENT_STATES.FAILED, f)
+      }
+      this.#o.log.error('attestation round failed', { agent_id: id, error: String(err) })
+    } finally {
+      rec.busy = false
+      if (outcome !== 'none') {
+        this.#o.metrics.result(outcome)
+        this.#o.metrics.roundLatency.observe(performance.now() - t0)
+      }
+    }
+  }
+
+  async #negotiate(rec: AgentRecord): Promise<boolean> {
+    let res: Awaited<ReturnType<MtlsClient['request']>>
+    try {
+      res = await this.#o.client.request(this.#url(rec, '/version'), {
+        pinnedCert: rec.mtlsCert ?? undefined,
+        timeoutMs: this.#o.requestTimeoutMs,
+      })
+    } catch {
+      return false
+    }
+    if (res.status !== 200 || typeof res.results !== 'object' || res.results === null) return false
+    const r = res.results as { supported_versions?: unknown; supported_version?: unknown }
+    const theirs = Array.isArray(r.supported_versions)
+      ? r.supported_versions.map(String)
+      : typeof r.supported_version === 'string'
+        ? [r.supported_version]
+        : []
+    const common = AGENT_API_VERSIONS.filter((v) => theirs.includes(v)).sort(compareApiVersions)
+    const best = common[common.length - 1]
+    if (best === undefined) return false
+    if (
+      rec.attestationCount > 0 &&
+      rec.versionChecked &&
+      compareApiVersions(best, rec.supportedVersion) <= 0 &&
+      best !== rec.supportedVersion
+    ) {
+      this.#o.log.warn('agent API version downgrade refused', {
+        agent_id: rec.id,
+        offered: best,
+        had: rec.supportedVersion,
+      })
+      return false
+    }
+    if (rec.attestationCount > 0 && compareApiVersions(best, rec.supportedVersion) < 0) {
+      this.#o.log.warn('agent API version downgrade refused', {
+        agent_id: rec.id,
+        offered: best,
+        had: rec.supportedVersion,
+      })
+      return false
+    }
+    if (best !== rec.supportedVersion) {
+      this.#o.log.info('agent API version negotiated', { agent_id: rec.id, version: best })
+      rec.supportedVersion = best
+      rec.dirty = true
+    }
+    rec.versionChecked = true
+    return true
+  }
+
+  /** A non-200 answer: returns 'retry' for transient failures, 'version' for a version refusal. */
+  #classify(status: number, body: unknown): 'retry' | 'version' | 'fatal' {
+    if (
+      status === 408 ||
+      status === 500 ||
+      status === 599 ||
+      status === 502 ||
+      status === 503 ||
+      status === 504
+    ) {
+      return 'retry'
+    }
+    if (status === 400) {
+      const s = (body as { status?: unknown } | null)?.status
+      if (typeof s === 'string' && s.includes('API version not supported')) return 'version'
+    }
+    return 'fatal'
+  }
+
+  async #getQuote(rec: AgentRecord, epoch: number, needPubkey: boolean): Promise<Outcome> {
+    if (rec.state === AGENT_STATES.START) this.#setState(rec, AGENT_STATES.GET_QUOTE)
+    const policies = await this.#policies(rec)
+    const nonce = randomNonce()
+    const mask = formatMask(requestMask(rec, policies))
+    const path =
+      `/v${rec.supportedVersion}/quotes/integrity?nonce=${nonce}&mask=${mask}` +
+      `&partial=${needPubkey ? 0 : 1}&ima_ml_entry=${rec.ima.nextEntry}`
+    let res: Awaited<ReturnType<MtlsClient['request']>>
+    try {
+      res = await this.#o.client.request(this.#url(rec, path), {
+        pinnedCert: rec.mtlsCert ?? undefined,
+        timeoutMs: this.#o.requestTimeoutMs,
+      })
+    } catch (err) {
+      if (rec.epoch !== epoch) return 'none'
+      if (err instanceof PeerUnreachable || err instanceof PeerBadResponse)
+        return this.#retry(rec, 'quote')
+      throw err
+    }
+    if (rec.epoch !== epoch) return 'none'
+    rec.lastReceivedQuote = nowSeconds()
+    if (res.status !== 200) {
+      const kind = this.#classify(res.status, res.body)
+      if (kind === 'retry') return this.#retry(rec, 'quote')
+      const f = new Failure(this.#o.rules)
+      if (kind === 'version') {
+        if (await this.#negotiate(rec)) {
+          if (rec.epoch === epoch) this.scheduler.schedule(rec.id, performance.now())
+          return 'retry'
+        }
+        f.add(
+          'internal.verifier.version_not_supported',
+          { context: 'Agent API version not supported', data: res.body as never },
+          false,
+        )
+      } else {
+        f.add('internal.verifier.no_quote', 'Unexpected Get Quote reponse from agent', false)
+      }
+      this.#fail(rec, AGENT_STATES.FAILED, f)
+      return 'error'
+    }
+    const c0 = performance.now()
+    const result = checkQuoteAnswer(rec, res.results, nonce, policies, this.#o.check)
+    this.#o.metrics.checkLatency.observe(performance.now() - c0)
+    if (result.kind === 'reboot') {
+      rec.ima = result.ima
+      rec.dirty = true
+      this.scheduler.schedule(rec.id, performance.now())
+      return 'retry'
+    }
+    if (result.kind === 'fail') {
+      if (result.ima !== undefined) rec.ima = result.ima
+      for (const e of result.failure.events) this.#o.metrics.event(e.event_id)
+      this.#fail(rec, AGENT_STATES.INVALID_QUOTE, result.failure)
+      return 'fail'
+    }
+    const u = result.updates
+    rec.publicKey = u.publicKey
+    if (result.nkChanged) rec.encryptedV = null
+    rec.hashAlg = u.hashAlg
+    rec.encAlg = u.encAlg
+    rec.signAlg = u.signAlg
+    rec.clock = u.clock
+    rec.ima = u.ima
+    rec.attestationCount++
+    rec.lastSuccessfulAttestation = nowSeconds()
+    rec.retries = 0
+    if (needPubkey && rec.v !== null) {
+      this.#setState(rec, AGENT_STATES.PROVIDE_V)
+      return (await this.#provideV(rec, epoch)) === 'retry' ? 'pass' : 'pass'
+    }
+    this.#setState(rec, AGENT_STATES.GET_QUOTE)
+    this.scheduler.schedule(rec.id, performance.now() + this.#o.quoteIntervalMs)
+    return 'pass'
+  }
+
+  async #provideV(rec: AgentRecord, epoch: number): Promise<Outcome> {
+    if (rec.v === null) {
+      this.#setState(rec, AGENT_STATES.GET_QUOTE)
+      this.scheduler.schedule(rec.id, performance.now() + this.#o.quoteIntervalMs)
+      return 'none'
+    }
+    if (rec.publicKey === '') {
+      this.#setState(rec, AGENT_STATES.START)
+      this.scheduler.schedule(rec.id, performance.now())
+      return 'none'
+    }
+    if (rec.encryptedV === null) {
+      rec.encryptedV = publicEncrypt(
+        { key: rec.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' },
+        Buffer.from(rec.v, 'base64'),
+      ).toString('base64')
+    }
+    let res: Awaited<ReturnType<MtlsClient['request']>>
+    try {
+      res = await this.#o.client.request(this.#url(rec, `/v${rec.supportedVersion}/keys/vkey`), {
+        method: 'POST',
+        json: { encrypted_key: rec.encryptedV },
+        pinnedCert: rec.mtlsCert ?? undefined,
+        timeoutMs: this.#o.requestTimeoutMs,
+      })
+    } catch (err) {
+      if (rec.epoch !== epoch) return 'none'
+      if (err instanceof PeerUnreachable || err instanceof PeerBadResponse)
+        return this.#retry(rec, 'v')
+      throw err
+    }
+    if (rec.epoch !== epoch) return 'none'
+    if (res.status !== 200) {
+      const kind = this.#classify(res.status, res.body)
+      if (kind === 'retry') return this.#retry(rec, 'v')
+      if (kind === 'version' && (await this.#negotiate(rec))) {
+        this.scheduler.schedule(rec.id, performance.now())
+        return 'retry'
+      }
+      const f = new Failure(this.#o.rules)
+      f.add(
+        'internal.verifier.no_v',
+        { message: 'Unexpected provide V response', data: res.status },
+        false,
+      )
+      this.#fail(rec, AGENT_STATES.FAILED, f)
+      return 'error'
+    }
+    rec.retries = 0
+    this.#setState(rec, AGENT_STATES.GET_QUOTE)
+    this.scheduler.schedule(rec.id, performance.now() + this.#o.quoteIntervalMs)
+    return 'pass'
+  }
+
+  #retry(rec: AgentRecord, what: 'quote' | 'v'): Outcome {
+    const o = this.#o
+    if (rec.retries >= o.maxRetries) {
+      const f = new Failure(o.rules)
+      if (what === 'quote') {
+        f.add('internal.verifier.not_reachable', 'agent was not reachable from verifier', false)
+        if (rec.attestationCount > 0) o.notifier.notify(this.#subject(rec), 'comm_error', f.highest)
+      } else {
+        f.add('internal.verifier.not_reachable_v', 'agent was not reachable to provide V', false)
+        o.notifier.notify(this.#subject(rec), 'comm_error', f.highest)
+      }
+      this.#fail(rec, AGENT_STATES.FAILED, f)
+      return 'error'
+    }
+    rec.retries++
+    const wait =
+      o.exponentialBackoff && o.retryInterval > 1
+        ? o.retryInterval ** rec.retries
+        : Math.abs(o.retryInterval)
+    this.#setState(
+      rec,
+      what === 'quote' ? AGENT_STATES.GET_QUOTE_RETRY : AGENT_STATES.PROVIDE_V_RETRY,
+    )
+    this.#o.log.info('agent not reachable, retrying', {
+      agent_id: rec.id,
+      attempt: rec.retries,
+      max: o.maxRetries,
+      in_s: wait,
+    })
+    this.scheduler.schedule(rec.id, performance.now() + wait * 1000)
+    return 'retry'
+  }
+
+  #subject(rec: AgentRecord): RevocationSubject {
+    return {
+      agentId: rec.id,
+      ip: rec.ip,
+      port: rec.port,
+      tpmPolicy: rec.tpmPolicyText,
+      metaData: rec.metaData,
+      revocationKey: rec.revocationKey,
+    }
+  }
+
+  /** FAILED / INVALID_QUOTE handling of upstream's `process_agent`. */
+  #fail(rec: AgentRecord, state: number, f: Failure): void {
+    const top = f.highest as FailureEvent
+    const stop = !f.recoverable || top.severity_label.severity === this.#o.rules.max.severity
+    if (rec.severityLevel === null || rec.severityLevel < top.severity_label.severity) {
+      rec.severityLevel = top.severity_label.severity
+      rec.lastEventId = top.event_id
+      this.#setState(rec, state)
+      this.#o.log.warn('attestation failed', {
+        agent_id: rec.id,
+        event_id: top.event_id,
+        severity: top.severity_label.name,
+        events: f.events.length,
+      })
+      if (state === AGENT_STATES.INVALID_QUOTE)
+        this.#o.notifier.notify(this.#subject(rec), 'revocation', top)
+    }
+    if (stop) {
+      if (rec.state !== state) this.#setState(rec, state)
+      this.scheduler.cancel(rec.id)
+      return
+    }
+    // recoverable and below the maximum severity: keep polling
+    this.scheduler.schedule(rec.id, performance.now() + this.#o.quoteIntervalMs)
+  }
+
+  // ------------------------------------------------------------------ writes and leases
+
+  /** Writes every dirty snapshot in one statement. */
+  async flush(): Promise<void> {
+    if (this.#flushing !== undefined) return this.#flushing
+    const dirty: AgentRecord[] = []
+    for (const r of this.records.values()) if (r.dirty) dirty.push(r)
+    if (dirty.length === 0) return
+    for (const r of dirty) r.dirty = false
+    const snaps = dirty.map(snapshotOf)
+    this.#flushing = (async () => {
+      try {
+        const written = await this.#o.store.writeSnapshots(this.#o.instanceId, snaps)
+        const missed = snaps.filter((s) => !written.has(s.agent_id)).map((s) => s.agent_id)
+        if (missed.length > 0) await this.#reconcile(missed)
+      } catch (err) {
+        for (const r of dirty) r.dirty = true
+        this.#o.log.error('batched state write failed; will retry', {
+          error: String(err),
+          agents: dirty.length,
+        })
+      } finally {
+        this.#flushing = undefined
+      }
+    })()
+    return this.#flushing
+  }
+
+  /** Agents whose write was refused: terminated, stopped, deleted or taken by another instance. */
+  async #reconcile(ids: string[]): Promise<void> {
+    const rows = await this.#o.store.getAgents(ids)
+    const byId = new Map(rows.map((r) => [r.agent_id, r]))
+    for (const id of ids) {
+      const row = byId.get(id)
+      this.drop(id)
+      if (row?.operational_state === AGENT_STATES.TERMINATED) {
+        await this.#o.store.deleteAgent(id)
+        this.#o.log.info('agent deleted after termination', { agent_id: id })
+      }
+    }
+  }
+
+  async #leaseTick(): Promise<void> {
+    if (this.#leaseBusy || this.#stopped) return
+    this.#leaseBusy = true
+    const o = this.#o
+    try {
+      await o.store.heartbeat(
+        o.instanceId,
+        o.verifierId,
+        `${hostname()}/${process.pid}`,
+        this.#started,
+      )
+      const expires = Date.now() + o.leaseMs
+      const held = await o.store.renewLeases(o.instanceId, expires)
+      for (const id of [...this.records.keys()]) {
+        const st = held.get(id)
+        if (st === undefined) {
+          this.drop(id) // lost (deleted, released by an operator, or taken over)
+        } else if (st === AGENT_STATES.TERMINATED) {
+          const rec = this.records.get(id)
+          if (rec !== undefined && !rec.busy) {
+            this.drop(id)
+            await o.store.deleteAgent(id)
+          }
+        } else if (st === AGENT_STATES.TENANT_FAILED) {
+          this.drop(id)
+        }
+      }
+      // rows we hold but do not poll yet (our own leases after a restart, or reactivations)
+      const missing = [...held].filter(
+        ([id, st]) => !this.records.has(id) && st !== 8 && st !== 10 && st !== 7 && st !== 9,
+      )
+      this.liveInstances = Math.max(1, await o.store.liveInstances(o.verifierId, o.leaseMs))
+      const total = await o.store.countPolled(o.verifierId)
+      const share = Math.ceil(total / this.liveInstances)
+      const room = share - this.records.size
+      const rows = missing.length > 0 ? await o.store.getAgents(missing.map(([id]) => id)) : []
+      for (const row of rows) this.adopt(row, randomInt(Math.max(1, o.quoteIntervalMs)))
+      if (room - rows.length > 0) {
+        const claimed = await o.store.claim(o.instanceId, o.verifierId, room - rows.length, expires)
+        for (const row of claimed) {
+          if (!this.records.has(row.agent_id))
+            this.adopt(row, randomInt(Math.max(1, o.quoteIntervalMs)))
+        }
+        if (claimed.length > 0)
+          o.log.info('claimed agents', { count: claimed.length, held: this.records.size })
+      } else if (this.records.size > Math.ceil(share * 1.1) + 1) {
+        const excess = this.records.size - share
+        const give = [...this.records.values()]
+          .filter((r) => !r.busy)
+          .slice(0, excess)
+          .map((r) => r.id)
+        await this.flush()
+        for (const id of give) this.drop(id)
+        await o.store.release(o.instanceId, give)
+        o.log.info('released agents to rebalance', { count: give.length, held: this.records.size })
+      }
+      await o.store.reapTerminated(o.verifierId)
+      // live policy updates made through other instances
+      const versions = await o.store.policyVersions()
+      for (const [id, e] of this.#ima)
+        if (versions.ima.get(id) !== e.version) this.invalidatePolicies()
+      for (const [id, e] of this.#mb)
+        if (versions.mb.get(id) !== e.version) this.invalidatePolicies()
+    } catch (err) {
+      o.log.error('lease maintenance failed', { error: String(err) })
+    } finally {
+      this.#leaseBusy = false
+    }
+  }
+}

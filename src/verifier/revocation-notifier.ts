@@ -1,0 +1,252 @@
+/**
+ * Revocation notices (upstream `keylime/revocation_notifier.py`, `cloud_verifier_common.py:
+ * prepare_error`, keylime-api.md §3.9, wire-formats.md §5).
+ *
+ * The message is upstream's JSON with Python's default separators (`", "`, `": "`), signed with
+ * RSA-PSS-SHA256 (MGF1-SHA256, maximum salt length) by the enrolment's `revocation_key`; the
+ * signature is empty without a key. Channels (`[revocations] enabled_revocation_notifications`):
+ * - `agent`: POST `{msg, signature}` to `/v{ver}/notifications/revocation` of every *other* agent
+ *   with this verifier_id, at most 32 at a time, each bounded by 60 s;
+ * - `webhook`: POST the same JSON to `webhook_url`, success on 200/202, retried `max_retries`
+ *   times with the `retry_interval` backoff;
+ * - `zeromq`: not supported (logged once at start).
+ * Sending never blocks the poll loop; {@link RevocationNotifier.drain} waits for pending sends.
+ *
+ * @module
+ */
+import { constants, createPrivateKey, type KeyObject, sign } from 'node:crypto'
+import { formatHostPort, type MtlsClient } from '../http/mtls-client.ts'
+import type { Logger } from '../log/logger.ts'
+import type { FailureEvent } from './failure.ts'
+
+/** What a notice is about. */
+export interface RevocationSubject {
+  agentId: string
+  ip: string | null
+  port: number | null
+  tpmPolicy: string
+  metaData: string
+  revocationKey: string
+}
+
+/** A peer agent to notify. */
+export interface NotifyTarget {
+  agentId: string
+  ip: string
+  port: number
+  mtlsCert: string | null
+  version: string
+}
+
+/** Options of {@link RevocationNotifier}. */
+export interface RevocationNotifierOptions {
+  channels: readonly string[]
+  webhookUrl: string
+  maxRetries: number
+  retryInterval: number
+  exponentialBackoff: boolean
+  client: MtlsClient
+  log: Logger
+  /** Other agents to notify (the store query; excludes the subject). */
+  targets(subject: string): Promise<NotifyTarget[]>
+  /** Plain fetch for the webhook (tests may replace it). */
+  fetch?: typeof fetch
+}
+
+/** Formats a date as Python's `time.asctime()` (`Sat Nov 21 15:33:00 2026`). */
+export function asctime(d = new Date()): string {
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
+  const months = [
+    'Jan',
+    'Feb',
+    'Mar',
+    'Apr',
+    'May',
+    'Jun',
+    'Jul',
+    'Aug',
+    'Sep',
+    'Oct',
+    'Nov',
+    'Dec',
+  ]
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `${days[d.getDay()]} ${months[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${d.getFullYear()}`
+}
+
+/** `json.dumps` with Python's default separators, for flat and nested JSON values. */
+export function pythonJsonDumps(v: unknown): string {
+  if (v === null || v === undefined) return 'null'
+  if (Array.isArray(v)) return `[${v.map(pythonJsonDumps).join(', ')}]`
+  if (typeof v === 'object') {
+    return `{${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${pyString(k)}: ${pythonJsonDumps(x)}`)
+      .join(', ')}}`
+  }
+  if (typeof v === 'string') return pyString(v)
+  return JSON.stringify(v)
+}
+
+/** A JSON string with Python's `ensure_ascii=True` escaping. */
+function pyString(s: string): string {
+  return JSON.stringify(s).replace(
+    /[\u007f-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  )
+}
+
+/** Builds `{msg, signature}` for a subject and event (upstream `prepare_error`). */
+export function buildRevocation(
+  subject: RevocationSubject,
+  type: 'revocation' | 'comm_error',
+  event: FailureEvent | undefined,
+  now = new Date(),
+  keyCache?: Map<string, KeyObject>,
+): { msg: string; signature: string } {
+  const m: Record<string, unknown> = {
+    type,
+    ip: subject.ip,
+    agent_id: subject.agentId,
+    port: subject.port,
+    tpm_policy: subject.tpmPolicy,
+    meta_data: subject.metaData,
+    event_time: asctime(now),
+  }
+  if (event !== undefined) {
+    m.event_id = event.event_id
+    m.severity_label = event.severity_label.name
+    m.context = pythonJsonDumps(event.context)
+  }
+  const msg = pythonJsonDumps(m)
+  let signature = ''
+  if (subject.revocationKey !== '') {
+    let key = keyCache?.get(subject.revocationKey)
+    if (key === undefined) {
+      key = createPrivateKey(subject.revocationKey)
+      keyCache?.set(subject.revocationKey, key)
+    }
+    signature = sign('sha256', Buffer.from(msg, 'utf8'), {
+      key,
+      padding: constants.RSA_PKCS1_PSS_PADDING,
+      saltLength: constants.RSA_PSS_SALTLEN_MAX_SIGN,
+    }).toString('base64')
+  }
+  return { msg, signature }
+}
+
+/** Sends notices on the enabled channels. */
+export class RevocationNotifier {
+  readonly #o: RevocationNotifierOptions
+  readonly #pending = new Set<Promise<void>>()
+  readonly #keys = new Map<string, KeyObject>()
+  /** Notices sent, by channel and outcome (for metrics). */
+  readonly counts = { agent_ok: 0, agent_failed: 0, webhook_ok: 0, webhook_failed: 0 }
+
+  constructor(o: RevocationNotifierOptions) {
+    this.#o = o
+    if (o.channels.includes('zeromq')) {
+      o.log.warn('revocation channel zeromq is not supported by keylime-ts; use agent or webhook')
+    }
+  }
+
+  /** True when any supported channel is enabled. */
+  get enabled(): boolean {
+    return this.#o.channels.includes('agent') || this.#o.channels.includes('webhook')
+  }
+
+  /** Sends a notice in the background. */
+  notify(
+    subject: RevocationSubject,
+    type: 'revocation' | 'comm_error',
+    event: FailureEvent | undefined,
+  ): void {
+    if (!this.enabled) return
+    let tosend: { msg: string; signature: string }
+    try {
+      tosend = buildRevocation(subject, type, event, new Date(), this.#keys)
+    } catch (err) {
+      this.#o.log.error('cannot sign the revocation notice (check revocation_key)', {
+        agent_id: subject.agentId,
+        error: err instanceof Error ? err.message : String(err),
+      })
+      tosend = buildRevocation({ ...subject, revocationKey: '' }, type, event)
+    }
+    this.#o.log.info('sending revocation notice', {
+      agent_id: subject.agentId,
+      type,
+      event_id: event?.event_id,
+    })
+    const p = this.#send(subject.agentId, tosend).finally(() => this.#pending.delete(p))
+    this.#pending.add(p)
+  }
+
+  /** Waits for pending notices (at most `ms`). */
+  async drain(ms: number): Promise<void> {
+    if (this.#pending.size === 0) return
+    await Promise.race([Promise.allSettled([...this.#pending]), Bun.sleep(ms)])
+  }
+
+  async #send(agentId: string, tosend: { msg: string; signature: string }): Promise<void> {
+    const jobs: Promise<void>[] = []
+    if (this.#o.channels.includes('webhook') && this.#o.webhookUrl !== '')
+      jobs.push(this.#webhook(tosend))
+    if (this.#o.channels.includes('agent')) jobs.push(this.#agents(agentId, tosend))
+    await Promise.allSettled(jobs)
+  }
+
+  async #webhook(tosend: { msg: string; signature: string }): Promise<void> {
+    const f = this.#o.fetch ?? fetch
+    const tries = Math.max(1, this.#o.maxRetries)
+    for (let n = 1; n <= tries; n++) {
+      try {
+        const res = await f(this.#o.webhookUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(tosend),
+          signal: AbortSignal.timeout(60_000),
+        })
+        await res.arrayBuffer().catch(() => undefined)
+        if (res.status === 200 || res.status === 202) {
+          this.counts.webhook_ok++
+          return
+        }
+      } catch {
+        // retried below
+      }
+      if (n < tries) {
+        const base = this.#o.retryInterval
+        const wait = this.#o.exponentialBackoff && base > 1 ? base ** n : Math.abs(base)
+        await Bun.sleep(Math.min(wait, 60) * 1000)
+      }
+    }
+    this.counts.webhook_failed++
+    this.#o.log.warn('webhook revocation notice failed after retries', { attempts: tries })
+  }
+
+  async #agents(agentId: string, tosend: { msg: string; signature: string }): Promise<void> {
+    const targets = (await this.#o.targets(agentId)).filter((t) => t.agentId !== agentId)
+    let next = 0
+    const worker = async () => {
+      while (next < targets.length) {
+        const t = targets[next++] as NotifyTarget
+        const scheme = t.mtlsCert === null ? 'http' : 'https'
+        try {
+          const res = await this.#o.client.request(
+            `${scheme}://${formatHostPort(t.ip, t.port)}/v${t.version}/notifications/revocation`,
+            {
+              method: 'POST',
+              json: tosend,
+              pinnedCert: t.mtlsCert ?? undefined,
+              timeoutMs: 60_000,
+            },
+          )
+          if (res.status === 200) this.counts.agent_ok++
+          else this.counts.agent_failed++
+        } catch {
+          this.counts.agent_failed++
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(32, targets.length) }, worker))
+  }
+}

@@ -1,0 +1,737 @@
+/**
+ * The verifier's API operations (upstream `cloud_verifier_tornado.py` handlers): enrolment with
+ * the runtime/MB policy naming rules, status, list, delete, reactivate, stop, policy CRUD with
+ * history, `verify/identity` and `verify/evidence`. Routes (`routes.ts`) only parse and answer.
+ *
+ * @module
+ */
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
+import { BadRequest, Conflict, KeylimeError, NotFound, Unauthorized } from '../errors.ts'
+import { CURRENT_API_VERSION, SUPPORTED_API_VERSIONS } from '../http/api-version.ts'
+import {
+  emptyRuntimePolicy,
+  evaluateImaEvidence,
+  isImaError,
+  loadRuntimePolicy,
+  type CompiledRuntimePolicy,
+} from '../ima/index.ts'
+import { evaluateMeasuredBootEvidence } from '../mb/index.ts'
+import { isHashAlg } from '../tpm/constants.ts'
+import { checkNkBinding } from '../tpm/extend-pcr.ts'
+import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
+import { verifyQuote } from '../tpm/verify-quote.ts'
+import type { AgentRecord } from './agent-record.ts'
+import { tpmPolicyText } from './agent-record.ts'
+import type { AttestationLoop } from './attestation-loop.ts'
+import { Failure, type SeverityRules } from './failure.ts'
+import { AGENT_STATES, APPROVED_REACTIVATE_STATES, attestationStatus } from './states.ts'
+import { type AgentRow, nowSeconds, type VerifierStore } from './store.ts'
+import { parseTpmPolicy } from './tpm-policy.ts'
+
+/** Settings the service needs. */
+export interface VerifierServiceOptions {
+  store: VerifierStore
+  loop: AttestationLoop
+  rules: SeverityRules
+  verifierId: string
+  verifierIp: string
+  verifierPort: number
+  instanceId: string
+  quoteInterval: number
+  leaseMs: number
+  enableAgentMtls: boolean
+  requireAllowListSignatures: boolean
+  mbPolicyName: string
+  ignoreTomtouErrors: boolean
+}
+
+/** Agent id rule of upstream (`keylime/common/validators.py`). */
+export const AGENT_ID_RE = /^[\w.-]{1,255}$/
+
+/** Throws 400 unless `id` is a valid agent id. */
+export function checkAgentId(id: string): void {
+  if (!AGENT_ID_RE.test(id)) throw new BadRequest('agent_id not not valid')
+}
+
+const REQUIRED_POST_KEYS = [
+  'tpm_policy',
+  'runtime_policy',
+  'mb_policy',
+  'mb_policy_name',
+  'ima_sign_verification_keys',
+  'metadata',
+  'revocation_key',
+  'accept_tpm_hash_algs',
+  'accept_tpm_encryption_algs',
+  'accept_tpm_signing_algs',
+  'ak_tpm',
+] as const
+
+const B64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+function bad(msg: string): never {
+  throw new BadRequest(`Exception error: ${msg}`)
+}
+
+function b64decode(v: unknown, field: string): Buffer {
+  if (typeof v !== 'string') bad(`${field} must be a base64 string`)
+  const s = v.replace(/\s+/g, '')
+  if (s.length % 4 !== 0 || !B64.test(s)) bad(`${field} is not valid base64`)
+  return Buffer.from(s, 'base64')
+}
+
+function optString(v: unknown, field: string): string {
+  if (v === undefined || v === null) return ''
+  if (typeof v !== 'string') bad(`${field} must be a string`)
+  return v
+}
+
+function stringList(v: unknown, field: string): string[] {
+  if (
+    !Array.isArray(v) ||
+    v.length > 64 ||
+    !v.every((x) => typeof x === 'string' && x.length < 64)
+  ) {
+    bad(`${field} must be a list of algorithm names`)
+  }
+  return v as string[]
+}
+
+/** Loads a runtime policy text as the API accepts it; maps policy errors to 400/401. */
+function loadPolicyChecked(
+  text: string,
+  keyB64: unknown,
+  requireSig: boolean,
+): CompiledRuntimePolicy {
+  let key: Buffer | undefined
+  if (typeof keyB64 === 'string' && keyB64 !== '') key = b64decode(keyB64, 'runtime_policy_key')
+  if (requireSig && key === undefined) {
+    throw new Unauthorized(
+      'allowlist signature verification key is required (require_allow_list_signatures)',
+    )
+  }
+  try {
+    return loadRuntimePolicy(text, { requireSignature: requireSig, key })
+  } catch (err) {
+    if (isImaError(err)) {
+      if (err.code === 'ERR_IMA_POLICY_SIGNATURE')
+        throw new Unauthorized(`Runtime policy signature: ${err.message}`)
+      throw new BadRequest(`Runtime policy is malformatted: ${err.message}`)
+    }
+    throw err
+  }
+}
+
+/** The service. */
+export class VerifierService {
+  readonly #o: VerifierServiceOptions
+
+  constructor(o: VerifierServiceOptions) {
+    this.#o = o
+  }
+
+  // ---------------------------------------------------------------- agents
+
+  /** `POST /agents/{id}` (keylime-api.md §1.3). */
+  async enrol(agentId: string, body: Record<string, unknown>): Promise<void> {
+    checkAgentId(agentId)
+    for (const k of REQUIRED_POST_KEYS) if (!(k in body)) bad(`'${k}'`)
+    const o = this.#o
+    const tpmText =
+      typeof body.tpm_policy === 'string' ? body.tpm_policy : JSON.stringify(body.tpm_policy)
+    try {
+      parseTpmPolicy(tpmText)
+    } catch (e) {
+      bad((e as Error).message)
+    }
+    let v: string | null = null
+    if (body.v !== undefined && body.v !== null) {
+      const raw = b64decode(body.v, 'v')
+      if (raw.length !== 16 && raw.length !== 32) bad('v must be a 16- or 32-byte key')
+      v = raw.toString('base64')
+    }
+    const ip = body.cloudagent_ip
+    const portRaw = body.cloudagent_port
+    if (typeof ip !== 'string' || ip === '' || ip.length > 255 || /[\s/]/.test(ip))
+      bad('cloudagent_ip is required')
+    const port = typeof portRaw === 'string' ? Number(portRaw) : portRaw
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      bad('cloudagent_port must be a port number')
+    }
+    let supported = optString(body.supported_version, 'supported_version')
+    if (
+      !supported ||
+      !(SUPPORTED_API_VERSIONS as readonly string[]).includes(supported) ||
+      supported.startsWith('3')
+    ) {
+      supported = CURRENT_API_VERSION
+    }
+    const mtlsRaw = body.mtls_cert
+    let mtlsCert: string | null = null
+    if (mtlsRaw !== undefined && mtlsRaw !== null) {
+      if (typeof mtlsRaw !== 'string') bad('mtls_cert must be a PEM string')
+      mtlsCert = mtlsRaw
+      if (mtlsRaw !== 'disabled') {
+        try {
+          new X509Certificate(mtlsRaw)
+        } catch {
+          bad('mtls_cert is not a PEM certificate')
+        }
+      }
+    }
+    if (o.enableAgentMtls && (mtlsCert === null || mtlsCert === 'disabled')) {
+      throw new BadRequest('mTLS certificate for agent is required!')
+    }
+    const akTpm = b64decode(body.ak_tpm, 'ak_tpm')
+    try {
+      toKeyObject(parseTpm2bPublic(akTpm))
+    } catch (e) {
+      bad(`ak_tpm is not a TPM2B_PUBLIC key: ${(e as Error).message}`)
+    }
+    const revocationKey = optString(body.revocation_key, 'revocation_key')
+    if (revocationKey !== '') {
+      try {
+        createPrivateKey(revocationKey)
+      } catch {
+        bad('revocation_key is not a PEM private key')
+      }
+    }
+    const metadata =
+      typeof body.metadata === 'string' ? body.metadata : JSON.stringify(body.metadata ?? {})
+    const imaKeys = optString(body.ima_sign_verification_keys, 'ima_sign_verification_keys')
+    const acceptHash = stringList(body.accept_tpm_hash_algs, 'accept_tpm_hash_algs')
+    const acceptEnc = stringList(body.accept_tpm_encryption_algs, 'accept_tpm_encryption_algs')
+    const acceptSign = stringList(body.accept_tpm_signing_algs, 'accept_tpm_signing_algs')
+    const verifierIp = body.verifier_ip === undefined ? o.verifierIp : String(body.verifier_ip)
+    const verifierPortRaw =
+      body.verifier_port === undefined ? o.verifierPort : Number(body.verifier_port)
+    const verifierPort = Number.isInteger(verifierPortRaw) ? verifierPortRaw : o.verifierPort
+
+    // runtime policy: name/policy rules
+    let rpName = optString(body.runtime_policy_name, 'runtime_policy_name')
+    const rpText = b64decode(body.runtime_policy ?? '', 'runtime_policy').toString('utf8')
+    const ima: Parameters<VerifierStore['insertAgentWithPolicies']>[1] = {}
+    if (rpName) {
+      const stored = await o.store.getAllowlist(rpName)
+      if (rpText && stored) {
+        throw new Conflict(
+          `IMA policy with name ${rpName} already exists. Please use a different name or delete the allowlist from the verifier.`,
+        )
+      }
+      if (!rpText && !stored) throw new NotFound(`Could not find IMA policy with name ${rpName}!`)
+      if (stored) ima.existingId = stored.id
+    }
+    if (ima.existingId === undefined) {
+      const text = rpText || JSON.stringify(emptyRuntimePolicy())
+      const compiled = loadPolicyChecked(
+        text,
+        body.runtime_policy_key,
+        rpText !== '' && o.requireAllowListSignatures,
+      )
+      if (!rpName) rpName = agentId
+      ima.create = {
+        name: rpName,
+        checksum: compiled.checksum,
+        generator: compiled.generator,
+        tpm_policy: null,
+        ima_policy: text,
+      }
+    }
+    // measured-boot policy
+    const mbName = optString(body.mb_policy_name, 'mb_policy_name')
+    const mbRaw = body.mb_policy
+    let mbText: string | null = null
+    if (mbRaw !== null && mbRaw !== undefined && mbRaw !== '') {
+      mbText = typeof mbRaw === 'string' ? mbRaw : JSON.stringify(mbRaw)
+      try {
+        JSON.parse(mbText)
+      } catch {
+        bad('mb_policy is not valid JSON')
+      }
+    }
+    const mb: Parameters<VerifierStore['insertAgentWithPolicies']>[2] = {}
+    if (mbName) {
+      const stored = await o.store.getMbPolicy(mbName)
+      if (mbText && stored) {
+        throw new Conflict(
+          `mb_policy with name ${mbName} already exists. Please use a different name or delete the mb_policy from the verifier.`,
+        )
+      }
+      if (!mbText && !stored) throw new NotFound(`Could not find mb_policy with name ${mbName}!`)
+      if (stored) mb.existingId = stored.id
+      else mb.create = { name: mbName, mb_policy: mbText }
+    } else {
+      mb.create = { name: agentId, mb_policy: mbText }
+    }
+
+    const row = {
+      agent_id: agentId,
+      v,
+      ip,
+      port,
+      operational_state: AGENT_STATES.START,
+      public_key: '',
+      tpm_policy: tpmText,
+      meta_data: metadata,
+      ima_sign_verification_keys: imaKeys,
+      revocation_key: revocationKey,
+      accept_tpm_hash_algs: acceptHash,
+      accept_tpm_encryption_algs: acceptEnc,
+      accept_tpm_signing_algs: acceptSign,
+      supported_version: supported,
+      ak_tpm: akTpm.toString('base64'),
+      mtls_cert: mtlsCert,
+      hash_alg: '',
+      enc_alg: '',
+      sign_alg: '',
+      boottime: 0,
+      ima_pcrs: [],
+      next_ima_ml_entry: 0,
+      learned_ima_keyrings: {},
+      verifier_id: o.verifierId,
+      verifier_ip: verifierIp,
+      verifier_port: verifierPort,
+      attestation_count: 0,
+      last_received_quote: 0,
+      last_successful_attestation: 0,
+      accept_attestations: true,
+      lease_owner: o.instanceId,
+      lease_expires: Date.now() + o.leaseMs,
+    }
+    const r = await o.store.insertAgentWithPolicies(row, ima, mb)
+    if (r === 'agent_exists') {
+      throw new Conflict(`Agent of uuid ${agentId} already exists. Please use delete or update.`)
+    }
+    if (r === 'mb_exists') {
+      throw new Conflict(
+        `mb_policy with name ${mbName || agentId} already exists. You can delete the mb_policy from the verifier.`,
+      )
+    }
+    if (r === 'ima_exists') throw new Conflict(`IMA policy with name ${rpName} already exists.`)
+    const stored = await o.store.getAgent(agentId)
+    if (stored !== undefined) o.loop.adopt(stored)
+  }
+
+  /** The `GET /agents/{id}` results of a row (overlaid with the live record when held here). */
+  async statusOf(row: AgentRow): Promise<Record<string, unknown>> {
+    const o = this.#o
+    const rec: AgentRecord | undefined = o.loop.records.get(row.agent_id)
+    const ima =
+      row.ima_policy_id === null ? undefined : await o.store.getAllowlistById(row.ima_policy_id)
+    const mb =
+      row.mb_policy_id === null ? undefined : await o.store.getMbPolicyById(row.mb_policy_id)
+    const state = rec?.state ?? row.operational_state
+    const qi = o.quoteInterval
+    return {
+      operational_state: state,
+      v: row.v,
+      ip: row.ip,
+      port: row.port,
+      tpm_policy: tpmPolicyText(row.tpm_policy),
+      meta_data: row.meta_data,
+      has_mb_refstate: mb?.mb_policy !== null && mb?.mb_policy !== undefined ? 1 : 0,
+      has_runtime_policy: (ima?.generator ?? 0) > 1 ? 1 : 0,
+      accept_tpm_hash_algs: row.accept_tpm_hash_algs,
+      accept_tpm_encryption_algs: row.accept_tpm_encryption_algs,
+      accept_tpm_signing_algs: row.accept_tpm_signing_algs,
+      hash_alg: rec?.hashAlg ?? row.hash_alg,
+      enc_alg: rec?.encAlg ?? row.enc_alg,
+      sign_alg: rec?.signAlg ?? row.sign_alg,
+      verifier_id: row.verifier_id,
+      verifier_ip: row.verifier_ip,
+      verifier_port: row.verifier_port,
+      severity_level: rec !== undefined ? rec.severityLevel : row.severity_level,
+      last_event_id: rec !== undefined ? rec.lastEventId : row.last_event_id,
+      attestation_count: rec?.attestationCount ?? row.attestation_count,
+      last_received_quote: rec?.lastReceivedQuote ?? row.last_received_quote,
+      last_successful_attestation:
+        rec?.lastSuccessfulAttestation ?? row.last_successful_attestation,
+      attestation_status: attestationStatus(state),
+      attestation_period: `${Math.trunc(qi)}s`,
+      maximum_attestation_interval: `${Math.trunc(qi * 5)}s`,
+    }
+  }
+
+  /** `GET /agents/{id}`. */
+  async status(agentId: string): Promise<Record<string, unknown>> {
+    checkAgentId(agentId)
+    const row = await this.#o.store.getAgent(agentId)
+    if (row === undefined) throw new NotFound('agent id not found')
+    return this.statusOf(row)
+  }
+
+  /** `GET /agents[?verifier=][&bulk=]`. */
+  async list(verifier: string | undefined, bulk: boolean): Promise<Record<string, unknown>> {
+    if (bulk) {
+      const rows = await this.#o.store.listAgents(verifier)
+      const out: Record<string, unknown> = {}
+      for (const r of rows) out[r.agent_id] = await this.statusOf(r)
+      return out
+    }
+    const ids = await this.#o.store.listAgentIds(verifier)
+    return { uuids: ids.map((id) => [id]) }
+  }
+
+  async #mine(agentId: string, notFound: () => never): Promise<AgentRow> {
+    checkAgentId(agentId)
+    const row = await this.#o.store.getAgent(agentId)
+    if (row === undefined) notFound()
+    if (row.verifier_id !== this.#o.verifierId)
+      throw new NotFound('agent id associated to this verifier')
+    return row
+  }
+
+  /** `DELETE /agents/{id}`: 200 when deleted now, 202 when the owner finishes it. */
+  async remove(agentId: string): Promise<200 | 202> {
+    const o = this.#o
+    const row = await this.#mine(agentId, () => {
+      throw new NotFound('agent id not found')
+    })
+    const rec = o.loop.records.get(agentId)
+    if (rec?.busy) {
+      await o.store.updateAgent(agentId, { operational_state: AGENT_STATES.TERMINATED })
+      o.loop.drop(agentId)
+      void this.#finishWhenIdle(rec)
+      return 202
+    }
+    const state = row.operational_state ?? AGENT_STATES.START
+    const heldElsewhere =
+      rec === undefined &&
+      row.lease_owner !== null &&
+      row.lease_owner !== o.instanceId &&
+      (row.lease_expires ?? 0) > Date.now() &&
+      APPROVED_REACTIVATE_STATES.has(state)
+    if (heldElsewhere) {
+      await o.store.updateAgent(agentId, { operational_state: AGENT_STATES.TERMINATED })
+      return 202
+    }
+    o.loop.drop(agentId)
+    await o.store.deleteAgent(agentId)
+    return 200
+  }
+
+  async #finishWhenIdle(rec: AgentRecord): Promise<void> {
+    for (let i = 0; i < 1200 && rec.busy; i++) await Bun.sleep(50)
+    await this.#o.store.deleteAgent(rec.id).catch(() => undefined)
+  }
+
+  /** `PUT /agents/{id}/reactivate`: back to START, severity cleared. */
+  async reactivate(agentId: string): Promise<void> {
+    const o = this.#o
+    await this.#mine(agentId, () => {
+      throw new NotFound('agent id not found')
+    })
+    o.loop.drop(agentId)
+    await o.store.updateAgent(agentId, {
+      operational_state: AGENT_STATES.START,
+      severity_level: null,
+      last_event_id: null,
+      lease_owner: o.instanceId,
+      lease_expires: Date.now() + o.leaseMs,
+    })
+    const row = await o.store.getAgent(agentId)
+    if (row !== undefined) o.loop.adopt(row)
+  }
+
+  /** `PUT /agents/{id}/stop`: TENANT_FAILED, polling stops. */
+  async stop(agentId: string): Promise<void> {
+    const o = this.#o
+    await this.#mine(agentId, () => {
+      throw new NotFound('agent id not found')
+    })
+    o.loop.drop(agentId)
+    await o.store.updateAgent(agentId, { operational_state: AGENT_STATES.TENANT_FAILED })
+  }
+
+  // ---------------------------------------------------------------- runtime policies
+
+  /** `POST /allowlists/{name}` and `PUT` (replace = true). */
+  async putAllowlist(name: string, body: Record<string, unknown>, replace: boolean): Promise<void> {
+    if (!AGENT_ID_RE.test(name)) throw new BadRequest('Invalid URL')
+    if (!('runtime_policy' in body)) throw new BadRequest('Runtime policy is required')
+    const text = b64decode(body.runtime_policy, 'runtime_policy').toString('utf8')
+    if (text === '') throw new BadRequest('Runtime policy is required')
+    const compiled = loadPolicyChecked(
+      text,
+      body.runtime_policy_key,
+      this.#o.requireAllowListSignatures,
+    )
+    let tpm: string | null = null
+    if (body.tpm_policy !== undefined && body.tpm_policy !== null && body.tpm_policy !== '') {
+      tpm = typeof body.tpm_policy === 'string' ? body.tpm_policy : JSON.stringify(body.tpm_policy)
+      parseTpmPolicy(tpm)
+    }
+    const values = {
+      checksum: compiled.checksum,
+      generator: compiled.generator,
+      tpm_policy: tpm,
+      ima_policy: text,
+    }
+    if (replace) {
+      if (!(await this.#o.store.updateAllowlist(name, values)))
+        throw new NotFound(`Runtime policy ${name} not found`)
+      this.#o.loop.invalidatePolicies()
+      return
+    }
+    const r = await this.#o.store.createAllowlist({ name, ...values })
+    if (r === undefined) throw new Conflict(`Runtime policy with name ${name} already exists`)
+  }
+
+  /** `GET /allowlists`. */
+  async listAllowlistNames(): Promise<string[]> {
+    return this.#o.store.listAllowlistNames()
+  }
+
+  /** `GET /mbpolicies`. */
+  async listMbPolicyNames(): Promise<string[]> {
+    return this.#o.store.listMbPolicyNames()
+  }
+
+  /** `GET /allowlists/{name}`. */
+  async getAllowlist(name: string): Promise<Record<string, unknown>> {
+    const row = AGENT_ID_RE.test(name) ? await this.#o.store.getAllowlist(name) : undefined
+    if (row === undefined) throw new NotFound(`Runtime policy ${name.slice(0, 80)} not found`)
+    return { name: row.name, tmp_policy: null, runtime_policy: row.ima_policy }
+  }
+
+  /** `DELETE /allowlists/{name}`. */
+  async deleteAllowlist(name: string): Promise<void> {
+    const r = AGENT_ID_RE.test(name) ? await this.#o.store.deleteAllowlist(name) : 'missing'
+    if (r === 'missing') throw new NotFound(`Runtime policy ${name.slice(0, 80)} not found`)
+    if (r === 'in_use')
+      throw new Conflict(`Can't delete allowlist ${name} as it's currently in use by an agent`)
+  }
+
+  // ---------------------------------------------------------------- MB policies
+
+  /** `POST /mbpolicies/{name}` and `PUT` (replace = true; a missing name is 409 as upstream). */
+  async putMbPolicy(name: string, body: Record<string, unknown>, replace: boolean): Promise<void> {
+    if (!AGENT_ID_RE.test(name)) throw new BadRequest('Invalid URL')
+    const raw = body.mb_policy
+    if (raw === undefined || raw === null || raw === '')
+      throw new BadRequest('mb_policy is required')
+    const text = typeof raw === 'string' ? raw : JSON.stringify(raw)
+    try {
+      JSON.parse(text)
+    } catch {
+      throw new BadRequest('mb_policy is not valid JSON')
+    }
+    if (replace) {
+      if (!(await this.#o.store.updateMbPolicy(name, text)))
+        throw new Conflict(`Measured boot policy ${name} not found`)
+      this.#o.loop.invalidatePolicies()
+      return
+    }
+    const r = await this.#o.store.createMbPolicy(name, text)
+    if (r === undefined) throw new Conflict(`Measured boot policy with name ${name} already exists`)
+  }
+
+  /** `GET /mbpolicies/{name}`. */
+  async getMbPolicy(name: string): Promise<Record<string, unknown>> {
+    const row = AGENT_ID_RE.test(name) ? await this.#o.store.getMbPolicy(name) : undefined
+    if (row === undefined) throw new NotFound(`Measured boot policy ${name.slice(0, 80)} not found`)
+    return { name: row.name, mb_policy: row.mb_policy }
+  }
+
+  /** `DELETE /mbpolicies/{name}`. */
+  async deleteMbPolicy(name: string): Promise<void> {
+    const r = AGENT_ID_RE.test(name) ? await this.#o.store.deleteMbPolicy(name) : 'missing'
+    if (r === 'missing') throw new NotFound(`Measured boot policy ${name.slice(0, 80)} not found`)
+    if (r === 'in_use')
+      throw new Conflict(`Can't delete mb_policy ${name} as it's currently in use by an agent`)
+  }
+
+  // ---------------------------------------------------------------- one-shot checks
+
+  /** `GET /verify/identity`. */
+  async verifyIdentity(q: Record<string, string | undefined>): Promise<Record<string, unknown>> {
+    for (const k of ['agent_uuid', 'quote', 'nonce', 'hash_alg']) {
+      if (!q[k]) throw new BadRequest(`missing query parameter '${k}'`)
+    }
+    const id = q.agent_uuid as string
+    checkAgentId(id)
+    const row = await this.#o.store.getAgent(id)
+    if (row === undefined) throw new NotFound('agent id not found')
+    const hashAlg = q.hash_alg as string
+    if (!isHashAlg(hashAlg))
+      return { valid: 0, reason: `unsupported hash_alg ${hashAlg.slice(0, 20)}` }
+    try {
+      const ak = toKeyObject(parseTpm2bPublic(Buffer.from(row.ak_tpm ?? '', 'base64')))
+      const v = verifyQuote({
+        quote: q.quote as string,
+        akPublic: ak,
+        nonce: q.nonce as string,
+        hashAlg,
+      })
+      if (row.public_key) checkNkBinding(v.pcrs, hashAlg, row.public_key)
+      return { valid: 1 }
+    } catch (err) {
+      return { valid: 0, reason: err instanceof Error ? err.message : String(err) }
+    }
+  }
+
+  /** `POST /verify/evidence` (API 2.4/2.5): returns `[status, results]`. */
+  verifyEvidence(body: Record<string, unknown>): [number, Record<string, unknown>] {
+    const f = new Failure(this.#o.rules)
+    const claims: Record<string, unknown> = {}
+    const type = body.type
+    const data = body.data
+    if (type !== 'tpm') {
+      if (type === 'tee')
+        f.add('tee_attestation.unsupported', 'TEE evidence is not supported by keylime-ts', false)
+      else f.add('default.missing_param', 'type must be "tpm" or "tee"', false)
+      return [400, this.#evidenceResult(f, claims)]
+    }
+    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+      f.add('qoute_validation.missing_param', 'data must be an object', false)
+      return [400, this.#evidenceResult(f, claims)]
+    }
+    const d = data as Record<string, unknown>
+    for (const k of ['quote', 'nonce', 'hash_alg', 'tpm_ek', 'tpm_ak']) {
+      if (typeof d[k] !== 'string' || d[k] === '') {
+        f.add('qoute_validation.missing_param', { message: `missing parameter ${k}` }, false)
+      }
+    }
+    const has = (k: string) => d[k] !== undefined && d[k] !== null && d[k] !== ''
+    if (!has('tpm_policy') && !has('runtime_policy') && !has('mb_policy')) {
+      f.add(
+        'qoute_validation.missing_policy',
+        'at least one of tpm_policy, runtime_policy, mb_policy is required',
+        false,
+      )
+    }
+    if (f.failed) return [400, this.#evidenceResult(f, claims)]
+    const hashAlg = d.hash_alg as string
+    if (!isHashAlg(hashAlg)) {
+      f.add(
+        'qoute_validation.invalid_hash_alg',
+        { message: `unsupported hash algorithm ${hashAlg.slice(0, 20)}` },
+        false,
+      )
+      return [200, this.#evidenceResult(f, claims)]
+    }
+    let verified: ReturnType<typeof verifyQuote>
+    try {
+      const akBytes = Buffer.from(d.tpm_ak as string, 'base64')
+      let ak: ReturnType<typeof toKeyObject>
+      try {
+        ak = toKeyObject(parseTpm2bPublic(akBytes))
+      } catch {
+        ak = createPublicKey(d.tpm_ak as string)
+      }
+      verified = verifyQuote({
+        quote: d.quote as string,
+        akPublic: ak,
+        nonce: d.nonce as string,
+        hashAlg,
+      })
+    } catch (err) {
+      f.add(
+        'qoute_validation.quote_validation',
+        { message: 'Quote data validation', error: String((err as Error).message ?? err) },
+        false,
+      )
+      return [200, this.#evidenceResult(f, claims)]
+    }
+    const pcrs = verified.pcrs.get(hashAlg) ?? new Map<number, Uint8Array>()
+    claims.pcrs = Object.fromEntries(
+      [...pcrs].map(([n, v]) => [String(n), Buffer.from(v).toString('hex')]),
+    )
+    claims.clock_info = {
+      clock: Number(verified.clockInfo.clock),
+      reset_count: verified.clockInfo.resetCount,
+      restart_count: verified.clockInfo.restartCount,
+      safe: verified.clockInfo.safe,
+    }
+    const used = new Set<number>()
+    let bootAggregates: string[] | undefined
+    if (has('mb_policy')) {
+      const mb = evaluateMeasuredBootEvidence({
+        mb_log: typeof d.mb_log === 'string' ? d.mb_log : undefined,
+        mb_policy: typeof d.mb_policy === 'string' ? d.mb_policy : JSON.stringify(d.mb_policy),
+        hash_alg: hashAlg,
+        quotedPcrs: verified.pcrs,
+        policyName: this.#o.mbPolicyName,
+      })
+      const c = mb.ok ? mb.claims : mb.claims
+      if (c !== undefined) {
+        claims.measured_boot = c
+        for (const n of c.checkedPcrs) used.add(n)
+        bootAggregates = c.bootAggregates[hashAlg]
+      }
+      if (!mb.ok) f.addAll(mb.failures)
+    }
+    if (has('runtime_policy')) {
+      let policy: CompiledRuntimePolicy | null = null
+      try {
+        const text = b64decode(d.runtime_policy, 'runtime_policy').toString('utf8')
+        policy = loadRuntimePolicy(text, {})
+      } catch (err) {
+        f.add(
+          'ima.policy.invalid',
+          { message: err instanceof KeylimeError ? err.message : String(err) },
+          false,
+        )
+      }
+      if (policy !== null) {
+        const pcr10 = pcrs.get(10)
+        if (pcr10 === undefined || typeof d.ima_measurement_list !== 'string') {
+          f.add('pcr_validation.unused_pcr_10', 'IMA PCR or measurement list missing', true)
+        } else {
+          const r = evaluateImaEvidence({
+            list: d.ima_measurement_list,
+            quotedPcr10: pcr10,
+            bank: hashAlg,
+            policy,
+            bootAggregates,
+            config: { ignoreTomtouErrors: !this.#o.ignoreTomtouErrors },
+          })
+          if (r.ok === false) f.addAll(r.failures)
+          else if (r.ok === true) claims.ima = { entries_verified: r.entriesVerified }
+        }
+        used.add(10)
+      }
+    }
+    if (has('tpm_policy')) {
+      try {
+        const tp = parseTpmPolicy(d.tpm_policy)
+        for (const [n, allowed] of tp.pcrs) {
+          const got = pcrs.get(n)
+          if (got === undefined)
+            f.add(
+              'pcr_validation.missing_pcrs',
+              { context: 'PCRs are missing in quote', data: [n] },
+              true,
+            )
+          else if (!used.has(n) && !allowed.includes(Buffer.from(got).toString('hex'))) {
+            f.add(
+              `pcr_validation.invalid_pcr_${n}`,
+              {
+                context: 'PCR value is not in allowlist',
+                got: Buffer.from(got).toString('hex'),
+                expected: [...allowed],
+              },
+              true,
+            )
+          }
+        }
+      } catch (err) {
+        f.add('pcr_validation.invalid_tpm_policy', { message: (err as Error).message }, false)
+      }
+    }
+    return [200, this.#evidenceResult(f, claims)]
+  }
+
+  #evidenceResult(f: Failure, claims: Record<string, unknown>): Record<string, unknown> {
+    return {
+      valid: !f.failed,
+      claims,
+      failures: f.events.map((e) => ({ type: e.event_id, context: e.context })),
+    }
+  }
+
+  /** Upstream's `now` for tests of timestamps. */
+  static now(): number {
+    return nowSeconds()
+  }
+}
