@@ -8,7 +8,9 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { eq, sql } from 'drizzle-orm'
+import { eq, getTableName, is, sql } from 'drizzle-orm'
+import { PgTable } from 'drizzle-orm/pg-core'
+import * as schema from '../src/db/schema.ts'
 import {
   allowlists,
   attestations,
@@ -26,7 +28,8 @@ import { embeddedMigrations } from '../src/db/embedded-migrations.ts'
 import { setLogSink } from '../src/log/logger.ts'
 import { databaseTargets } from './support/databases.ts'
 
-const TABLES = [
+/** Upstream Keylime's tables (Alembic head a59cc9366774); our schema adds its own beside them. */
+const UPSTREAM_TABLES = [
   'allowlists',
   'attestations',
   'evidence_items',
@@ -35,6 +38,12 @@ const TABLES = [
   'sessions',
   'verifiermain',
 ]
+
+/** Every table the drizzle schema declares, sorted: what the migrations must create. */
+const TABLES = Object.values(schema)
+  .filter((t): t is PgTable => is(t, PgTable))
+  .map((t) => getTableName(t))
+  .sort()
 
 const cleanups: (() => void)[] = []
 afterAll(() => {
@@ -57,7 +66,7 @@ async function publicTables(db: Db): Promise<string[]> {
     db,
     sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
   )
-  return list.map((r) => r.table_name)
+  return list.map((r) => r.table_name).sort()
 }
 
 async function migrationCount(db: Db): Promise<number> {
@@ -99,7 +108,8 @@ async function withDb(open: () => Promise<KeylimeDatabase>, fn: (db: Db) => Prom
 
 for (const target of databaseTargets()) {
   describe(target.name, () => {
-    test('migrations create the seven upstream tables and record each migration once', async () => {
+    test('migrations create the upstream tables and ours, and record each migration once', async () => {
+      expect(TABLES).toEqual(expect.arrayContaining(UPSTREAM_TABLES))
       await withDb(target.open, async (db) => {
         expect(await publicTables(db)).toEqual(TABLES)
         expect(await migrationCount(db)).toBe(embeddedMigrations().length)
