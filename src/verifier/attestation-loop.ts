@@ -46,7 +46,7 @@ import { Failure, type FailureEvent, type SeverityRules } from './failure.ts'
 import type { VerifierMetrics } from './metrics.ts'
 import type { RevocationNotifier, RevocationSubject } from './revocation-notifier.ts'
 import { Scheduler } from './scheduler.ts'
-import { AGENT_STATES, stateName } from './states.ts'
+import { AGENT_STATES, APPROVED_REACTIVATE_STATES, stateName } from './states.ts'
 import { type AgentRow, nowSeconds, type VerifierStore } from './store.ts'
 import { formatMask } from './tpm-policy.ts'
 
@@ -635,7 +635,10 @@ export class AttestationLoop {
       this.liveInstances = Math.max(1, await o.store.liveInstances(o.verifierId, o.leaseMs))
       const total = await o.store.countPolled(o.verifierId)
       const share = Math.ceil(total / this.liveInstances)
-      const room = share - this.records.size
+      const polled = [...this.records.values()].filter((r) =>
+        APPROVED_REACTIVATE_STATES.has(r.state),
+      )
+      const room = share - polled.length
       const rows = missing.length > 0 ? await o.store.getAgents(missing.map(([id]) => id)) : []
       for (const row of rows) this.adopt(row, randomInt(Math.max(1, o.quoteIntervalMs)))
       if (room - rows.length > 0) {
@@ -646,9 +649,9 @@ export class AttestationLoop {
         }
         if (claimed.length > 0)
           o.log.info('claimed agents', { count: claimed.length, held: this.records.size })
-      } else if (this.records.size > Math.ceil(share * 1.1) + 1) {
-        const excess = this.records.size - share
-        const give = [...this.records.values()]
+      } else if (polled.length > Math.ceil(share * 1.1) + 1) {
+        const excess = polled.length - share
+        const give = polled
           .filter((r) => !r.busy)
           .slice(0, excess)
           .map((r) => r.id)
