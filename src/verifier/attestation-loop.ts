@@ -133,6 +133,18 @@ export class AttestationLoop {
     )
   }
 
+  /**
+   * Stops everything at once without writing or releasing anything: what a `kill -9` leaves
+   * behind (tests of lease take-over use it).
+   */
+  async halt(): Promise<void> {
+    this.#stopped = true
+    if (this.#flushTimer !== undefined) clearInterval(this.#flushTimer)
+    if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer)
+    await this.scheduler.stop(0)
+    this.records.clear()
+  }
+
   /** Stops polling, drains rounds, writes the last snapshots and gives the leases back. */
   async stop(drainMs: number): Promise<void> {
     this.#stopped = true

@@ -41,6 +41,8 @@ export interface StartVerifierOptions {
 
 /** A started verifier with its internals exposed for tests and benchmarks. */
 export interface VerifierHandle extends RoleHandle {
+  /** The hono app (for `app.request()` tests). */
+  app: ReturnType<typeof createApp>
   loop: AttestationLoop
   service: VerifierService
   store: VerifierStore
@@ -191,6 +193,7 @@ export async function startVerifier(
   })
   return {
     servers,
+    app,
     loop,
     service,
     store,

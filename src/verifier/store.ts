@@ -494,7 +494,7 @@ export class VerifierStore {
           WHERE agent_id IN (
             SELECT agent_id FROM verifiermain
             WHERE verifier_id = ${verifierId} AND operational_state IN (${POLLED})
-              AND (lease_owner IS NULL OR lease_owner = ${owner} OR lease_expires IS NULL OR lease_expires < ${now})
+              AND (lease_owner IS NULL OR lease_expires IS NULL OR lease_expires < ${now})
             ORDER BY agent_id LIMIT ${limit} FOR UPDATE SKIP LOCKED)
           RETURNING agent_id`,
     )

@@ -1,0 +1,157 @@
+/**
+ * Several verifier instances on one database share the fleet through leases: a second instance
+ * takes about half of the agents, and when one instance dies without releasing anything (what a
+ * `kill -9` leaves behind) the other claims its agents within one lease period and they keep
+ * attesting. A restarted instance with the same instance id resumes its own agents at once.
+ *
+ * @module
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { enrollAgent } from '../bench/fleet/enroll-agent.ts'
+import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
+import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
+import type { KeylimeDatabase } from '../src/db/index.ts'
+import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
+import { AGENT_STATES } from '../src/verifier/states.ts'
+import { createTestCa, startTestVerifier, type TestCa } from '../src/verifier/test-support.ts'
+import { databaseTargets } from './support/databases.ts'
+
+async function until(
+  cond: () => boolean | Promise<boolean>,
+  ms: number,
+  what: () => string,
+): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await cond()) return
+    await Bun.sleep(50)
+  }
+  throw new Error(`timed out waiting for ${what()}`)
+}
+
+const LEASE_MS = 1500
+
+for (const target of databaseTargets()) {
+  describe(`verifier leases (${target.name})`, () => {
+    let ca: TestCa
+    let kdb: KeylimeDatabase
+    let fleet: Fleet
+    const verifiers: VerifierHandle[] = []
+
+    beforeAll(async () => {
+      ca = await createTestCa()
+      kdb = await target.open()
+      const caDir = await loadCaDir(ca.caDir)
+      fleet = await startFleet({
+        count: 8,
+        caCertPem: caDir.caCertPem,
+        listen: 'ports',
+        seed: `vl-${target.name}`,
+      })
+      const a = await startTestVerifier(
+        kdb,
+        ca,
+        { quote_interval: '0.3' },
+        { instanceId: 'A', leaseMs: LEASE_MS },
+      )
+      verifiers.push(a)
+      for (const ag of fleet.agents) {
+        await enrollAgent({
+          verifierUrl: a.servers[0]!.url,
+          tls: caDir.client,
+          uuid: ag.uuid,
+          ip: ag.contactIp,
+          port: ag.contactPort,
+          akTpm: Buffer.from(ag.tpm.akTpm2b).toString('base64'),
+          mtlsCert: ag.mtlsCertPem,
+        })
+      }
+    }, 60_000)
+
+    afterAll(async () => {
+      for (const v of verifiers) await v.stop(500).catch(() => undefined)
+      await fleet?.stop()
+      await kdb?.close()
+    })
+
+    test('a second instance takes a fair share; a dead one is taken over', async () => {
+      const a = verifiers[0]!
+      await until(
+        () => a.loop.records.size === 8,
+        5_000,
+        () => `A holds ${a.loop.records.size}`,
+      )
+      const b = await startTestVerifier(
+        kdb,
+        ca,
+        { quote_interval: '0.3' },
+        { instanceId: 'B', leaseMs: LEASE_MS },
+      )
+      verifiers.push(b)
+      await until(
+        () => a.loop.records.size === 4 && b.loop.records.size === 4,
+        10_000,
+        () => `A ${a.loop.records.size} B ${b.loop.records.size}`,
+      )
+      // "kill -9" A: nothing is released or written
+      await a.loop.halt()
+      const t0 = Date.now()
+      const missing = async () => {
+        const rows = await b.store.listAgents()
+        return rows
+          .filter((r) => !b.loop.records.has(r.agent_id))
+          .map(
+            (r) => `${r.operational_state}/${r.lease_owner}/${(r.lease_expires ?? 0) - Date.now()}`,
+          )
+          .join(' ')
+      }
+      let info = ''
+      await until(
+        async () => {
+          info = await missing()
+          return b.loop.records.size === 8
+        },
+        4 * LEASE_MS + 2000,
+        () => `B holds ${b.loop.records.size}: ${info}`,
+      )
+      expect(Date.now() - t0).toBeLessThan(4 * LEASE_MS + 2000)
+      const counts = new Map(
+        fleet.agents.map((g) => [g.uuid, b.loop.records.get(g.uuid)?.attestationCount ?? 0]),
+      )
+      await until(
+        () =>
+          fleet.agents.every(
+            (g) => (b.loop.records.get(g.uuid)?.attestationCount ?? 0) > (counts.get(g.uuid) ?? 0),
+          ),
+        5_000,
+        () => 'every agent attesting under B',
+      )
+      for (const g of fleet.agents)
+        expect(b.loop.records.get(g.uuid)!.state).toBe(AGENT_STATES.GET_QUOTE)
+    }, 40_000)
+
+    test('a restarted instance with the same id resumes its agents without waiting for the lease', async () => {
+      const b = verifiers[1]!
+      await b.loop.flush()
+      await b.loop.halt()
+      const b2 = await startTestVerifier(
+        kdb,
+        ca,
+        { quote_interval: '0.3' },
+        { instanceId: 'B', leaseMs: 60_000 },
+      )
+      verifiers.push(b2)
+      expect(b2.loop.records.size).toBe(8)
+      for (const r of b2.loop.records.values()) {
+        expect(r.state).toBe(AGENT_STATES.GET_QUOTE) // resumed, not reset to START: V was delivered
+        expect(r.attestationCount).toBeGreaterThan(0)
+      }
+      const before = new Map([...b2.loop.records].map(([id, r]) => [id, r.attestationCount]))
+      await until(
+        () => [...b2.loop.records].every(([id, r]) => r.attestationCount > (before.get(id) ?? 0)),
+        3_000,
+        () => 'resume within an interval',
+      )
+    }, 30_000)
+  })
+}
