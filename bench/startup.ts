@@ -28,7 +28,9 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!
 }
 
-const variants: Array<[string, string[]]> = [['source (bun src/main.ts)', [process.execPath, MAIN_TS]]]
+const variants: Array<[string, string[]]> = [
+  ['source (bun src/main.ts)', [process.execPath, MAIN_TS]],
+]
 if (existsSync(compiled)) variants.push(['compiled (dist/keylime)', [compiled]])
 
 for (const [label, cmd] of variants) {

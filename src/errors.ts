@@ -43,7 +43,10 @@ export class KeylimeError extends Error {
 
 /** 400: the request or input is malformed. */
 export class BadRequest extends KeylimeError {
-  constructor(message: string, options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {}) {
+  constructor(
+    message: string,
+    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
+  ) {
     super(options.code ?? 'ERR_BAD_REQUEST', message, { ...options, status: 400 })
     this.name = 'BadRequest'
   }
@@ -51,7 +54,10 @@ export class BadRequest extends KeylimeError {
 
 /** 401: authentication is missing or wrong. */
 export class Unauthorized extends KeylimeError {
-  constructor(message: string, options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {}) {
+  constructor(
+    message: string,
+    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
+  ) {
     super(options.code ?? 'ERR_UNAUTHORIZED', message, { ...options, status: 401 })
     this.name = 'Unauthorized'
   }
@@ -59,7 +65,10 @@ export class Unauthorized extends KeylimeError {
 
 /** 403: the caller may not do this. */
 export class Forbidden extends KeylimeError {
-  constructor(message: string, options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {}) {
+  constructor(
+    message: string,
+    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
+  ) {
     super(options.code ?? 'ERR_FORBIDDEN', message, { ...options, status: 403 })
     this.name = 'Forbidden'
   }
@@ -67,7 +76,10 @@ export class Forbidden extends KeylimeError {
 
 /** 404: the named resource does not exist. */
 export class NotFound extends KeylimeError {
-  constructor(message: string, options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {}) {
+  constructor(
+    message: string,
+    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
+  ) {
     super(options.code ?? 'ERR_NOT_FOUND', message, { ...options, status: 404 })
     this.name = 'NotFound'
   }
@@ -75,7 +87,10 @@ export class NotFound extends KeylimeError {
 
 /** 409: the resource exists already or is in use. */
 export class Conflict extends KeylimeError {
-  constructor(message: string, options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {}) {
+  constructor(
+    message: string,
+    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
+  ) {
     super(options.code ?? 'ERR_CONFLICT', message, { ...options, status: 409 })
     this.name = 'Conflict'
   }
@@ -83,7 +98,10 @@ export class Conflict extends KeylimeError {
 
 /** 413: the request body exceeds `max_upload_size`. */
 export class PayloadTooLarge extends KeylimeError {
-  constructor(message: string, options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {}) {
+  constructor(
+    message: string,
+    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
+  ) {
     super(options.code ?? 'ERR_PAYLOAD_TOO_LARGE', message, { ...options, status: 413 })
     this.name = 'PayloadTooLarge'
   }

@@ -12,7 +12,8 @@ import { type ChildRun, controlPlaneEnv, spawnCollect } from './support/control-
 
 const BUILT = process.env.KEYLIME_BIN_UNDER_TEST ?? resolve(import.meta.dir, '../dist/keylime')
 const present = existsSync(BUILT)
-if (!present) console.log(`skipping compiled-binary tests: ${BUILT} not built (run scripts/build.sh)`)
+if (!present)
+  console.log(`skipping compiled-binary tests: ${BUILT} not built (run scripts/build.sh)`)
 
 const runs: ChildRun[] = []
 afterAll(async () => {
@@ -24,7 +25,8 @@ describe.skipIf(!present)('compiled dist/keylime', () => {
   const bin = join(binDir, 'keylime')
   if (present) {
     copyFileSync(BUILT, bin)
-    for (const name of ['keylime_ca', 'keylime_tenant', 'keylime_verifier']) symlinkSync('keylime', join(binDir, name))
+    for (const name of ['keylime_ca', 'keylime_tenant', 'keylime_verifier'])
+      symlinkSync('keylime', join(binDir, name))
   }
 
   test('runs the control plane with no node_modules around', async () => {
@@ -45,10 +47,13 @@ describe.skipIf(!present)('compiled dist/keylime', () => {
 
   test('answers to its busybox names', async () => {
     const { env, dir } = await controlPlaneEnv()
-    const caRun = spawnCollect([join(binDir, 'keylime_ca'), '-c', 'init', '-d', join(dir, 'myca')], {
-      ...env,
-      KEYLIME_CA_PASSWORD: 'test-password',
-    })
+    const caRun = spawnCollect(
+      [join(binDir, 'keylime_ca'), '-c', 'init', '-d', join(dir, 'myca')],
+      {
+        ...env,
+        KEYLIME_CA_PASSWORD: 'test-password',
+      },
+    )
     expect(await caRun.proc.exited).toBe(0)
     expect(existsSync(join(dir, 'myca', 'cacert.crt'))).toBe(true)
 

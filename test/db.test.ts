@@ -40,7 +40,7 @@ const UPSTREAM_TABLES = [
 ]
 
 /** Every table the drizzle schema declares, sorted: what the migrations must create. */
-const TABLES = Object.values(schema)
+const TABLES = Object.values(schema as Record<string, unknown>)
   .filter((t): t is PgTable => is(t, PgTable))
   .map((t) => getTableName(t))
   .sort()

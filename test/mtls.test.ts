@@ -24,27 +24,44 @@ describe.skipIf(!hasOpenssl)('TLS listeners and client', () => {
       name: 'mtls',
       hostname: '127.0.0.1',
       port: 0,
-      fetch: (req) => Response.json({ code: 200, status: 'Success', results: { path: new URL(req.url).pathname } }),
+      fetch: (req) =>
+        Response.json({
+          code: 200,
+          status: 'Success',
+          results: { path: new URL(req.url).pathname },
+        }),
       tls: { key: pki.serverKey, cert: pki.serverCert, ca: [pki.caCert], requestCert: true },
       log: getLogger('test'),
     })
     const s = Bun.serve({
       hostname: '127.0.0.1',
       port: 0,
-      tls: { key: pki.agentKey, cert: pki.agentCert, ca: [pki.caCert], requestCert: true, rejectUnauthorized: true },
+      tls: {
+        key: pki.agentKey,
+        cert: pki.agentCert,
+        ca: [pki.caCert],
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
       fetch(req, srv) {
         remotePorts.add(srv.requestIP(req)?.port ?? -1)
         return Response.json({ code: 200, status: 'Success', results: { agent: true } })
       },
     })
-    agent = { name: 'agent', url: `https://127.0.0.1:${s.port}`, port: s.port ?? 0, stop: async () => void s.stop(true) }
+    agent = {
+      name: 'agent',
+      url: `https://127.0.0.1:${s.port}`,
+      port: s.port ?? 0,
+      stop: async () => void s.stop(true),
+    }
   })
   afterAll(async () => {
     await server?.stop(100)
     await agent?.stop(100)
   })
 
-  const client = () => new MtlsClient({ cert: pki.clientCert, key: pki.clientKey, ca: [pki.caCert], timeoutMs: 5000 })
+  const client = () =>
+    new MtlsClient({ cert: pki.clientCert, key: pki.clientKey, ca: [pki.caCert], timeoutMs: 5000 })
 
   test('a client certificate from the trusted CA is accepted', async () => {
     const res = await client().request(`${server.url}/version`)
@@ -58,14 +75,24 @@ describe.skipIf(!hasOpenssl)('TLS listeners and client', () => {
   })
 
   test('a client certificate from another CA: the handshake fails', async () => {
-    const c = new MtlsClient({ cert: pki.rogueClientCert, key: pki.rogueClientKey, ca: [pki.caCert], timeoutMs: 5000 })
+    const c = new MtlsClient({
+      cert: pki.rogueClientCert,
+      key: pki.rogueClientKey,
+      ca: [pki.caCert],
+      timeoutMs: 5000,
+    })
     const err = await c.request(`${server.url}/version`).catch((e) => e)
     expect(err).toBeInstanceOf(PeerUnreachable)
     expect(err.code).toBe('ERR_PEER_UNREACHABLE')
   })
 
   test('an untrusted server certificate is refused by the client', async () => {
-    const c = new MtlsClient({ cert: pki.clientCert, key: pki.clientKey, ca: [pki.rogueCaCert], timeoutMs: 5000 })
+    const c = new MtlsClient({
+      cert: pki.clientCert,
+      key: pki.clientKey,
+      ca: [pki.rogueCaCert],
+      timeoutMs: 5000,
+    })
     expect(c.request(`${server.url}/version`)).rejects.toBeInstanceOf(PeerUnreachable)
   })
 
@@ -73,8 +100,19 @@ describe.skipIf(!hasOpenssl)('TLS listeners and client', () => {
     const hostPort = server.url.replace('https://', '')
     const handshake = async (flag: string) => {
       const p = Bun.spawn(
-        ['openssl', 's_client', '-connect', hostPort, flag, '-cert', `${pki.dir}/client.crt`,
-          '-key', `${pki.dir}/client.key`, '-CAfile', `${pki.dir}/ca.crt`],
+        [
+          'openssl',
+          's_client',
+          '-connect',
+          hostPort,
+          flag,
+          '-cert',
+          `${pki.dir}/client.crt`,
+          '-key',
+          `${pki.dir}/client.key`,
+          '-CAfile',
+          `${pki.dir}/ca.crt`,
+        ],
         { stdin: new TextEncoder().encode('Q\n'), stdout: 'pipe', stderr: 'pipe' },
       )
       const out = await new Response(p.stdout).text()
@@ -92,13 +130,16 @@ describe.skipIf(!hasOpenssl)('TLS listeners and client', () => {
     expect(ok.results).toEqual({ agent: true })
     // Without the pin, the agent's self-signed certificate is not trusted.
     expect(c.request(`${agent.url}/version`)).rejects.toBeInstanceOf(PeerUnreachable)
-    expect(c.request(`${agent.url}/version`, { pinnedCert: pki.otherAgentCert })).rejects.toBeInstanceOf(PeerUnreachable)
+    expect(
+      c.request(`${agent.url}/version`, { pinnedCert: pki.otherAgentCert }),
+    ).rejects.toBeInstanceOf(PeerUnreachable)
   })
 
   test('connections are kept alive across requests', async () => {
     remotePorts.clear()
     const c = client()
-    for (let i = 0; i < 10; i++) await c.request(`${agent.url}/version`, { pinnedCert: pki.agentCert })
+    for (let i = 0; i < 10; i++)
+      await c.request(`${agent.url}/version`, { pinnedCert: pki.agentCert })
     expect(remotePorts.size).toBe(1)
   })
 

@@ -81,9 +81,11 @@ const TLS_HINTS: Record<string, string> = {
   ECONNRESET:
     'connection reset during TLS (does the peer trust our client certificate? check the CA it trusts)',
   EPROTO: 'TLS handshake failed (check the client certificate and the CA the peer trusts)',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'server certificate not signed by a trusted CA (check trusted_server_ca)',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    'server certificate not signed by a trusted CA (check trusted_server_ca)',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'server certificate is self-signed and not pinned',
-  SELF_SIGNED_CERT_IN_CHAIN: 'server certificate chains to an untrusted CA (check trusted_server_ca)',
+  SELF_SIGNED_CERT_IN_CHAIN:
+    'server certificate chains to an untrusted CA (check trusted_server_ca)',
   CERT_HAS_EXPIRED: 'server certificate has expired',
   ERR_TLS_CERT_ALTNAME_INVALID: 'server certificate does not name this host',
   TimeoutError: 'timed out',

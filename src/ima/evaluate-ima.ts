@@ -127,7 +127,7 @@ function validateNg(
 ): boolean {
   const p = w.policy
   if (p === null) return true
-  if (p.exclude !== null && p.exclude.test(e.name)) return true
+  if (p.exclude?.test(e.name)) return true
   const has = indexHas(index, e.name, e.digest)
   if (has === true) return true
   if (allowBootAggregate && e.name === 'boot_aggregate' && w.bootAggregates.has(e.digest))
@@ -161,7 +161,7 @@ function validateSig(w: Walk, e: ImaEntry): void {
   const p = w.policy
   if (p === null) return
   if (e.sig !== null) {
-    if (p.exclude !== null && p.exclude.test(e.name)) return
+    if (p.exclude?.test(e.name)) return
     if (verifyImaSignature(keyrings(w), e.sig, Buffer.from(e.digest, 'hex'), e.digestAlg)) return
   }
   validateNg(w, e, p.digests, true)

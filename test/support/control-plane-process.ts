@@ -31,9 +31,15 @@ export interface Ports {
 }
 
 /** Allocates ports and an isolated environment for a control plane. */
-export async function controlPlaneEnv(keylimeDir?: string): Promise<{ env: Record<string, string>; ports: Ports; dir: string }> {
+export async function controlPlaneEnv(
+  keylimeDir?: string,
+): Promise<{ env: Record<string, string>; ports: Ports; dir: string }> {
   const dir = keylimeDir ?? mkdtempSync(join(tmpdir(), 'kl-cp-'))
-  const ports = { verifier: await freePort(), registrar: await freePort(), registrarTls: await freePort() }
+  const ports = {
+    verifier: await freePort(),
+    registrar: await freePort(),
+    registrarTls: await freePort(),
+  }
   const confDir = mkdtempSync(join(tmpdir(), 'kl-conf-'))
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -78,7 +84,10 @@ export function spawnCollect(cmd: string[], env: Record<string, string>): ChildR
   void pump(proc.stderr as ReadableStream<Uint8Array>)
   const waitFor = (re: RegExp, timeoutMs = 15_000) =>
     new Promise<string>((res, rej) => {
-      const timer = setTimeout(() => rej(new Error(`timeout waiting for ${re}; output:\n${out}`)), timeoutMs)
+      const timer = setTimeout(
+        () => rej(new Error(`timeout waiting for ${re}; output:\n${out}`)),
+        timeoutMs,
+      )
       const check = () => {
         const m = re.exec(out)
         if (m) {
@@ -89,7 +98,11 @@ export function spawnCollect(cmd: string[], env: Record<string, string>): ChildR
           rej(new Error(`process exited (${proc.exitCode}) before ${re}; output:\n${out}`))
         } else waiters.push(check)
       }
-      void proc.exited.then(() => waiters.push(check) && setTimeout(() => waiters.splice(0).forEach((w) => w()), 50))
+      void proc.exited.then(() =>
+        setTimeout(() => {
+          for (const w of waiters.splice(0)) w()
+        }, 50),
+      )
       check()
     })
   return {
