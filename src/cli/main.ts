@@ -4,15 +4,12 @@
  *
  * @module
  */
-import { runCaCli } from '../ca/index.ts'
-import { type ConfigLoadOptions, getKeylimeDir, loadCaConfig } from '../config/index.ts'
+import type { ConfigLoadOptions } from '../config/index.ts'
 import { isKeylimeError } from '../errors.ts'
 import { getLogger } from '../log/logger.ts'
 import pkg from '../../package.json' with { type: 'json' }
 import type { ToolContext } from '../tool-context.ts'
 import { resolveCommand } from './resolve-command.ts'
-import { runLegacyTool, runPolicyCommand } from './run-policy-tool.ts'
-import { runControlPlane } from './run-control-plane.ts'
 import { KEYLIME_USAGE } from './usage.ts'
 
 /** Exit codes of the binary (tenant-specific codes are documented with the tenant). */
@@ -44,6 +41,12 @@ function describeError(err: unknown): string {
   return String(err)
 }
 
+/*
+ * Each command's modules are imported when that command runs, not before: the tenant and the tools
+ * must start in milliseconds, without evaluating PGlite, the verifier or the X.509 stack they do
+ * not use.
+ */
+
 /**
  * Runs one invocation. For the control plane it resolves once the servers are up and installs
  * SIGTERM/SIGINT handlers that stop them; other commands resolve with their exit code.
@@ -66,21 +69,29 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
       case 'usage-error':
         io.stderr(`keylime: ${command.message}\n\n${KEYLIME_USAGE}`)
         return EXIT.USAGE
-      case 'ca':
+      case 'ca': {
+        const [{ runCaCli }, { getKeylimeDir, loadCaConfig }] = await Promise.all([
+          import('../ca/index.ts'),
+          import('../config/index.ts'),
+        ])
         return await runCaCli(command.args, {
           settings: loadCaConfig(configOpts).ca,
           keylimeDir: getKeylimeDir(io.env),
           stdout: io.stdout,
           stderr: io.stderr,
         })
+      }
       case 'tenant':
         io.stderr(
           'keylime_tenant: not available yet in this build of keylime-ts (tenant CLI: step 7)\n',
         )
         return EXIT.UNAVAILABLE
-      case 'policy':
+      case 'policy': {
+        const { runPolicyCommand } = await import('./run-policy-tool.ts')
         return await runPolicyCommand(command.args, toolContext(io))
+      }
       case 'tool': {
+        const { runLegacyTool } = await import('./run-policy-tool.ts')
         const run = runLegacyTool(command.tool, command.args, toolContext(io))
         if (run) return await run
         io.stderr(`${command.tool}: not available yet in this build of keylime-ts\n`)
@@ -88,6 +99,7 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
       }
       case 'control-plane': {
         const started = performance.now()
+        const { runControlPlane } = await import('./run-control-plane.ts')
         const plane = await runControlPlane({ roles: command.roles, config: configOpts })
         const roles = Object.entries(command.roles)
           .filter(([, on]) => on)
