@@ -7,6 +7,8 @@
  *
  * @module
  */
+import { defaultComponentConfig } from '../config/load-component-config.ts'
+import { CA_SCHEMA } from '../config/schemas.ts'
 import { CaError } from './errors.ts'
 
 /** The `[ca]` options of `ca.conf`, named as upstream names them. */
@@ -35,20 +37,11 @@ export interface CaSettings {
   cert_crl_dist: string
 }
 
-/** Upstream's defaults for every `[ca]` option. */
-export const DEFAULT_CA_SETTINGS: Readonly<CaSettings> = Object.freeze({
-  password: 'default',
-  cert_country: 'US',
-  cert_ca_name: 'Keylime Certificate Authority',
-  cert_state: 'MA',
-  cert_locality: 'Lexington',
-  cert_organization: 'Keylime',
-  cert_org_unit: '53',
-  cert_ca_lifetime: 3650,
-  cert_lifetime: 365,
-  cert_bits: 2048,
-  cert_crl_dist: 'http://localhost:38080/crl',
-})
+/** Upstream's defaults for every `[ca]` option (from the `ca.conf` schema of `src/config`). */
+export const DEFAULT_CA_SETTINGS: Readonly<CaSettings> = (() => {
+  const { version: _version, ...settings } = defaultComponentConfig(CA_SCHEMA).ca
+  return Object.freeze(settings)
+})()
 
 /** Largest lifetime accepted, in days (100 years; keeps dates inside GeneralizedTime). */
 const MAX_LIFETIME_DAYS = 36500

@@ -114,3 +114,22 @@ export function loadComponentConfig<S extends ComponentSchema>(
   out.sources = sources
   return out as ConfigOf<S>
 }
+
+/**
+ * The configuration upstream's defaults alone produce (no files, no environment): the one source
+ * of default values for modules that need them without loading a configuration (e.g. `src/ca`).
+ */
+export function defaultComponentConfig<S extends ComponentSchema>(schema: S): ConfigOf<S> {
+  const out: Record<string, Record<string, unknown>> = {}
+  for (const [section, specs] of Object.entries(schema)) {
+    const values: Record<string, unknown> = {}
+    for (const [option, spec] of Object.entries(specs)) {
+      const decoded = decodeValue(spec.kind, spec.default)
+      if (!decoded.ok)
+        throw new ConfigError('ERR_CONFIG_INVALID', decoded.reason, { section, option })
+      values[option] = decoded.value
+    }
+    out[section] = values
+  }
+  return out as ConfigOf<S>
+}

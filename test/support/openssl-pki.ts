@@ -76,54 +76,27 @@ function issue(dir: string, ca: string, name: string, ext: string): void {
   )
 }
 
-function makeCa(dir: string, name: string): void {
-  run(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-addext',
-      'basicConstraints=critical,CA:TRUE',
-      '-addext',
-      'keyUsage=critical,keyCertSign,cRLSign',
-    ],
-    dir,
-  )
+/** A self-signed EC P-256 certificate; `extensions` are `-addext` values (none: a plain agent cert). */
+function makeSelfSigned(dir: string, name: string, extensions: string[] = []): void {
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+  const files = [
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+  ]
+  run(['req', '-x509', ...key, ...files, ...extensions.flatMap((e) => ['-addext', e])], dir)
 }
 
-function makeSelfSigned(dir: string, name: string): void {
-  run(
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.crt`,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-    ],
-    dir,
-  )
+function makeCa(dir: string, name: string): void {
+  makeSelfSigned(dir, name, [
+    'basicConstraints=critical,CA:TRUE',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ])
 }
 
 /** Creates the PKI in a fresh temp dir. */
