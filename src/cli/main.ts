@@ -81,11 +81,10 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
           stderr: io.stderr,
         })
       }
-      case 'tenant':
-        io.stderr(
-          'keylime_tenant: not available yet in this build of keylime-ts (tenant CLI: step 7)\n',
-        )
-        return EXIT.UNAVAILABLE
+      case 'tenant': {
+        const { runTenant } = await import('../tenant/run-tenant.ts')
+        return await runTenant(command.args, io)
+      }
       case 'policy': {
         const { runPolicyCommand } = await import('./run-policy-tool.ts')
         return await runPolicyCommand(command.args, toolContext(io))

@@ -1,0 +1,254 @@
+/**
+ * The verifier side of the tenant: `cvstatus`, `status`, `cvlist`, `bulkinfo`, `delete`,
+ * `reactivate`, plus the enrolment polling and `PUT /stop` that `add` uses (upstream
+ * `Tenant.do_cv*`, keylime-api.md §1.4, §4.1).
+ *
+ * @module
+ */
+import { agentStateName } from './agent-state-name.ts'
+import { TenantError } from './errors.ts'
+import { type CommandResult, fetchRegistrarAgent } from './registrar-commands.ts'
+import { retryDelay, sleepSeconds } from './retry-delay.ts'
+import type { TenantContext } from './tenant-context.ts'
+import { pyJson } from './tenant-output.ts'
+
+/** The verifier's status object of one agent (`GET /agents/{id}` results). */
+export type AgentStatus = Record<string, unknown>
+
+function agentPath(ctx: TenantContext): string {
+  return `agents/${encodeURIComponent(ctx.opts.agentUuid)}`
+}
+
+/** Replaces the numeric `operational_state` by its name; drops it in push mode (upstream). */
+function withStateName(status: AgentStatus, pushModel: boolean): AgentStatus {
+  const s = { ...status }
+  if (pushModel) delete s.operational_state
+  else if (s.operational_state === null || s.operational_state === undefined)
+    s.operational_state = 'Not applicable (Push Mode)'
+  else s.operational_state = agentStateName(s.operational_state)
+  return s
+}
+
+/**
+ * `GET /agents/{id}` on the verifier; undefined when the verifier does not know the agent.
+ *
+ * @throws {TenantError} for answers other than 200 and 404.
+ */
+export async function fetchVerifierStatus(ctx: TenantContext): Promise<AgentStatus | undefined> {
+  const res = await ctx.call('verifier', 'GET', agentPath(ctx))
+  if (res.status === 404) return undefined
+  if (res.status !== 200)
+    throw ctx.httpError('verifier', res, `reading the status of agent ${ctx.opts.agentUuid}`)
+  return (res.results ?? {}) as AgentStatus
+}
+
+function notOnVerifier(ctx: TenantContext): TenantError {
+  return new TenantError(
+    'ERR_TENANT_NOT_FOUND',
+    `Agent ${ctx.opts.agentUuid} does not exist on ${ctx.label('verifier')}`,
+    {
+      httpStatus: 404,
+      hint: 'check the UUID (-u) with -c cvlist, and the verifier address (-v/-vp)',
+    },
+  )
+}
+
+/** `-c cvstatus`. */
+async function cvstatus(ctx: TenantContext): Promise<CommandResult> {
+  const status = await fetchVerifierStatus(ctx)
+  if (status === undefined) throw notOnVerifier(ctx)
+  const results = { [ctx.opts.agentUuid]: withStateName(status, ctx.opts.pushModel) }
+  return {
+    results,
+    text: `Agent Info from ${ctx.label('verifier')}:\n${pyJson(results)}`,
+  }
+}
+
+/**
+ * `-c status`: the registrar record, then the verifier status. An agent that is registered but
+ * not enrolled reports the registrar's `Registered` state (upstream's intent; its code raises).
+ */
+async function status(ctx: TenantContext): Promise<CommandResult> {
+  const agent = await fetchRegistrarAgent(ctx)
+  const uuid = ctx.opts.agentUuid
+  const cv = await fetchVerifierStatus(ctx)
+  if (cv === undefined) {
+    ctx.out.info(`Agent ${uuid} is registered but not enrolled on ${ctx.label('verifier')}`)
+    const results = { [uuid]: { ...agent, operational_state: 'Registered' } }
+    return { results, text: `Agent Info from ${ctx.label('registrar')}:\n${pyJson(results)}` }
+  }
+  const results = { [uuid]: withStateName(cv, ctx.opts.pushModel) }
+  return { results, text: `Agent Info from ${ctx.label('verifier')}:\n${pyJson(results)}` }
+}
+
+/** `-c cvlist`: `GET /agents/?verifier=<id>`; ids as the server lists them (`[[id], …]`). */
+async function cvlist(ctx: TenantContext): Promise<CommandResult> {
+  const id = encodeURIComponent(ctx.opts.verifierId ?? '')
+  const res = await ctx.call('verifier', 'GET', `agents/?verifier=${id}`)
+  if (res.status !== 200) throw ctx.httpError('verifier', res, 'listing agents')
+  const r = (res.results ?? {}) as { uuids?: unknown }
+  const results = { uuids: Array.isArray(r.uuids) ? r.uuids : [] }
+  return {
+    results,
+    text: `Agent list from ${ctx.label('verifier')} retrieved:\n${pyJson(results)}`,
+  }
+}
+
+/** `-c bulkinfo`: `GET /agents/?bulk=True&verifier=<id>` with state names. */
+async function bulkinfo(ctx: TenantContext): Promise<CommandResult> {
+  const id = encodeURIComponent(ctx.opts.verifierId ?? '')
+  const res = await ctx.call('verifier', 'GET', `agents/?bulk=True&verifier=${id}`)
+  if (res.status !== 200) throw ctx.httpError('verifier', res, 'reading bulk agent status')
+  const results: Record<string, AgentStatus> = {}
+  for (const [uuid, st] of Object.entries((res.results ?? {}) as Record<string, AgentStatus>)) {
+    results[uuid] = withStateName(st, false)
+  }
+  return { results, text: `Bulk Agent Info:\n${pyJson(results)}` }
+}
+
+/**
+ * Points the context at the verifier that owns the agent (its `verifier_ip`/`verifier_port`), as
+ * upstream does unless `-nvc`. Returns false when the agent is not on the verifier.
+ */
+async function followOwner(ctx: TenantContext): Promise<boolean> {
+  const st = await fetchVerifierStatus(ctx)
+  if (st === undefined) return false
+  const ip = st.verifier_ip
+  const port = Number(st.verifier_port)
+  if (typeof ip === 'string' && ip !== '' && Number.isInteger(port) && port > 0) {
+    if (ip !== ctx.verifierIp || port !== ctx.verifierPort) {
+      ctx.out.info(`Agent ${ctx.opts.agentUuid} is handled by verifier ${ip}:${port}`)
+      ctx.verifierIp = ip
+      ctx.verifierPort = port
+    }
+  }
+  return true
+}
+
+/**
+ * Deletes the agent from the verifier: `DELETE`, and on 202 polls until the verifier answers 404
+ * (progress on stderr, `max_retries` tries with upstream's backoff).
+ *
+ * @param tolerateMissing treat "not on the verifier" as done (`update`)
+ * @throws {TenantError} `ERR_TENANT_NOT_FOUND` if absent and not tolerated; `ERR_TENANT_TIMEOUT`
+ *   when the verifier has not finished after `max_retries` polls.
+ */
+export async function deleteFromVerifier(
+  ctx: TenantContext,
+  tolerateMissing: boolean,
+): Promise<'deleted' | 'absent'> {
+  const uuid = ctx.opts.agentUuid
+  if (ctx.opts.verifierCheck && !(await followOwner(ctx))) {
+    if (tolerateMissing) return 'absent'
+    throw notOnVerifier(ctx)
+  }
+  const res = await ctx.call('verifier', 'DELETE', agentPath(ctx))
+  if (res.status === 404) {
+    if (tolerateMissing) return 'absent'
+    throw notOnVerifier(ctx)
+  }
+  if (res.status === 200) return 'deleted'
+  if (res.status !== 202) throw ctx.httpError('verifier', res, `deleting agent ${uuid}`)
+  const max = ctx.cfg.max_retries
+  for (let tries = 1; ; tries++) {
+    if ((await fetchVerifierStatus(ctx)) === undefined) return 'deleted'
+    if (tries >= max) {
+      throw new TenantError(
+        'ERR_TENANT_TIMEOUT',
+        `Agent ${uuid} was not deleted from ${ctx.label('verifier')} after ${tries} tries`,
+        { hint: 'the verifier finishes the deletion after its current poll; check its log' },
+      )
+    }
+    const wait = retryDelay(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
+    ctx.out.progress(
+      `Agent ${uuid} still not deleted from ${ctx.label('verifier')} at try ${tries}/${max}, trying again in ${wait} seconds...`,
+    )
+    await sleepSeconds(wait)
+  }
+}
+
+/** `-c delete`. */
+async function deleteCommand(ctx: TenantContext): Promise<CommandResult> {
+  await deleteFromVerifier(ctx, false)
+  const uuid = ctx.opts.agentUuid
+  return {
+    results: { agent_id: uuid, deleted: true },
+    text: `Agent ${uuid} deleted from ${ctx.label('verifier')}`,
+  }
+}
+
+/** `-c reactivate`: `PUT /agents/{id}/reactivate` on the owning verifier. */
+async function reactivate(ctx: TenantContext): Promise<CommandResult> {
+  const uuid = ctx.opts.agentUuid
+  if (ctx.opts.verifierCheck && !(await followOwner(ctx))) throw notOnVerifier(ctx)
+  const res = await ctx.call('verifier', 'PUT', `${agentPath(ctx)}/reactivate`, {})
+  if (res.status === 404) throw notOnVerifier(ctx)
+  if (res.status !== 200) throw ctx.httpError('verifier', res, `reactivating agent ${uuid}`)
+  return {
+    results: { agent_id: uuid, reactivated: true },
+    text: `Agent ${uuid} re-activated on ${ctx.label('verifier')}`,
+  }
+}
+
+/**
+ * `PUT /agents/{id}/stop` (used when `--verify` fails; there is no `stop` command upstream).
+ *
+ * @throws {TenantError} when the verifier refuses.
+ */
+export async function stopOnVerifier(ctx: TenantContext): Promise<void> {
+  const res = await ctx.call('verifier', 'PUT', `${agentPath(ctx)}/stop`, {})
+  if (res.status !== 200)
+    throw ctx.httpError('verifier', res, `stopping agent ${ctx.opts.agentUuid}`)
+  ctx.out.info(`Agent ${ctx.opts.agentUuid} stopped on ${ctx.label('verifier')}`)
+}
+
+/**
+ * Polls `GET /agents/{id}` until the verifier answers 200 (`add`, upstream `do_cvadd`).
+ *
+ * @throws {TenantError} `ERR_TENANT_TIMEOUT` after `max_retries` tries.
+ */
+export async function waitUntilAdded(ctx: TenantContext): Promise<AgentStatus> {
+  const uuid = ctx.opts.agentUuid
+  const max = ctx.cfg.max_retries
+  for (let tries = 0; ;) {
+    const st = await fetchVerifierStatus(ctx)
+    if (st !== undefined) {
+      ctx.out.info(`Agent ${uuid} added to ${ctx.label('verifier')} after ${tries} tries`)
+      return st
+    }
+    tries++
+    if (tries >= max) {
+      throw new TenantError(
+        'ERR_TENANT_TIMEOUT',
+        `Agent ${uuid} still not added to ${ctx.label('verifier')} after ${tries} tries`,
+        { hint: 'check the verifier log' },
+      )
+    }
+    const wait = retryDelay(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
+    ctx.out.progress(
+      `Agent ${uuid} still not added to ${ctx.label('verifier')} at try ${tries}/${max}, trying again in ${wait} seconds...`,
+    )
+    await sleepSeconds(wait)
+  }
+}
+
+/** Runs one of the verifier status/list/lifecycle commands. */
+export async function runVerifierCommand(
+  ctx: TenantContext,
+  command: 'cvstatus' | 'status' | 'cvlist' | 'bulkinfo' | 'delete' | 'reactivate',
+): Promise<CommandResult> {
+  switch (command) {
+    case 'cvstatus':
+      return cvstatus(ctx)
+    case 'status':
+      return status(ctx)
+    case 'cvlist':
+      return cvlist(ctx)
+    case 'bulkinfo':
+      return bulkinfo(ctx)
+    case 'delete':
+      return deleteCommand(ctx)
+    case 'reactivate':
+      return reactivate(ctx)
+  }
+}
