@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "tpm_device",
+      "sources": ["tpm_device.c"],
+      "cflags": ["-Wall", "-Wextra", "-O2"]
+    }
+  ]
+}
