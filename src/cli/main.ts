@@ -90,6 +90,10 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
         return await runPolicyCommand(command.args, toolContext(io))
       }
       case 'tool': {
+        if (command.tool === 'keylime_userdata_encrypt') {
+          const { runUserdataEncrypt } = await import('../tenant/userdata-encrypt.ts')
+          return runUserdataEncrypt(command.args, io)
+        }
         const { runLegacyTool } = await import('./run-policy-tool.ts')
         const run = runLegacyTool(command.tool, command.args, toolContext(io))
         if (run) return await run
