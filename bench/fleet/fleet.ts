@@ -58,6 +58,8 @@ export interface FleetOptions {
   keyCachePath?: string
   /** `tpm_hash_alg` (default sha256). */
   hashAlg?: HashAlg
+  /** Extra PCR banks each soft TPM keeps besides `hashAlg` (e.g. `['sha1']` for real UEFI logs). */
+  banks?: readonly HashAlg[]
   /** Listener layout (default `ports` up to 1,000 agents, `addresses` above). */
   listen?: ListenMode
   /** `ports`: bind host (default 127.0.0.1). */
@@ -191,7 +193,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       : cache.get(`ek-${keyType}-${seed}-${i}`, keyType)
     const nk = opts.sharedKeys ? cache.get('nk-shared', 'rsa') : cache.get(`nk-${seed}-${i}`, 'rsa')
     const ak = cache.get(`ak-${keyType}-${seed}-${i}`, keyType)
-    const tpm = new SoftTpm({ keys: { ek, ak, nk }, hashAlg })
+    const tpm = new SoftTpm({ keys: { ek, ak, nk }, hashAlg, banks: opts.banks })
     const contactIp = mode === 'ports' ? host : agentAddress(i)
     const cert = opts.perAgentCerts ? await createAgentCert(uuid, [contactIp]) : shared
     certs.push(cert)

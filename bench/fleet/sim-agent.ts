@@ -27,11 +27,19 @@
 import { randomBytes } from 'node:crypto'
 import { unzipSync } from 'fflate'
 import type { AgentTpm } from '../../src/agent/agent-tpm.ts'
-import { AgentApi, type RevocationNotice } from '../../src/agent/api/agent-api.ts'
+import {
+  AgentApi,
+  type AgentApiOptions,
+  type MeasurementList,
+  type RevocationNotice,
+} from '../../src/agent/api/agent-api.ts'
 import { decryptPayload } from '../../src/agent/api/decrypt-payload.ts'
 import { KeyExchange } from '../../src/agent/api/key-exchange.ts'
 import { AgentError } from '../../src/agent/errors.ts'
 import { AGENT_API_VERSIONS, registerAgent } from '../../src/agent/registrar-client.ts'
+import { replayImaList } from '../../src/ima/replay-ima-list.ts'
+import { parseEventLog } from '../../src/mb/parse-event-log.ts'
+import { replayEventLog } from '../../src/mb/replay-event-log.ts'
 import { FleetError } from './errors.ts'
 import type { ImaLog } from './ima-log.ts'
 import { IMA_PCR } from './ima-log.ts'
@@ -79,6 +87,19 @@ export interface ReceivedRevocation {
   /** True if verified with the revocation certificate; false if no certificate is loaded. */
   verified: boolean
 }
+
+/** One `quotes/integrity` answer that carried IMA entries: what was asked and what was sent. */
+export interface ImaRequestRecord {
+  /** `ima_ml_entry` as requested (0 when absent). */
+  requested: number
+  /** `ima_measurement_list_entry` answered (0 when the agent restarted at the beginning). */
+  entry: number
+  /** Number of lines sent. */
+  lines: number
+}
+
+/** How many {@link SimAgent.imaRequests} an agent keeps. */
+export const IMA_REQUEST_HISTORY = 1000
 
 /** Options of {@link SimAgent}. */
 export interface SimAgentOptions {
@@ -157,10 +178,17 @@ export class SimAgent {
   payload: Uint8Array | undefined
   /** Registrar API version used at registration. */
   registrarApiVersion: string | undefined
+  /** IMA answers, oldest first (the last {@link IMA_REQUEST_HISTORY}). */
+  readonly imaRequests: ImaRequestRecord[] = []
   readonly #apiVersions: readonly string[]
   readonly #agentTpm: AgentTpm
   readonly #keys: KeyExchange
-  readonly #api: AgentApi
+  #api: AgentApi
+  readonly #apiOptions: AgentApiOptions
+  readonly #imaLog: ImaLog | undefined
+  #imaText: { lines: string[]; offsets: number[]; text: string } | undefined
+  #mbLog: Uint8Array | undefined
+  #revocationPem: string | undefined
 
   constructor(opts: SimAgentOptions) {
     if (!/^[\w.-]+$/.test(opts.uuid)) throw new FleetError('ERR_FLEET_CONFIG', 'bad agent UUID')
@@ -204,12 +232,16 @@ export class SimAgent {
         if (payload !== undefined) this.#openPayload(k, payload)
       },
     })
-    this.#api = new AgentApi({
+    this.#imaLog = opts.imaLog
+    this.#revocationPem = opts.revocationCertPem
+    const ima: MeasurementList = { fromEntry: (entry) => this.#imaFrom(entry) }
+    this.#apiOptions = {
       uuid: this.uuid,
       tpm: this.#agentTpm,
       keys: this.#keys,
       apiVersions: this.#apiVersions,
-      ima: opts.imaLog,
+      ima,
+      measuredBootLog: () => this.#mbLog,
       bootTime: opts.bootTime ?? Math.floor(Date.now() / 1000),
       revocationCertPem: opts.revocationCertPem,
       hooks: {
@@ -225,7 +257,95 @@ export class SimAgent {
           this.revocations.push({ msg: n.msg, verified: n.verified })
         },
       },
-    })
+    }
+    this.#api = new AgentApi(this.#apiOptions)
+  }
+
+  /** The `boottime` this agent reports (seconds since the epoch). */
+  get bootTime(): number {
+    return this.#apiOptions.bootTime ?? 0
+  }
+
+  /**
+   * Serves `list` (an ASCII IMA list, e.g. a real guest's `ascii_runtime_measurements`) in place
+   * of the synthetic one, and sets PCR 10 of every bank to its replay. Call again with a longer
+   * list to model a growing log.
+   *
+   * @throws {ImaError} when a line of `list` does not parse.
+   */
+  serveImaList(list: string): void {
+    const lines = list
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => `${l}\n`)
+    const offsets: number[] = []
+    let off = 0
+    for (const l of lines) {
+      offsets.push(off)
+      off += l.length
+    }
+    const replay = replayImaList(list, this.tpm.banks)
+    for (const [bank, v] of replay.pcr10) this.tpm.restorePcr(bank, IMA_PCR, v)
+    this.#imaText = { lines, offsets, text: lines.join('') }
+  }
+
+  /**
+   * Serves `log` (a UEFI `binary_bios_measurements`) as `mb_measurement_list` (sent when PCR 0 is
+   * quoted) and sets PCRs 0–23 of every bank the log carries to their replayed values (PCRs 10
+   * and 16 are left alone). `replayPcrs: false` serves the bytes without touching PCRs (for
+   * malformed logs).
+   *
+   * @throws {MbError} when `replayPcrs` is true and the log does not parse.
+   */
+  serveMbLog(log: Uint8Array, replayPcrs = true): void {
+    this.#mbLog = new Uint8Array(log)
+    if (!replayPcrs) return
+    const replay = replayEventLog(parseEventLog(log))
+    const banks = new Set(this.tpm.banks)
+    for (const [bank, values] of replay.pcrs) {
+      if (!banks.has(bank)) continue
+      for (const [n, v] of values) {
+        if (n !== IMA_PCR && n !== NK_BINDING_PCR) this.tpm.restorePcr(bank, n, v)
+      }
+    }
+  }
+
+  /**
+   * A reboot: every PCR is reset, `boottime` becomes `bootTime` (default: one more than before),
+   * and the logs restart — `imaList` / `mbLog` when given, else the ones served before (from
+   * entry 0, with their PCRs replayed again). K and pending U/V are kept.
+   */
+  reboot(opts: { bootTime?: number; imaList?: string; mbLog?: Uint8Array } = {}): void {
+    for (let i = 0; i < 24; i++) this.tpm.resetPcr(i)
+    const ima = opts.imaList ?? this.#imaText?.text
+    if (ima !== undefined) this.serveImaList(ima)
+    else if (this.#imaLog !== undefined) {
+      for (const bank of this.tpm.banks) {
+        const v = this.#imaLog.pcr10(bank)
+        if (v !== undefined) this.tpm.restorePcr(bank, IMA_PCR, v)
+      }
+    }
+    const mb = opts.mbLog ?? this.#mbLog
+    if (mb !== undefined) this.serveMbLog(mb)
+    this.#apiOptions.bootTime = opts.bootTime ?? this.bootTime + 1
+    this.#api = new AgentApi({ ...this.#apiOptions, revocationCertPem: this.#revocationPem })
+  }
+
+  /** The served IMA list from `entry` on (rust-keylime's restart-at-0 rule), recorded. */
+  #imaFrom(entry: number): { text: string; entry: number } | undefined {
+    const t = this.#imaText
+    let ml: { text: string; entry: number } | undefined
+    if (t === undefined) ml = this.#imaLog?.fromEntry(entry)
+    else if (!Number.isSafeInteger(entry) || entry < 0 || entry > t.lines.length)
+      ml = { text: t.text, entry: 0 }
+    else if (entry === t.lines.length) ml = { text: '', entry }
+    else ml = { text: t.text.slice(t.offsets[entry]), entry }
+    if (ml !== undefined) {
+      if (this.imaRequests.length >= IMA_REQUEST_HISTORY) this.imaRequests.shift()
+      const lines = ml.text === '' ? 0 : ml.text.split('\n').length - 1
+      this.imaRequests.push({ requested: entry, entry: ml.entry, lines })
+    }
+    return ml
   }
 
   /** True once U and V have combined into a K that matched the tenant's auth_tag. */
@@ -235,6 +355,7 @@ export class SimAgent {
 
   /** Loads the certificate whose key signs revocation notices (`RevocationNotifier-cert.crt`). */
   setRevocationCert(pem: string): void {
+    this.#revocationPem = pem
     this.#api.setRevocationCert(pem)
   }
 

@@ -43,5 +43,6 @@ export { getPubkey, ImaKeyring, keyIdV2, verifyImaSignature } from './ima-keyrin
 export { forEachLine, parseAsciiList } from './parse-ascii-list.ts'
 export { binaryListToAscii, entryToAsciiLine, parseBinaryList } from './parse-binary-list.ts'
 export { type PolicyLease, PolicyCache } from './policy-cache.ts'
+export { type ImaReplay, replayImaList } from './replay-ima-list.ts'
 export { compileExcludeList } from './python-regex.ts'
 export { emptyRuntimePolicy, type RuntimePolicy, validateRuntimePolicy } from './runtime-policy.ts'
