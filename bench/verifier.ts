@@ -1,110 +1,198 @@
 /**
- * Verifier benchmark: a simulated fleet (bench/fleet) and the verifier in one process on loopback,
- * at a fixed quote interval. Reports attestations/s, schedule lateness (sampled every 100 ms),
- * process CPU per attestation (fleet signing included — see docs/benchmarks.md), and RSS.
+ * Verifier benchmark. The fleet simulator (`bench/verifier-fleet.ts`) and each verifier
+ * (`bench/verifier-process.ts`) run in their OWN processes on loopback, mTLS both ways, so the
+ * figures are the verifier's alone: attestations/s, process CPU per attestation, schedule
+ * lateness p50/p99/max from the verifier's own metrics, RSS, open sockets.
  *
- *   bun bench/verifier.ts --count 2000 --interval 2 --duration 30 [--key ecc|rsa] [--db postgresql://…]
+ *   bun bench/verifier.ts --count 10000 --interval 2 --duration 30 [--key ecc|rsa]
+ *     [--db postgresql://postgres@127.0.0.1:5432/postgres] [--processes 2]
+ *
+ * With `--db` a database `kl_bench_<pid>` is created on that server and dropped at the end;
+ * without it the verifier uses PGlite in a temporary KEYLIME_DIR (one process only).
  *
  * @module
  */
+import 'reflect-metadata'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { type Fleet, startFleet } from './fleet/fleet.ts'
-import { openDatabase } from '../src/db/index.ts'
-import { setLogLevel } from '../src/log/logger.ts'
-import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
-import { loadCaDir } from './fleet/load-ca-dir.ts'
+import postgres from 'postgres'
+import { createTestCa } from '../src/verifier/test-support.ts'
 
 const { values } = parseArgs({
   options: {
     count: { type: 'string', default: '1000' },
     interval: { type: 'string', default: '2' },
     duration: { type: 'string', default: '30' },
+    warmup: { type: 'string' },
     key: { type: 'string', default: 'ecc' },
     db: { type: 'string', default: '' },
+    processes: { type: 'string', default: '1' },
+    listen: { type: 'string' },
+    'max-in-flight': { type: 'string' },
+    cpuprof: { type: 'boolean', default: false },
   },
 })
 const count = Math.min(20_000, Number(values.count))
 const duration = Math.min(600, Number(values.duration))
-setLogLevel('WARNING')
-const ca = await createTestCa()
-const kdb = await openDatabase({ url: values.db ?? '', keylimeDir: ca.keylimeDir, shared: false })
-const caDir = await loadCaDir(ca.caDir)
-const fleet: Fleet = await startFleet({
-  count,
-  caCertPem: caDir.caCertPem,
-  keyType: values.key === 'rsa' ? 'rsa' : 'ecc',
-  sharedKeys: true,
-  listen: count > 1000 ? 'addresses' : 'ports',
-  port: 19002,
-  keyCachePath: '/tmp/keylime-bench-keys.json',
-})
-const v = await startTestVerifier(kdb, ca, {
-  quote_interval: values.interval ?? '2',
-  request_timeout: '30',
-})
-const t0 = performance.now()
-for (const a of fleet.agents) {
-  await v.service.enrol(a.uuid, {
-    v: null,
-    cloudagent_ip: a.contactIp,
-    cloudagent_port: a.contactPort,
-    tpm_policy: '{"mask": "0x0"}',
-    runtime_policy: '',
-    mb_policy: null,
-    mb_policy_name: '',
-    ima_sign_verification_keys: '',
-    metadata: '{}',
-    revocation_key: '',
-    accept_tpm_hash_algs: ['sha256'],
-    accept_tpm_encryption_algs: ['ecc', 'rsa'],
-    accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
-    ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-    mtls_cert: a.mtlsCertPem,
-  })
+const interval = Number(values.interval)
+const processes = Math.max(1, Math.min(2, Number(values.processes)))
+const warmup = Number(values.warmup ?? (processes > 1 ? 16 : Math.max(6, 3 * interval)))
+if (processes > 1 && !values.db) throw new Error('--processes 2 needs --db (PGlite is one process)')
+
+/** A child process with line-oriented stdout. */
+class Child {
+  readonly proc: ReturnType<typeof Bun.spawn>
+  readonly lines: string[] = []
+  readonly name: string
+  #waiters: (() => void)[] = []
+
+  constructor(name: string, cmd: string[]) {
+    this.name = name
+    this.proc = Bun.spawn(cmd, { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+    void this.#pump(this.proc.stdout as ReadableStream<Uint8Array>, false)
+    void this.#pump(this.proc.stderr as ReadableStream<Uint8Array>, true)
+  }
+
+  async #pump(s: ReadableStream<Uint8Array>, err: boolean): Promise<void> {
+    let buf = ''
+    const dec = new TextDecoder()
+    for await (const c of s) {
+      buf += dec.decode(c)
+      let nl = buf.indexOf('\n')
+      while (nl >= 0) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        nl = buf.indexOf('\n')
+        if (err) console.error(`[${this.name}] ${line}`)
+        else this.lines.push(line)
+        for (const w of this.#waiters.splice(0)) w()
+      }
+    }
+  }
+
+  /** Waits for (and consumes) the first line starting with `prefix`; returns the rest. */
+  async next(prefix: string, timeoutMs: number): Promise<string> {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      const i = this.lines.findIndex((l) => l.startsWith(prefix))
+      if (i >= 0) return (this.lines.splice(0, i + 1).pop() as string).slice(prefix.length).trim()
+      if (this.proc.exitCode !== null)
+        throw new Error(`${this.name} exited (${this.proc.exitCode})`)
+      if (Date.now() > end) throw new Error(`${this.name}: no '${prefix}' in ${timeoutMs} ms`)
+      await new Promise<void>((r) => {
+        this.#waiters.push(r)
+        setTimeout(r, 500)
+      })
+    }
+  }
+
+  send(cmd: string): void {
+    const sink = this.proc.stdin as import('bun').FileSink
+    sink.write(`${cmd}\n`)
+    sink.flush()
+  }
 }
-const enrolS = (performance.now() - t0) / 1000
-// warm-up: one interval
-await Bun.sleep(Number(values.interval) * 1500)
-const attested0 = [...v.loop.records.values()].reduce((s, r) => s + r.attestationCount, 0)
-const cpu0 = process.cpuUsage()
-const w0 = performance.now()
-const lags: number[] = []
-let maxRss = 0
-const sampler = setInterval(() => {
-  lags.push(v.loop.scheduler.currentLag())
-  maxRss = Math.max(maxRss, process.memoryUsage().rss)
-}, 100)
-await Bun.sleep(duration * 1000)
-clearInterval(sampler)
-const cpu = process.cpuUsage(cpu0)
-const wall = (performance.now() - w0) / 1000
-const attested =
-  [...v.loop.records.values()].reduce((s, r) => s + r.attestationCount, 0) - attested0
-const states = new Map<number, number>()
-for (const r of v.loop.records.values()) states.set(r.state, (states.get(r.state) ?? 0) + 1)
-lags.sort((a, b) => a - b)
-const q = (p: number) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))] ?? 0
-console.log(
-  JSON.stringify(
-    {
-      agents: count,
-      key: values.key,
-      db: kdb.kind,
-      interval_s: Number(values.interval),
-      enrol_s: +enrolS.toFixed(1),
-      attestations_per_s: +(attested / wall).toFixed(0),
-      expected_per_s: +(count / Number(values.interval)).toFixed(0),
-      lag_ms: { p50: +q(0.5).toFixed(1), p99: +q(0.99).toFixed(1), max: +q(1).toFixed(1) },
-      cpu_us_per_attestation_process: +((cpu.user + cpu.system) / Math.max(1, attested)).toFixed(0),
-      check_p50_estimate: 'see keylime_verifier_check_seconds',
-      rss_mib: Math.round(maxRss / 2 ** 20),
-      states: Object.fromEntries(states),
-    },
-    null,
-    1,
-  ),
-)
-await v.stop(2000)
-await fleet.stop()
-await kdb.close()
+
+const bun = process.execPath
+const keylimeDir = mkdtempSync(join(tmpdir(), 'kl-bench-verifier-'))
+const ca = await createTestCa(keylimeDir)
+let dbUrl = ''
+let dropDb: (() => Promise<void>) | undefined
+if (values.db) {
+  const name = `kl_bench_${process.pid}`
+  const admin = postgres(values.db, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`CREATE DATABASE "${name}"`)
+  await admin.end()
+  const u = new URL(values.db)
+  u.pathname = `/${name}`
+  dbUrl = u.toString()
+  dropDb = async () => {
+    const a = postgres(values.db as string, { max: 1, onnotice: () => {} })
+    await a.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+    await a.end()
+  }
+}
+const agentsFile = join(keylimeDir, 'agents.json')
+const children: Child[] = []
+try {
+  const fleet = new Child('fleet', [
+    bun,
+    join(import.meta.dir, 'verifier-fleet.ts'),
+    '--count',
+    String(count),
+    '--key',
+    values.key ?? 'ecc',
+    '--ca-cert',
+    join(ca.caDir, 'cacert.crt'),
+    '--out',
+    agentsFile,
+    ...(values.listen ? ['--listen', values.listen] : []),
+  ])
+  children.push(fleet)
+  const tf = performance.now()
+  await fleet.next('fleet ready', 600_000)
+  const fleetStartS = (performance.now() - tf) / 1000
+  const verifiers: Child[] = []
+  for (let i = 0; i < processes; i++) {
+    const c = new Child(`verifier-${i}`, [
+      bun,
+      ...(values.cpuprof ? ['--cpu-prof', `--cpu-prof-dir=${join(tmpdir(), 'kl-prof')}`] : []),
+      join(import.meta.dir, 'verifier-process.ts'),
+      '--keylime-dir',
+      keylimeDir,
+      '--db',
+      dbUrl,
+      '--interval',
+      String(interval),
+      '--instance',
+      `bench-${i}`,
+      ...(values['max-in-flight'] ? ['--max-in-flight', values['max-in-flight']] : []),
+      ...(i === 0 ? ['--enrol', agentsFile] : []),
+    ])
+    children.push(c)
+    verifiers.push(c)
+    await c.next('ready', 120_000)
+    if (i === 0) console.error(`enrolled: ${await c.next('enrolled', 900_000)}`)
+  }
+  await Bun.sleep(warmup * 1000)
+  for (const c of verifiers) c.send('mark')
+  for (const c of verifiers) await c.next('marked', 30_000)
+  const load0 = loadavg()
+  await Bun.sleep(duration * 1000)
+  for (const c of verifiers) c.send('report')
+  const reports = []
+  for (const c of verifiers) reports.push(JSON.parse(await c.next('report', 30_000)))
+  const fleetStatus = fleet.lines.filter((l) => l.startsWith('fleet ')).pop()
+  const total = reports.reduce((s, r) => s + r.per_s, 0)
+  console.log(
+    JSON.stringify(
+      {
+        agents: count,
+        key: values.key,
+        db: values.db ? 'postgresql' : 'pglite',
+        processes,
+        interval_s: interval,
+        fleet_start_s: +fleetStartS.toFixed(1),
+        attestations_per_s: +total.toFixed(0),
+        expected_per_s: +(count / interval).toFixed(0),
+        loadavg_before: load0.map((x) => +x.toFixed(2)),
+        loadavg_after: loadavg().map((x) => +x.toFixed(2)),
+        verifiers: reports,
+        fleet: fleetStatus?.slice(6),
+      },
+      null,
+      1,
+    ),
+  )
+  for (const c of verifiers) c.send('quit')
+  await Promise.all(verifiers.map((c) => Promise.race([c.proc.exited, Bun.sleep(10_000)])))
+} finally {
+  for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM')
+  await Promise.all(children.map((c) => Promise.race([c.proc.exited, Bun.sleep(5000)])))
+  for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL')
+  await dropDb?.()
+  rmSync(keylimeDir, { recursive: true, force: true })
+}
 process.exit(0)

@@ -27,14 +27,10 @@
 import { constants, publicEncrypt, randomBytes, randomInt } from 'node:crypto'
 import { hostname } from 'node:os'
 import { compareApiVersions } from '../http/api-version.ts'
-import {
-  formatHostPort,
-  type MtlsClient,
-  PeerBadResponse,
-  PeerUnreachable,
-} from '../http/mtls-client.ts'
+import { type MtlsResponse, PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
 import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
 import type { Logger } from '../log/logger.ts'
+import type { AgentConnections, AgentTarget } from './agent-connections.ts'
 import { type AgentRecord, recordFromRow, snapshotOf } from './agent-record.ts'
 import {
   checkQuoteAnswer,
@@ -56,7 +52,8 @@ export const AGENT_API_VERSIONS = ['2.1', '2.2', '2.3', '2.4', '2.5', '2.6'] as 
 /** Options of {@link AttestationLoop}. */
 export interface AttestationLoopOptions {
   store: VerifierStore
-  client: MtlsClient
+  /** Kept-alive connections to agents (one per agent address). */
+  agents: AgentConnections
   notifier: RevocationNotifier
   metrics: VerifierMetrics
   log: Logger
@@ -142,6 +139,7 @@ export class AttestationLoop {
     if (this.#flushTimer !== undefined) clearInterval(this.#flushTimer)
     if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer)
     await this.scheduler.stop(0)
+    this.#o.agents.close()
     this.records.clear()
   }
 
@@ -158,6 +156,7 @@ export class AttestationLoop {
     } catch (err) {
       this.#o.log.warn('could not release leases at stop', { error: String(err) })
     }
+    this.#o.agents.close()
     this.records.clear()
   }
 
@@ -212,9 +211,9 @@ export class AttestationLoop {
     rec.dirty = true
   }
 
-  #url(rec: AgentRecord, path: string): string {
-    const scheme = this.#o.agentMtls && rec.mtlsCert !== null ? 'https' : 'http'
-    return `${scheme}://${formatHostPort(rec.ip, rec.port)}${path}`
+  #target(rec: AgentRecord): AgentTarget {
+    const https = this.#o.agentMtls && rec.mtlsCert !== null
+    return { ip: rec.ip, port: rec.port, https, pinnedCert: rec.mtlsCert ?? undefined }
   }
 
   async #policies(rec: AgentRecord): Promise<RoundPolicies> {
@@ -302,10 +301,10 @@ export class AttestationLoop {
   }
 
   async #negotiate(rec: AgentRecord): Promise<boolean> {
-    let res: Awaited<ReturnType<MtlsClient['request']>>
+    let res: MtlsResponse
     try {
-      res = await this.#o.client.request(this.#url(rec, '/version'), {
-        pinnedCert: rec.mtlsCert ?? undefined,
+      res = await this.#o.agents.request(this.#target(rec), {
+        path: '/version',
         timeoutMs: this.#o.requestTimeoutMs,
       })
     } catch {
@@ -378,10 +377,10 @@ export class AttestationLoop {
     const path =
       `/v${rec.supportedVersion}/quotes/integrity?nonce=${nonce}&mask=${mask}` +
       `&partial=${needPubkey ? 0 : 1}&ima_ml_entry=${rec.ima.nextEntry}`
-    let res: Awaited<ReturnType<MtlsClient['request']>>
+    let res: MtlsResponse
     try {
-      res = await this.#o.client.request(this.#url(rec, path), {
-        pinnedCert: rec.mtlsCert ?? undefined,
+      res = await this.#o.agents.request(this.#target(rec), {
+        path,
         timeoutMs: this.#o.requestTimeoutMs,
       })
     } catch (err) {
@@ -464,12 +463,12 @@ export class AttestationLoop {
         Buffer.from(rec.v, 'base64'),
       ).toString('base64')
     }
-    let res: Awaited<ReturnType<MtlsClient['request']>>
+    let res: MtlsResponse
     try {
-      res = await this.#o.client.request(this.#url(rec, `/v${rec.supportedVersion}/keys/vkey`), {
+      res = await this.#o.agents.request(this.#target(rec), {
         method: 'POST',
+        path: `/v${rec.supportedVersion}/keys/vkey`,
         json: { encrypted_key: rec.encryptedV },
-        pinnedCert: rec.mtlsCert ?? undefined,
         timeoutMs: this.#o.requestTimeoutMs,
       })
     } catch (err) {

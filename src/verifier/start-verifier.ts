@@ -13,6 +13,7 @@ import { createApp } from '../http/create-app.ts'
 import { MtlsClient } from '../http/mtls-client.ts'
 import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
+import { AgentConnections } from './agent-connections.ts'
 import { AttestationLoop } from './attestation-loop.ts'
 import { SeverityRules } from './failure.ts'
 import { VerifierMetrics } from './metrics.ts'
@@ -101,9 +102,17 @@ export async function startVerifier(
           version: r.supported_version ?? '2.6',
         })),
   })
+  const agents = new AgentConnections({
+    cert: tls.clientCert,
+    key: tls.clientKey,
+    ca: tls.ca,
+    verifyPeer: tls.verifyPeer,
+    timeoutMs: v.request_timeout * 1000,
+    idleMs: Math.max(30_000, 3 * quoteIntervalMs),
+  })
   const loop = new AttestationLoop({
     store,
-    client,
+    agents,
     notifier,
     metrics,
     log,

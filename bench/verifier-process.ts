@@ -1,0 +1,196 @@
+/**
+ * One verifier process of the verifier benchmark (`bench/verifier.ts` spawns one or two): opens
+ * the database, starts the verifier on a fixed port with a fixed instance id, optionally enrols
+ * the agents of a `bench/verifier-fleet.ts` file through the service (what `POST /agents/{id}`
+ * does), then answers line commands on stdin:
+ *
+ * - `mark`: starts a measurement window (CPU, passes, lateness quantiles, peak RSS);
+ * - `report`: prints `report {json}` for the window: attestations/s, process CPU per attestation,
+ *   schedule lateness p50/p99/max from the verifier's own metrics, RSS, fds and sockets;
+ * - `quit`: clean stop (leases released).
+ *
+ * Everything it measures is this process alone: the simulator runs elsewhere.
+ *
+ * @module
+ */
+import 'reflect-metadata'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
+import { loadavg } from 'node:os'
+import { parseArgs } from 'node:util'
+import { openDatabase } from '../src/db/index.ts'
+import { setLogLevel } from '../src/log/logger.ts'
+import { stateName } from '../src/verifier/states.ts'
+import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
+import type { BenchFleetFile } from './verifier-fleet.ts'
+
+/** Open file descriptors and, among them, sockets of this process. */
+export function countFds(): { fds: number; sockets: number } {
+  let fds = 0
+  let sockets = 0
+  for (const f of readdirSync('/proc/self/fd')) {
+    fds++
+    try {
+      if (readlinkSync(`/proc/self/fd/${f}`).startsWith('socket:')) sockets++
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return { fds, sockets }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      'keylime-dir': { type: 'string' },
+      db: { type: 'string', default: '' },
+      port: { type: 'string', default: '0' },
+      instance: { type: 'string', default: 'bench-A' },
+      interval: { type: 'string', default: '2' },
+      enrol: { type: 'string' },
+      'lease-ms': { type: 'string' },
+      'max-in-flight': { type: 'string' },
+      'enrol-concurrency': { type: 'string', default: '16' },
+    },
+  })
+  const keylimeDir = values['keylime-dir']
+  if (keylimeDir === undefined) {
+    console.error(
+      'usage: bun bench/verifier-process.ts --keylime-dir DIR [--db URL] [--enrol FILE]',
+    )
+    process.exit(2)
+  }
+  setLogLevel('WARNING')
+  const ca = await createTestCa(keylimeDir)
+  const kdb = await openDatabase({ url: values.db ?? '', keylimeDir, shared: false })
+  const v = await startTestVerifier(
+    kdb,
+    ca,
+    { quote_interval: values.interval ?? '2', request_timeout: '30', port: values.port ?? '0' },
+    {
+      instanceId: values.instance,
+      leaseMs: values['lease-ms'] ? Number(values['lease-ms']) : undefined,
+      maxInFlight: values['max-in-flight'] ? Number(values['max-in-flight']) : undefined,
+    },
+  )
+  console.log(`ready ${JSON.stringify({ url: v.servers[0]?.url, held: v.loop.records.size })}`)
+
+  if (values.enrol !== undefined) {
+    const file = JSON.parse(readFileSync(values.enrol, 'utf8')) as BenchFleetFile
+    const t0 = performance.now()
+    let next = 0
+    let failed = 0
+    let firstError = ''
+    const worker = async () => {
+      while (next < file.agents.length) {
+        const a = file.agents[next++]
+        if (a === undefined) break
+        try {
+          await v.service.enrol(a.uuid, {
+            v: null,
+            cloudagent_ip: a.ip,
+            cloudagent_port: a.port,
+            tpm_policy: '{"mask": "0x0"}',
+            runtime_policy: '',
+            mb_policy: null,
+            mb_policy_name: '',
+            ima_sign_verification_keys: '',
+            metadata: '{}',
+            revocation_key: '',
+            accept_tpm_hash_algs: ['sha256'],
+            accept_tpm_encryption_algs: ['ecc', 'rsa'],
+            accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
+            ak_tpm: a.akTpm,
+            mtls_cert: file.certs[a.cert],
+          })
+        } catch (err) {
+          failed++
+          firstError ||= String(err)
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Number(values['enrol-concurrency']) }, worker))
+    console.log(
+      `enrolled ${JSON.stringify({
+        ok: file.agents.length - failed,
+        failed,
+        first_error: firstError,
+        s: +((performance.now() - t0) / 1000).toFixed(1),
+      })}`,
+    )
+  }
+
+  let cpu0 = process.cpuUsage()
+  let w0 = performance.now()
+  let pass0 = 0
+  let maxRss = 0
+  const passes = () => v.metrics.results.get('pass') ?? 0
+  const rssTimer = setInterval(() => {
+    maxRss = Math.max(maxRss, process.memoryUsage().rss)
+  }, 250)
+  const mark = () => {
+    cpu0 = process.cpuUsage()
+    w0 = performance.now()
+    pass0 = passes()
+    maxRss = process.memoryUsage().rss
+    v.metrics.scheduleLag.resetQuantiles()
+  }
+  const report = () => {
+    const cpu = process.cpuUsage(cpu0)
+    const wall = (performance.now() - w0) / 1000
+    const n = passes() - pass0
+    const lag = v.metrics.scheduleLag
+    const states: Record<string, number> = {}
+    for (const r of v.loop.records.values()) {
+      const s = stateName(r.state)
+      states[s] = (states[s] ?? 0) + 1
+    }
+    return {
+      instance: v.instanceId,
+      db: kdb.kind,
+      wall_s: +wall.toFixed(1),
+      attestations: n,
+      per_s: +(n / wall).toFixed(1),
+      cpu_s: +((cpu.user + cpu.system) / 1e6).toFixed(2),
+      cpu_us_per_attestation: Math.round((cpu.user + cpu.system) / Math.max(1, n)),
+      lag_ms: { p50: lag.quantile(0.5), p99: lag.quantile(0.99), max: +lag.quantile(1).toFixed(0) },
+      rounds: lag.quantileCount,
+      results: Object.fromEntries(v.metrics.results),
+      rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
+      rss_max_mib: Math.round(maxRss / 2 ** 20),
+      held: v.loop.records.size,
+      in_flight: v.loop.scheduler.inFlight,
+      ...countFds(),
+      states,
+      loadavg: loadavg().map((x) => +x.toFixed(2)),
+    }
+  }
+  mark()
+  let buf = ''
+  const dec = new TextDecoder()
+  for await (const chunk of Bun.stdin.stream()) {
+    buf += dec.decode(chunk)
+    let nl = buf.indexOf('\n')
+    while (nl >= 0) {
+      const cmd = buf.slice(0, nl).trim()
+      buf = buf.slice(nl + 1)
+      nl = buf.indexOf('\n')
+      if (cmd === 'mark') {
+        mark()
+        console.log('marked')
+      } else if (cmd === 'report') {
+        console.log(`report ${JSON.stringify(report())}`)
+      } else if (cmd === 'quit') {
+        clearInterval(rssTimer)
+        await v.stop(2000)
+        await kdb.close()
+        console.log('stopped')
+        process.exit(0)
+      }
+    }
+  }
+  // stdin closed without quit: stop cleanly
+  clearInterval(rssTimer)
+  await v.stop(2000)
+  await kdb.close()
+  process.exit(0)
+}
