@@ -1,0 +1,275 @@
+/**
+ * Step 6 end to end through the verifier: simulated agents serve the REAL OVMF event log of the
+ * QEMU guest (`test/fixtures/mb/vm-plain`: Secure Boot off, kernel via the EFI stub) as
+ * `mb_measurement_list`, with PCRs 0–9 of their sha1 and sha256 banks set by replaying it, and are
+ * enrolled with a refstate made by our own `keylime policy create measured-boot -i`. Proves, over
+ * real mTLS on loopback:
+ *
+ * - the replayed PCRs equal what the guest's swtpm reported (`pcrs.yaml`), and the agent quotes them;
+ * - `measured_boot_policy_name = example` with that refstate → PASS, attestation continues;
+ * - a refstate with the kernel digest or the command line (EFI stub LoadOptions) changed →
+ *   INVALID_QUOTE, `measured_boot.policy_example`, and the signed notice names the event
+ *   (index, PCR and type); a PCR the log does not explain → `measured_boot.invalid_pcr_4`;
+ * - a malformed log from the agent → a typed parser failure (`ERR_MB_…` code in the context), not
+ *   a verifier exception;
+ * - `accept-all` passes any refstate, `reject-all` fails every agent.
+ *
+ * Runs on PGlite and, with TEST_DATABASE_URL, PostgreSQL.
+ *
+ * @module
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
+import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
+import type { SimAgent } from '../bench/fleet/sim-agent.ts'
+import type { KeylimeDatabase } from '../src/db/index.ts'
+import { runPolicyCreateMeasuredBoot } from '../src/mb/create-refstate-cli.ts'
+import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
+import { AGENT_STATES } from '../src/verifier/states.ts'
+import { createTestCa, startTestVerifier, type TestCa } from '../src/verifier/test-support.ts'
+import { databaseTargets } from './support/databases.ts'
+
+const MB = join(import.meta.dir, 'fixtures/mb')
+const LOG_PATH = join(MB, 'vm-plain/binary_bios_measurements')
+const LOG = readFileSync(LOG_PATH)
+const TRUNCATED = readFileSync(join(MB, 'synthetic/truncated.bin'))
+
+/** `tpm2_pcrread sha1:0..9+sha256:0..9` from the guest. */
+function readPcrsYaml(): Record<string, Record<number, string>> {
+  const out: Record<string, Record<number, string>> = {}
+  let bank = ''
+  for (const line of readFileSync(join(MB, 'vm-plain/pcrs.yaml'), 'utf8').split('\n')) {
+    const b = /^\s*(sha\d+):/.exec(line)
+    if (b) {
+      bank = b[1]!
+      out[bank] = {}
+    }
+    const v = /^\s*(\d+)\s*:\s*0x([0-9A-Fa-f]+)/.exec(line)
+    if (v) out[bank]![Number(v[1])] = v[2]!.toLowerCase()
+  }
+  return out
+}
+
+async function until(
+  cond: () => boolean | Promise<boolean>,
+  ms: number,
+  what: () => string,
+): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await cond()) return
+    await Bun.sleep(50)
+  }
+  throw new Error(`timed out waiting for ${what()}`)
+}
+
+/** The parts of the example refstate the tests edit. */
+interface Refstate {
+  has_secureboot: boolean
+  kernels: Record<string, string>[]
+}
+
+/** A revocation notice's `msg` (context is upstream's JSON string). */
+interface Notice {
+  agent_id: string
+  event_id: string
+  context: string
+}
+
+/** Runs `keylime policy create measured-boot -e <log> -i` as an operator would. */
+async function createRefstate(): Promise<Refstate> {
+  let out = ''
+  let err = ''
+  const rc = await runPolicyCreateMeasuredBoot(['-e', LOG_PATH, '-i', '-o', '-'], {
+    cwd: mkdtempSync(join(tmpdir(), 'kl-mb-e2e-')),
+    stdout: { write: (s: string) => (out += s) },
+    stderr: { write: (s: string) => (err += s) },
+  })
+  if (rc !== 0) throw new Error(`policy create measured-boot failed (${rc}): ${err}`)
+  return JSON.parse(out)
+}
+
+for (const target of databaseTargets()) {
+  describe(`measured boot through the verifier with a real OVMF log (${target.name})`, () => {
+    const dbs: KeylimeDatabase[] = []
+    let ca: TestCa
+    let fleet: Fleet
+    const verifiers: Record<string, VerifierHandle> = {}
+    let webhook: ReturnType<typeof Bun.serve>
+    const notices: Notice[] = []
+    let refstate: Refstate
+    const [GOOD, KERNEL, CMDLINE, PCR4, MALFORMED, ACCEPT, REJECT] = [0, 1, 2, 3, 4, 5, 6]
+    const agent = (i: number) => fleet.agents[i]!
+    const owner = new Map<string, VerifierHandle>()
+    const rec = (a: SimAgent) => owner.get(a.uuid)?.loop.records.get(a.uuid)
+    const count = (a: SimAgent) => rec(a)?.attestationCount ?? 0
+
+    const enrol = async (v: VerifierHandle, a: SimAgent, mbPolicy: unknown) => {
+      const res = await v.app.request(`/v2.6/agents/${a.uuid}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          v: null,
+          cloudagent_ip: a.contactIp,
+          cloudagent_port: a.contactPort,
+          tpm_policy: JSON.stringify({ mask: '0x0' }),
+          runtime_policy: '',
+          runtime_policy_name: '',
+          mb_policy: JSON.stringify(mbPolicy),
+          mb_policy_name: '',
+          ima_sign_verification_keys: '',
+          metadata: '{}',
+          revocation_key: '',
+          accept_tpm_hash_algs: ['sha256'],
+          accept_tpm_encryption_algs: ['ecc', 'rsa'],
+          accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
+          ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+          mtls_cert: a.mtlsCertPem,
+          supported_version: '2.6',
+        }),
+      })
+      expect(res.status, await res.text()).toBe(200)
+      owner.set(a.uuid, v)
+    }
+    const failedWith = async (a: SimAgent, eventId: string): Promise<Record<string, unknown>> => {
+      await until(
+        () => rec(a)?.state === AGENT_STATES.INVALID_QUOTE,
+        10_000,
+        () => `INVALID_QUOTE, state ${rec(a)?.state} ${rec(a)?.lastEventId}`,
+      )
+      expect(rec(a)!.lastEventId).toBe(eventId)
+      await until(
+        () => notices.some((n) => n.agent_id === a.uuid),
+        10_000,
+        () => 'notice',
+      )
+      const n = notices.find((x) => x.agent_id === a.uuid)!
+      expect(n.event_id).toBe(eventId)
+      return JSON.parse(n.context)
+    }
+
+    beforeAll(async () => {
+      ca = await createTestCa()
+      webhook = Bun.serve({
+        hostname: '127.0.0.1',
+        port: 0,
+        fetch: async (req) => {
+          notices.push(JSON.parse(((await req.json()) as { msg: string }).msg))
+          return new Response('ok')
+        },
+      })
+      const caDir = await loadCaDir(ca.caDir)
+      fleet = await startFleet({
+        count: 7,
+        caCertPem: caDir.caCertPem,
+        listen: 'ports',
+        seed: `mb-e2e-${target.name}`,
+        banks: ['sha1'],
+      })
+      for (const name of ['example', 'accept-all', 'reject-all']) {
+        const db = await target.open()
+        dbs.push(db)
+        verifiers[name] = await startTestVerifier(db, ca, {
+          quote_interval: '0.2',
+          measured_boot_policy_name: name,
+          revocations_enabled_revocation_notifications: "['webhook']",
+          revocations_webhook_url: `http://127.0.0.1:${webhook.port}/hook`,
+        })
+      }
+      refstate = await createRefstate()
+      expect(refstate.has_secureboot).toBe(false)
+      for (const i of [GOOD, KERNEL, CMDLINE, PCR4, ACCEPT, REJECT]) agent(i).serveMbLog(LOG)
+      agent(PCR4).tpm.extendData(4, 'an unlogged boot application')
+      agent(MALFORMED).serveMbLog(TRUNCATED, false)
+
+      const ex = verifiers.example!
+      await enrol(ex, agent(GOOD), refstate)
+      const kernel = structuredClone(refstate)
+      kernel.kernels[0]!.kernel_authcode_sha256 = `0x${'11'.repeat(32)}`
+      await enrol(ex, agent(KERNEL), kernel)
+      const cmdline = structuredClone(refstate)
+      cmdline.kernels[0]!.load_options_sha256 = `0x${'22'.repeat(32)}`
+      await enrol(ex, agent(CMDLINE), cmdline)
+      await enrol(ex, agent(PCR4), refstate)
+      await enrol(ex, agent(MALFORMED), refstate)
+      await enrol(verifiers['accept-all']!, agent(ACCEPT), kernel)
+      await enrol(verifiers['reject-all']!, agent(REJECT), refstate)
+    }, 60_000)
+
+    afterAll(async () => {
+      for (const v of Object.values(verifiers)) await v.stop(1000)
+      await fleet?.stop()
+      webhook?.stop(true)
+      for (const db of dbs) await db.close()
+    })
+
+    test('the real log replays to the PCRs the guest swtpm reported (sha1 and sha256)', () => {
+      const want = readPcrsYaml()
+      const a = agent(GOOD)
+      for (const bank of ['sha1', 'sha256'] as const) {
+        for (let n = 0; n <= 9; n++) {
+          expect(Buffer.from(a.tpm.readPcr(bank, n)).toString('hex'), `${bank}:${n}`).toBe(
+            want[bank]![n]!,
+          )
+        }
+      }
+    })
+
+    test('a refstate made by our tool passes under the example policy', async () => {
+      const a = agent(GOOD)
+      await until(
+        () => count(a) >= 3,
+        15_000,
+        () => `3 attestations, state ${rec(a)?.state}`,
+      )
+      expect(rec(a)!.state).toBe(AGENT_STATES.GET_QUOTE)
+      expect(rec(a)!.lastEventId).toBeNull()
+      const st = await verifiers.example!.service.status(a.uuid)
+      expect(st.attestation_status).toBe('PASS')
+      expect(st.has_mb_refstate).toBe(1)
+    }, 30_000)
+
+    test('a changed kernel digest fails with the event named', async () => {
+      const ctx = await failedWith(agent(KERNEL), 'measured_boot.policy_example')
+      expect(ctx.reason).toContain('event 10 (PCR 4 EV_EFI_BOOT_SERVICES_APPLICATION)')
+      expect(ctx.reason).toContain('kernel_authcode_sha256')
+      expect(count(agent(KERNEL))).toBe(0)
+    }, 30_000)
+
+    test('a changed command line (EFI stub LoadOptions) fails with the event named', async () => {
+      const ctx = await failedWith(agent(CMDLINE), 'measured_boot.policy_example')
+      expect(ctx.reason).toContain('event 21 (PCR 9 EV_EVENT_TAG)')
+      expect(ctx.reason).toContain('load_options_sha256')
+    }, 30_000)
+
+    test('a PCR the log does not explain fails the replay check with the PCR and event', async () => {
+      const ctx = await failedWith(agent(PCR4), 'measured_boot.invalid_pcr_4')
+      expect(ctx.expected).toBe(readPcrsYaml().sha256![4])
+      expect(String(ctx.reason)).toContain('PCR 4')
+    }, 30_000)
+
+    test('a malformed log is a typed parser failure, not a verifier exception', async () => {
+      const a = agent(MALFORMED)
+      const ctx = await failedWith(a, 'measured_boot.parser.tpm2_eventlog.error')
+      expect(String(ctx.code)).toMatch(/^ERR_MB_/)
+      expect(rec(a)!.state).toBe(AGENT_STATES.INVALID_QUOTE) // not FAILED / internal exception
+      // the good agent on the same verifier is unaffected
+      expect(rec(agent(GOOD))!.state).toBe(AGENT_STATES.GET_QUOTE)
+    }, 30_000)
+
+    test('accept-all passes any refstate; reject-all fails every agent', async () => {
+      const ok = agent(ACCEPT)
+      await until(
+        () => count(ok) >= 2,
+        10_000,
+        () => `accept-all PASS, state ${rec(ok)?.state}`,
+      )
+      expect(rec(ok)!.lastEventId).toBeNull()
+      await failedWith(agent(REJECT), 'measured_boot.policy_reject-all')
+      expect(count(agent(REJECT))).toBe(0)
+    }, 30_000)
+  })
+}
