@@ -7,6 +7,10 @@
  * TPM2_ActivateCredential → `PUT /v2.6/agents/{id}` with the auth_tag. Every answer must be 200.
  *
  *   bun bench/registrar.ts [--db pglite|postgresql] [--agents 2000] [--concurrency 32] [--runs 5] [--ek ecc|rsa]
+ *     [--client-prof DIR] [--max-rows 64] [--max-in-flight 4]
+ *
+ * `--client-prof DIR` writes a CPU profile of each load-generator run to DIR (profile the registrar
+ * side with `bun --cpu-prof bench/registrar.ts …`).
  *
  * `--db postgresql` uses `BENCH_DATABASE_URL` or `TEST_DATABASE_URL` (a server where the user may
  * CREATE DATABASE); a throwaway database is created and dropped.
@@ -28,13 +32,16 @@ const { values: args } = parseArgs({
     client: { type: 'boolean', default: false },
     url: { type: 'string' },
     prefix: { type: 'string', default: 'bench' },
+    'client-prof': { type: 'string' },
+    'max-rows': { type: 'string' },
+    'max-in-flight': { type: 'string' },
   },
 })
 const agents = Number(args.agents)
 const concurrency = Number(args.concurrency)
 const ekType = args.ek === 'rsa' ? 'rsa' : 'ecc'
 
-/** The load generator (child process): prints `{"seconds":…,"ok":…,"errors":…}`. */
+/** The load generator (child process): prints `{"seconds":…,"ok":…,"errors":…,"cpuMs":…}`. */
 async function client(): Promise<void> {
   const { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } =
     await import('../src/registrar/software-agent.ts')
@@ -77,9 +84,11 @@ async function client(): Promise<void> {
     }
   }
   const t0 = performance.now()
+  const cpu0 = process.cpuUsage()
   await Promise.all(Array.from({ length: concurrency }, worker))
   const seconds = (performance.now() - t0) / 1000
-  console.log(JSON.stringify({ seconds, ok, errors }))
+  const cpu = process.cpuUsage(cpu0)
+  console.log(JSON.stringify({ seconds, ok, errors, cpuMs: (cpu.user + cpu.system) / 1000 }))
 }
 
 function median(xs: number[]): number {
@@ -139,7 +148,13 @@ async function main(): Promise<void> {
     )
     const role = await startRegistrar(
       { config, keylimeDir: dir, database, tls, log: getLogger('registrar') },
-      { certStore: { get: () => new Error('no tpm_cert_store in the benchmark') } },
+      {
+        certStore: { get: () => new Error('no tpm_cert_store in the benchmark') },
+        batching: {
+          maxRows: args['max-rows'] ? Number(args['max-rows']) : undefined,
+          maxInFlight: args['max-in-flight'] ? Number(args['max-in-flight']) : undefined,
+        },
+      },
     )
     const httpUrl = role.servers[0]!.url
     const rates: number[] = []
@@ -147,6 +162,7 @@ async function main(): Promise<void> {
       const child = Bun.spawn(
         [
           'bun',
+          ...(args['client-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['client-prof']}`] : []),
           import.meta.path,
           '--client',
           '--url',
@@ -162,22 +178,25 @@ async function main(): Promise<void> {
         ],
         { stdout: 'pipe', stderr: 'inherit' },
       )
+      const cpu0 = process.cpuUsage()
       const out = await new Response(child.stdout).text()
+      const cpu = process.cpuUsage(cpu0)
       await child.exited
       const res = JSON.parse(out.trim().split('\n').pop()!) as {
         seconds: number
         ok: number
         errors: number
+        cpuMs: number
       }
       if (res.errors > 0) throw new Error(`run ${run}: ${res.errors} failed requests`)
       const rate = res.ok / res.seconds
       console.log(
-        `${run === 0 ? 'warm-up' : `run ${run}`}: ${res.ok} agents in ${res.seconds.toFixed(2)} s = ${rate.toFixed(0)} registrations+activations/s`,
+        `${run === 0 ? 'warm-up' : `run ${run}`}: ${res.ok} agents in ${res.seconds.toFixed(2)} s = ${rate.toFixed(0)} registrations+activations/s; CPU per agent: registrar ${((cpu.user + cpu.system) / 1000 / res.ok).toFixed(2)} ms, load generator ${(res.cpuMs / res.ok).toFixed(2)} ms`,
       )
       if (run > 0) rates.push(rate)
     }
     console.log(
-      `db=${args.db} ek=${ekType} agents=${agents} concurrency=${concurrency}: median ${median(rates).toFixed(0)} agents/s (register + activate), ${(2 * median(rates)).toFixed(0)} requests/s`,
+      `db=${args.db} ek=${ekType} max-rows=${args['max-rows'] ?? 'default'} max-in-flight=${args['max-in-flight'] ?? 'default'} agents=${agents} concurrency=${concurrency}: median ${median(rates).toFixed(0)} agents/s (register + activate), ${(2 * median(rates)).toFixed(0)} requests/s`,
     )
     await role.stop(1000)
     await database.close()

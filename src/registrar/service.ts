@@ -16,7 +16,10 @@
  *    then the `tpm_identity` rules; the row is written with `key = base64(challenge)`,
  *    `active = false` and `regcount + 1`.
  * Every write is one atomic statement decided after all checks: nothing is half-written. A new
- * agent costs one statement to register and (key cached in this process) one to activate.
+ * agent costs one statement to register and (key cached in this process) one to activate, and
+ * these compare-and-set writes are group-committed (`registrar-writes.ts`): the writes of
+ * concurrent requests go out as one multi-row statement per kind, each caller learning its own
+ * row's outcome.
  *
  * Activation compares `auth_tag` with hex HMAC-SHA384(key = base64 text, msg = agent id) in
  * constant time; a mismatch deletes the registration and answers 400, as upstream. The update or
@@ -43,8 +46,14 @@ import { invalidData, isRegistrarError, RegistrarError } from './errors.ts'
 import { generateChallenge } from './generate-challenge.ts'
 import { KeyedMutex } from './keyed-mutex.ts'
 import { RecentKeys } from './recent-keys.ts'
+import {
+  type RegistrarValues,
+  RegistrarWrites,
+  type RegistrarWritesStats,
+} from './registrar-writes.ts'
 import { type RegistrarRow, type RenderedAgent, renderAgent } from './render-agent.ts'
 import { validateAgentId } from './validate-agent-id.ts'
+import type { WriteBatcherOptions } from './write-batcher.ts'
 import { verifyIakCertify } from './verify-iak-certify.ts'
 
 /** `[registrar] tpm_identity`: which root identity a registration must carry. */
@@ -68,6 +77,8 @@ export interface RegistrarServiceOptions {
   malformedCertAction?: MalformedCertAction
   /** Clock for certificate validity (STYLE rule 9). */
   now?: () => Date
+  /** Group commit bounds (`registrar-writes.ts`): rows per statement, statements under way. */
+  batching?: WriteBatcherOptions
 }
 
 /** The answer to a registration: the base64 credential blob for TPM2_ActivateCredential. */
@@ -77,7 +88,7 @@ export interface RegisterResult {
 
 /** A row ready to write, with the blob to answer and the EK verdict to log. */
 interface PreparedRow {
-  values: typeof registrarmain.$inferInsert & { key: string; regcount: number }
+  values: RegistrarValues & { key: string; regcount: number }
   blob: string
   verdict: EkCertAssessment
 }
@@ -142,14 +153,21 @@ export class RegistrarService {
   readonly #now: () => Date
   readonly #mutex = new KeyedMutex()
   readonly #keys = new RecentKeys()
+  readonly #writes: RegistrarWrites
 
   constructor(options: RegistrarServiceOptions) {
     this.#db = options.database.db
+    this.#writes = new RegistrarWrites(this.#db, options.batching)
     this.#log = options.log
     this.#certStore = options.certStore
     this.#identity = options.tpmIdentity ?? 'default'
     this.#action = options.malformedCertAction ?? 'warn'
     this.#now = options.now ?? (() => new Date())
+  }
+
+  /** Statement counters of the group-committed writes (tests, metrics). */
+  get writeStats(): RegistrarWritesStats {
+    return this.#writes.stats
   }
 
   /**
@@ -206,28 +224,11 @@ export class RegistrarService {
           throw e
         }
         const { values, blob, verdict } = prepared
-        if (old === undefined) {
-          const inserted = await this.#db
-            .insert(registrarmain)
-            .values(values)
-            .onConflictDoNothing()
-            .returning({ id: registrarmain.agent_id })
-          if (inserted.length === 0) continue
-        } else {
-          const updated = await this.#db
-            .update(registrarmain)
-            .set(values)
-            .where(
-              and(
-                eq(registrarmain.agent_id, agentId),
-                old.regcount === null
-                  ? isNull(registrarmain.regcount)
-                  : eq(registrarmain.regcount, old.regcount),
-              ),
-            )
-            .returning({ id: registrarmain.agent_id })
-          if (updated.length === 0) continue
-        }
+        const written =
+          old === undefined
+            ? await this.#writes.insert(values)
+            : await this.#writes.update(values, old.regcount)
+        if (!written) continue
         this.#keys.set(agentId, values.key)
         return { blob, regcount: values.regcount, verdict }
       }
@@ -284,21 +285,15 @@ export class RegistrarService {
           if (row === undefined) return 'missing' as const
           key = row.key ?? ''
         }
-        const where = and(eq(registrarmain.agent_id, agentId), eq(registrarmain.key, key))
         if (key !== '' && verifyHmacProof(key, agentId, tag)) {
-          const done = await this.#db
-            .update(registrarmain)
-            .set({ active: true })
-            .where(where)
-            .returning({ id: registrarmain.agent_id })
-          if (done.length > 0) return 'activated' as const
+          if (await this.#writes.activate(agentId, key)) return 'activated' as const
         } else {
           const done = await this.#db
             .delete(registrarmain)
             .where(
               key === ''
                 ? and(eq(registrarmain.agent_id, agentId), isNull(registrarmain.key))
-                : where,
+                : and(eq(registrarmain.agent_id, agentId), eq(registrarmain.key, key)),
             )
             .returning({ id: registrarmain.agent_id })
           if (done.length > 0) return 'deleted' as const

@@ -16,6 +16,7 @@ import { startServer } from '../http/serve.ts'
 import { CertStoreCache } from './cert-store-cache.ts'
 import { addRegistrarRoutes } from './routes.ts'
 import { type CertStoreSource, RegistrarService } from './service.ts'
+import type { WriteBatcherOptions } from './write-batcher.ts'
 
 /** Upstream's default `[tenant] tpm_cert_store`. */
 const DEFAULT_TPM_CERT_STORE = '/var/lib/keylime/tpm_cert_store'
@@ -30,6 +31,8 @@ export interface StartRegistrarOptions {
   now?: () => Date
   /** Request body limit in bytes (default: upstream's `max_upload_size`, 100 MiB). */
   maxUploadSize?: number
+  /** Group commit bounds of the registrar's writes (benchmarks, tests). */
+  batching?: WriteBatcherOptions
 }
 
 function tenantCertStore(ctx: RoleContext<RegistrarConfig>): string {
@@ -63,6 +66,7 @@ export async function startRegistrar(
     tpmIdentity: r.tpm_identity,
     malformedCertAction: r.malformed_cert_action,
     now: options.now,
+    batching: options.batching,
   })
   const appOptions = { log, maxUploadSize: options.maxUploadSize }
   const agentApp = createApp(appOptions)
