@@ -102,24 +102,13 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
       }
       case 'control-plane': {
         const started = performance.now()
-        const { runControlPlane } = await import('./run-control-plane.ts')
-        const plane = await runControlPlane({ roles: command.roles, config: configOpts })
-        const roles = Object.entries(command.roles)
-          .filter(([, on]) => on)
-          .map(([r]) => r)
-        log.info('keylime control plane started', {
-          roles: roles.join(','),
-          keylime_dir: plane.keylimeDir,
-          ms: Math.round(performance.now() - started),
-        })
+        // Signal handlers go in before anything starts: a SIGTERM during start-up then stops the
+        // control plane as soon as it is up instead of killing it half-way.
+        let plane: { stop(): Promise<void> } | undefined
         let signals = 0
-        const onSignal = (signal: string) => {
-          signals += 1
-          if (signals > 1) {
-            log.warn(`second ${signal}: exiting without draining`)
-            process.exit(EXIT.FAILURE)
-          }
-          log.info(`${signal} received: draining and shutting down`)
+        const shutdown = () => {
+          if (!plane) return
+          log.info('draining and shutting down')
           plane.stop().then(
             () => {
               log.info('shutdown complete')
@@ -131,8 +120,29 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
             },
           )
         }
+        const onSignal = (signal: string) => {
+          signals += 1
+          if (signals > 1) {
+            log.warn(`second ${signal}: exiting without draining`)
+            process.exit(EXIT.FAILURE)
+          }
+          log.info(`${signal} received`)
+          shutdown()
+        }
         process.on('SIGTERM', () => onSignal('SIGTERM'))
         process.on('SIGINT', () => onSignal('SIGINT'))
+        const { runControlPlane } = await import('./run-control-plane.ts')
+        const running = await runControlPlane({ roles: command.roles, config: configOpts })
+        plane = running
+        const roles = Object.entries(command.roles)
+          .filter(([, on]) => on)
+          .map(([r]) => r)
+        log.info('keylime control plane started', {
+          roles: roles.join(','),
+          keylime_dir: running.keylimeDir,
+          ms: Math.round(performance.now() - started),
+        })
+        if (signals > 0) shutdown()
         return 'running'
       }
     }
