@@ -315,11 +315,11 @@ function enrolmentBody(
 export async function addAgent(ctx: TenantContext): Promise<CommandResult> {
   const o = ctx.opts
   const uuid = o.agentUuid
+  const policies = await buildPolicies(ctx)
   const reg = await fetchRegistrarAgent(ctx)
   const agentIp = o.agentIp ?? (reg.ip || undefined)
   const regPort = reg.port === null || reg.port === undefined ? undefined : Number(reg.port)
   const agentPort = o.agentPort ?? (Number.isInteger(regPort) && regPort! > 0 ? regPort : undefined)
-  const policies = await buildPolicies(ctx)
   const delivery = await prepareDelivery(ctx)
   // Reach the verifier before touching the agent: a wrong -v fails without side effects.
   await ctx.version('verifier')
