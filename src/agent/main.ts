@@ -1,0 +1,66 @@
+/**
+ * `keylime-agent`: the slim Keylime agent entry point (built separately as
+ * `dist/keylime-agent` by scripts/build-agent.sh). Reads `/etc/keylime/agent.conf` (+ `.d/`) and
+ * `KEYLIME_AGENT_*`, opens the TPM given by `TCTI` (default `/dev/tpmrm0`), registers, serves
+ * the agent API until SIGTERM/SIGINT.
+ *
+ * @module
+ */
+import 'reflect-metadata'
+import { getLogger } from '../log/logger.ts'
+import { loadAgentConfig } from './config/load-agent-config.ts'
+import { isAgentError } from './errors.ts'
+import { startAgent } from './start-agent.ts'
+
+const VERSION = '0.1.0'
+const USAGE = `usage: keylime-agent [--config FILE] [--version] [--help]
+
+The Keylime agent (pull model, API 2.1-2.6).
+  --config FILE   agent.conf to read (default $KEYLIME_AGENT_CONFIG or /etc/keylime/agent.conf)
+Environment: KEYLIME_AGENT_<OPTION> overrides an option; TCTI=device:/dev/tpmrm0 or
+swtpm:host=H,port=P selects the TPM (TPM2TOOLS_TCTI is accepted too).
+`
+
+async function main(argv: string[]): Promise<number> {
+  let file: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(USAGE)
+      return 0
+    }
+    if (a === '--version' || a === '-V') {
+      process.stdout.write(`keylime-agent ${VERSION}\n`)
+      return 0
+    }
+    if (a === '--config' || a === '-c') file = argv[++i]
+    else if (a.startsWith('--config=')) file = a.slice('--config='.length)
+    else {
+      process.stderr.write(`unknown argument: ${a}\n${USAGE}`)
+      return 2
+    }
+  }
+  const log = getLogger('agent')
+  try {
+    const config = loadAgentConfig({ file, warn: (m) => log.warn(m) })
+    log.info('configuration loaded', { files: config.files.join(',') || '(defaults)' })
+    const agent = await startAgent(config)
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve()
+      process.once('SIGTERM', stop)
+      process.once('SIGINT', stop)
+    })
+    log.info('stopping')
+    await agent.stop()
+    return 0
+  } catch (err) {
+    if (isAgentError(err)) {
+      log.error(err.message, { code: err.code })
+      return 1
+    }
+    log.error('agent failed', { error: err instanceof Error ? err.message : String(err) })
+    return 1
+  }
+}
+
+process.exit(await main(process.argv.slice(2)))
