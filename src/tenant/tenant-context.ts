@@ -248,9 +248,22 @@ export class TenantContext {
     path: string,
     json?: unknown,
   ): Promise<MtlsResponse> {
-    const v = await this.version(service)
     const client = await this.client()
-    return this.#send(client, service, `${this.baseUrl(service)}/v${v}/${path}`, { method, json })
+    const known = this.#versions.get(service)
+    const url = (v: string) => `${this.baseUrl(service)}/v${v}/${path}`
+    if (known !== undefined) return this.#send(client, service, url(known), { method, json })
+    // Optimistic: try the tenant's current version first and negotiate (`GET /version`) only if
+    // the server refuses the request in a way an unsupported version would (400/404/405). This
+    // saves a round trip per command against an up-to-date control plane; against an older one
+    // the request is repeated with the negotiated version.
+    const first = await this.#send(client, service, url(TENANT_CURRENT_VERSION), { method, json })
+    if (first.status !== 400 && first.status !== 404 && first.status !== 405) {
+      this.#versions.set(service, TENANT_CURRENT_VERSION)
+      return first
+    }
+    const v = await this.version(service)
+    if (v === TENANT_CURRENT_VERSION) return first
+    return this.#send(client, service, url(v), { method, json })
   }
 
   /**

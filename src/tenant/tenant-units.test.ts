@@ -1,0 +1,169 @@
+/**
+ * Unit tests of the tenant's pure parts: argument parsing (aliases, defaults, conflicts), the
+ * tpm_policy/mask rules, the key-file format and the payload crypto (checked against an
+ * independent decryption and HMAC).
+ */
+import { describe, expect, test } from 'bun:test'
+import {
+  createDecipheriv,
+  createHmac,
+  generateKeyPairSync,
+  privateDecrypt,
+  constants,
+} from 'node:crypto'
+import { TenantError } from './errors.ts'
+import { parseTpmPolicy } from './build-policies.ts'
+import { parseKeyFile } from './add-agent.ts'
+import { DEFAULT_AGENT_UUID, parseTenantArgs } from './parse-tenant-args.ts'
+import {
+  authTag,
+  checkKeyHmac,
+  encryptPayload,
+  encryptToNk,
+  generatePayloadKeys,
+  randomAlnum,
+  xorBytes,
+} from './payload-keys.ts'
+import { pyJson } from './tenant-output.ts'
+
+function exitOf(fn: () => unknown): number {
+  try {
+    fn()
+  } catch (e) {
+    if (e instanceof TenantError) return e.exitCode
+    throw e
+  }
+  return 0
+}
+
+describe('parseTenantArgs', () => {
+  test('defaults: command add, upstream default UUID', () => {
+    const o = parseTenantArgs([])
+    expect(o.command).toBe('add')
+    expect(o.agentUuid).toBe(DEFAULT_AGENT_UUID)
+    expect(o.defaultUuid).toBe(true)
+    expect(o.verifierCheck).toBe(true)
+  })
+
+  test('multi-letter single-dash flags and deprecated spellings map to their long forms', () => {
+    const o = parseTenantArgs([
+      '-c',
+      'delete',
+      '-tp',
+      '9002',
+      '-vp',
+      '8881',
+      '-vi',
+      'v1',
+      '-rp',
+      '8891',
+      '-nvc',
+      '-v',
+      '10.0.0.1',
+      '-t',
+      '10.0.0.2',
+      '-r',
+      '10.0.0.3',
+      '--mb_refstate',
+      'mb.json',
+      '--supported-version',
+      '2.1',
+      '-tp=9003',
+    ])
+    expect(o).toMatchObject({
+      command: 'delete',
+      agentPort: 9003,
+      verifierPort: 8881,
+      verifierId: 'v1',
+      registrarPort: 8891,
+      verifierCheck: false,
+      verifierIp: '10.0.0.1',
+      agentIp: '10.0.0.2',
+      registrarIp: '10.0.0.3',
+      mbPolicy: 'mb.json',
+      agentApiVersion: '2.1',
+    })
+    expect(o.warnings.join()).toContain('--supported-version is deprecated')
+  })
+
+  test('usage errors exit 2', () => {
+    for (const args of [
+      ['-u', 'a b'],
+      ['-c', 'nope'],
+      ['--bogus'],
+      ['-tp', 'x'],
+      ['-f', 'a', '-k', 'b'],
+      ['-p', 'payload'],
+      ['--exclude', 'e'],
+      ['--runtime-policy', 'a', '--runtime-policy-url', 'http://x'],
+      ['--runtime-policy-checksum', 'ab'],
+      ['--verify', '--push-model', '-f', 'a'],
+      ['--signature-verification-key-url', 'http://x'],
+    ])
+      expect({ args, code: exitOf(() => parseTenantArgs(args)) }).toEqual({ args, code: 2 })
+  })
+})
+
+describe('parseTpmPolicy', () => {
+  test('mask from the keys, singletons wrapped, digests lower-cased', () => {
+    const p = parseTpmPolicy('{"15":"AB", "0":["01","02"]}')
+    expect(p).toEqual({ '15': ['ab'], '0': ['01', '02'], mask: '0x8001' })
+    expect(parseTpmPolicy(undefined)).toEqual({ mask: '0x0' })
+  })
+
+  test('PCR 10 and 16, PCRs above 23 and non-hex digests are refused', () => {
+    for (const t of ['{"10":"00"}', '{"16":"00"}', '{"24":"00"}', '{"1":"xyz"}', '[1]', '{'])
+      expect(exitOf(() => parseTpmPolicy(t))).toBe(2)
+  })
+})
+
+describe('keys and payload', () => {
+  test('U = K xor V, and the payload decrypts independently with K (iv16 ‖ ct ‖ tag16)', () => {
+    const keys = generatePayloadKeys()
+    expect(xorBytes(keys.u, keys.v).equals(keys.k)).toBe(true)
+    const plain = Buffer.from('hello payload')
+    const blob = Buffer.from(encryptPayload(keys.k, plain), 'base64')
+    const d = createDecipheriv('aes-256-gcm', keys.k, blob.subarray(0, 16))
+    d.setAuthTag(blob.subarray(blob.length - 16))
+    expect(Buffer.concat([d.update(blob.subarray(16, blob.length - 16)), d.final()])).toEqual(plain)
+  })
+
+  test('auth_tag and key check are HMAC-SHA384 hex; a wrong HMAC is refused', () => {
+    const k = Buffer.alloc(32, 1)
+    expect(authTag(k, 'agent')).toBe(createHmac('sha384', k).update('agent').digest('hex'))
+    const good = createHmac('sha384', k).update('chal').digest('hex')
+    expect(checkKeyHmac(k, 'chal', good)).toBe(true)
+    const flipped = `${good.slice(0, -1)}${good.endsWith('0') ? '1' : '0'}`
+    expect(checkKeyHmac(k, 'chal', flipped)).toBe(false)
+    expect(checkKeyHmac(k, 'chal', undefined)).toBe(false)
+  })
+
+  test('U is RSA-OAEP-SHA1 encrypted to the NK', () => {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    const u = Buffer.alloc(32, 9)
+    const enc = encryptToNk(publicKey.export({ type: 'spki', format: 'pem' }).toString(), u)
+    const dec = privateDecrypt(
+      { key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' },
+      Buffer.from(enc, 'base64'),
+    )
+    expect(dec).toEqual(u)
+  })
+
+  test('nonces are 20 alphanumerics', () => {
+    expect(randomAlnum(20)).toMatch(/^[A-Za-z0-9]{20}$/)
+  })
+
+  test('key file: K, U, V lines (userdata_encrypt writes k, v, u — both combine)', () => {
+    const keys = generatePayloadKeys()
+    const b = (x: Buffer) => x.toString('base64')
+    expect(parseKeyFile(`${b(keys.k)}\n${b(keys.v)}\n${b(keys.u)}\n`, 'f').k).toEqual(keys.k)
+    expect(exitOf(() => parseKeyFile(`${b(keys.k)}\n${b(keys.k)}\n${b(keys.u)}\n`, 'f'))).toBe(6)
+    expect(exitOf(() => parseKeyFile('short\n', 'f'))).toBe(6)
+  })
+})
+
+test('pyJson matches Python json.dumps separators', () => {
+  expect(pyJson({ uuids: ['a', 'b'], n: 1, x: null })).toBe(
+    '{"uuids": ["a", "b"], "n": 1, "x": null}',
+  )
+})
