@@ -167,3 +167,19 @@ test('pyJson matches Python json.dumps separators', () => {
     '{"uuids": ["a", "b"], "n": 1, "x": null}',
   )
 })
+
+test('--include: a directory adds its files, a .zip merges its entries, a missing path exits 6', async () => {
+  const { mkdtempSync, writeFileSync, mkdirSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { zipSync } = await import('fflate')
+  const { readIncludes } = await import('./cert-package.ts')
+  const dir = mkdtempSync(join(tmpdir(), 'kl-inc-'))
+  mkdirSync(join(dir, 'd'))
+  writeFileSync(join(dir, 'd', 'autorun.sh'), 'echo hi')
+  mkdirSync(join(dir, 'd', 'sub'))
+  expect(Object.keys(readIncludes(join(dir, 'd')))).toEqual(['autorun.sh'])
+  writeFileSync(join(dir, 'payload.zip'), zipSync({ 'a.txt': new TextEncoder().encode('A') }))
+  expect(new TextDecoder().decode(readIncludes(join(dir, 'payload.zip'))['a.txt'])).toBe('A')
+  expect(exitOf(() => readIncludes(join(dir, 'missing')))).toBe(6)
+})
