@@ -15,6 +15,7 @@
  * @module
  */
 import { afterAll, describe, expect, test } from 'bun:test'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { enrollAgent } from '../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
@@ -86,6 +87,8 @@ async function setup(db: FreshLocation | undefined): Promise<Setup> {
     count: AGENTS,
     caCertPem: ca.caCertPem,
     listen: 'ports',
+    sharedKeys: true,
+    keyCachePath: join(tmpdir(), 'keylime-verifier-test-keys.json'),
     seed: `crash-${Math.random()}`,
   })
   const faulty = fleet.agents[FAULTY]

@@ -32,12 +32,8 @@ import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
 import type { Logger } from '../log/logger.ts'
 import type { AgentConnections, AgentTarget } from './agent-connections.ts'
 import { type AgentRecord, recordFromRow, snapshotOf } from './agent-record.ts'
-import {
-  checkQuoteAnswer,
-  type CheckOptions,
-  type RoundPolicies,
-  requestMask,
-} from './check-quote.ts'
+import type { CheckPool } from './check-pool.ts'
+import { type CheckOptions, type RoundPolicies, requestMask } from './check-quote.ts'
 import { Failure, type FailureEvent, type SeverityRules } from './failure.ts'
 import type { VerifierMetrics } from './metrics.ts'
 import type { RevocationNotifier, RevocationSubject } from './revocation-notifier.ts'
@@ -54,6 +50,8 @@ export interface AttestationLoopOptions {
   store: VerifierStore
   /** Kept-alive connections to agents (one per agent address). */
   agents: AgentConnections
+  /** Where quote checks run (heavy ones in workers). */
+  checks: CheckPool
   notifier: RevocationNotifier
   metrics: VerifierMetrics
   log: Logger
@@ -89,6 +87,8 @@ export function randomNonce(n = 20): string {
 interface PolicyEntry {
   version: number
   compiled: CompiledRuntimePolicy | null
+  /** The stored text (sent once to each check worker). */
+  text: string | undefined
   generator: number
   release?: () => void
 }
@@ -140,6 +140,7 @@ export class AttestationLoop {
     if (this.#leaseTimer !== undefined) clearInterval(this.#leaseTimer)
     await this.scheduler.stop(0)
     this.#o.agents.close()
+    this.#o.checks.close()
     this.records.clear()
   }
 
@@ -157,6 +158,7 @@ export class AttestationLoop {
       this.#o.log.warn('could not release leases at stop', { error: String(err) })
     }
     this.#o.agents.close()
+    this.#o.checks.close()
     this.records.clear()
   }
 
@@ -222,12 +224,18 @@ export class AttestationLoop {
       let e = this.#ima.get(rec.imaPolicyId)
       if (e === undefined) {
         const row = await this.#o.store.getAllowlistById(rec.imaPolicyId)
-        e = { version: row?.version ?? 0, compiled: null, generator: row?.generator ?? 0 }
+        e = {
+          version: row?.version ?? 0,
+          compiled: null,
+          text: undefined,
+          generator: row?.generator ?? 0,
+        }
         if (row?.ima_policy && (row.generator ?? 0) > 1) {
           try {
             const lease = this.#policyCache.acquire(row.ima_policy)
             e.compiled = lease.policy
             e.release = lease.release
+            e.text = row.ima_policy
           } catch (err) {
             this.#o.log.error('stored runtime policy does not load', {
               name: row.name,
@@ -412,8 +420,18 @@ export class AttestationLoop {
       return 'error'
     }
     const c0 = performance.now()
-    const result = checkQuoteAnswer(rec, res.results, nonce, policies, this.#o.check)
+    const pe = rec.imaPolicyId === null ? undefined : this.#ima.get(rec.imaPolicyId)
+    const checked = this.#o.checks.check(
+      rec,
+      res.results,
+      nonce,
+      policies,
+      pe === undefined ? null : `${rec.imaPolicyId}:${pe.version}`,
+      () => pe?.text,
+    )
+    const result = checked instanceof Promise ? await checked : checked
     this.#o.metrics.checkLatency.observe(performance.now() - c0)
+    if (rec.epoch !== epoch) return 'none'
     if (result.kind === 'reboot') {
       rec.ima = result.ima
       rec.dirty = true

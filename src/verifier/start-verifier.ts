@@ -15,6 +15,7 @@ import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
 import { AgentConnections } from './agent-connections.ts'
 import { AttestationLoop } from './attestation-loop.ts'
+import { CheckPool } from './check-pool.ts'
 import { SeverityRules } from './failure.ts'
 import { VerifierMetrics } from './metrics.ts'
 import { RevocationNotifier } from './revocation-notifier.ts'
@@ -36,6 +37,8 @@ export interface StartVerifierOptions {
   flushMs?: number
   /** Lease length in ms (default max(3 × quote_interval, 6 s)). */
   leaseMs?: number
+  /** Check workers (default: one per core; 0 = every check on the main thread). */
+  checkWorkers?: number
   /** Webhook fetch (tests). */
   fetch?: typeof fetch
 }
@@ -48,6 +51,8 @@ export interface VerifierHandle extends RoleHandle {
   service: VerifierService
   store: VerifierStore
   metrics: VerifierMetrics
+  /** The check workers. */
+  checks: CheckPool
   instanceId: string
 }
 
@@ -65,10 +70,22 @@ export async function startVerifier(
     log.warn('verifier mode = push is not implemented yet; running the pull loop')
   const store = new VerifierStore(ctx.database.db)
   const metrics = new VerifierMetrics()
-  const rules = new SeverityRules(
-    v.severity_labels.map(String),
-    (v.severity_policy as { event_id: string; severity_label: string }[]) ?? [],
-  )
+  const labels = v.severity_labels.map(String)
+  const severityPolicy = (v.severity_policy as { event_id: string; severity_label: string }[]) ?? []
+  const rules = new SeverityRules(labels, severityPolicy)
+  const check = {
+    rules,
+    mbPolicyName: v.measured_boot_policy_name,
+    mbEvaluate: v.measured_boot_evaluate,
+    ignoreTomtouErrors: v.ignore_tomtou_errors,
+  }
+  const checks = await CheckPool.start({
+    size: options.checkWorkers,
+    check,
+    labels,
+    severityPolicy,
+    log,
+  })
   const quoteIntervalMs = Math.max(0, v.quote_interval * 1000)
   const leaseMs = options.leaseMs ?? Math.max(3 * quoteIntervalMs, 6000)
   const instanceId =
@@ -117,12 +134,8 @@ export async function startVerifier(
     metrics,
     log,
     rules,
-    check: {
-      rules,
-      mbPolicyName: v.measured_boot_policy_name,
-      mbEvaluate: v.measured_boot_evaluate,
-      ignoreTomtouErrors: v.ignore_tomtou_errors,
-    },
+    check,
+    checks,
     verifierId: v.uuid,
     instanceId,
     quoteIntervalMs,
@@ -207,6 +220,7 @@ export async function startVerifier(
     service,
     store,
     metrics,
+    checks,
     instanceId,
     async stop(drainMs) {
       await loop.stop(drainMs)

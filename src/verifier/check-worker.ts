@@ -1,0 +1,96 @@
+/**
+ * Entry of a check worker (`check-pool.ts`): runs `checkQuoteAnswer` for rounds with an IMA list
+ * or a measured-boot log, off the main thread. Messages are plain data (`check-job.ts`): an
+ * `init` with the severity rules and check options, then jobs; each job is answered once.
+ *
+ * Per worker it caches the compiled runtime policies (by `id:version`, bounded), the parsed
+ * `tpm_policy` texts and the AK KeyObjects (by AK).
+ *
+ * @module
+ */
+import 'reflect-metadata'
+import type { KeyObject } from 'node:crypto'
+import { type PolicyLease, PolicyCache } from '../ima/index.ts'
+import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
+import {
+  type CheckJob,
+  type CheckJobResult,
+  cachedTpmPolicy,
+  recordFromData,
+  resultToData,
+} from './check-job.ts'
+import { type CheckOptions, checkQuoteAnswer } from './check-quote.ts'
+import { SeverityRules } from './failure.ts'
+import type { TpmPolicy } from './tpm-policy.ts'
+
+/** The first message a worker gets. */
+export interface CheckWorkerInit {
+  type: 'init'
+  labels: string[]
+  severityPolicy: { event_id: string; severity_label: string }[]
+  mbPolicyName: string
+  mbEvaluate: string
+  ignoreTomtouErrors: boolean
+}
+
+declare const self: Worker
+
+let opts: CheckOptions | undefined
+const policyCache = new PolicyCache(8)
+const policies = new Map<string, PolicyLease>()
+const tpmPolicies = new Map<string, TpmPolicy>()
+const aks = new Map<string, KeyObject>()
+
+function run(job: CheckJob): CheckJobResult {
+  if (opts === undefined) return { seq: job.seq, kind: 'error', error: 'not initialised' }
+  let ima = null
+  if (job.imaKey !== null) {
+    let lease = policies.get(job.imaKey)
+    if (lease === undefined && job.imaText !== undefined) {
+      lease = policyCache.acquire(job.imaText)
+      if (policies.size >= 16) {
+        for (const l of policies.values()) l.release()
+        policies.clear()
+      }
+      policies.set(job.imaKey, lease)
+    }
+    if (lease === undefined) {
+      return { seq: job.seq, kind: 'error', error: `runtime policy ${job.imaKey} not sent` }
+    }
+    ima = lease.policy
+  }
+  const rec = recordFromData(job.rec, cachedTpmPolicy(tpmPolicies, job.rec.tpmPolicyText))
+  let ak = aks.get(job.rec.akTpm)
+  if (ak === undefined) {
+    ak = toKeyObject(parseTpm2bPublic(Buffer.from(job.rec.akTpm, 'base64')))
+    if (aks.size >= 50_000) aks.clear()
+    aks.set(job.rec.akTpm, ak)
+  }
+  rec.akKey = ak
+  return resultToData(
+    job.seq,
+    checkQuoteAnswer(rec, job.results, job.nonce, { ima, mb: job.mb }, opts),
+  )
+}
+
+self.onmessage = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
+  const m = e.data
+  if ('type' in m && m.type === 'init') {
+    opts = {
+      rules: new SeverityRules(m.labels, m.severityPolicy),
+      mbPolicyName: m.mbPolicyName,
+      mbEvaluate: m.mbEvaluate,
+      ignoreTomtouErrors: m.ignoreTomtouErrors,
+    }
+    postMessage({ seq: -1, kind: 'ready' })
+    return
+  }
+  const job = m as CheckJob
+  let out: CheckJobResult
+  try {
+    out = run(job)
+  } catch (err) {
+    out = { seq: job.seq, kind: 'error', error: err instanceof Error ? err.message : String(err) }
+  }
+  postMessage(out)
+}

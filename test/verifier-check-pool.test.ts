@@ -1,0 +1,126 @@
+/**
+ * The check worker pool: rounds with an IMA list run `checkQuoteAnswer` in a Bun Worker and come
+ * back with the same verdicts as inline checks (pass with incremental IMA state; a changed digest
+ * fails with the upstream event id); plain rounds stay inline; an unloadable worker entry leaves
+ * the pool empty and every check inline.
+ *
+ * @module
+ */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { enrollAgent } from '../bench/fleet/enroll-agent.ts'
+import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
+import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
+import { openDatabase } from '../src/db/index.ts'
+import { getLogger } from '../src/log/logger.ts'
+import { CheckPool } from '../src/verifier/check-pool.ts'
+import { SeverityRules } from '../src/verifier/failure.ts'
+import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
+import { AGENT_STATES } from '../src/verifier/states.ts'
+import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const cleanups: (() => Promise<unknown>)[] = []
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined)
+})
+
+async function until(what: string, ms: number, cond: () => boolean): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (cond()) return
+    await Bun.sleep(50)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** Runs 3 IMA agents (the last with one changed digest) through a verifier; returns it. */
+async function runFleet(checkWorkers: number): Promise<{ v: VerifierHandle; fleet: Fleet }> {
+  const ca = await createTestCa()
+  const kdb = await openDatabase({ url: 'memory://', keylimeDir: tmpdir() })
+  const caDir = await loadCaDir(ca.caDir)
+  const fleet = await startFleet({
+    count: 3,
+    caCertPem: caDir.caCertPem,
+    listen: 'ports',
+    sharedKeys: true,
+    keyCachePath: join(tmpdir(), 'keylime-verifier-test-keys.json'),
+    imaEntries: 40,
+    seed: `pool-${checkWorkers}`,
+  })
+  const v = await startTestVerifier(kdb, ca, { quote_interval: '0.2' }, { checkWorkers })
+  cleanups.push(async () => {
+    await v.stop(200)
+    await fleet.stop()
+    await kdb.close()
+  })
+  const policy = JSON.parse(fleet.imaLog?.runtimePolicy() ?? '{}') as {
+    meta: { generator: number }
+    digests: Record<string, string[]>
+  }
+  policy.meta.generator = 3 // an enforced runtime policy
+  const changed = structuredClone(policy)
+  const first = Object.keys(changed.digests)[0] as string
+  changed.digests[first] = ['00'.repeat(32)]
+  for (const [i, a] of fleet.agents.entries()) {
+    await enrollAgent({
+      verifierUrl: v.servers[0]?.url as string,
+      tls: caDir.client,
+      uuid: a.uuid,
+      ip: a.contactIp,
+      port: a.contactPort,
+      akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+      mtlsCert: a.mtlsCertPem,
+      tpmPolicy: JSON.stringify({ mask: '0x400' }),
+      runtimePolicy: Buffer.from(JSON.stringify(i === 2 ? changed : policy)).toString('base64'),
+    })
+  }
+  const rec = (i: number) => v.loop.records.get(fleet.agents[i]?.uuid as string)
+  await until('two good agents attested 3 times and the changed one failed', 20_000, () => {
+    const ok = [0, 1].every((i) => (rec(i)?.attestationCount ?? 0) >= 3)
+    return ok && rec(2)?.state === AGENT_STATES.INVALID_QUOTE
+  })
+  return { v, fleet }
+}
+
+describe('check worker pool', () => {
+  for (const workers of [1, 0]) {
+    test(`IMA rounds: same verdicts with ${workers} worker(s)`, async () => {
+      const { v, fleet } = await runFleet(workers)
+      const rec = (i: number) => v.loop.records.get(fleet.agents[i]?.uuid as string)
+      for (const i of [0, 1]) {
+        expect(rec(i)?.state).toBe(AGENT_STATES.GET_QUOTE)
+        expect(rec(i)?.ima.nextEntry).toBe(40) // incremental state came back from the worker
+      }
+      expect(rec(2)?.lastEventId).toBe('ima.validation.ima-ng.runtime_policy_hash')
+      expect(v.checks.size).toBe(workers)
+      // the first round of each agent carries the list (heavy); later ones ask from entry 40 and
+      // get no new lines, so they stay on the main thread
+      if (workers > 0) {
+        expect(v.checks.offloaded).toBeGreaterThanOrEqual(3)
+        expect(v.checks.inline).toBe(0)
+      } else {
+        expect(v.checks.offloaded).toBe(0)
+        expect(v.checks.inline).toBeGreaterThanOrEqual(3)
+      }
+    }, 30_000)
+  }
+
+  test('an unloadable worker entry leaves the pool empty (checks run inline)', async () => {
+    const pool = await CheckPool.start({
+      size: 1,
+      entry: new URL('./no-such-check-worker.ts', import.meta.url).href,
+      check: {
+        rules: new SeverityRules(),
+        mbPolicyName: 'example',
+        mbEvaluate: 'once',
+        ignoreTomtouErrors: false,
+      },
+      labels: [],
+      severityPolicy: [],
+      log: getLogger('verifier'),
+    })
+    expect(pool.size).toBe(0)
+    pool.close()
+  })
+})
