@@ -9,7 +9,7 @@ BUN="${BUN:-$(pwd)/node_modules/.bin/bun}"
 NODE_GYP="${NODE_GYP:-$(pwd)/node_modules/.bin/node-gyp}"
 NODEDIR="${NODEDIR:-/usr}"
 mkdir -p dist
-( cd src/agent/native && "$NODE_GYP" rebuild --nodedir="$NODEDIR" >/dev/null )
+( cd src/agent/native && "$NODE_GYP" rebuild --loglevel=error --nodedir="$NODEDIR" >/dev/null )
 "$BUN" build --target=bun --format=esm --metafile=dist/keylime-agent.meta.json \
   --outdir=dist/.agent-bundle src/agent/main.ts >/dev/null
 "$BUN" build --compile --bytecode --format=esm --minify-syntax src/agent/main.ts \

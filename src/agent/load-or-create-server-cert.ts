@@ -4,11 +4,11 @@
  * `server_key_password`) and a self-signed X.509v3 certificate (`server_cert`, default
  * `server-cert.crt`): CN = agent UUID, SAN DNS `localhost`, `localhost.domain`, IP `127.0.0.1`,
  * `::1` and `contact_ip`, valid for 365 days. Created once and kept; the verifier pins it.
+ * Existing files are checked with node:crypto only; @peculiar/x509 is imported lazily to create.
  *
  * @module
  */
 
-import * as x509 from '@peculiar/x509'
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { isIP } from 'node:net'
@@ -51,6 +51,10 @@ export async function loadOrCreateServerCert(opts: {
     }
   }
   const now = opts.now ?? new Date()
+  // @peculiar/x509 (+ tsyringe, reflect-metadata) costs ~20 MB of heap once evaluated: load it
+  // only on the first start, when the certificate is created.
+  await import('reflect-metadata')
+  const x509 = await import('@peculiar/x509')
   const keys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair
   const ips = [...new Set(['127.0.0.1', '::1', ...(isIP(opts.contactIp) ? [opts.contactIp] : [])])]
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
