@@ -13,7 +13,7 @@
  * @module
  */
 import 'reflect-metadata'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { zipSync } from 'fflate'
@@ -214,6 +214,7 @@ try {
       console.log(`  ${line}`)
     }
   }
+  if (shareDir !== undefined) rmSync(shareDir, { recursive: true, force: true })
   await cp.stop()
 }
 say(ok ? 'PASS' : 'FAIL')
