@@ -7,9 +7,11 @@
  * worker costs, and moving them would raise CPU per attestation (measured; docs/benchmarks.md).
  *
  * Messages are plain data (`check-job.ts`). A runtime policy text is sent to a worker once per
- * `id:version`. When the worker entry cannot be loaded (a compiled binary built without
- * `src/verifier/check-worker.ts` as an extra entry point) or a worker dies, the checks run
- * inline on the main thread: slower under load, never wrong.
+ * `id:version`. In a compiled binary the worker is an extra entry point of `bun build --compile`
+ * (`src/main.ts src/verifier/check-worker.ts`), which Bun stores as
+ * `/$bunfs/root/verifier/check-worker.js`; the pool tries that path after the source-relative
+ * one. When no entry loads (a binary built without it) or a worker dies, the checks run inline
+ * on the main thread: slower under load, never wrong.
  *
  * @module
  */
@@ -35,14 +37,25 @@ export interface CheckPoolOptions {
   labels: string[]
   severityPolicy: { event_id: string; severity_label: string }[]
   log: Logger
-  /** Worker entry (tests); default `check-worker.ts` next to this file. */
-  entry?: string | URL
+  /** Worker entry (tests); default: see {@link workerEntries}. */
+  entry?: string
 }
 
 interface Slot {
   worker: Worker
   pending: Map<number, { resolve(r: CheckResult): void; inline(): void }>
   policies: Set<string>
+}
+
+/**
+ * Where the worker entry may be: next to this module (running from source), or where
+ * `bun build --compile src/main.ts src/verifier/check-worker.ts` puts it inside the binary.
+ */
+export function workerEntries(): string[] {
+  const here = new URL('./check-worker.ts', import.meta.url).href
+  return import.meta.url.includes('$bunfs')
+    ? [here, '/$bunfs/root/verifier/check-worker.js', '/$bunfs/root/check-worker.js']
+    : [here]
 }
 
 /** Whether a round's checks are heavy enough for a worker: an IMA list or an MB log to replay. */
@@ -61,6 +74,8 @@ export function isHeavyRound(results: unknown, policies: RoundPolicies): boolean
 export class CheckPool {
   readonly #o: CheckPoolOptions
   readonly #slots: Slot[] = []
+  /** The entry that loaded (undefined until one did). */
+  #entry: string | undefined
   #seq = 0
   #closed = false
   /** Checks run in a worker. */
@@ -90,11 +105,28 @@ export class CheckPool {
   }
 
   async #spawn(): Promise<Slot | undefined> {
+    const entries =
+      this.#entry !== undefined
+        ? [this.#entry]
+        : this.#o.entry !== undefined
+          ? [this.#o.entry]
+          : workerEntries()
+    for (const [i, entry] of entries.entries()) {
+      const slot = await this.#spawnAt(entry, i === entries.length - 1)
+      if (slot !== undefined) {
+        this.#entry = entry
+        return slot
+      }
+    }
+    return undefined
+  }
+
+  async #spawnAt(entry: string, last: boolean): Promise<Slot | undefined> {
     let worker: Worker
     try {
-      worker = new Worker(this.#o.entry ?? new URL('./check-worker.ts', import.meta.url).href)
+      worker = new Worker(entry)
     } catch (err) {
-      this.#o.log.warn('cannot start a check worker', { error: String(err) })
+      if (last) this.#o.log.warn('cannot start a check worker', { error: String(err) })
       return undefined
     }
     const slot: Slot = { worker, pending: new Map(), policies: new Set() }
@@ -108,7 +140,9 @@ export class CheckPool {
       }
       worker.onerror = (e) => {
         clearTimeout(t)
-        this.#o.log.warn('check worker failed to start', { error: String(e.message ?? e) })
+        if (last) {
+          this.#o.log.warn('check worker failed to start', { error: String(e.message ?? e) })
+        }
         resolve(false)
       }
       const init: CheckWorkerInit = {

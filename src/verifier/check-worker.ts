@@ -10,18 +10,18 @@
  */
 import 'reflect-metadata'
 import type { KeyObject } from 'node:crypto'
-import { type PolicyLease, PolicyCache } from '../ima/index.ts'
-import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
-import {
-  type CheckJob,
-  type CheckJobResult,
-  cachedTpmPolicy,
-  recordFromData,
-  resultToData,
-} from './check-job.ts'
-import { type CheckOptions, checkQuoteAnswer } from './check-quote.ts'
-import { SeverityRules } from './failure.ts'
+import type { PolicyLease } from '../ima/index.ts'
+import type { CheckJob, CheckJobResult } from './check-job.ts'
+import type { CheckOptions } from './check-quote.ts'
 import type { TpmPolicy } from './tpm-policy.ts'
+
+// Loaded after the reflect-metadata polyfill: in a compiled binary the bundler may otherwise
+// initialise @peculiar/x509 (tsyringe) first, which refuses to load without it.
+const { PolicyCache } = await import('../ima/index.ts')
+const { parseTpm2bPublic, toKeyObject } = await import('../tpm/public-area.ts')
+const { cachedTpmPolicy, recordFromData, resultToData } = await import('./check-job.ts')
+const { checkQuoteAnswer } = await import('./check-quote.ts')
+const { SeverityRules } = await import('./failure.ts')
 
 /** The first message a worker gets. */
 export interface CheckWorkerInit {
