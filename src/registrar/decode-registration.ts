@@ -127,7 +127,9 @@ function port(v: unknown): number | undefined {
 
 function ip(v: unknown): string | undefined {
   if (isAbsent(v)) return undefined
-  if (typeof v !== 'string' || v.length > MAX_IP_LENGTH || /[\s/]/.test(v)) {
+  // A host name or an IPv4/IPv6 literal (zone ids and brackets allowed); nothing else reaches the
+  // database (a NUL byte there would be a server error, not a 400).
+  if (typeof v !== 'string' || v.length > MAX_IP_LENGTH || !/^[A-Za-z0-9._:%[\]-]+$/.test(v)) {
     throw invalidData(`ip must be a host name or address of at most ${MAX_IP_LENGTH} characters`)
   }
   return v

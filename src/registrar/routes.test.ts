@@ -175,6 +175,10 @@ describe('registrar routes', () => {
     expect(noAik.json.status).toBe(
       'Could not register agent with invalid data: aik_tpm is required',
     )
+    for (const ip of ['host\u0000name', 'a b', 'x/y', 7]) {
+      const bad = await call(http, 'POST', '/v2.6/agents/x', { ...agent.body(), ip })
+      expect(bad.status).toBe(400)
+    }
     expect((await call(mtls, 'GET', '/v2.6/agents/unknown')).status).toBe(404)
     expect((await call(http, 'PUT', '/v2.6/agents/unknown', { auth_tag: 'ab' })).status).toBe(404)
   })
