@@ -260,14 +260,15 @@ if [ "${KEYLIME_IMAGE_E2E_COMPOSE:-1}" = 0 ]; then
   log "PASS"
   exit 0
 fi
+# -p keylime: podman-compose 1.0.x ignores compose.yaml's top-level `name:`
 if podman compose version >/dev/null 2>&1; then
-  compose_cmd=(podman compose)
+  compose_cmd=(podman compose -p keylime)
 elif command -v podman-compose >/dev/null; then
-  compose_cmd=(podman-compose)
+  compose_cmd=(podman-compose -p keylime)
 elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   log "installing podman-compose (Debian)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman-compose >/dev/null 2>&1 \
-    && compose_cmd=(podman-compose)
+    && compose_cmd=(podman-compose -p keylime)
 fi
 if [ "${#compose_cmd[@]}" = 0 ]; then
   log "SKIP compose part: neither 'podman compose' nor podman-compose is available"
@@ -311,7 +312,7 @@ expected=$(registrar_uuids "$work/cca")
 tenant_reglist keylime-compose-data "$expected"
 
 # Data in PostgreSQL survives re-creating the control-plane container.
-podman rm -f "$cp_ctr" >/dev/null
+podman rm -f "$cp_ctr" >/dev/null 2>&1  # podman 4.3 without systemd: healthcheck timer noise
 "${compose_cmd[@]}" up -d >>"$work/compose.log" 2>&1 || fail "${compose_cmd[*]} up (again) failed"
 cp_ctr=$(podman ps --filter label=com.docker.compose.project=keylime \
   --filter label=com.docker.compose.service=control-plane --format '{{.Names}}' | head -n1)
