@@ -15,8 +15,18 @@ import type { CheckJob, CheckJobResult } from './check-job.ts'
 import type { CheckOptions } from './check-quote.ts'
 import type { TpmPolicy } from './tpm-policy.ts'
 
-// Loaded after the reflect-metadata polyfill: in a compiled binary the bundler may otherwise
-// initialise @peculiar/x509 (tsyringe) first, which refuses to load without it.
+declare const self: Worker
+
+// The handler is installed before anything is awaited (a message posted while the module is
+// still loading would be lost) and waits for the modules. They are loaded after the
+// reflect-metadata polyfill on purpose: in a compiled binary the bundler may otherwise initialise
+// @peculiar/x509 (tsyringe) first, which refuses to load without it.
+const queue: MessageEvent<CheckWorkerInit | CheckJob>[] = []
+let handle: ((e: MessageEvent<CheckWorkerInit | CheckJob>) => void) | undefined
+self.onmessage = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
+  if (handle === undefined) queue.push(e)
+  else handle(e)
+}
 const { PolicyCache } = await import('../ima/index.ts')
 const { parseTpm2bPublic, toKeyObject } = await import('../tpm/public-area.ts')
 const { cachedTpmPolicy, recordFromData, resultToData } = await import('./check-job.ts')
@@ -32,8 +42,6 @@ export interface CheckWorkerInit {
   mbEvaluate: string
   ignoreTomtouErrors: boolean
 }
-
-declare const self: Worker
 
 let opts: CheckOptions | undefined
 const policyCache = new PolicyCache(8)
@@ -73,7 +81,7 @@ function run(job: CheckJob): CheckJobResult {
   )
 }
 
-self.onmessage = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
+handle = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
   const m = e.data
   if ('type' in m && m.type === 'init') {
     opts = {
@@ -94,3 +102,4 @@ self.onmessage = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
   }
   postMessage(out)
 }
+for (const e of queue.splice(0)) handle(e)
