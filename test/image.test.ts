@@ -35,7 +35,11 @@ function plan(): { run: boolean; reason: string; env: Record<string, string> } {
     return { run: false, reason: 'CI without podman (KEYLIME_IMAGE_TEST=1 sets it up)', env: {} }
   }
   if (!imageExists(BASE)) {
-    return { run: false, reason: `CI without the base image ${BASE} (KEYLIME_IMAGE_TEST=1)`, env: {} }
+    return {
+      run: false,
+      reason: `CI without the base image ${BASE} (KEYLIME_IMAGE_TEST=1)`,
+      env: {},
+    }
   }
   return {
     run: true,
