@@ -92,6 +92,8 @@ cleanup() {
   fi
   podman rm -f --ignore "$CTR" >/dev/null 2>&1
   podman volume rm -f "$VOL" "${COMPOSE_VOLS[@]}" >/dev/null 2>&1
+  # the build stage's images (about 670 MiB each build); the final image is kept
+  podman image prune -f --filter label=io.keylime-ts.stage=build >/dev/null 2>&1
   [ "${KEYLIME_IMAGE_E2E_RMI:-}" = 1 ] && podman rmi -f "$IMAGE" >/dev/null 2>&1
   rm -rf "$work"
   exit "$rc"
