@@ -4,17 +4,17 @@
  * `server_key_password`) and a self-signed X.509v3 certificate (`server_cert`, default
  * `server-cert.crt`): CN = agent UUID, SAN DNS `localhost`, `localhost.domain`, IP `127.0.0.1`,
  * `::1` and `contact_ip`, valid for 365 days. Created once and kept; the verifier pins it.
- * Existing files are checked with node:crypto only; @peculiar/x509 is imported lazily to create.
+ * Everything is node:crypto plus a small DER writer (create-self-signed-cert.ts): no X.509
+ * library is loaded, so the first start is as lean as a restart.
  *
  * @module
  */
 
-import { createPrivateKey, X509Certificate } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { isIP } from 'node:net'
+import { createSelfSignedCert } from './create-self-signed-cert.ts'
 import { AgentError } from './errors.ts'
-
-const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const
 
 /** Key and certificate PEM for Bun.serve. */
 export interface ServerIdentity {
@@ -51,32 +51,18 @@ export async function loadOrCreateServerCert(opts: {
     }
   }
   const now = opts.now ?? new Date()
-  // @peculiar/x509 (+ tsyringe, reflect-metadata) costs ~20 MB of heap once evaluated: load it
-  // only on the first start, when the certificate is created.
-  await import('reflect-metadata')
-  const x509 = await import('@peculiar/x509')
-  const keys = (await crypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair
+  const { publicKey, privateKey: key } = generateKeyPairSync('ec', { namedCurve: 'P-256' })
   const ips = [...new Set(['127.0.0.1', '::1', ...(isIP(opts.contactIp) ? [opts.contactIp] : [])])]
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Buffer.from(crypto.getRandomValues(new Uint8Array(8)))
-      .toString('hex')
-      .replace(/^[89a-f]/, '1'),
-    name: `CN=${opts.uuid}`,
+  const certPem = createSelfSignedCert({
+    commonName: opts.uuid,
+    spkiDer: publicKey.export({ format: 'der', type: 'spki' }),
+    privateKey: key,
+    serial: randomBytes(8),
     notBefore: new Date(now.getTime() - 60_000),
     notAfter: new Date(now.getTime() + 365 * 86_400_000),
-    signingAlgorithm: ALG,
-    keys,
-    extensions: [
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.SubjectAlternativeNameExtension([
-        { type: 'dns', value: 'localhost' },
-        { type: 'dns', value: 'localhost.domain' },
-        ...ips.map((value) => ({ type: 'ip' as const, value })),
-      ]),
-    ],
+    dnsNames: ['localhost', 'localhost.domain'],
+    ipAddresses: ips,
   })
-  const pkcs8 = Buffer.from(await crypto.subtle.exportKey('pkcs8', keys.privateKey))
-  const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })
   const keyPem = String(key.export({ format: 'pem', type: 'pkcs8' }))
   const stored =
     passphrase === undefined
@@ -84,7 +70,6 @@ export async function loadOrCreateServerCert(opts: {
       : String(key.export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase }))
   writeFileSync(opts.keyPath, stored, { mode: 0o600 })
   chmodSync(opts.keyPath, 0o600)
-  const certPem = cert.toString('pem')
   writeFileSync(opts.certPath, certPem, { mode: 0o644 })
   return { certPem, keyPem }
 }

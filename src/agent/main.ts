@@ -2,8 +2,8 @@
  * `keylime-agent`: the slim Keylime agent entry point (built separately as
  * `dist/keylime-agent` by scripts/build-agent.sh). Reads `/etc/keylime/agent.conf` (+ `.d/`) and
  * `KEYLIME_AGENT_*`, opens the TPM given by `TCTI` (default `/dev/tpmrm0`), registers, serves
- * the agent API until SIGTERM/SIGINT. `reflect-metadata` is imported lazily with @peculiar/x509,
- * only when the mTLS certificate is created (it costs ~20 MB of RSS).
+ * the agent API until SIGTERM/SIGINT. No X.509 library or `reflect-metadata` is bundled: the
+ * mTLS certificate is written by create-self-signed-cert.ts.
  *
  * @module
  */
