@@ -119,12 +119,6 @@ export function runPolicyCreateRuntime(argv: string[], ctx: CliContext): Promise
         'RPM repository analysis (--local-rpm-repo/--remote-rpm-repo) is not supported',
       )
     }
-    if (v['ramdisk-dir'] !== undefined) {
-      throw new ImaError(
-        'ERR_IMA_TOOL',
-        'initrd analysis (--ramdisk-dir) is not supported; unpack the initrd and use --rootfs',
-      )
-    }
     const algo = str(v.algo)
     if (algo !== undefined && !['sha1', 'sha256', 'sha384', 'sha512'].includes(algo)) {
       throw new Usage(
@@ -144,6 +138,7 @@ export function runPolicyCreateRuntime(argv: string[], ctx: CliContext): Promise
       ),
       algo,
       rootfs: abs(ctx, str(v.rootfs)),
+      ramdiskDir: abs(ctx, str(v['ramdisk-dir'])),
       skipPath: str(v['skip-path']),
       progress: (m) => ctx.stderr.write(`${m}\n`),
     })

@@ -1,7 +1,7 @@
 /**
- * Builds runtime policies from allowlists, exclude lists, IMA measurement lists and file trees
- * (upstream `keylime/policy/create_runtime_policy.py`). Pure functions over paths; the CLI
- * wrappers are in `cli.ts`.
+ * Builds runtime policies from allowlists, exclude lists, IMA measurement lists, file trees and
+ * initramfs images (upstream `keylime/policy/create_runtime_policy.py`). Pure functions over
+ * paths; the CLI wrappers are in `cli.ts`.
  *
  * @module
  */
@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path'
 import { ImaError } from './errors.ts'
 import { getPubkey, ImaKeyring } from './ima-keyring.ts'
 import { compileExcludeList } from './python-regex.ts'
+import { ramdiskDigests } from './ramdisk-digests.ts'
 import {
   emptyRuntimePolicy,
   RUNTIME_POLICY_GENERATOR,
@@ -45,6 +46,8 @@ export interface CreateRuntimePolicyOptions {
   algo?: string
   rootfs?: string
   skipPath?: string
+  /** Directory of initramfs images (`--ramdisk-dir`, e.g. `/boot`); see `ramdisk-digests.ts`. */
+  ramdiskDir?: string
   /** Progress sink for long walks (a line every `progressEvery` files). */
   progress?: (msg: string) => void
   progressEvery?: number
@@ -257,6 +260,8 @@ export function createRuntimePolicy(o: CreateRuntimePolicyOptions): RuntimePolic
   algo ??= 'sha256'
   if (HEX_SIZES[algo] === undefined)
     throw new ImaError('ERR_IMA_TOOL', `unsupported digest algorithm ${algo}`)
+  if (o.ramdiskDir !== undefined)
+    ramdiskDigests(o.ramdiskDir, algo, policy.digests, { progress: o.progress })
   if (o.rootfs !== undefined) {
     const skip = (o.skipPath ?? '').split(',').filter((s) => s !== '')
     rootfsDigests(o.rootfs, algo, skip, policy.digests, o.progress, o.progressEvery)

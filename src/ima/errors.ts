@@ -37,6 +37,10 @@ export const IMA_ERROR_CODES = [
   'ERR_IMA_STATE',
   /** A policy tool failed (I/O, bad option value). */
   'ERR_IMA_TOOL',
+  /** An initramfs image is not a well-formed sequence of cpio "newc" archives. */
+  'ERR_IMA_CPIO_FORMAT',
+  /** An initramfs segment uses a compression this runtime cannot decompress (xz, lz4, …). */
+  'ERR_IMA_UNSUPPORTED_COMPRESSION',
 ] as const
 
 /** A stable IMA error code. */
