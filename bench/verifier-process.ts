@@ -17,7 +17,7 @@ import 'reflect-metadata'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { openDatabase } from '../src/db/index.ts'
+import { openDatabase, verifiermain } from '../src/db/index.ts'
 import { setLogLevel } from '../src/log/logger.ts'
 import { stateName } from '../src/verifier/states.ts'
 import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
@@ -49,7 +49,10 @@ if (import.meta.main) {
       enrol: { type: 'string' },
       'lease-ms': { type: 'string' },
       'max-in-flight': { type: 'string' },
+      'check-workers': { type: 'string' },
       'enrol-concurrency': { type: 'string', default: '16' },
+      /** Enrol the first agents through the service, the rest as bulk inserts of the same row. */
+      'enrol-api': { type: 'string', default: '100' },
     },
   })
   const keylimeDir = values['keylime-dir']
@@ -70,6 +73,7 @@ if (import.meta.main) {
       instanceId: values.instance,
       leaseMs: values['lease-ms'] ? Number(values['lease-ms']) : undefined,
       maxInFlight: values['max-in-flight'] ? Number(values['max-in-flight']) : undefined,
+      checkWorkers: values['check-workers'] ? Number(values['check-workers']) : undefined,
     },
   )
   console.log(`ready ${JSON.stringify({ url: v.servers[0]?.url, held: v.loop.records.size })}`)
@@ -77,11 +81,12 @@ if (import.meta.main) {
   if (values.enrol !== undefined) {
     const file = JSON.parse(readFileSync(values.enrol, 'utf8')) as BenchFleetFile
     const t0 = performance.now()
+    const viaApi = Math.min(file.agents.length, Number(values['enrol-api']))
     let next = 0
     let failed = 0
     let firstError = ''
     const worker = async () => {
-      while (next < file.agents.length) {
+      while (next < viaApi) {
         const a = file.agents[next++]
         if (a === undefined) break
         try {
@@ -109,6 +114,26 @@ if (import.meta.main) {
       }
     }
     await Promise.all(Array.from({ length: Number(values['enrol-concurrency']) }, worker))
+    // The rest: the same row as the first agent (its empty runtime and MB policies included)
+    // with each agent's id, address and AK, unleased; the lease ticks claim and schedule them.
+    const template = file.agents[0] ? await v.store.getAgent(file.agents[0].uuid) : undefined
+    if (template !== undefined) {
+      const rest = file.agents.slice(viaApi)
+      for (let i = 0; i < rest.length; i += 500) {
+        await kdb.db.insert(verifiermain).values(
+          rest.slice(i, i + 500).map((a) => ({
+            ...template,
+            agent_id: a.uuid,
+            ip: a.ip,
+            port: a.port,
+            ak_tpm: a.akTpm,
+            mtls_cert: file.certs[a.cert] ?? null,
+            lease_owner: null,
+            lease_expires: null,
+          })),
+        )
+      }
+    }
     console.log(
       `enrolled ${JSON.stringify({
         ok: file.agents.length - failed,
@@ -122,6 +147,7 @@ if (import.meta.main) {
   let cpu0 = process.cpuUsage()
   let w0 = performance.now()
   let pass0 = 0
+  let opened0 = 0
   let maxRss = 0
   const passes = () => v.metrics.results.get('pass') ?? 0
   const rssTimer = setInterval(() => {
@@ -131,6 +157,7 @@ if (import.meta.main) {
     cpu0 = process.cpuUsage()
     w0 = performance.now()
     pass0 = passes()
+    opened0 = v.agents.opened
     maxRss = process.memoryUsage().rss
     v.metrics.scheduleLag.resetQuantiles()
   }
@@ -158,6 +185,10 @@ if (import.meta.main) {
       rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
       rss_max_mib: Math.round(maxRss / 2 ** 20),
       held: v.loop.records.size,
+      connections: { open: v.agents.open, opened_in_window: v.agents.opened - opened0 },
+      check_us_avg: Math.round(
+        (v.metrics.checkLatency.sum / Math.max(1, v.metrics.checkLatency.count)) * 1000,
+      ),
       in_flight: v.loop.scheduler.inFlight,
       ...countFds(),
       states,

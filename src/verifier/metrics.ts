@@ -78,6 +78,11 @@ export class Histogram {
     return this.#n
   }
 
+  /** Sum of the observations (ms). */
+  get sum(): number {
+    return this.#sum
+  }
+
   /** Text lines for `name`. */
   render(name: string, help: string): string {
     const out = [`# HELP ${name} ${help}`, `# TYPE ${name} histogram`]

@@ -53,6 +53,8 @@ export interface VerifierHandle extends RoleHandle {
   metrics: VerifierMetrics
   /** The check workers. */
   checks: CheckPool
+  /** The kept-alive agent connections. */
+  agents: AgentConnections
   instanceId: string
 }
 
@@ -221,6 +223,7 @@ export async function startVerifier(
     store,
     metrics,
     checks,
+    agents,
     instanceId,
     async stop(drainMs) {
       await loop.stop(drainMs)
