@@ -8,7 +8,8 @@
  * 2. builds a runtime policy from the guest's own IMA list and a refstate from its own UEFI log
  *    as the agent serves them (`keylime policy create runtime -m …`, `keylime policy create
  *    measured-boot -e … -i`: no Secure Boot in the guest), taken after the agent and run.sh's
- *    helpers (busybox applets, wget, id) have run, with an exclude for the agent's secure directory;
+ *    helpers (busybox applets, wget, id) have run, with an exclude for the agent's secure
+ *    directory;
  * 3. enrols the agent with our tenant as an operator would (`keylime tenant -c add -t 127.0.0.1
  *    -tp <forwarded port> --runtime-policy --mb-policy -f payload.zip --verify`, EK certificate
  *    checked against the harness' swtpm-localca chain), the verifier running the `example`
@@ -177,7 +178,7 @@ try {
       `    chmod 0755 ${UNAPPROVED}`,
       `    ${UNAPPROVED} > /host/unapproved.out`,
       `    timeout 5 wget -q -O - ${sideUrl}/done > /dev/null 2>&1`,
-      '    echo "guest: ran $(cat /host/unapproved.out)"',
+      '    echo "guest: $(cat /host/unapproved.out)"',
       '    ran=1',
       '  fi',
       // 9p cache=loose: sync flushes agent.log to the host
