@@ -50,6 +50,7 @@ if (import.meta.main) {
       'lease-ms': { type: 'string' },
       'max-in-flight': { type: 'string' },
       'check-workers': { type: 'string' },
+      'flush-ms': { type: 'string' },
       'enrol-concurrency': { type: 'string', default: '16' },
       /** Enrol the first agents through the service, the rest as bulk inserts of the same row. */
       'enrol-api': { type: 'string', default: '100' },
@@ -74,6 +75,7 @@ if (import.meta.main) {
       leaseMs: values['lease-ms'] ? Number(values['lease-ms']) : undefined,
       maxInFlight: values['max-in-flight'] ? Number(values['max-in-flight']) : undefined,
       checkWorkers: values['check-workers'] ? Number(values['check-workers']) : undefined,
+      flushMs: values['flush-ms'] ? Number(values['flush-ms']) : undefined,
     },
   )
   console.log(`ready ${JSON.stringify({ url: v.servers[0]?.url, held: v.loop.records.size })}`)

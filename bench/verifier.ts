@@ -33,6 +33,7 @@ const { values } = parseArgs({
     listen: { type: 'string' },
     'max-in-flight': { type: 'string' },
     'check-workers': { type: 'string' },
+    'flush-ms': { type: 'string' },
     cpuprof: { type: 'boolean', default: false },
   },
 })
@@ -168,6 +169,7 @@ try {
       `bench-${i}`,
       ...(values['max-in-flight'] ? ['--max-in-flight', values['max-in-flight']] : []),
       ...(values['check-workers'] ? ['--check-workers', values['check-workers']] : []),
+      ...(values['flush-ms'] ? ['--flush-ms', values['flush-ms']] : []),
       ...(i === 0 ? ['--enrol', agentsFile] : []),
     ])
     children.push(c)
