@@ -42,7 +42,7 @@ const duration = Math.min(600, Number(values.duration))
 const interval = Number(values.interval)
 const processes = Math.max(1, Math.min(2, Number(values.processes)))
 const warmup = Number(
-  values.warmup ?? (processes > 1 ? 16 : Math.max(6, 3 * interval)) + (3 * count) / 1000,
+  values.warmup ?? (processes > 1 ? 16 : Math.max(6, 3 * interval)) + (10 * count) / 1000,
 )
 if (processes > 1 && !values.db) throw new Error('--processes 2 needs --db (PGlite is one process)')
 

@@ -49,6 +49,13 @@ export interface AgentConnectionsOptions {
   idleMs?: number
   /** Largest response body (bytes, default 256 MiB). */
   maxResponseBytes?: number
+  /**
+   * Connections being set up at once (default 16). A TLS handshake costs 30–200× a request on a
+   * kept-alive connection; after a start or a take-over of thousands of agents, an unbounded
+   * burst of handshakes starves the rounds on established connections and, once agents time
+   * out idle connections, never settles. Rounds wait for a slot instead.
+   */
+  maxConnecting?: number
 }
 
 /** Where and how to reach one agent. */
@@ -149,6 +156,8 @@ export class AgentConnections {
   readonly #certIds = new Map<string, number>()
   #open = 0
   #opened = 0
+  #connecting = 0
+  readonly #connectWaiters: (() => void)[] = []
 
   constructor(options: AgentConnectionsOptions) {
     this.#o = options
@@ -162,6 +171,21 @@ export class AgentConnections {
   /** Connections opened since start (a handshake each, for HTTPS). */
   get opened(): number {
     return this.#opened
+  }
+
+  /** Resolves when a connection may be set up (see `maxConnecting`). */
+  #acquireConnect(): Promise<void> | undefined {
+    if (this.#connecting < (this.#o.maxConnecting ?? 16)) {
+      this.#connecting++
+      return undefined
+    }
+    return new Promise<void>((resolve) => this.#connectWaiters.push(resolve))
+  }
+
+  #releaseConnect(): void {
+    const next = this.#connectWaiters.shift()
+    if (next !== undefined) next()
+    else this.#connecting--
   }
 
   #context(pinned: string | undefined): SecureContext {
@@ -203,8 +227,16 @@ export class AgentConnections {
     }
     this.#open++
     this.#opened++
+    let settingUp = true
+    const setUp = () => {
+      if (!settingUp) return
+      settingUp = false
+      this.#releaseConnect()
+    }
+    socket.once(t.https ? 'secureConnect' : 'connect', setUp)
     socket.on('data', (b: Buffer) => conn.onData?.(b))
     const closed = (err: Error | undefined) => {
+      setUp()
       if (conn.closed) return
       conn.closed = true
       this.#open--
@@ -267,7 +299,11 @@ export class AgentConnections {
         clearTimeout(conn.idleTimer)
         conn.idleTimer = undefined
       }
-      if (conn === undefined || conn.closed) conn = this.#connect(t, key)
+      if (conn === undefined || conn.closed) {
+        const wait = this.#acquireConnect()
+        if (wait !== undefined) await wait
+        conn = this.#connect(t, key)
+      }
       try {
         return await this.#exchange(conn, t, req)
       } catch (err) {
