@@ -56,6 +56,13 @@ export interface AgentConnectionsOptions {
    * out idle connections, never settles. Rounds wait for a slot instead.
    */
   maxConnecting?: number
+  /**
+   * New connections per second at most (default 250, ≈ half a core of handshakes). Keeps the
+   * rounds on established connections on time while a large fleet connects: without it, the
+   * first rounds of thousands of agents delay everyone past the agents' keep-alive timeout, each
+   * closed connection costs another handshake, and the verifier never catches up.
+   */
+  connectsPerSecond?: number
 }
 
 /** Where and how to reach one agent. */
@@ -158,6 +165,8 @@ export class AgentConnections {
   #opened = 0
   #connecting = 0
   readonly #connectWaiters: (() => void)[] = []
+  /** Earliest time (performance.now) the next connection may start. */
+  #nextConnectAt = 0
 
   constructor(options: AgentConnectionsOptions) {
     this.#o = options
@@ -173,13 +182,17 @@ export class AgentConnections {
     return this.#opened
   }
 
-  /** Resolves when a connection may be set up (see `maxConnecting`). */
-  #acquireConnect(): Promise<void> | undefined {
+  /** Resolves when a connection may be set up (`maxConnecting`, `connectsPerSecond`). */
+  async #acquireConnect(): Promise<void> {
+    const now = performance.now()
+    const at = Math.max(now, this.#nextConnectAt)
+    this.#nextConnectAt = at + 1000 / (this.#o.connectsPerSecond ?? 250)
+    if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now))
     if (this.#connecting < (this.#o.maxConnecting ?? 16)) {
       this.#connecting++
-      return undefined
+      return
     }
-    return new Promise<void>((resolve) => this.#connectWaiters.push(resolve))
+    await new Promise<void>((resolve) => this.#connectWaiters.push(resolve))
   }
 
   #releaseConnect(): void {
@@ -300,8 +313,7 @@ export class AgentConnections {
         conn.idleTimer = undefined
       }
       if (conn === undefined || conn.closed) {
-        const wait = this.#acquireConnect()
-        if (wait !== undefined) await wait
+        await this.#acquireConnect()
         conn = this.#connect(t, key)
       }
       try {

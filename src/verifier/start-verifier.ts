@@ -37,6 +37,8 @@ export interface StartVerifierOptions {
   flushMs?: number
   /** Lease length in ms (default max(3 × quote_interval, 6 s)). */
   leaseMs?: number
+  /** New agent connections per second at most (default 250; see `agent-connections.ts`). */
+  connectsPerSecond?: number
   /** Check workers (default: one per core; 0 = every check on the main thread). */
   checkWorkers?: number
   /** Webhook fetch (tests). */
@@ -128,6 +130,7 @@ export async function startVerifier(
     verifyPeer: tls.verifyPeer,
     timeoutMs: v.request_timeout * 1000,
     idleMs: Math.max(30_000, 3 * quoteIntervalMs),
+    connectsPerSecond: options.connectsPerSecond,
   })
   const loop = new AttestationLoop({
     store,
