@@ -64,19 +64,13 @@ import {
 } from '../../src/tpm/public-area.ts'
 import { serializeQuoteString } from '../../src/tpm/quote-string.ts'
 import { serializeTpmtSignature, type TpmSignature } from '../../src/tpm/signature.ts'
+import { ekPublicArea } from '../../src/tpm/ek-template.ts'
 import { FleetError } from './errors.ts'
 
 /** Key algorithm of an EK or AK. */
 export type SoftKeyType = 'rsa' | 'ecc'
 
-/** TCG EK Credential Profile policy A: `PolicySecret(TPM_RH_ENDORSEMENT)` with SHA-256. */
-export const EK_POLICY_A = Buffer.from(
-  '837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa',
-  'hex',
-)
-
-/** EK attributes: fixedTPM|fixedParent|sensitiveDataOrigin|adminWithPolicy|restricted|decrypt. */
-export const EK_ATTRS = 0x000300b2
+export { EK_ATTRS, EK_POLICY_A } from '../../src/tpm/ek-template.ts'
 
 /** The OAEP label of the credential seed, NUL included (TCG Part 1 §24.4). */
 const IDENTITY_LABEL = Buffer.from('IDENTITY\0', 'latin1')
@@ -171,22 +165,7 @@ function publicParts(key: KeyObject): { n: Uint8Array } | { x: Uint8Array; y: Ui
 
 /** The TPMT_PUBLIC of an EK made with the TCG default template (L-1 RSA / L-2 ECC). */
 function ekPublicInput(key: KeyObject): TpmPublicInput {
-  const parts = publicParts(key)
-  const base = {
-    nameAlg: TPM_ALG_ID.SHA256,
-    objectAttributes: EK_ATTRS,
-    authPolicy: EK_POLICY_A,
-    symmetric: { algorithm: TPM_ALG_ID.AES, keyBits: 128, mode: TPM_ALG_ID.CFB },
-    scheme: { scheme: TPM_ALG_ID.NULL },
-  }
-  if ('n' in parts) return { type: 'rsa', ...base, keyBits: 2048, exponent: 0, unique: parts }
-  return {
-    type: 'ecc',
-    ...base,
-    curve: TPM_ECC_CURVE.NIST_P256,
-    kdf: { scheme: TPM_ALG_ID.NULL },
-    unique: parts,
-  }
+  return ekPublicArea(publicParts(key))
 }
 
 /** The TPMT_PUBLIC of a Keylime AK (tss-esapi `create_ak`): restricted signing key. */

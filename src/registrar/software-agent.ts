@@ -18,7 +18,7 @@ import {
   timingSafeEqual,
 } from 'node:crypto'
 import { ByteReader } from '../tpm/byte-reader.ts'
-import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE, TPMA_OBJECT } from '../tpm/constants.ts'
+import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE } from '../tpm/constants.ts'
 import { parseCredentialBlob, parseIdObject } from '../tpm/credential-blob.ts'
 import { computeAuthTag } from '../tpm/hmac-proof.ts'
 import { kdfa, kdfe } from '../tpm/kdf.ts'
@@ -29,21 +29,7 @@ import {
   type TpmPublic,
   type TpmPublicInput,
 } from '../tpm/public-area.ts'
-
-/** TCG EK template attributes: fixedTPM, fixedParent, sensitiveDataOrigin, adminWithPolicy, restricted, decrypt. */
-export const EK_TEMPLATE_ATTRS =
-  TPMA_OBJECT.fixedTPM |
-  TPMA_OBJECT.fixedParent |
-  TPMA_OBJECT.sensitiveDataOrigin |
-  TPMA_OBJECT.adminWithPolicy |
-  TPMA_OBJECT.restricted |
-  TPMA_OBJECT.decrypt
-
-/** PolicySecret(TPM_RH_ENDORSEMENT) digest of the low-range EK templates. */
-const EK_POLICY_A = Buffer.from(
-  '837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa',
-  'hex',
-)
+import { ekPublicArea } from '../tpm/ek-template.ts'
 
 /** Key algorithm of a software key. */
 export type SoftwareKeyType = 'rsa' | 'ecc'
@@ -75,24 +61,11 @@ function makeKey(
 
 /** A software EK (TCG template L-1 RSA-2048 or L-2 ECC P-256, SHA-256, AES-128-CFB). */
 export function makeSoftwareEk(type: SoftwareKeyType = 'rsa'): SoftwareKey {
-  return makeKey(type, (jwk) => {
-    const common = {
-      nameAlg: TPM_ALG_ID.SHA256,
-      objectAttributes: EK_TEMPLATE_ATTRS,
-      authPolicy: EK_POLICY_A,
-      symmetric: { algorithm: TPM_ALG_ID.AES, keyBits: 128, mode: TPM_ALG_ID.CFB },
-      scheme: { scheme: TPM_ALG_ID.NULL },
-    }
-    return type === 'rsa'
-      ? { ...common, type: 'rsa', keyBits: 2048, exponent: 0, unique: { n: jwkBytes(jwk.n) } }
-      : {
-          ...common,
-          type: 'ecc',
-          curve: TPM_ECC_CURVE.NIST_P256,
-          kdf: { scheme: TPM_ALG_ID.NULL },
-          unique: { x: jwkBytes(jwk.x), y: jwkBytes(jwk.y) },
-        }
-  })
+  return makeKey(type, (jwk) =>
+    ekPublicArea(
+      type === 'rsa' ? { n: jwkBytes(jwk.n) } : { x: jwkBytes(jwk.x), y: jwkBytes(jwk.y) },
+    ),
+  )
 }
 
 /** A software AK (RSASSA or ECDSA with SHA-256), Keylime's attributes unless overridden. */

@@ -17,42 +17,19 @@ import {
   TPM_ALG_ID,
   TPM_ECC_CURVE,
 } from '../../tpm/constants.ts'
+import { EK_ATTRS, EK_POLICY_A, ekPublicArea } from '../../tpm/ek-template.ts'
 import { serializeTpmtPublic, type TpmPublic } from '../../tpm/public-area.ts'
 import { AgentError } from '../errors.ts'
 
-/** TCG EK Credential Profile policy A: PolicySecret(TPM_RH_ENDORSEMENT), SHA-256. */
-export const EK_POLICY_A = Uint8Array.from(
-  Buffer.from('837197674484b3f81a90cc8d46a5d724fd52d76e06520b64f2a1da1b331469aa', 'hex'),
-)
-
-/** EK attributes: fixedTPM|fixedParent|sensitiveDataOrigin|adminWithPolicy|restricted|decrypt. */
-export const EK_ATTRS = 0x000300b2
+export { EK_ATTRS, EK_POLICY_A } from '../../tpm/ek-template.ts'
 
 /** The default EK template (L-1 RSA-2048 or L-2 ECC P-256), zero-filled unique. */
 export function ekTemplate(alg: EncAlg): Uint8Array {
-  const base = {
-    nameAlg: TPM_ALG_ID.SHA256,
-    objectAttributes: EK_ATTRS,
-    authPolicy: EK_POLICY_A,
-    symmetric: { algorithm: TPM_ALG_ID.AES, keyBits: 128, mode: TPM_ALG_ID.CFB },
-    scheme: { scheme: TPM_ALG_ID.NULL },
-  }
-  if (alg === 'rsa') {
-    return serializeTpmtPublic({
-      type: 'rsa',
-      ...base,
-      keyBits: 2048,
-      exponent: 0,
-      unique: { n: new Uint8Array(256) },
-    })
-  }
-  return serializeTpmtPublic({
-    type: 'ecc',
-    ...base,
-    curve: TPM_ECC_CURVE.NIST_P256,
-    kdf: { scheme: TPM_ALG_ID.NULL },
-    unique: { x: new Uint8Array(32), y: new Uint8Array(32) },
-  })
+  return serializeTpmtPublic(
+    ekPublicArea(
+      alg === 'rsa' ? { n: new Uint8Array(256) } : { x: new Uint8Array(32), y: new Uint8Array(32) },
+    ),
+  )
 }
 
 /** True if `pub` is an EK made from {@link ekTemplate} (used to adopt a persistent EK). */
