@@ -167,6 +167,8 @@ export class AgentConnections {
   readonly #connectWaiters: (() => void)[] = []
   /** Earliest time (performance.now) the next connection may start. */
   #nextConnectAt = 0
+  /** Rate-limit slots reserved by {@link reserveConnect} and not used yet. */
+  #reserved = 0
 
   constructor(options: AgentConnectionsOptions) {
     this.#o = options
@@ -182,12 +184,47 @@ export class AgentConnections {
     return this.#opened
   }
 
-  /** Resolves when a connection may be set up (`maxConnecting`, `connectsPerSecond`). */
-  async #acquireConnect(): Promise<void> {
+  #keyOf(t: AgentTarget): string {
+    let certId = 0
+    if (t.pinnedCert !== undefined) {
+      certId = this.#certIds.get(t.pinnedCert) ?? 0
+      if (certId === 0) {
+        if (this.#certIds.size >= SECURE_CONTEXTS_MAX) this.#certIds.clear()
+        certId = this.#certIds.size + 1
+        this.#certIds.set(t.pinnedCert, certId)
+      }
+    }
+    return `${t.https ? 's' : 'p'}|${t.ip}|${t.port}|${certId}`
+  }
+
+  /** Whether a request to `t` would reuse an open connection (no handshake). */
+  isWarm(t: AgentTarget): boolean {
+    return (this.#idle.get(this.#keyOf(t))?.length ?? 0) > 0
+  }
+
+  /**
+   * Reserves a slot in the connection rate limit and returns how many ms from now it is. The
+   * caller schedules its round for then, instead of holding an in-flight slot while it waits (so
+   * rounds on warm connections are never starved by rounds queued for a handshake); its request
+   * then connects without waiting again.
+   */
+  reserveConnect(): number {
     const now = performance.now()
     const at = Math.max(now, this.#nextConnectAt)
     this.#nextConnectAt = at + 1000 / (this.#o.connectsPerSecond ?? 250)
-    if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now))
+    this.#reserved++
+    return at - now
+  }
+
+  /** Resolves when a connection may be set up (`maxConnecting`, `connectsPerSecond`). */
+  async #acquireConnect(): Promise<void> {
+    if (this.#reserved > 0) this.#reserved--
+    else {
+      const now = performance.now()
+      const at = Math.max(now, this.#nextConnectAt)
+      this.#nextConnectAt = at + 1000 / (this.#o.connectsPerSecond ?? 250)
+      if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now))
+    }
     if (this.#connecting < (this.#o.maxConnecting ?? 16)) {
       this.#connecting++
       return
@@ -295,16 +332,7 @@ export class AgentConnections {
    * @throws PeerBadResponse when the answer is not HTTP/JSON or too large
    */
   async request(t: AgentTarget, req: AgentRequest): Promise<MtlsResponse> {
-    let certId = 0
-    if (t.pinnedCert !== undefined) {
-      certId = this.#certIds.get(t.pinnedCert) ?? 0
-      if (certId === 0) {
-        if (this.#certIds.size >= SECURE_CONTEXTS_MAX) this.#certIds.clear()
-        certId = this.#certIds.size + 1
-        this.#certIds.set(t.pinnedCert, certId)
-      }
-    }
-    const key = `${t.https ? 's' : 'p'}|${t.ip}|${t.port}|${certId}`
+    const key = this.#keyOf(t)
     for (let attempt = 0; ; attempt++) {
       let conn = this.#idle.get(key)?.pop()
       if (conn !== undefined && this.#idle.get(key)?.length === 0) this.#idle.delete(key)

@@ -73,6 +73,8 @@ export interface AgentRecord {
   busy: boolean
   /** The state snapshot has changes not yet written. */
   dirty: boolean
+  /** A reserved connection slot (the round was deferred to it; `agent-connections.ts`). */
+  connectReserved?: boolean
 }
 
 /** The initial clock state of upstream. */

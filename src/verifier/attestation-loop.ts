@@ -116,6 +116,7 @@ export class AttestationLoop {
     this.scheduler = new Scheduler({
       maxInFlight: o.maxInFlight,
       run: (id) => this.#round(id),
+      admit: (id) => this.#admit(id),
       onLag: (ms) => o.metrics.scheduleLag.observe(ms),
     })
   }
@@ -258,6 +259,25 @@ export class AttestationLoop {
       mb = e.text
     }
     return { ima, mb }
+  }
+
+  /**
+   * A round that needs a new connection waits for its slot in the connection rate limit in the
+   * schedule, not in an in-flight slot (see AgentConnections.reserveConnect): rounds on warm
+   * connections are never starved by rounds queued for a handshake.
+   */
+  #admit(id: string): number {
+    const rec = this.records.get(id)
+    if (rec === undefined || rec.busy || this.#stopped) return 0
+    if (rec.connectReserved) {
+      rec.connectReserved = false
+      return 0
+    }
+    if (this.#o.agents.isWarm(this.#target(rec))) return 0
+    const wait = this.#o.agents.reserveConnect()
+    if (wait <= 20) return 0
+    rec.connectReserved = true
+    return wait
   }
 
   async #round(id: string): Promise<void> {

@@ -16,6 +16,8 @@ export interface DueEntry {
   key: string
   /** Generation; an entry whose generation is not the key's current one is stale. */
   gen: number
+  /** The original due time when the entry was deferred (lateness counts from it). */
+  from?: number
 }
 
 /** The heap. */

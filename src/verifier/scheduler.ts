@@ -15,6 +15,12 @@ export interface SchedulerOptions {
   run(key: string): Promise<void>
   /** Lateness observer (ms after the due time a round started). */
   onLag?(ms: number): void
+  /**
+   * Called for a due key before it takes an in-flight slot: 0 to run it now, or ms to defer it
+   * by (it then waits in the heap, not in a slot, and its lateness still counts from the
+   * original due time).
+   */
+  admit?(key: string): number
 }
 
 /** The scheduler. */
@@ -124,8 +130,13 @@ export class Scheduler {
       if (top === undefined || top.due > now) break
       this.#heap.pop()
       if (this.#gens.get(top.key) !== top.gen) continue
+      const defer = this.#opts.admit?.(top.key) ?? 0
+      if (defer > 0) {
+        this.#heap.push({ due: now + defer, key: top.key, gen: top.gen, from: top.from ?? top.due })
+        continue
+      }
       this.#gens.delete(top.key)
-      const lag = now - top.due
+      const lag = now - (top.from ?? top.due)
       if (lag > this.#maxLag) this.#maxLag = lag
       this.#opts.onLag?.(lag)
       this.#inFlight++
