@@ -43,6 +43,9 @@ describe.skipIf(!present)('compiled dist/keylime', () => {
     const res = await client.request(`https://127.0.0.1:${ports.verifier}/version`)
     expect(res.body).toMatchObject({ code: 200, results: { current_version: '2.6' } })
     expect(await run.stop()).toBe(0)
+    // The verifier's check workers are inside the binary (second entry point of scripts/build.sh).
+    expect(run.output()).not.toContain('check worker')
+    expect(run.output()).not.toContain('check workers unavailable')
   }, 60_000)
 
   test('answers to its busybox names', async () => {
