@@ -61,6 +61,46 @@ const POLLED = sql.raw(
 )
 
 /** Rows of a raw query, whichever driver answered. */
+/** A transaction of {@link Db}. */
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+
+/** Keeps the current version of a runtime policy in `allowlists_history` (before update or delete). */
+async function archiveAllowlist(tx: Tx, old: AllowlistRow): Promise<void> {
+  await tx.insert(allowlists_history).values({
+    name: old.name,
+    version: old.version,
+    checksum: old.checksum,
+    generator: old.generator,
+    tpm_policy: old.tpm_policy,
+    ima_policy: old.ima_policy,
+    replaced_at: nowSeconds(),
+  })
+}
+
+/** Keeps the current version of an MB policy in `mbpolicies_history` (before update or delete). */
+async function archiveMbPolicy(tx: Tx, old: MbPolicyRow): Promise<void> {
+  await tx.insert(mbpolicies_history).values({
+    name: old.name,
+    version: old.version,
+    mb_policy: old.mb_policy,
+    replaced_at: nowSeconds(),
+  })
+}
+
+/** Whether any agent references policy `id` through `column`. */
+async function policyInUse(
+  tx: Tx,
+  column: typeof verifiermain.ima_policy_id | typeof verifiermain.mb_policy_id,
+  id: number,
+): Promise<boolean> {
+  const used = await tx
+    .select({ id: verifiermain.agent_id })
+    .from(verifiermain)
+    .where(eq(column, id))
+    .limit(1)
+  return used.length > 0
+}
+
 async function rows<T>(db: Db, q: SQL): Promise<T[]> {
   const r = (await db.execute(q)) as unknown
   if (Array.isArray(r)) return r as T[]
@@ -245,15 +285,7 @@ export class VerifierStore {
         await tx.select().from(allowlists).where(eq(allowlists.name, name)).for('update')
       )[0]
       if (old === undefined) return false
-      await tx.insert(allowlists_history).values({
-        name,
-        version: old.version,
-        checksum: old.checksum,
-        generator: old.generator,
-        tpm_policy: old.tpm_policy,
-        ima_policy: old.ima_policy,
-        replaced_at: nowSeconds(),
-      })
+      await archiveAllowlist(tx, old)
       await tx
         .update(allowlists)
         .set({ ...values, version: old.version + 1 })
@@ -269,21 +301,8 @@ export class VerifierStore {
         await tx.select().from(allowlists).where(eq(allowlists.name, name)).for('update')
       )[0]
       if (old === undefined) return 'missing'
-      const used = await tx
-        .select({ id: verifiermain.agent_id })
-        .from(verifiermain)
-        .where(eq(verifiermain.ima_policy_id, old.id))
-        .limit(1)
-      if (used.length > 0) return 'in_use'
-      await tx.insert(allowlists_history).values({
-        name,
-        version: old.version,
-        checksum: old.checksum,
-        generator: old.generator,
-        tpm_policy: old.tpm_policy,
-        ima_policy: old.ima_policy,
-        replaced_at: nowSeconds(),
-      })
+      if (await policyInUse(tx, verifiermain.ima_policy_id, old.id)) return 'in_use'
+      await archiveAllowlist(tx, old)
       await tx.delete(allowlists).where(eq(allowlists.id, old.id))
       return 'deleted'
     })
@@ -334,12 +353,7 @@ export class VerifierStore {
         await tx.select().from(mbpolicies).where(eq(mbpolicies.name, name)).for('update')
       )[0]
       if (old === undefined) return false
-      await tx.insert(mbpolicies_history).values({
-        name,
-        version: old.version,
-        mb_policy: old.mb_policy,
-        replaced_at: nowSeconds(),
-      })
+      await archiveMbPolicy(tx, old)
       await tx
         .update(mbpolicies)
         .set({ mb_policy: mbPolicy, version: old.version + 1 })
@@ -355,18 +369,8 @@ export class VerifierStore {
         await tx.select().from(mbpolicies).where(eq(mbpolicies.name, name)).for('update')
       )[0]
       if (old === undefined) return 'missing'
-      const used = await tx
-        .select({ id: verifiermain.agent_id })
-        .from(verifiermain)
-        .where(eq(verifiermain.mb_policy_id, old.id))
-        .limit(1)
-      if (used.length > 0) return 'in_use'
-      await tx.insert(mbpolicies_history).values({
-        name,
-        version: old.version,
-        mb_policy: old.mb_policy,
-        replaced_at: nowSeconds(),
-      })
+      if (await policyInUse(tx, verifiermain.mb_policy_id, old.id)) return 'in_use'
+      await archiveMbPolicy(tx, old)
       await tx.delete(mbpolicies).where(eq(mbpolicies.id, old.id))
       return 'deleted'
     })
