@@ -35,6 +35,7 @@ import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { AGENT_STATES } from '../src/verifier/states.ts'
 import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
 import { databaseTargets } from './support/databases.ts'
+import { until } from './support/until.ts'
 
 const VM = join(import.meta.dir, 'fixtures/ima/vm')
 const LOG_A = readFileSync(join(VM, 'a/ascii_runtime_measurements'), 'utf8')
@@ -61,19 +62,6 @@ function readPcr10(snapshot: 'a' | 'b'): Record<string, string> {
     if (v) out[bank] = v[1]!.toLowerCase()
   }
   return out
-}
-
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  ms: number,
-  what: () => string,
-): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return
-    await Bun.sleep(50)
-  }
-  throw new Error(`timed out waiting for ${what()}`)
 }
 
 /** Runs `keylime policy create runtime` as an operator would; returns the policy JSON. */

@@ -31,6 +31,7 @@ import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { AGENT_STATES } from '../src/verifier/states.ts'
 import { createTestCa, startTestVerifier, type TestCa } from '../src/verifier/test-support.ts'
 import { databaseTargets } from './support/databases.ts'
+import { until } from './support/until.ts'
 
 const MB = join(import.meta.dir, 'fixtures/mb')
 const LOG_PATH = join(MB, 'vm-plain/binary_bios_measurements')
@@ -51,19 +52,6 @@ function readPcrsYaml(): Record<string, Record<number, string>> {
     if (v) out[bank]![Number(v[1])] = v[2]!.toLowerCase()
   }
   return out
-}
-
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  ms: number,
-  what: () => string,
-): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return
-    await Bun.sleep(50)
-  }
-  throw new Error(`timed out waiting for ${what()}`)
 }
 
 /** The parts of the example refstate the tests edit. */

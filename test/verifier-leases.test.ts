@@ -15,19 +15,7 @@ import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { AGENT_STATES } from '../src/verifier/states.ts'
 import { createTestCa, startTestVerifier, type TestCa } from '../src/verifier/test-support.ts'
 import { databaseTargets } from './support/databases.ts'
-
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  ms: number,
-  what: () => string,
-): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return
-    await Bun.sleep(50)
-  }
-  throw new Error(`timed out waiting for ${what()}`)
-}
+import { until } from './support/until.ts'
 
 const LEASE_MS = 1500
 

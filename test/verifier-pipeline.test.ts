@@ -17,21 +17,9 @@ import { AGENT_STATES } from '../src/verifier/states.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { createTestCa, startTestVerifier, type TestCa } from '../src/verifier/test-support.ts'
 import { databaseTargets } from './support/databases.ts'
+import { until } from './support/until.ts'
 
 const ZERO32 = '00'.repeat(32)
-
-async function until(
-  cond: () => boolean | Promise<boolean>,
-  ms: number,
-  what: string | (() => string),
-): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await cond()) return
-    await Bun.sleep(50)
-  }
-  throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`)
-}
 
 for (const target of databaseTargets()) {
   describe(`verifier pipeline (${target.name})`, () => {
