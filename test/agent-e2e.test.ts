@@ -45,7 +45,7 @@ import { TpmClient } from '../src/agent/tpm/tpm-client.ts'
 import { openSwtpmSocket } from '../src/agent/transport/swtpm-socket-transport.ts'
 import { serializeTransport } from '../src/agent/transport/tpm-transport.ts'
 import { parseAsciiList } from '../src/ima/parse-ascii-list.ts'
-import { missingSwtpmTools, startSwtpm, type Swtpm } from './agent-swtpm.ts'
+import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
 import {
   type ChildRun,
   controlPlaneEnv,

@@ -27,7 +27,7 @@ import { makeCredential } from '../src/tpm/make-credential.ts'
 import { computeName, parseTpm2bPublic } from '../src/tpm/public-area.ts'
 import { verifyQuote } from '../src/tpm/verify-quote.ts'
 import { ekTemplate } from '../src/agent/tpm/ek-templates.ts'
-import { missingSwtpmTools, startSwtpm, type Swtpm } from './agent-swtpm.ts'
+import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
 
 const missing = missingSwtpmTools()
 if (missing.length > 0) {

@@ -28,6 +28,7 @@ import type { RoleHandle } from '../src/http/role.ts'
 import { getLogger } from '../src/log/logger.ts'
 import { startRegistrar } from '../src/registrar/start-registrar.ts'
 import { databaseTargets } from './support/databases.ts'
+import { startSwtpm, type Swtpm } from './support/swtpm.ts'
 
 const TOOLS = [
   'swtpm',
@@ -53,7 +54,7 @@ const EK_CERT_NV = '0x01c00002'
 
 let work = ''
 let port = 0
-let swtpm: ReturnType<typeof Bun.spawn> | undefined
+let tpm: Swtpm | undefined
 let tls: TlsMaterial
 let config: RegistrarConfig
 let ekPub: Buffer
@@ -143,63 +144,11 @@ function agentAuthTag(tag: string, agentId: string, blobB64: string): string {
 beforeAll(async () => {
   if (missing.length > 0) return
   work = mkdtempSync(join(tmpdir(), 'keylime-reg-e2e-'))
-  for (const d of ['ca', 'state', 'store', 'etc', 'kl']) mkdirSync(join(work, d))
-  writeFileSync(
-    join(work, 'localca.conf'),
-    `statedir = ${work}/ca\nsigningkey = ${work}/ca/signkey.pem\nissuercert = ${work}/ca/issuercert.pem\ncertserial = ${work}/ca/certserial\n`,
-  )
-  writeFileSync(join(work, 'localca.options'), '--platform-manufacturer keylime-ts\n')
-  writeFileSync(
-    join(work, 'setup.conf'),
-    `create_certs_tool = /usr/bin/swtpm_localca\ncreate_certs_tool_config = ${work}/localca.conf\ncreate_certs_tool_options = ${work}/localca.options\nactive_pcr_banks = sha256\n`,
-  )
-  must([
-    'swtpm_setup',
-    '--tpm2',
-    '--tpmstate',
-    join(work, 'state'),
-    '--create-ek-cert',
-    '--pcr-banks',
-    'sha256',
-    '--config',
-    join(work, 'setup.conf'),
-    '--logfile',
-    join(work, 'setup.log'),
-    '--overwrite',
-  ])
-  writeFileSync(
-    join(work, 'store', 'swtpm-root.pem'),
-    readFileSync(join(work, 'ca', 'swtpm-localca-rootca-cert.pem')),
-  )
-  intermediatePem = readFileSync(join(work, 'ca', 'issuercert.pem'), 'utf8')
-
-  let started = false
-  for (let attempt = 0; attempt < 5 && !started; attempt++) {
-    port = 20000 + 2 * Math.floor(Math.random() * 10000)
-    swtpm = Bun.spawn(
-      [
-        'swtpm',
-        'socket',
-        '--tpm2',
-        '--server',
-        `type=tcp,port=${port},bindaddr=127.0.0.1`,
-        '--ctrl',
-        `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-        '--flags',
-        'not-need-init,startup-clear',
-        '--tpmstate',
-        `dir=${join(work, 'state')}`,
-      ],
-      { stdout: 'ignore', stderr: 'ignore' },
-    )
-    for (let i = 0; i < 50 && !started; i++) {
-      await Bun.sleep(20)
-      if (swtpm.exitCode !== null) break
-      started = run(['tpm2_getrandom', '4']).ok
-    }
-    if (!started) swtpm.kill()
-  }
-  if (!started) throw new Error('swtpm did not start')
+  for (const d of ['store', 'etc', 'kl']) mkdirSync(join(work, d))
+  tpm = await startSwtpm({ banks: 'sha256' })
+  port = tpm.port
+  writeFileSync(join(work, 'store', 'swtpm-root.pem'), tpm.rootCaPem)
+  intermediatePem = tpm.intermediatePem
   must(['tpm2_readpublic', '-c', EK_HANDLE, '-o', 'ek.pub'])
   must(['tpm2_nvread', EK_CERT_NV, '-C', 'o', '-o', 'ek.der'])
   ekPub = readFileSync(join(work, 'ek.pub'))
@@ -231,8 +180,8 @@ beforeAll(async () => {
   )
 }, 60_000)
 
-afterAll(() => {
-  swtpm?.kill()
+afterAll(async () => {
+  await tpm?.remove()
   if (work !== '') rmSync(work, { recursive: true, force: true })
 })
 

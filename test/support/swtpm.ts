@@ -1,6 +1,6 @@
 /**
- * Test support for the agent suites: a manufactured swtpm (EK certificates from a throwaway
- * swtpm_localca, RSA-2048 at 0x01c00002 and ECC P-384 at 0x01c00016, persistent EKs) listening
+ * Test support for the swtpm-backed suites (agent, registrar): a manufactured swtpm (EK
+ * certificates from a throwaway swtpm_localca, RSA-2048 at 0x01c00002 and ECC P-384 at 0x01c00016, persistent EKs) listening
  * on a random loopback port pair, started with `not-need-init,startup-clear` (wire-formats §6.6).
  *
  * @module
@@ -60,7 +60,7 @@ async function canConnect(port: number): Promise<boolean> {
 
 /** Manufactures a TPM state and starts swtpm on a random free port pair. */
 export async function startSwtpm(opts: { banks?: string } = {}): Promise<Swtpm> {
-  const dir = mkdtempSync(join(tmpdir(), 'kl-agent-swtpm-'))
+  const dir = mkdtempSync(join(tmpdir(), 'kl-swtpm-'))
   for (const d of ['ca', 'state']) mkdirSync(join(dir, d))
   writeFileSync(
     join(dir, 'localca.conf'),
