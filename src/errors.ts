@@ -96,17 +96,6 @@ export class Conflict extends KeylimeError {
   }
 }
 
-/** 413: the request body exceeds `max_upload_size`. */
-export class PayloadTooLarge extends KeylimeError {
-  constructor(
-    message: string,
-    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
-  ) {
-    super(options.code ?? 'ERR_PAYLOAD_TOO_LARGE', message, { ...options, status: 413 })
-    this.name = 'PayloadTooLarge'
-  }
-}
-
 /** Narrows an unknown thrown value to a {@link KeylimeError}. */
 export function isKeylimeError(value: unknown): value is KeylimeError {
   return value instanceof KeylimeError

@@ -24,13 +24,3 @@ export function envelopeResponse<T>(
   h.set('Content-Type', 'application/json')
   return new Response(code === 204 ? null : JSON.stringify(body), { status: code, headers: h })
 }
-
-/** Type guard for a parsed envelope (used by clients). */
-export function isEnvelope(value: unknown): value is Envelope<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Envelope).code === 'number' &&
-    'results' in value
-  )
-}

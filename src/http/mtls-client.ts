@@ -107,7 +107,7 @@ const PINNED_NAMES_MAX = 50_000
  * we connect to (null: the default check passes), else its CN. Undefined when none fits (the caller
  * falls back to a no-op identity callback).
  */
-export function pinnedServerName(certPem: string, host: string): string | null | undefined {
+function pinnedServerName(certPem: string, host: string): string | null | undefined {
   const cacheKey = `${host}\n${certPem}`
   const cached = pinnedNames.get(cacheKey)
   if (cached !== undefined) return cached

@@ -24,7 +24,7 @@ export class UnsupportedMediaType extends KeylimeError {
 }
 
 /** Whether a `Content-Type` header value denotes JSON (or is absent, as upstream clients send). */
-export function isJsonContentType(value: string | undefined | null): boolean {
+function isJsonContentType(value: string | undefined | null): boolean {
   if (!value) return true
   const type = value.split(';')[0]!.trim().toLowerCase()
   return type === 'application/json' || type.endsWith('+json') || type === 'text/json'
