@@ -189,6 +189,10 @@ if (import.meta.main) {
       per_s: +(n / wall).toFixed(1),
       cpu_s: +((cpu.user + cpu.system) / 1e6).toFixed(2),
       cpu_us_per_attestation: Math.round((cpu.user + cpu.system) / Math.max(1, n)),
+      cpu_user_sys_us_per_attestation: [
+        Math.round(cpu.user / Math.max(1, n)),
+        Math.round(cpu.system / Math.max(1, n)),
+      ],
       lag_ms: { p50: lag.quantile(0.5), p99: lag.quantile(0.99), max: +lag.quantile(1).toFixed(0) },
       rounds: lag.quantileCount,
       results: Object.fromEntries(v.metrics.results),

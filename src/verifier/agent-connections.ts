@@ -7,11 +7,17 @@
  * connections, ~115 µs CPU per request; 300 agents get a fresh TLS handshake on every request,
  * ~1.5 ms). A verifier polls thousands of agents in turn, so it needs a connection per agent that
  * stays open between quotes. This client speaks just enough HTTP/1.1 for the agent API (one
- * request at a time per connection, `Content-Length` or chunked bodies) over `node:tls` sockets.
+ * request at a time per connection, `Content-Length` or chunked bodies) over Bun's native sockets
+ * (`Bun.connect`): measured against `node:tls` on the same kept-alive loop, they cost about half
+ * the user CPU per request (≈22 vs ≈31 µs with the kernel's share) and a third less per
+ * handshake, because no Node stream machinery sits between the socket and the parser.
  *
  * TLS as upstream's `generate_agent_tls_context`: our client certificate from `cv_ca`, the
  * agent's registered `mtls_cert` as the only trust anchor, no host-name check (`check_hostname =
- * False`). One secure context per distinct pinned certificate (cached, bounded).
+ * False`). Bun's client always checks the host name when it verifies, so the socket is opened
+ * with `rejectUnauthorized: false` and the handshake's verification result is judged here: the
+ * chain must verify against the trust anchor (expiry included); only a host-name mismatch is
+ * forgiven. No byte is written before that check passed.
  *
  * A reused connection may have been closed by the agent meanwhile (rust-keylime's actix server
  * drops idle connections after its keep-alive timeout); a request that fails on a reused
@@ -19,13 +25,7 @@
  *
  * @module
  */
-import { connect as netConnect, type Socket } from 'node:net'
-import {
-  type SecureContext,
-  type TLSSocket,
-  connect as tlsConnect,
-  createSecureContext,
-} from 'node:tls'
+import type { Socket, SocketHandler } from 'bun'
 import {
   formatHostPort,
   type MtlsResponse,
@@ -86,8 +86,17 @@ export interface AgentRequest {
 }
 
 interface Conn {
-  socket: Socket | TLSSocket
+  /** Set once connected; the socket's `data` is this Conn. */
+  socket: Socket<Conn> | undefined
   key: string
+  /** Settles when the connection is usable (TLS verified) or has failed. */
+  ready: Promise<void>
+  /** Settles {@link ready}. */
+  settle: (err: Error | undefined) => void
+  /** TLS verification to apply at the handshake. */
+  verify: 'pinned' | 'ca' | 'none' | 'plain'
+  /** Bytes not yet accepted by the socket (written on `drain`). */
+  pending: Buffer | undefined
   /** Requests completed on it (0: fresh). */
   used: number
   idleTimer: ReturnType<typeof setTimeout> | undefined
@@ -95,13 +104,74 @@ interface Conn {
   onData: ((b: Buffer) => void) | undefined
   onClose: ((err: Error | undefined) => void) | undefined
   closed: boolean
+  /** Marks the connection closed (idempotent) and tells the pending request. */
+  shut: (err: Error | undefined) => void
+}
+
+/** The agent's certificate failed verification. */
+class TlsRefused extends Error {
+  override readonly name = 'TlsRefused'
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n')
-const SECURE_CONTEXTS_MAX = 1024
+const PINNED_CERTS_MAX = 1024
 
-function noIdentityCheck(): undefined {
+/** Host-name errors are forgiven (upstream connects with `check_hostname = False`). */
+const HOSTNAME_ERRORS = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH'])
+
+/** Why a finished handshake is refused under verification `mode`, or undefined. */
+function handshakeError(
+  s: Socket<Conn>,
+  mode: Conn['verify'],
+  authError: Error | null,
+): string | undefined {
+  if (mode === 'plain') return undefined
+  const code = (authError as { code?: string } | null)?.code
+  if (mode !== 'none' && authError !== null && !HOSTNAME_ERRORS.has(code ?? '')) {
+    return `agent certificate not trusted: ${code ?? authError.message}`
+  }
+  // a failed handshake has no peer certificate (and OpenSSL's verification passes without one)
+  const peer = s.getPeerCertificate() as { raw?: Buffer } | undefined
+  if (peer?.raw === undefined || peer.raw.length === 0) return 'TLS handshake failed'
   return undefined
+}
+
+/** One handler set for every agent socket (Bun's recommended shape: no closures per socket). */
+const HANDLERS: SocketHandler<Conn> = {
+  open(s) {
+    s.data.socket = s
+    if (s.data.verify === 'plain') s.data.settle(undefined)
+  },
+  handshake(s, _ok, authError) {
+    const why = handshakeError(s, s.data.verify, authError)
+    if (why === undefined) s.data.settle(undefined)
+    else {
+      s.data.settle(new TlsRefused(why))
+      s.terminate()
+    }
+  },
+  data(s, chunk) {
+    s.data.onData?.(chunk)
+  },
+  drain(s) {
+    const c = s.data
+    if (c.pending === undefined) return
+    const n = s.write(c.pending)
+    c.pending = n >= c.pending.length ? undefined : c.pending.subarray(Math.max(0, n))
+  },
+  end(s) {
+    s.data.shut(undefined)
+    s.terminate()
+  },
+  close(s, err) {
+    s.data.shut(err)
+  },
+  error(s, err) {
+    s.data.shut(err)
+  },
+  connectError(s, err) {
+    s.data.shut(err)
+  },
 }
 
 /** Parsed head of a response. */
@@ -158,7 +228,6 @@ function dechunk(buf: Buffer, start: number): { body: Buffer; end: number } | un
 export class AgentConnections {
   readonly #o: AgentConnectionsOptions
   readonly #idle = new Map<string, Conn[]>()
-  readonly #contexts = new Map<string, SecureContext>()
   /** Pinned certificate → small id (part of the pool key: a changed certificate, new socket). */
   readonly #certIds = new Map<string, number>()
   #open = 0
@@ -189,7 +258,7 @@ export class AgentConnections {
     if (t.pinnedCert !== undefined) {
       certId = this.#certIds.get(t.pinnedCert) ?? 0
       if (certId === 0) {
-        if (this.#certIds.size >= SECURE_CONTEXTS_MAX) this.#certIds.clear()
+        if (this.#certIds.size >= PINNED_CERTS_MAX) this.#certIds.clear()
         certId = this.#certIds.size + 1
         this.#certIds.set(t.pinnedCert, certId)
       }
@@ -238,69 +307,71 @@ export class AgentConnections {
     else this.#connecting--
   }
 
-  #context(pinned: string | undefined): SecureContext {
-    const k = pinned ?? ''
-    let c = this.#contexts.get(k)
-    if (c === undefined) {
-      c = createSecureContext({
-        cert: this.#o.cert,
-        key: this.#o.key,
-        ca: pinned !== undefined ? [pinned] : this.#o.ca,
-        minVersion: 'TLSv1.2',
-      })
-      if (this.#contexts.size >= SECURE_CONTEXTS_MAX) this.#contexts.clear()
-      this.#contexts.set(k, c)
-    }
-    return c
-  }
-
   #connect(t: AgentTarget, key: string): Conn {
-    const verify = t.pinnedCert !== undefined || this.#o.verifyPeer !== false
-    const socket = t.https
-      ? tlsConnect({
-          host: t.ip,
-          port: t.port,
-          secureContext: this.#context(t.pinnedCert),
-          rejectUnauthorized: verify,
-          checkServerIdentity: noIdentityCheck,
-        })
-      : netConnect({ host: t.ip, port: t.port })
-    socket.setNoDelay(true)
+    let settle: (err: Error | undefined) => void = () => undefined
+    const ready = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err === undefined ? resolve() : reject(err))
+    })
+    ready.catch(() => undefined) // observed by request(); never an unhandled rejection
+    const verify: Conn['verify'] = !t.https
+      ? 'plain'
+      : t.pinnedCert !== undefined
+        ? 'pinned'
+        : this.#o.verifyPeer !== false
+          ? 'ca'
+          : 'none'
+    let settled = false
     const conn: Conn = {
-      socket,
+      socket: undefined,
       key,
+      ready,
+      settle: (err) => {
+        if (settled) return
+        settled = true
+        this.#releaseConnect()
+        settle(err)
+      },
+      verify,
+      pending: undefined,
       used: 0,
       idleTimer: undefined,
       onData: undefined,
       onClose: undefined,
       closed: false,
+      shut: (err) => {
+        conn.settle(err ?? new Error('connection closed during set-up'))
+        if (conn.closed) return
+        conn.closed = true
+        this.#open--
+        if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer)
+        this.#forget(conn)
+        const cb = conn.onClose
+        conn.onClose = undefined
+        conn.onData = undefined
+        cb?.(err)
+      },
     }
     this.#open++
     this.#opened++
-    let settingUp = true
-    const setUp = () => {
-      if (!settingUp) return
-      settingUp = false
-      this.#releaseConnect()
-    }
-    socket.once(t.https ? 'secureConnect' : 'connect', setUp)
-    socket.on('data', (b: Buffer) => conn.onData?.(b))
-    const closed = (err: Error | undefined) => {
-      setUp()
-      if (conn.closed) return
-      conn.closed = true
-      this.#open--
-      if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer)
-      this.#forget(conn)
-      const cb = conn.onClose
-      conn.onClose = undefined
-      conn.onData = undefined
-      cb?.(err)
-      socket.destroy()
-    }
-    socket.on('error', (err: Error) => closed(err))
-    socket.on('close', () => closed(undefined))
-    socket.on('end', () => closed(undefined))
+    const tls = t.https
+      ? {
+          cert: this.#o.cert,
+          key: this.#o.key,
+          ca: t.pinnedCert !== undefined ? [t.pinnedCert] : this.#o.ca,
+          // verified in the handshake handler; Bun's client offers TLS 1.2 and 1.3 only
+          rejectUnauthorized: false,
+        }
+      : undefined
+    Bun.connect<Conn>({
+      hostname: t.ip,
+      port: t.port,
+      data: conn,
+      socket: HANDLERS,
+      ...(tls !== undefined ? { tls } : {}),
+    }).then(
+      (s) => s.setNoDelay(true),
+      (err: unknown) => conn.shut(err instanceof Error ? err : new Error(String(err))),
+    )
     return conn
   }
 
@@ -322,7 +393,7 @@ export class AgentConnections {
     }
     list.push(conn)
     const idleMs = this.#o.idleMs ?? 60_000
-    conn.idleTimer = setTimeout(() => conn.socket.destroy(), idleMs)
+    conn.idleTimer = setTimeout(() => conn.socket?.end(), idleMs)
   }
 
   /**
@@ -343,6 +414,16 @@ export class AgentConnections {
       if (conn === undefined || conn.closed) {
         await this.#acquireConnect()
         conn = this.#connect(t, key)
+        try {
+          await conn.ready
+        } catch (err) {
+          conn.socket?.terminate()
+          throw new PeerUnreachable(
+            `${t.https ? 'https' : 'http'}://${formatHostPort(t.ip, t.port)}${req.path}`,
+            describe(err as Error),
+            err,
+          )
+        }
       }
       try {
         return await this.#exchange(conn, t, req)
@@ -371,12 +452,12 @@ export class AgentConnections {
         conn.onData = undefined
         conn.onClose = undefined
         if (err !== undefined) {
-          conn.socket.destroy()
+          conn.socket?.terminate()
           reject(err)
           return
         }
         if (keep) this.#release(conn)
-        else conn.socket.destroy()
+        else conn.socket?.end()
         resolve(res as MtlsResponse)
       }
       conn.onClose = (err) => {
@@ -438,16 +519,24 @@ export class AgentConnections {
         payload = JSON.stringify(req.json)
         extra = `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n`
       }
-      conn.socket.write(
+      const out = Buffer.from(
         `${req.method ?? 'GET'} ${req.path} HTTP/1.1\r\nHost: ${formatHostPort(t.ip, t.port)}\r\n` +
           `Accept: application/json\r\n${extra}\r\n${payload}`,
+        'utf8',
       )
+      const socket = conn.socket
+      if (socket === undefined || conn.closed) {
+        finish(new RetryOnFresh(url, undefined))
+        return
+      }
+      const n = socket.write(out)
+      if (n < out.length) conn.pending = out.subarray(Math.max(0, n))
     })
   }
 
   /** Closes every connection. */
   close(): void {
-    for (const list of this.#idle.values()) for (const c of list) c.socket.destroy()
+    for (const list of this.#idle.values()) for (const c of list) c.socket?.terminate()
     this.#idle.clear()
   }
 }

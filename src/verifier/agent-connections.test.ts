@@ -1,0 +1,277 @@
+/**
+ * The verifier's kept-alive agent client against real listeners on loopback: mTLS with the
+ * agent's pinned certificate (as upstream: the certificate is the only trust anchor, host names
+ * are not checked), connection reuse, refusal of a wrong or expired certificate before any byte
+ * is sent, large and chunked bodies, size limits, garbage, timeouts and agents that close idle
+ * connections.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { Server, Socket, TCPSocketListener } from 'bun'
+import { type AgentCert, createAgentCert } from '../../bench/fleet/agent-cert.ts'
+import { PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
+import { AgentConnections, type AgentTarget } from './agent-connections.ts'
+import { createTestCa, type TestCa } from './test-support.ts'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { hasOpenssl } from '../../test/support/openssl-pki.ts'
+
+let ca: TestCa
+let agentCert: AgentCert
+let otherCert: AgentCert
+let expiredCert: AgentCert
+const servers: { stop: (force?: boolean) => unknown }[] = []
+/** Requests each TLS listener received, by port. */
+const hits = new Map<number, number>()
+
+beforeAll(async () => {
+  ca = await createTestCa()
+  agentCert = await createAgentCert('agent-1')
+  otherCert = await createAgentCert('agent-2')
+  expiredCert = await createAgentCert('agent-old', [], new Date(Date.now() - 2 * 365 * 86_400_000))
+})
+
+afterAll(() => {
+  for (const s of servers) s.stop(true)
+})
+
+/** An mTLS agent listener that requires a client certificate from cv_ca. */
+function agentServer(
+  cert: AgentCert,
+  answer: (req: Request) => Response | Promise<Response>,
+  hostname = '127.0.0.1',
+): Server<undefined> {
+  const server: Server<undefined> = Bun.serve({
+    hostname,
+    port: 0,
+    tls: {
+      cert: cert.certPem,
+      key: cert.keyPem,
+      ca: ca.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    fetch(req) {
+      hits.set(server.port as number, (hits.get(server.port as number) ?? 0) + 1)
+      return answer(req)
+    },
+  })
+  servers.push(server)
+  return server
+}
+
+/** A plain TCP listener that answers each request with `reply(n)` (n counts requests). */
+function rawServer(reply: (n: number, s: Socket<undefined>) => void): TCPSocketListener<undefined> {
+  let n = 0
+  const server = Bun.listen<undefined>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      data(s) {
+        reply(n++, s)
+      },
+    },
+  })
+  servers.push(server)
+  return server
+}
+
+function pool(o: Partial<ConstructorParameters<typeof AgentConnections>[0]> = {}) {
+  return new AgentConnections({
+    cert: ca.tls.clientCert,
+    key: ca.tls.clientKey,
+    ca: ca.tls.ca,
+    timeoutMs: 5_000,
+    ...o,
+  })
+}
+
+const json = (v: unknown) =>
+  new Response(JSON.stringify(v), { headers: { 'content-type': 'application/json' } })
+
+describe('AgentConnections over mTLS', () => {
+  test('pinned certificate: answers parsed, one connection reused, client certificate sent', async () => {
+    const s = agentServer(agentCert, (req) =>
+      json({ code: 200, status: 'Success', results: { path: new URL(req.url).pathname } }),
+    )
+    const p = pool()
+    const t: AgentTarget = {
+      ip: '127.0.0.1',
+      port: s.port as number,
+      https: true,
+      pinnedCert: agentCert.certPem,
+    }
+    for (const path of ['/v2.2/quotes/integrity?nonce=1', '/version', '/v2.2/keys/pubkey']) {
+      const r = await p.request(t, { path })
+      expect(r.status).toBe(200)
+      expect(r.results).toEqual({ path: path.split('?')[0] })
+    }
+    expect(p.opened).toBe(1)
+    expect(p.open).toBe(1)
+    expect(p.isWarm(t)).toBe(true)
+    p.close()
+  })
+
+  test('host name is not checked (upstream check_hostname = False)', async () => {
+    // the certificate names 127.0.0.1 and ::1 only
+    const s = agentServer(agentCert, () => json({ results: { ok: true } }), '127.0.0.2')
+    const r = await pool().request(
+      { ip: '127.0.0.2', port: s.port as number, https: true, pinnedCert: agentCert.certPem },
+      { path: '/version' },
+    )
+    expect(r.results).toEqual({ ok: true })
+  })
+
+  test('a different or expired certificate is refused before any request is sent', async () => {
+    for (const [served, pinned] of [
+      [otherCert, agentCert],
+      [expiredCert, expiredCert],
+    ] as const) {
+      const s = agentServer(served, () => json({ results: {} }))
+      const p = pool()
+      const err = await p
+        .request(
+          { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: pinned.certPem },
+          { path: '/version' },
+        )
+        .catch((e: unknown) => e)
+      expect(err).toBeInstanceOf(PeerUnreachable)
+      expect(String((err as Error).message)).toContain('not trusted')
+      expect(hits.get(s.port as number) ?? 0).toBe(0)
+      expect(p.open).toBe(0)
+    }
+  })
+
+  test('without a pinned certificate the configured CAs decide; verifyPeer false accepts any', async () => {
+    const s = agentServer(agentCert, () => json({ results: { ok: 1 } }))
+    const t: AgentTarget = { ip: '127.0.0.1', port: s.port as number, https: true }
+    await expect(pool().request(t, { path: '/version' })).rejects.toBeInstanceOf(PeerUnreachable)
+    const trusting = pool({ ca: [agentCert.certPem] })
+    expect((await trusting.request(t, { path: '/version' })).results).toEqual({ ok: 1 })
+    const open = pool({ ca: [], verifyPeer: false })
+    expect((await open.request(t, { path: '/version' })).results).toEqual({ ok: 1 })
+  })
+
+  test('a large body arriving in many chunks is reassembled intact', async () => {
+    const list = 'x'.repeat(3 * 1024 * 1024)
+    const s = agentServer(agentCert, () => json({ results: { ima_measurement_list: list } }))
+    const r = await pool().request(
+      { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem },
+      { path: '/v2.2/quotes/integrity' },
+    )
+    expect((r.results as { ima_measurement_list: string }).ima_measurement_list).toBe(list)
+  })
+
+  test('a body over maxResponseBytes is a PeerBadResponse', async () => {
+    const s = agentServer(agentCert, () => json({ results: 'y'.repeat(100_000) }))
+    const err = await pool({ maxResponseBytes: 10_000 })
+      .request(
+        { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem },
+        { path: '/x' },
+      )
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PeerBadResponse)
+  })
+
+  test.skipIf(!hasOpenssl)('an agent that speaks only TLS 1.1 is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kl-tls11-'))
+    writeFileSync(join(dir, 'c.pem'), agentCert.certPem)
+    writeFileSync(join(dir, 'k.pem'), agentCert.keyPem)
+    const port = 20_000 + Math.floor(Math.random() * 20_000)
+    const proc = Bun.spawn(
+      [
+        'openssl',
+        's_server',
+        '-accept',
+        `127.0.0.1:${port}`,
+        '-cert',
+        'c.pem',
+        '-key',
+        'k.pem',
+      ].concat(['-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0', '-www', '-quiet']),
+      { cwd: dir, stdout: 'ignore', stderr: 'pipe' },
+    )
+    servers.push({ stop: () => proc.kill() })
+    for (let i = 0; i < 50; i++) {
+      const up = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } }).then(
+        (s) => {
+          s.end()
+          return true
+        },
+        () => false,
+      )
+      if (up) break
+      await Bun.sleep(50)
+    }
+    const err = await pool()
+      .request({ ip: '127.0.0.1', port, https: true, pinnedCert: agentCert.certPem }, { path: '/' })
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PeerUnreachable)
+  })
+
+  test('POST sends a JSON body with its length', async () => {
+    let got: unknown
+    const s = agentServer(agentCert, async (req) => {
+      got = { method: req.method, body: await req.json() }
+      return json({ results: {} })
+    })
+    await pool().request(
+      { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem },
+      { method: 'POST', path: '/v2.2/keys/vkey', json: { encrypted_key: 'AAAA' } },
+    )
+    expect(got).toEqual({ method: 'POST', body: { encrypted_key: 'AAAA' } })
+  })
+})
+
+describe('AgentConnections over plain HTTP (enable_agent_mtls = False)', () => {
+  const ok = (body: string, extra = '') =>
+    `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`
+
+  test('an agent that closes the connection after each answer: the next request reconnects', async () => {
+    const s = rawServer((n, sock) => {
+      sock.write(ok(JSON.stringify({ results: { n } })))
+      sock.end()
+    })
+    const p = pool()
+    const t: AgentTarget = { ip: '127.0.0.1', port: s.port, https: false }
+    expect((await p.request(t, { path: '/a' })).results).toEqual({ n: 0 })
+    await Bun.sleep(50)
+    expect((await p.request(t, { path: '/b' })).results).toEqual({ n: 1 })
+    expect(p.opened).toBe(2)
+  })
+
+  test('chunked transfer encoding', async () => {
+    const s = rawServer((_n, sock) => {
+      const body = JSON.stringify({ results: { chunked: true } })
+      const a = body.slice(0, 7)
+      const b = body.slice(7)
+      sock.write(
+        `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${a.length.toString(16)}\r\n${a}\r\n` +
+          `${b.length.toString(16)}\r\n${b}\r\n0\r\n\r\n`,
+      )
+    })
+    const r = await pool().request({ ip: '127.0.0.1', port: s.port, https: false }, { path: '/c' })
+    expect(r.results).toEqual({ chunked: true })
+  })
+
+  test('garbage, silence and refusal are typed errors', async () => {
+    const garbage = rawServer((_n, sock) => {
+      sock.write('SSH-2.0-OpenSSH\r\n\r\n')
+    })
+    await expect(
+      pool().request({ ip: '127.0.0.1', port: garbage.port, https: false }, { path: '/' }),
+    ).rejects.toBeInstanceOf(PeerBadResponse)
+    const silent = rawServer(() => undefined)
+    const err = await pool()
+      .request({ ip: '127.0.0.1', port: silent.port, https: false }, { path: '/', timeoutMs: 200 })
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PeerUnreachable)
+    expect(String((err as Error).message)).toContain('timed out')
+    const closed = rawServer(() => undefined)
+    const port = closed.port
+    closed.stop(true)
+    await expect(
+      pool().request({ ip: '127.0.0.1', port, https: false }, { path: '/' }),
+    ).rejects.toBeInstanceOf(PeerUnreachable)
+  })
+})
