@@ -51,6 +51,7 @@ if (import.meta.main) {
       'max-in-flight': { type: 'string' },
       'check-workers': { type: 'string' },
       'flush-ms': { type: 'string' },
+      'connects-per-second': { type: 'string' },
       'enrol-concurrency': { type: 'string', default: '16' },
       /** Enrol the first agents through the service, the rest as bulk inserts of the same row. */
       'enrol-api': { type: 'string', default: '100' },
@@ -76,6 +77,9 @@ if (import.meta.main) {
       maxInFlight: values['max-in-flight'] ? Number(values['max-in-flight']) : undefined,
       checkWorkers: values['check-workers'] ? Number(values['check-workers']) : undefined,
       flushMs: values['flush-ms'] ? Number(values['flush-ms']) : undefined,
+      connectsPerSecond: values['connects-per-second']
+        ? Number(values['connects-per-second'])
+        : undefined,
     },
   )
   console.log(`ready ${JSON.stringify({ url: v.servers[0]?.url, held: v.loop.records.size })}`)
@@ -199,7 +203,11 @@ if (import.meta.main) {
       rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
       rss_max_mib: Math.round(maxRss / 2 ** 20),
       held: v.loop.records.size,
-      connections: { open: v.agents.open, opened_in_window: v.agents.opened - opened0 },
+      connections: {
+        open: v.agents.open,
+        opened_in_window: v.agents.opened - opened0,
+        resumed_since_start: v.agents.resumed,
+      },
       check_us_avg: Math.round(
         (v.metrics.checkLatency.sum / Math.max(1, v.metrics.checkLatency.count)) * 1000,
       ),

@@ -5,7 +5,7 @@
  * lateness p50/p99/max from the verifier's own metrics, RSS, open sockets.
  *
  *   bun bench/verifier.ts --count 10000 --interval 2 --duration 30 [--key ecc|rsa]
- *     [--db postgresql://postgres@127.0.0.1:5432/postgres] [--processes 2]
+ *     [--db postgresql://postgres@127.0.0.1:5432/postgres] [--processes 2] [--crash]
  *
  * With `--db` a database `kl_bench_<pid>` is created on that server and dropped at the end;
  * without it the verifier uses PGlite in a temporary KEYLIME_DIR (one process only).
@@ -34,7 +34,9 @@ const { values } = parseArgs({
     'max-in-flight': { type: 'string' },
     'check-workers': { type: 'string' },
     'flush-ms': { type: 'string' },
+    'connects-per-second': { type: 'string' },
     cpuprof: { type: 'boolean', default: false },
+    crash: { type: 'boolean', default: false },
   },
 })
 const count = Math.min(20_000, Number(values.count))
@@ -45,6 +47,8 @@ const warmup = Number(
   values.warmup ?? (processes > 1 ? 16 : Math.max(6, 3 * interval)) + (10 * count) / 1000,
 )
 if (processes > 1 && !values.db) throw new Error('--processes 2 needs --db (PGlite is one process)')
+if (values.crash && !values.db)
+  throw new Error('--crash reads progress from the database: needs --db')
 
 /**
  * Machine speed right now: CPU µs of one ECDSA P-256 verification (the verifier's largest
@@ -154,7 +158,7 @@ try {
   await fleet.next('fleet ready', 600_000)
   const fleetStartS = (performance.now() - tf) / 1000
   const verifiers: Child[] = []
-  for (let i = 0; i < processes; i++) {
+  const startVerifier = (i: number, enrol: boolean): Child => {
     const c = new Child(`verifier-${i}`, [
       bun,
       ...(values.cpuprof ? ['--cpu-prof', `--cpu-prof-dir=${join(tmpdir(), 'kl-prof')}`] : []),
@@ -170,9 +174,16 @@ try {
       ...(values['max-in-flight'] ? ['--max-in-flight', values['max-in-flight']] : []),
       ...(values['check-workers'] ? ['--check-workers', values['check-workers']] : []),
       ...(values['flush-ms'] ? ['--flush-ms', values['flush-ms']] : []),
-      ...(i === 0 ? ['--enrol', agentsFile] : []),
+      ...(values['connects-per-second']
+        ? ['--connects-per-second', values['connects-per-second']]
+        : []),
+      ...(enrol ? ['--enrol', agentsFile] : []),
     ])
     children.push(c)
+    return c
+  }
+  for (let i = 0; i < processes; i++) {
+    const c = startVerifier(i, i === 0)
     verifiers.push(c)
     await c.next('ready', 120_000)
     if (i === 0) console.error(`enrolled: ${await c.next('enrolled', 900_000)}`)
@@ -210,8 +221,52 @@ try {
       1,
     ),
   )
-  for (const c of verifiers) c.send('quit')
+  if (values.crash) console.log(JSON.stringify({ crash: await crash() }, null, 1))
+  for (const c of verifiers) if (c.proc.exitCode === null) c.send('quit')
   await Promise.all(verifiers.map((c) => Promise.race([c.proc.exited, Bun.sleep(10_000)])))
+
+  /**
+   * `kill -9` of the last verifier under load. One process: it is started again (same instance
+   * id, so it takes its leases back at once). Two: the survivor takes its agents over when their
+   * leases expire. Measures, from the kill, how long until every agent has a successful
+   * attestation again (`last_successful_attestation` is in whole seconds: figures are ±1 s).
+   */
+  async function crash(): Promise<Record<string, number>> {
+    const victim = verifiers[verifiers.length - 1] as Child
+    const sql = postgres(dbUrl, { max: 1, onnotice: () => {} })
+    try {
+      const killedAt = Date.now()
+      const killSecond = Math.floor(killedAt / 1000)
+      victim.proc.kill('SIGKILL')
+      await victim.proc.exited
+      let readyS = 0
+      if (processes === 1) {
+        const again = startVerifier(verifiers.length - 1, false)
+        verifiers[verifiers.length - 1] = again
+        await again.next('ready', 300_000)
+        readyS = (Date.now() - killedAt) / 1000
+      }
+      const seen: Record<string, number> = {}
+      for (;;) {
+        const [r] = await sql<{ done: number; total: number }[]>`
+          SELECT count(*) FILTER (WHERE last_successful_attestation > ${killSecond})::int AS done,
+                 count(*)::int AS total FROM verifiermain`
+        const s = (Date.now() - killedAt) / 1000
+        for (const f of [0.25, 0.5, 0.9, 0.99]) {
+          const k = `p${Math.round(f * 100)}_resumed_s`
+          if (seen[k] === undefined && (r?.done ?? 0) >= f * (r?.total ?? 1))
+            seen[k] = +s.toFixed(1)
+        }
+        if (r !== undefined && r.done >= r.total) {
+          return { ready_s: +readyS.toFixed(1), all_resumed_s: +s.toFixed(1), ...seen }
+        }
+        if (s > 600) return { ready_s: readyS, timed_out_s: s, done: r?.done ?? 0, ...seen }
+        await Bun.sleep(200)
+      }
+    } finally {
+      await sql.end()
+    }
+  }
 } finally {
   for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM')
   await Promise.all(children.map((c) => Promise.race([c.proc.exited, Bun.sleep(5000)])))

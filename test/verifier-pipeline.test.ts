@@ -136,6 +136,13 @@ for (const target of databaseTargets()) {
       expect(verifier.loop.records.get(dead!.uuid)!.lastEventId).toBe(
         'internal.verifier.not_reachable',
       )
+      // these agents had steady-state (hot-column) writes before; the failure's event id and
+      // severity, which only a whole-snapshot write carries, must reach the database too
+      await verifier.loop.flush()
+      const pcrRow = await verifier.store.getAgent(pcr!.uuid)
+      expect(pcrRow!.operational_state).toBe(AGENT_STATES.INVALID_QUOTE)
+      expect(pcrRow!.last_event_id).toBe('pcr_validation.invalid_pcr_15')
+      expect(pcrRow!.severity_level).not.toBeNull()
       expect(state(healthy!)).toBe(AGENT_STATES.GET_QUOTE)
       expect(state(fleet.agents[0]!)).toBe(AGENT_STATES.GET_QUOTE)
       const st = await verifier.service.status(bad!.uuid)

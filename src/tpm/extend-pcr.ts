@@ -42,8 +42,29 @@ export function nkBindingPcr16(bank: HashAlg, pem: string | Uint8Array): Uint8Ar
   return extendPcr(bank, new Uint8Array(HASH_SIZE[bank]), createHash(bank).update(data).digest())
 }
 
+/** Expected PCR16 by bank and NK PEM: a verifier checks the same few thousand keys every round. */
+const pcr16Cache = new Map<string, Map<string, Uint8Array>>()
+const PCR16_CACHE_MAX = 65_536
+
+function cachedPcr16(bank: HashAlg, pem: string | Uint8Array): Uint8Array {
+  if (typeof pem !== 'string') return nkBindingPcr16(bank, pem)
+  let byPem = pcr16Cache.get(bank)
+  if (byPem === undefined) {
+    byPem = new Map()
+    pcr16Cache.set(bank, byPem)
+  }
+  let v = byPem.get(pem)
+  if (v === undefined) {
+    v = nkBindingPcr16(bank, pem)
+    if (byPem.size >= PCR16_CACHE_MAX) byPem.clear()
+    byPem.set(pem, v)
+  }
+  return v
+}
+
 /**
- * Checks the quoted PCR16 against the NK PEM the agent sent in `pubkey` (constant time).
+ * Checks the quoted PCR16 against the NK PEM the agent sent in `pubkey` (constant time). The
+ * expected value is memoised per bank and PEM (bounded), since it depends on nothing else.
  *
  * @throws {TpmError} `ERR_QUOTE_PCR16` if PCR16 is absent from the bank or does not match.
  */
@@ -55,7 +76,7 @@ export function checkNkBinding(
   const quoted = pcrs.get(bank)?.get(16)
   if (quoted === undefined)
     throw new TpmError('ERR_QUOTE_PCR16', `PCR16 of bank ${bank} not quoted`)
-  const expected = nkBindingPcr16(bank, pem)
+  const expected = cachedPcr16(bank, pem)
   if (quoted.byteLength !== expected.byteLength || !timingSafeEqual(quoted, expected)) {
     throw new TpmError('ERR_QUOTE_PCR16', 'PCR16 does not bind the agent public key')
   }

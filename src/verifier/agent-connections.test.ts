@@ -11,7 +11,7 @@ import { type AgentCert, createAgentCert } from '../../bench/fleet/agent-cert.ts
 import { PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
 import { AgentConnections, type AgentTarget } from './agent-connections.ts'
 import { createTestCa, type TestCa } from './test-support.ts'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hasOpenssl } from '../../test/support/openssl-pki.ts'
@@ -207,6 +207,46 @@ describe('AgentConnections over mTLS', () => {
       .request({ ip: '127.0.0.1', port, https: true, pinnedCert: agentCert.certPem }, { path: '/' })
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PeerUnreachable)
+  })
+
+  test('TLS sessions: resumed on reconnect, kept across a restart in a 0600 file, never for another certificate', async () => {
+    const s = agentServer(agentCert, () => json({ results: { ok: true } }))
+    const t: AgentTarget = {
+      ip: '127.0.0.1',
+      port: s.port as number,
+      https: true,
+      pinnedCert: agentCert.certPem,
+    }
+    const sessionFile = join(mkdtempSync(join(tmpdir(), 'kl-sess-')), 'sessions.json')
+    const first = pool({ sessionFile })
+    await first.request(t, { path: '/a' })
+    expect(first.resumed).toBe(0)
+    first.close() // saves
+    expect(statSync(sessionFile).mode & 0o777).toBe(0o600)
+    expect(readFileSync(sessionFile, 'utf8')).not.toContain('PRIVATE KEY')
+    // a new process (pool) with the same file resumes instead of a full handshake
+    const second = pool({ sessionFile })
+    expect((await second.request(t, { path: '/b' })).results).toEqual({ ok: true })
+    expect(second.opened).toBe(1)
+    expect(second.resumed).toBe(1)
+    second.close()
+    // the same address with another pinned certificate: a new key, no session offered
+    const other = agentServer(otherCert, () => json({ results: {} }))
+    const third = pool({ sessionFile })
+    const err = await third
+      .request(
+        { ip: '127.0.0.1', port: other.port as number, https: true, pinnedCert: agentCert.certPem },
+        { path: '/c' },
+      )
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PeerUnreachable)
+    expect(third.resumed).toBe(0)
+    // a garbled file means full handshakes, not a failure
+    writeFileSync(sessionFile, '{not json')
+    const fourth = pool({ sessionFile })
+    expect((await fourth.request(t, { path: '/d' })).results).toEqual({ ok: true })
+    expect(fourth.resumed).toBe(0)
+    fourth.close()
   })
 
   test('POST sends a JSON body with its length', async () => {

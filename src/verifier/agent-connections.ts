@@ -26,6 +26,8 @@
  * @module
  */
 import type { Socket, SocketHandler } from 'bun'
+import { createHash } from 'node:crypto'
+import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import {
   formatHostPort,
   type MtlsResponse,
@@ -63,7 +65,21 @@ export interface AgentConnectionsOptions {
    * closed connection costs another handshake, and the verifier never catches up.
    */
   connectsPerSecond?: number
+  /**
+   * Where TLS sessions are kept across restarts (a JSON file, 0600; none by default). A
+   * restarted verifier resumes its agents' sessions instead of full handshakes: measured here,
+   * 0.28 ms of client CPU instead of 0.88 ms (RSA-2048 client key), and the agent skips its
+   * signature too. The file holds session secrets: it lives beside `cv_ca`, whose client key
+   * already lets its reader act as the verifier.
+   */
+  sessionFile?: string
 }
+
+/** A resumed handshake's share of a full one in the connection rate limit (0.28 / 0.88 ms). */
+const RESUME_COST = 0.35
+/** Sessions older than this are not offered (servers keep tickets 2 h by default). */
+const SESSION_MAX_AGE_MS = 24 * 3_600_000
+const SESSIONS_MAX = 100_000
 
 /** Where and how to reach one agent. */
 export interface AgentTarget {
@@ -97,6 +113,10 @@ interface Conn {
   verify: 'pinned' | 'ca' | 'none' | 'plain'
   /** Bytes not yet accepted by the socket (written on `drain`). */
   pending: Buffer | undefined
+  /** TLS session offered for resumption. */
+  session: Buffer | undefined
+  /** The handshake resumed a session. */
+  resumed: boolean
   /** Requests completed on it (0: fresh). */
   used: number
   idleTimer: ReturnType<typeof setTimeout> | undefined
@@ -141,8 +161,10 @@ const HANDLERS: SocketHandler<Conn> = {
   open(s) {
     s.data.socket = s
     if (s.data.verify === 'plain') s.data.settle(undefined)
+    else if (s.data.session !== undefined) s.setSession(s.data.session)
   },
   handshake(s, _ok, authError) {
+    s.data.resumed = s.isSessionReused()
     const why = handshakeError(s, s.data.verify, authError)
     if (why === undefined) s.data.settle(undefined)
     else {
@@ -228,10 +250,18 @@ function dechunk(buf: Buffer, start: number): { body: Buffer; end: number } | un
 export class AgentConnections {
   readonly #o: AgentConnectionsOptions
   readonly #idle = new Map<string, Conn[]>()
-  /** Pinned certificate → small id (part of the pool key: a changed certificate, new socket). */
-  readonly #certIds = new Map<string, number>()
+  /**
+   * Pinned certificate → short digest (part of the pool and session key: a changed certificate
+   * gets a new socket and never resumes a session made with the old one).
+   */
+  readonly #certIds = new Map<string, string>()
+  /** TLS sessions by pool key, with when they were saved (ms since epoch). */
+  readonly #sessions = new Map<string, { s: Buffer; at: number }>()
+  #sessionsDirty = false
+  #saveTimer: ReturnType<typeof setInterval> | undefined
   #open = 0
   #opened = 0
+  #resumed = 0
   #connecting = 0
   readonly #connectWaiters: (() => void)[] = []
   /** Earliest time (performance.now) the next connection may start. */
@@ -241,6 +271,61 @@ export class AgentConnections {
 
   constructor(options: AgentConnectionsOptions) {
     this.#o = options
+    if (options.sessionFile !== undefined) {
+      this.#loadSessions(options.sessionFile)
+      this.#saveTimer = setInterval(() => this.saveSessions(), 5_000)
+      this.#saveTimer.unref()
+    }
+  }
+
+  /** Handshakes since start that resumed a TLS session. */
+  get resumed(): number {
+    return this.#resumed
+  }
+
+  #loadSessions(file: string): void {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'))
+    } catch {
+      return // none yet, or unreadable: full handshakes
+    }
+    const list = (parsed as { sessions?: unknown } | null)?.sessions
+    if (!Array.isArray(list)) return
+    const oldest = Date.now() - SESSION_MAX_AGE_MS
+    for (const e of list.slice(0, SESSIONS_MAX)) {
+      if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') continue
+      const at = Number(e[2])
+      if (!(at > oldest)) continue
+      this.#sessions.set(e[0], { s: Buffer.from(e[1], 'base64'), at })
+    }
+  }
+
+  /** Writes the TLS sessions to `sessionFile` if any changed (atomic replace, mode 0600). */
+  saveSessions(): void {
+    const file = this.#o.sessionFile
+    if (file === undefined || !this.#sessionsDirty) return
+    this.#sessionsDirty = false
+    const sessions = [...this.#sessions].map(([k, v]) => [k, v.s.toString('base64'), v.at])
+    const tmp = `${file}.${process.pid}.tmp`
+    try {
+      writeFileSync(tmp, JSON.stringify({ v: 1, sessions }), { mode: 0o600 })
+      chmodSync(tmp, 0o600)
+      renameSync(tmp, file)
+    } catch {
+      this.#sessionsDirty = true // retried at the next tick
+    }
+  }
+
+  /** Keeps the session of a connection's first answer (TLS 1.3 tickets follow the handshake). */
+  #keepSession(conn: Conn): void {
+    const s = conn.socket
+    if (s === undefined || conn.verify === 'plain') return
+    const sess = s.getSession() as unknown as Buffer | undefined
+    if (sess === undefined || sess.length === 0) return
+    if (this.#sessions.size >= SESSIONS_MAX && !this.#sessions.has(conn.key)) return
+    this.#sessions.set(conn.key, { s: sess, at: Date.now() })
+    this.#sessionsDirty = true
   }
 
   /** Connections open now (idle or busy). */
@@ -254,16 +339,22 @@ export class AgentConnections {
   }
 
   #keyOf(t: AgentTarget): string {
-    let certId = 0
+    let certId = ''
     if (t.pinnedCert !== undefined) {
-      certId = this.#certIds.get(t.pinnedCert) ?? 0
-      if (certId === 0) {
+      certId = this.#certIds.get(t.pinnedCert) ?? ''
+      if (certId === '') {
         if (this.#certIds.size >= PINNED_CERTS_MAX) this.#certIds.clear()
-        certId = this.#certIds.size + 1
+        certId = createHash('sha256').update(t.pinnedCert).digest('base64url').slice(0, 22)
         this.#certIds.set(t.pinnedCert, certId)
       }
     }
     return `${t.https ? 's' : 'p'}|${t.ip}|${t.port}|${certId}`
+  }
+
+  /** Rate-limit interval of the next connection to `key` (a resumption costs less). */
+  #slotMs(key: string): number {
+    const full = 1000 / (this.#o.connectsPerSecond ?? 250)
+    return this.#sessions.has(key) ? full * RESUME_COST : full
   }
 
   /** Whether a request to `t` would reuse an open connection (no handshake). */
@@ -277,21 +368,21 @@ export class AgentConnections {
    * rounds on warm connections are never starved by rounds queued for a handshake); its request
    * then connects without waiting again.
    */
-  reserveConnect(): number {
+  reserveConnect(t: AgentTarget): number {
     const now = performance.now()
     const at = Math.max(now, this.#nextConnectAt)
-    this.#nextConnectAt = at + 1000 / (this.#o.connectsPerSecond ?? 250)
+    this.#nextConnectAt = at + this.#slotMs(this.#keyOf(t))
     this.#reserved++
     return at - now
   }
 
   /** Resolves when a connection may be set up (`maxConnecting`, `connectsPerSecond`). */
-  async #acquireConnect(): Promise<void> {
+  async #acquireConnect(key: string): Promise<void> {
     if (this.#reserved > 0) this.#reserved--
     else {
       const now = performance.now()
       const at = Math.max(now, this.#nextConnectAt)
-      this.#nextConnectAt = at + 1000 / (this.#o.connectsPerSecond ?? 250)
+      this.#nextConnectAt = at + this.#slotMs(key)
       if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now))
     }
     if (this.#connecting < (this.#o.maxConnecting ?? 16)) {
@@ -333,6 +424,8 @@ export class AgentConnections {
       },
       verify,
       pending: undefined,
+      session: this.#sessions.get(key)?.s,
+      resumed: false,
       used: 0,
       idleTimer: undefined,
       onData: undefined,
@@ -385,6 +478,7 @@ export class AgentConnections {
 
   #release(conn: Conn): void {
     if (conn.closed) return
+    if (conn.used === 0) this.#keepSession(conn)
     conn.used++
     let list = this.#idle.get(conn.key)
     if (list === undefined) {
@@ -412,10 +506,11 @@ export class AgentConnections {
         conn.idleTimer = undefined
       }
       if (conn === undefined || conn.closed) {
-        await this.#acquireConnect()
+        await this.#acquireConnect(key)
         conn = this.#connect(t, key)
         try {
           await conn.ready
+          if (conn.resumed) this.#resumed++
         } catch (err) {
           conn.socket?.terminate()
           throw new PeerUnreachable(
@@ -519,23 +614,25 @@ export class AgentConnections {
         payload = JSON.stringify(req.json)
         extra = `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\n`
       }
-      const out = Buffer.from(
+      const out =
         `${req.method ?? 'GET'} ${req.path} HTTP/1.1\r\nHost: ${formatHostPort(t.ip, t.port)}\r\n` +
-          `Accept: application/json\r\n${extra}\r\n${payload}`,
-        'utf8',
-      )
+        `Accept: application/json\r\n${extra}\r\n${payload}`
       const socket = conn.socket
       if (socket === undefined || conn.closed) {
         finish(new RetryOnFresh(url, undefined))
         return
       }
       const n = socket.write(out)
-      if (n < out.length) conn.pending = out.subarray(Math.max(0, n))
+      if (n < Buffer.byteLength(out)) conn.pending = Buffer.from(out).subarray(Math.max(0, n))
     })
   }
 
   /** Closes every connection. */
+  /** Closes every connection and saves the TLS sessions. */
   close(): void {
+    if (this.#saveTimer !== undefined) clearInterval(this.#saveTimer)
+    this.#saveTimer = undefined
+    this.saveSessions()
     for (const list of this.#idle.values()) for (const c of list) c.socket?.terminate()
     this.#idle.clear()
   }

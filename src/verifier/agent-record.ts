@@ -13,7 +13,7 @@ import {
   initialImaState,
 } from '../ima/index.ts'
 import type { ClockInfo } from '../tpm/attest.ts'
-import type { AgentRow, AgentSnapshot } from './store.ts'
+import type { AgentRow, AgentSnapshot, HotSnapshot } from './store.ts'
 import { parseTpmPolicy, type TpmPolicy } from './tpm-policy.ts'
 
 /** The stored clock state (`tpm_clockinfo`), as upstream's `TPMClockInfo.to_dict`. */
@@ -73,6 +73,8 @@ export interface AgentRecord {
   busy: boolean
   /** The state snapshot has changes not yet written. */
   dirty: boolean
+  /** {@link coldValuesOf} as last written (undefined: never written by this process). */
+  written?: readonly unknown[]
   /** A reserved connection slot (the round was deferred to it; `agent-connections.ts`). */
   connectReserved?: boolean
 }
@@ -182,6 +184,43 @@ export function recordFromRow(row: AgentRow): AgentRecord {
     epoch: 0,
     busy: false,
     dirty: false,
+  }
+}
+
+/**
+ * The values behind the rarely changing snapshot columns, compared by identity: a record whose
+ * values are the ones last written needs only a {@link HotSnapshot}.
+ */
+export function coldValuesOf(r: AgentRecord): readonly unknown[] {
+  return [
+    r.hashAlg,
+    r.encAlg,
+    r.signAlg,
+    r.severityLevel,
+    r.lastEventId,
+    r.publicKey,
+    r.supportedVersion,
+    r.ima,
+  ]
+}
+
+/** Whether `cold` (from {@link coldValuesOf}) equals what was last written for `r`. */
+export function coldUnchanged(r: AgentRecord, cold: readonly unknown[]): boolean {
+  const w = r.written
+  if (w === undefined) return false
+  for (let i = 0; i < cold.length; i++) if (w[i] !== cold[i]) return false
+  return true
+}
+
+/** The columns every passing round changes. */
+export function hotSnapshotOf(r: AgentRecord): HotSnapshot {
+  return {
+    agent_id: r.id,
+    operational_state: r.state,
+    attestation_count: r.attestationCount,
+    last_received_quote: r.lastReceivedQuote,
+    last_successful_attestation: r.lastSuccessfulAttestation,
+    tpm_clockinfo: r.clock,
   }
 }
 

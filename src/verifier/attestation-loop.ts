@@ -31,7 +31,14 @@ import { type MtlsResponse, PeerBadResponse, PeerUnreachable } from '../http/mtl
 import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
 import type { Logger } from '../log/logger.ts'
 import type { AgentConnections, AgentTarget } from './agent-connections.ts'
-import { type AgentRecord, recordFromRow, snapshotOf } from './agent-record.ts'
+import {
+  type AgentRecord,
+  coldUnchanged,
+  coldValuesOf,
+  hotSnapshotOf,
+  recordFromRow,
+  snapshotOf,
+} from './agent-record.ts'
 import type { CheckPool } from './check-pool.ts'
 import { type CheckOptions, type RoundPolicies, requestMask } from './check-quote.ts'
 import { Failure, type FailureEvent, type SeverityRules } from './failure.ts'
@@ -39,7 +46,13 @@ import type { VerifierMetrics } from './metrics.ts'
 import type { RevocationNotifier, RevocationSubject } from './revocation-notifier.ts'
 import { Scheduler } from './scheduler.ts'
 import { AGENT_STATES, APPROVED_REACTIVATE_STATES, stateName } from './states.ts'
-import { type AgentRow, nowSeconds, type VerifierStore } from './store.ts'
+import {
+  type AgentRow,
+  type AgentSnapshot,
+  type HotSnapshot,
+  nowSeconds,
+  type VerifierStore,
+} from './store.ts'
 import { formatMask } from './tpm-policy.ts'
 
 /** Agent API versions the verifier speaks to agents (pull mode): 2.1 … 2.6. */
@@ -219,7 +232,15 @@ export class AttestationLoop {
     return { ip: rec.ip, port: rec.port, https, pinnedCert: rec.mtlsCert ?? undefined }
   }
 
-  async #policies(rec: AgentRecord): Promise<RoundPolicies> {
+  /** The round's policies: synchronous when both are cached (every round but the first). */
+  #policies(rec: AgentRecord): RoundPolicies | Promise<RoundPolicies> {
+    const ima = rec.imaPolicyId === null ? null : this.#ima.get(rec.imaPolicyId)
+    const mb = rec.mbPolicyId === null ? null : this.#mb.get(rec.mbPolicyId)
+    if (ima === undefined || mb === undefined) return this.#loadPolicies(rec)
+    return { ima: ima?.compiled ?? null, mb: mb?.text ?? null }
+  }
+
+  async #loadPolicies(rec: AgentRecord): Promise<RoundPolicies> {
     let ima: CompiledRuntimePolicy | null = null
     if (rec.imaPolicyId !== null) {
       let e = this.#ima.get(rec.imaPolicyId)
@@ -274,7 +295,7 @@ export class AttestationLoop {
       return 0
     }
     if (this.#o.agents.isWarm(this.#target(rec))) return 0
-    const wait = this.#o.agents.reserveConnect()
+    const wait = this.#o.agents.reserveConnect(this.#target(rec))
     if (wait <= 20) return 0
     rec.connectReserved = true
     return wait
@@ -399,7 +420,8 @@ export class AttestationLoop {
 
   async #getQuote(rec: AgentRecord, epoch: number, needPubkey: boolean): Promise<Outcome> {
     if (rec.state === AGENT_STATES.START) this.#setState(rec, AGENT_STATES.GET_QUOTE)
-    const policies = await this.#policies(rec)
+    const p = this.#policies(rec)
+    const policies = p instanceof Promise ? await p : p
     const nonce = randomNonce()
     const mask = formatMask(requestMask(rec, policies))
     const path =
@@ -610,18 +632,44 @@ export class AttestationLoop {
 
   // ------------------------------------------------------------------ writes and leases
 
-  /** Writes every dirty snapshot in one statement. */
+  /**
+   * Writes every dirty snapshot, in at most two statements: records whose rarely changing columns
+   * are as last written send only the columns a round changes (the steady state), the others
+   * their whole snapshot.
+   */
   async flush(): Promise<void> {
     if (this.#flushing !== undefined) return this.#flushing
     const dirty: AgentRecord[] = []
     for (const r of this.records.values()) if (r.dirty) dirty.push(r)
     if (dirty.length === 0) return
-    for (const r of dirty) r.dirty = false
-    const snaps = dirty.map(snapshotOf)
+    const hot: HotSnapshot[] = []
+    const full: AgentSnapshot[] = []
+    const fullRecs: AgentRecord[] = []
+    const colds: (readonly unknown[])[] = []
+    for (const r of dirty) {
+      r.dirty = false
+      const cold = coldValuesOf(r)
+      if (coldUnchanged(r, cold)) hot.push(hotSnapshotOf(r))
+      else {
+        full.push(snapshotOf(r))
+        fullRecs.push(r)
+        colds.push(cold)
+      }
+    }
     this.#flushing = (async () => {
       try {
-        const written = await this.#o.store.writeSnapshots(this.#o.instanceId, snaps)
-        const missed = snaps.filter((s) => !written.has(s.agent_id)).map((s) => s.agent_id)
+        const owner = this.#o.instanceId
+        const [a, b] = await Promise.all([
+          this.#o.store.writeSnapshots(owner, full),
+          this.#o.store.writeSnapshots(owner, hot, true),
+        ])
+        for (let i = 0; i < fullRecs.length; i++) {
+          const r = fullRecs[i] as AgentRecord
+          if (a.has(r.id)) r.written = colds[i]
+        }
+        const missed = [...full, ...hot]
+          .map((s) => s.agent_id)
+          .filter((id) => !a.has(id) && !b.has(id))
         if (missed.length > 0) await this.#reconcile(missed)
       } catch (err) {
         for (const r of dirty) r.dirty = true

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
+import { join } from 'node:path'
 import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
@@ -131,6 +132,10 @@ export async function startVerifier(
     timeoutMs: v.request_timeout * 1000,
     idleMs: Math.max(30_000, 3 * quoteIntervalMs),
     connectsPerSecond: options.connectsPerSecond,
+    sessionFile: join(
+      ctx.keylimeDir,
+      `verifier-tls-sessions-${createHash('sha256').update(instanceId).digest('hex').slice(0, 12)}.json`,
+    ),
   })
   const loop = new AttestationLoop({
     store,
