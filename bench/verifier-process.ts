@@ -218,6 +218,36 @@ if (import.meta.main) {
     }
   }
   mark()
+  // Resume watch (bench --crash): each record's attestation count when this process took it;
+  // a record has resumed once its count rose. Records taken before this line are seen at once,
+  // before any of their rounds could have finished.
+  const countAtAdopt = new Map<string, number>()
+  const adopt = v.loop.adopt.bind(v.loop)
+  v.loop.adopt = (row, delayMs) => {
+    const r = adopt(row, delayMs)
+    countAtAdopt.set(r.id, r.attestationCount)
+    return r
+  }
+  for (const r of v.loop.records.values()) countAtAdopt.set(r.id, r.attestationCount)
+  const watch = (total: number): void => {
+    const reached: Record<string, number> = {}
+    const timer = setInterval(() => {
+      let done = 0
+      for (const r of v.loop.records.values()) {
+        const c0 = countAtAdopt.get(r.id)
+        if (c0 === undefined) countAtAdopt.set(r.id, r.attestationCount)
+        else if (r.attestationCount > c0) done++
+      }
+      for (const f of [0.5, 0.9, 0.99, 1]) {
+        const k = f === 1 ? 'all' : `p${Math.round(f * 100)}`
+        if (reached[k] === undefined && done >= f * total) reached[k] = Date.now()
+      }
+      if (reached.all !== undefined) {
+        clearInterval(timer)
+        console.log(`resumed ${JSON.stringify(reached)}`)
+      }
+    }, 20)
+  }
   let buf = ''
   const dec = new TextDecoder()
   for await (const chunk of Bun.stdin.stream()) {
@@ -230,6 +260,8 @@ if (import.meta.main) {
       if (cmd === 'mark') {
         mark()
         console.log('marked')
+      } else if (cmd.startsWith('watch ')) {
+        watch(Number(cmd.slice(6)))
       } else if (cmd === 'report') {
         console.log(`report ${JSON.stringify(report())}`)
       } else if (cmd === 'quit') {

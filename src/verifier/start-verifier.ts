@@ -38,7 +38,7 @@ export interface StartVerifierOptions {
   flushMs?: number
   /** Lease length in ms (default max(3 × quote_interval, 6 s)). */
   leaseMs?: number
-  /** New agent connections per second at most (default 250; see `agent-connections.ts`). */
+  /** New agent connections per second at most (default 500; see `agent-connections.ts`). */
   connectsPerSecond?: number
   /** Check workers (default: one per core; 0 = every check on the main thread). */
   checkWorkers?: number
