@@ -307,6 +307,12 @@ describe('AgentConnections over plain HTTP (enable_agent_mtls = False)', () => {
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PeerUnreachable)
     expect(String((err as Error).message)).toContain('timed out')
+    // TCP accepted, TLS never answered: the set-up times out too
+    const stalled = await pool()
+      .request({ ip: '127.0.0.1', port: silent.port, https: true }, { path: '/', timeoutMs: 200 })
+      .catch((e: unknown) => e)
+    expect(stalled).toBeInstanceOf(PeerUnreachable)
+    expect(String((stalled as Error).message)).toContain('timed out')
     const closed = rawServer(() => undefined)
     const port = closed.port
     closed.stop(true)

@@ -399,7 +399,7 @@ export class AgentConnections {
     else this.#connecting--
   }
 
-  #connect(t: AgentTarget, key: string): Conn {
+  #connect(t: AgentTarget, key: string, timeoutMs: number): Conn {
     let settle: (err: Error | undefined) => void = () => undefined
     const ready = new Promise<void>((resolve, reject) => {
       settle = (err) => (err === undefined ? resolve() : reject(err))
@@ -413,6 +413,11 @@ export class AgentConnections {
           ? 'ca'
           : 'none'
     let settled = false
+    // a peer that accepts TCP but never finishes the handshake (or a black-holed address)
+    const setupTimer = setTimeout(() => {
+      conn.shut(new Error('timed out during connection set-up'))
+      conn.socket?.terminate()
+    }, timeoutMs)
     const conn: Conn = {
       socket: undefined,
       key,
@@ -420,6 +425,7 @@ export class AgentConnections {
       settle: (err) => {
         if (settled) return
         settled = true
+        clearTimeout(setupTimer)
         this.#releaseConnect()
         settle(err)
       },
@@ -508,7 +514,7 @@ export class AgentConnections {
       }
       if (conn === undefined || conn.closed) {
         await this.#acquireConnect(key)
-        conn = this.#connect(t, key)
+        conn = this.#connect(t, key, req.timeoutMs ?? this.#o.timeoutMs ?? 60_000)
         try {
           await conn.ready
           if (conn.resumed) this.#resumed++

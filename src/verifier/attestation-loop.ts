@@ -663,13 +663,12 @@ export class AttestationLoop {
           this.#o.store.writeSnapshots(owner, full),
           this.#o.store.writeSnapshots(owner, hot, true),
         ])
+        const notFull = new Set(a)
         for (let i = 0; i < fullRecs.length; i++) {
           const r = fullRecs[i] as AgentRecord
-          if (a.has(r.id)) r.written = colds[i]
+          if (!notFull.has(r.id)) r.written = colds[i]
         }
-        const missed = [...full, ...hot]
-          .map((s) => s.agent_id)
-          .filter((id) => !a.has(id) && !b.has(id))
+        const missed = [...a, ...b]
         if (missed.length > 0) await this.#reconcile(missed)
       } catch (err) {
         for (const r of dirty) r.dirty = true

@@ -251,27 +251,29 @@ export class VerifierStore {
 
   /**
    * Writes poll-loop snapshots in one statement: whole ones, or only the columns of
-   * {@link HotSnapshot} (`hot`, a steady-state round: a fifth of the JSON and of the database's
-   * work). Rows that are TERMINATED, TENANT_FAILED, deleted or leased by another instance are
-   * left alone; the ids that were written are returned so the caller learns about the others.
+   * {@link HotSnapshot} (`hot`, a steady-state round: a fifth of the JSON). Rows that are
+   * TERMINATED, TENANT_FAILED, deleted or leased by another instance are left alone; their ids
+   * are returned (normally none, so a write costs no result rows) for the caller to reconcile.
    */
   async writeSnapshots(
     owner: string,
     snaps: readonly AgentSnapshot[] | readonly HotSnapshot[],
     hot = false,
-  ): Promise<Set<string>> {
-    if (snaps.length === 0) return new Set()
+  ): Promise<string[]> {
+    if (snaps.length === 0) return []
     const json = JSON.stringify(snaps)
     const q = hot ? HOT_SQL : FULL_SQL
     const r = await rows<{ agent_id: string }>(
       this.db,
-      sql`UPDATE verifiermain AS m SET ${q.set}
-          FROM jsonb_to_recordset(${json}::jsonb) AS u(${q.record})
-          WHERE m.agent_id = u.agent_id AND m.operational_state NOT IN (8, 10)
-            AND (m.lease_owner = ${owner} OR m.lease_owner IS NULL)
-          RETURNING m.agent_id`,
+      sql`WITH u AS (SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS u(${q.record})),
+          w AS (
+            UPDATE verifiermain AS m SET ${q.set} FROM u
+            WHERE m.agent_id = u.agent_id AND m.operational_state NOT IN (8, 10)
+              AND (m.lease_owner = ${owner} OR m.lease_owner IS NULL)
+            RETURNING m.agent_id)
+          SELECT u.agent_id FROM u WHERE NOT EXISTS (SELECT 1 FROM w WHERE w.agent_id = u.agent_id)`,
     )
-    return new Set(r.map((x) => x.agent_id))
+    return r.map((x) => x.agent_id)
   }
 
   // ---------------------------------------------------------------- policies
