@@ -202,6 +202,9 @@ if (import.meta.main) {
       results: Object.fromEntries(v.metrics.results),
       rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20),
       rss_max_mib: Math.round(maxRss / 2 ** 20),
+      memory_mib: Object.fromEntries(
+        Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 2 ** 20)]),
+      ),
       held: v.loop.records.size,
       connections: {
         open: v.agents.open,

@@ -81,6 +81,13 @@ const RESUME_COST = 0.35
 /** Sessions older than this are not offered (servers keep tickets 2 h by default). */
 const SESSION_MAX_AGE_MS = 24 * 3_600_000
 const SESSIONS_MAX = 100_000
+/**
+ * A newer session replaces a kept one older than this. Agents that close idle connections
+ * (interval longer than their keep-alive) would otherwise replace every session every round.
+ */
+const SESSION_REFRESH_MS = 30 * 60_000
+/** Saves for refreshed sessions only (no new agent) at most this often. */
+const REFRESH_SAVE_MS = 5 * 60_000
 
 /** Where and how to reach one agent. */
 export interface AgentTarget {
@@ -258,7 +265,10 @@ export class AgentConnections {
   readonly #certIds = new Map<string, string>()
   /** TLS sessions by pool key, with when they were saved (ms since epoch). */
   readonly #sessions = new Map<string, { s: Buffer; at: number }>()
-  #sessionsDirty = false
+  /** Sessions for agents that had none, and refreshed ones, since the last save. */
+  #sessionsNew = 0
+  #sessionsRefreshed = 0
+  #lastSave = 0
   #saveTimer: ReturnType<typeof setInterval> | undefined
   #open = 0
   #opened = 0
@@ -302,11 +312,22 @@ export class AgentConnections {
     }
   }
 
-  /** Writes the TLS sessions to `sessionFile` if any changed (atomic replace, mode 0600). */
-  saveSessions(): void {
+  /**
+   * Writes the TLS sessions to `sessionFile` (atomic replace, mode 0600) when agents got their
+   * first session since the last save, or every few minutes when sessions were only refreshed;
+   * `force` (at close) whenever anything changed.
+   */
+  saveSessions(force = false): void {
     const file = this.#o.sessionFile
-    if (file === undefined || !this.#sessionsDirty) return
-    this.#sessionsDirty = false
+    if (file === undefined) return
+    const due =
+      this.#sessionsNew > 0 ||
+      (this.#sessionsRefreshed > 0 && (force || Date.now() - this.#lastSave >= REFRESH_SAVE_MS))
+    if (!due) return
+    const counts = [this.#sessionsNew, this.#sessionsRefreshed] as const
+    this.#sessionsNew = 0
+    this.#sessionsRefreshed = 0
+    this.#lastSave = Date.now()
     const sessions = [...this.#sessions].map(([k, v]) => [k, v.s.toString('base64'), v.at])
     const tmp = `${file}.${process.pid}.tmp`
     try {
@@ -314,7 +335,9 @@ export class AgentConnections {
       chmodSync(tmp, 0o600)
       renameSync(tmp, file)
     } catch {
-      this.#sessionsDirty = true // retried at the next tick
+      // retried at the next tick
+      this.#sessionsNew += counts[0]
+      this.#sessionsRefreshed += counts[1]
     }
   }
 
@@ -324,9 +347,14 @@ export class AgentConnections {
     if (s === undefined || conn.verify === 'plain') return
     const sess = s.getSession() as unknown as Buffer | undefined
     if (sess === undefined || sess.length === 0) return
-    if (this.#sessions.size >= SESSIONS_MAX && !this.#sessions.has(conn.key)) return
-    this.#sessions.set(conn.key, { s: sess, at: Date.now() })
-    this.#sessionsDirty = true
+    const kept = this.#sessions.get(conn.key)
+    const now = Date.now()
+    if (kept === undefined) {
+      if (this.#sessions.size >= SESSIONS_MAX) return
+      this.#sessionsNew++
+    } else if (conn.resumed && now - kept.at < SESSION_REFRESH_MS) return
+    else this.#sessionsRefreshed++ // refreshed, or the kept one no longer resumes
+    this.#sessions.set(conn.key, { s: sess, at: now })
   }
 
   /** Connections open now (idle or busy). */
@@ -639,7 +667,7 @@ export class AgentConnections {
   close(): void {
     if (this.#saveTimer !== undefined) clearInterval(this.#saveTimer)
     this.#saveTimer = undefined
-    this.saveSessions()
+    this.saveSessions(true)
     for (const list of this.#idle.values()) for (const c of list) c.socket?.terminate()
     this.#idle.clear()
   }

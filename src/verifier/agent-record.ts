@@ -229,12 +229,7 @@ export function snapshotOf(r: AgentRecord): AgentSnapshot {
   const j = imaStateToJSON(r.ima)
   const bank = r.hashAlg as keyof typeof j.pcr10
   return {
-    agent_id: r.id,
-    operational_state: r.state,
-    attestation_count: r.attestationCount,
-    last_received_quote: r.lastReceivedQuote,
-    last_successful_attestation: r.lastSuccessfulAttestation,
-    tpm_clockinfo: r.clock,
+    ...hotSnapshotOf(r),
     hash_alg: r.hashAlg,
     enc_alg: r.encAlg,
     sign_alg: r.signAlg,
