@@ -46,6 +46,7 @@ import { openSwtpmSocket } from '../src/agent/transport/swtpm-socket-transport.t
 import { serializeTransport } from '../src/agent/transport/tpm-transport.ts'
 import { parseAsciiList } from '../src/ima/parse-ascii-list.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
+import { untilValue } from './support/until.ts'
 import {
   type ChildRun,
   controlPlaneEnv,
@@ -66,16 +67,6 @@ if (missing.length > 0) {
   console.log(
     `skipping agent e2e: missing ${missing.join(', ')} (apt-get install swtpm swtpm-tools)`,
   )
-}
-
-async function until<T>(fn: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(200)
-  }
 }
 
 /** An swtpm behind a relay: the agent connects to `tcti`, the test sends through `client`. */
@@ -263,13 +254,14 @@ describe.skipIf(missing.length > 0)(
       return ((await res.json()) as { results: Record<string, unknown> }).results
     }
     const attested = (id: string, atLeast: number) =>
-      until(
+      untilValue(
         async () => {
           const s = await status(id)
           return Number(s.attestation_count) >= atLeast ? s : undefined
         },
         30_000,
         `${atLeast} attestations of ${id.slice(0, 8)}`,
+        200,
       )
     /** An agent.conf for an agent on 127.0.0.1:`port` with its files under `dir`. */
     const agentConf = (port: number, dir: string) =>
@@ -411,7 +403,12 @@ describe.skipIf(missing.length > 0)(
       const first = await attested(uuid, 1)
       expect(first.attestation_status).toBe('PASS')
       await attested(uuid, Number(first.attestation_count) + 1)
-      await until(async () => (existsSync(marker) ? true : undefined), 20_000, 'autorun.sh')
+      await untilValue(
+        async () => (existsSync(marker) ? true : undefined),
+        20_000,
+        'autorun.sh',
+        200,
+      )
       expect(readFileSync(marker, 'utf8').trim()).toBe('ok')
       expect(statSync(join(agentDir(), 'secure', 'unzipped', 'autorun.sh')).mode & 0o777).toBe(
         0o700,
@@ -567,13 +564,14 @@ describe.skipIf(missing.length > 0)(
       appendFileSync(join(work, 'ima.txt'), line)
       await extendImaList(tpm.client, line)
       const t0 = performance.now()
-      const failed = await until(
+      const failed = await untilValue(
         async () => {
           const s = await status(uuid)
           return s.attestation_status !== 'PASS' ? s : undefined
         },
         10_000,
         'the verifier to fail A',
+        200,
       )
       const delay = performance.now() - t0
       expect(failed.attestation_status).toBe('FAIL')
@@ -583,7 +581,12 @@ describe.skipIf(missing.length > 0)(
       expect(delay).toBeLessThan(QUOTE_INTERVAL * 1000 + 3000)
 
       // the verifier's signed notice reached B, which verified it and ran its action
-      await until(async () => (existsSync(bOut) ? true : undefined), 20_000, 'B revocation action')
+      await untilValue(
+        async () => (existsSync(bOut) ? true : undefined),
+        20_000,
+        'B revocation action',
+        200,
+      )
       const notice = JSON.parse(readFileSync(bOut, 'utf8')) as Record<string, unknown>
       expect(notice).toMatchObject({
         type: 'revocation',

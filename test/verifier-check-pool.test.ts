@@ -17,6 +17,7 @@ import { SeverityRules } from '../src/verifier/failure.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { AGENT_STATES } from '../src/verifier/states.ts'
 import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
+import { until } from './support/until.ts'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -24,15 +25,6 @@ const cleanups: (() => Promise<unknown>)[] = []
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined)
 })
-
-async function until(what: string, ms: number, cond: () => boolean): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (cond()) return
-    await Bun.sleep(50)
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 /** Runs 3 IMA agents (the last with one changed digest) through a verifier; returns it. */
 async function runFleet(checkWorkers: number): Promise<{ v: VerifierHandle; fleet: Fleet }> {
@@ -76,10 +68,14 @@ async function runFleet(checkWorkers: number): Promise<{ v: VerifierHandle; flee
     })
   }
   const rec = (i: number) => v.loop.records.get(fleet.agents[i]?.uuid as string)
-  await until('two good agents attested 3 times and the changed one failed', 20_000, () => {
-    const ok = [0, 1].every((i) => (rec(i)?.attestationCount ?? 0) >= 3)
-    return ok && rec(2)?.state === AGENT_STATES.INVALID_QUOTE
-  })
+  await until(
+    () => {
+      const ok = [0, 1].every((i) => (rec(i)?.attestationCount ?? 0) >= 3)
+      return ok && rec(2)?.state === AGENT_STATES.INVALID_QUOTE
+    },
+    20_000,
+    'two good agents attested 3 times and the changed one failed',
+  )
   return { v, fleet }
 }
 

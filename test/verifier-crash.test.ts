@@ -31,6 +31,7 @@ import {
   spawnCollect,
 } from './support/control-plane-process.ts'
 import { databaseTargets, type FreshLocation } from './support/databases.ts'
+import { untilValue } from './support/until.ts'
 
 const AGENTS = 12
 /** One agent answers with a bad signature: INVALID_QUOTE, must stay so across crashes. */
@@ -41,25 +42,6 @@ const cleanups: (() => Promise<unknown> | unknown)[] = []
 afterAll(async () => {
   for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined)
 })
-
-async function until<T>(
-  what: string,
-  ms: number,
-  probe: () => Promise<T | undefined> | T | undefined,
-): Promise<T> {
-  const end = Date.now() + ms
-  let last: unknown
-  while (Date.now() < end) {
-    try {
-      const v = await probe()
-      if (v !== undefined && v !== false) return v
-    } catch (err) {
-      last = err
-    }
-    await Bun.sleep(100)
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`)
-}
 
 interface Setup {
   env: Record<string, string>
@@ -166,10 +148,13 @@ function quotes(s: Setup): number[] {
 /** Resolves when every healthy agent answered more quotes than in `before`. */
 async function allQuotedAgain(s: Setup, before: number[], ms: number): Promise<number> {
   const t0 = performance.now()
-  await until('every agent to be quoted again', ms, () =>
-    s.fleet.agents.every((a, i) => i === FAULTY || a.stats.integrityQuotes > (before[i] ?? 0))
-      ? true
-      : undefined,
+  await untilValue(
+    () =>
+      s.fleet.agents.every((a, i) => i === FAULTY || a.stats.integrityQuotes > (before[i] ?? 0))
+        ? true
+        : undefined,
+    ms,
+    'every agent to be quoted again',
   )
   return performance.now() - t0
 }
@@ -187,13 +172,17 @@ describe('verifier crash (kill -9 of a child process)', () => {
       await first.waitFor(/keylime control plane started/, 30_000)
       await enrolAll(s, port)
       // under load: every healthy agent attested a few times, the faulty one is INVALID_QUOTE
-      const before = await until('agents attested under load', 20_000, async () => {
-        const st = await statusAll(s, port)
-        const ok = [...st.values()].every((v, i) =>
-          i === FAULTY ? v.state === AGENT_STATES.INVALID_QUOTE : v.count >= 3,
-        )
-        return ok ? st : undefined
-      })
+      const before = await untilValue(
+        async () => {
+          const st = await statusAll(s, port)
+          const ok = [...st.values()].every((v, i) =>
+            i === FAULTY ? v.state === AGENT_STATES.INVALID_QUOTE : v.count >= 3,
+          )
+          return ok ? st : undefined
+        },
+        20_000,
+        'agents attested under load',
+      )
       await Bun.sleep(300) // let a batched write land, then crash mid-load
       await kill9(first)
       const quotedAtKill = quotes(s)
@@ -204,9 +193,7 @@ describe('verifier crash (kill -9 of a child process)', () => {
       console.log(
         `[${target.name}] after kill -9 and restart every agent was quoted again within ${resumeMs.toFixed(0)} ms of start-up (interval ${INTERVAL_S * 1000} ms)`,
       )
-      const after = await until(
-        'attestation counts to pass the pre-crash values',
-        15_000,
+      const after = await untilValue(
         async () => {
           const st = await statusAll(s, port)
           const ok = [...st.entries()].every(([id, v], i) => {
@@ -215,6 +202,8 @@ describe('verifier crash (kill -9 of a child process)', () => {
           })
           return ok ? st : undefined
         },
+        15_000,
+        'attestation counts to pass the pre-crash values',
       )
       const faultyId = s.fleet.agents[FAULTY]?.uuid as string
       expect(after.get(faultyId)?.state).toBe(AGENT_STATES.INVALID_QUOTE)
@@ -243,17 +232,23 @@ describe('verifier crash (kill -9 of a child process)', () => {
       const b = startVerifierProcess(s, portB)
       await b.waitFor(/keylime control plane started/, 30_000)
       const polled = AGENTS - 1
-      const shares = await until('both verifiers to hold a share', 20_000, async () => {
-        const ha = (await health(s, portA)).agents
-        const hb = (await health(s, portB)).agents
-        return ha > 0 && hb > 0 && ha + hb >= polled ? { ha, hb } : undefined
-      })
+      const shares = await untilValue(
+        async () => {
+          const ha = (await health(s, portA)).agents
+          const hb = (await health(s, portB)).agents
+          return ha > 0 && hb > 0 && ha + hb >= polled ? { ha, hb } : undefined
+        },
+        20_000,
+        'both verifiers to hold a share',
+      )
       console.log(`[postgresql] shares before the crash: A ${shares.ha}, B ${shares.hb}`)
       await kill9(a)
       const t0 = performance.now()
       const quotedAtKill = quotes(s)
-      await until('B to hold every polled agent', 20_000, async () =>
-        (await health(s, portB)).agents === polled ? true : undefined,
+      await untilValue(
+        async () => ((await health(s, portB)).agents === polled ? true : undefined),
+        20_000,
+        'B to hold every polled agent',
       )
       const resumeMs = await allQuotedAgain(s, quotedAtKill, 20_000)
       console.log(

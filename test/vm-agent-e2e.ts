@@ -43,6 +43,7 @@ import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
 import { checkNkBinding } from '../src/tpm/extend-pcr.ts'
 import { parseTpm2bPublic } from '../src/tpm/public-area.ts'
 import { verifyQuote } from '../src/tpm/verify-quote.ts'
+import { untilValue } from './support/until.ts'
 import {
   controlPlaneEnv,
   freePort,
@@ -70,21 +71,6 @@ function skip(why: string): never {
 if (Bun.which('qemu-system-x86_64') === null) skip('qemu-system-x86_64 is not installed')
 if (!existsSync(join(CACHE, 'guest', 'vmlinuz'))) skip(`no harness cache in ${CACHE}`)
 if (!existsSync(AGENT_BIN)) skip(`${AGENT_BIN} missing (run scripts/build-agent.sh)`)
-
-async function until<T>(
-  fn: () => Promise<T | undefined>,
-  ms: number,
-  what: string,
-  every = 500,
-): Promise<T> {
-  const end = Date.now() + ms
-  for (;;) {
-    const v = await fn().catch(() => undefined)
-    if (v !== undefined) return v
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await Bun.sleep(every)
-  }
-}
 
 /** Runs `keylime <args>` from source as an operator would; returns exit code and output. */
 async function keylime(args: string[], env: Record<string, string>) {
@@ -193,7 +179,7 @@ try {
   )
   const t0 = Date.now()
   const tls = { ...client, checkServerIdentity: () => undefined }
-  const reg = await until(
+  const reg = await untilValue(
     async () => {
       const res = await fetch(`https://127.0.0.1:${ports.registrarTls}/v2.6/agents/${UUID}`, {
         tls,
@@ -204,6 +190,7 @@ try {
     },
     300_000,
     'registration from the guest',
+    500,
   )
   say(`registered from the guest after ${Math.round((Date.now() - t0) / 1000)} s (incl. boot)`)
   const agentTls = { ...client, ca: String(reg.mtls_cert), checkServerIdentity: () => undefined }
@@ -330,16 +317,17 @@ try {
     lastStatus = ((await r.json()) as { results: Record<string, unknown> }).results
     return lastStatus
   }
-  const first = await until(
+  const first = await untilValue(
     async () => {
       const s = await status()
       return Number(s.attestation_count) >= 1 ? s : undefined
     },
     120_000,
     'first attestation',
+    500,
   )
   const tFirst = performance.now()
-  const later = await until(
+  const later = await untilValue(
     async () => {
       const s = await status()
       if (s.attestation_status !== 'PASS') return s
@@ -358,7 +346,7 @@ try {
   if (later.has_runtime_policy !== 1 || later.has_mb_refstate !== 1) {
     throw new Error('the verifier does not hold the runtime policy and the refstate')
   }
-  const autorun = await until(
+  const autorun = await untilValue(
     async () => {
       const f = join(share, 'autorun.out')
       const text = existsSync(f) ? readFileSync(f, 'utf8').trim() : ''
@@ -366,13 +354,14 @@ try {
     },
     60_000,
     'autorun.sh in the guest',
+    500,
   )
   say(`payload: ${autorun}`)
 
   // an unapproved executable in the guest: the verifier fails the agent within one period
   step = 'go'
-  await until(async () => doneAt, 30_000, `the guest to run ${UNAPPROVED}`, 100)
-  const failed = await until(
+  await untilValue(async () => doneAt, 30_000, `the guest to run ${UNAPPROVED}`, 100)
+  const failed = await untilValue(
     async () => {
       const s = await status()
       return s.attestation_status !== 'PASS' ? s : undefined
@@ -385,7 +374,7 @@ try {
   say(
     `${UNAPPROVED} ran; verifier after ${(delay / 1000).toFixed(2)} s: attestation_status ${failed.attestation_status}, operational_state ${failed.operational_state}, last_event_id ${failed.last_event_id}, severity_level ${failed.severity_level}`,
   )
-  const notice = await until(
+  const notice = await untilValue(
     async () => notices.find((n) => n.includes(UNAPPROVED)),
     30_000,
     'a revocation notice naming the path',

@@ -20,3 +20,31 @@ export async function until(
   }
   throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`)
 }
+
+/**
+ * Resolves with the first value of `probe()` that is neither `undefined` nor `false`; a probe that
+ * throws counts as not yet (the last error is named in the timeout). Polls every `everyMs`.
+ */
+export async function untilValue<T>(
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  ms: number,
+  what: string,
+  everyMs = 100,
+): Promise<T> {
+  const end = Date.now() + ms
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await probe()
+      if (v !== undefined && v !== false) return v
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > end) {
+      throw new Error(
+        `timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      )
+    }
+    await Bun.sleep(everyMs)
+  }
+}
