@@ -193,17 +193,27 @@ export class MtlsClient {
       throw new PeerUnreachable(url, describeFetchError(err), err)
     }
     if (text.length > limit) throw new PeerBadResponse(url, `body exceeds ${limit} bytes`)
-    if (text === '') return { status: res.status, body: null, results: null }
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      throw new PeerBadResponse(url, `HTTP ${res.status} with a body that is not JSON`)
-    }
-    const results =
-      typeof parsed === 'object' && parsed !== null && 'results' in parsed
-        ? (parsed as { results: unknown }).results
-        : parsed
-    return { status: res.status, body: parsed, results }
+    return parseMtlsResponse(url, res.status, text)
   }
+}
+
+/**
+ * An answer's status and body text as an {@link MtlsResponse}: the JSON body, and its `results`
+ * when it is a Keylime envelope (the whole body otherwise). An empty body gives nulls.
+ *
+ * @throws PeerBadResponse when the body is not JSON
+ */
+export function parseMtlsResponse(url: string, status: number, text: string): MtlsResponse {
+  if (text === '') return { status, body: null, results: null }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    throw new PeerBadResponse(url, `HTTP ${status} with a body that is not JSON`)
+  }
+  const results =
+    typeof parsed === 'object' && parsed !== null && 'results' in parsed
+      ? (parsed as { results: unknown }).results
+      : parsed
+  return { status, body: parsed, results }
 }

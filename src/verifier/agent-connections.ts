@@ -33,6 +33,7 @@ import {
   type MtlsResponse,
   PeerBadResponse,
   PeerUnreachable,
+  parseMtlsResponse,
 } from '../http/mtls-client.ts'
 
 /** Identity and limits of an {@link AgentConnections} pool. */
@@ -674,18 +675,7 @@ export class AgentConnections {
 }
 
 function parseBody(url: string, head: Head, body: Buffer): MtlsResponse {
-  if (body.length === 0) return { status: head.status, body: null, results: null }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(body.toString('utf8'))
-  } catch {
-    throw new PeerBadResponse(url, `HTTP ${head.status} with a body that is not JSON`)
-  }
-  const results =
-    typeof parsed === 'object' && parsed !== null && 'results' in parsed
-      ? (parsed as { results: unknown }).results
-      : parsed
-  return { status: head.status, body: parsed, results }
+  return parseMtlsResponse(url, head.status, body.toString('utf8'))
 }
 
 function describe(err: Error | undefined): string {
