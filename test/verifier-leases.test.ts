@@ -141,5 +141,49 @@ for (const target of databaseTargets()) {
         () => 'resume within an interval',
       )
     }, 30_000)
+
+    test('steady-state lease ticks renew only rows no snapshot write extended; a row taken away is dropped', async () => {
+      const old = verifiers[2]!
+      await old.loop.flush()
+      await old.loop.halt()
+      const b = await startTestVerifier(
+        kdb,
+        ca,
+        { quote_interval: '0.3' },
+        { instanceId: 'B', leaseMs: LEASE_MS },
+      )
+      verifiers.push(b)
+      // count the rows each lease tick renews (the loop calls this store object)
+      const renewed: number[] = []
+      const renew = b.store.renewLeases.bind(b.store)
+      b.store.renewLeases = async (...args: Parameters<typeof renew>) => {
+        const held = await renew(...args)
+        renewed.push(held.size)
+        return held
+      }
+      await until(
+        () => renewed.length >= 7,
+        10_000,
+        () => `${renewed.length} lease ticks`,
+      )
+      expect(b.loop.records.size).toBe(8)
+      // every agent is polled every 0.3 s, so its writes keep its lease fresh: the ticks renew
+      // few rows (renewing every held row would be 8 per tick)
+      const later = renewed.slice(1)
+      expect(later.reduce((a, n) => a + n, 0)).toBeLessThan(later.length * 2)
+      for (const r of await b.store.listAgents()) {
+        expect(r.lease_owner).toBe('B')
+        expect(r.lease_expires ?? 0).toBeGreaterThan(Date.now())
+      }
+      // an operator hands one agent to another instance: B lets it go
+      const moved = fleet.agents[0]!.uuid
+      await b.store.updateAgent(moved, { lease_owner: 'Z', lease_expires: Date.now() + 60_000 })
+      await until(
+        () => !b.loop.records.has(moved),
+        3 * LEASE_MS,
+        () => 'B still polls the agent handed to Z',
+      )
+      expect(b.loop.records.size).toBe(7)
+    }, 30_000)
   })
 }

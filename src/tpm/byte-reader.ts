@@ -99,6 +99,16 @@ export class ByteReader {
     return v
   }
 
+  /** Whether the next `n` bytes are all zero (no view is made); advances past them. */
+  zeros(n: number): boolean {
+    this.need(n)
+    const b = this.source
+    let acc = 0
+    for (let i = this.#pos, end = this.#pos + n; i < end; i++) acc |= b[i] as number
+    this.#pos += n
+    return acc === 0
+  }
+
   /** Reads a TPM2B: a u16 size followed by that many bytes (a view, no copy). */
   tpm2b(): Uint8Array {
     const size = this.u16()

@@ -68,12 +68,6 @@ function bad(message: string): never {
   throw new TpmError('ERR_TPM_BAD_VALUE', message)
 }
 
-function allZero(b: Uint8Array): boolean {
-  let acc = 0
-  for (let i = 0; i < b.byteLength; i++) acc |= b[i] ?? 0
-  return acc === 0
-}
-
 /**
  * Parses a serialized PCR blob.
  *
@@ -88,21 +82,21 @@ export function parsePcrBlob(bytes: Uint8Array): PcrBlob {
   const selection: PcrSelection[] = []
   const slots: { hashAlg: number; index: number; size: number }[] = []
   for (let i = 0; i < HASH_COUNT; i++) {
-    const entry = r.bytes(SEL_ENTRY)
     if (i >= count) {
-      if (!allZero(entry)) bad(`unused PCR selection ${i} not zero`)
+      if (!r.zeros(SEL_ENTRY)) bad(`unused PCR selection ${i} not zero`)
       continue
     }
-    const hashAlg = (entry[0] ?? 0) | ((entry[1] ?? 0) << 8)
-    const size = entry[2] ?? 0
+    const hashAlg = r.u16()
+    const size = r.u8()
     if (size !== 3 && size !== 0) bad(`sizeofSelect ${size} (must be 3)`)
-    const select = entry.subarray(3, 7)
-    if (!allZero(select.subarray(size)) || entry[7] !== 0) bad('PCR selection padding not zero')
+    const select = r.bytes(size)
+    // the unused pcrSelect bytes and the pad byte
+    if (!r.zeros(SEL_ENTRY - 3 - size)) bad('PCR selection padding not zero')
     const bank = PCR_BANKS.get(hashAlg)
     if (bank === undefined) {
       throw new TpmError('ERR_TPM_UNSUPPORTED', `PCR bank 0x${hashAlg.toString(16)}`)
     }
-    const pcrs = pcrSelectToIndices(select.subarray(0, size))
+    const pcrs = pcrSelectToIndices(select)
     selection.push({ hashAlg, pcrs })
     for (const index of pcrs) slots.push({ hashAlg, index, size: bank.size })
   }
@@ -115,16 +109,15 @@ export function parsePcrBlob(bytes: Uint8Array): PcrBlob {
     if (n > DIGEST_SLOTS) bad(`digest list count ${n}`)
     for (let j = 0; j < DIGEST_SLOTS; j++) {
       const size = r.u16()
-      const buf = r.bytes(64)
       if (j >= n) {
-        if (size !== 0 || !allZero(buf)) bad('unused digest slot not zero')
+        if (!r.zeros(64) || size !== 0) bad('unused digest slot not zero')
         continue
       }
       const slot = slots[values.length]
       if (slot === undefined) bad('more digests than selected PCRs')
       if (size !== slot.size) bad(`digest size ${size} for a ${slot.size}-byte bank`)
-      if (!allZero(buf.subarray(size))) bad('digest padding not zero')
-      values.push({ hashAlg: slot.hashAlg, index: slot.index, value: buf.subarray(0, size) })
+      values.push({ hashAlg: slot.hashAlg, index: slot.index, value: r.bytes(size) })
+      if (!r.zeros(64 - size)) bad('digest padding not zero')
     }
   }
   if (values.length !== slots.length) bad(`${values.length} digests for ${slots.length} PCRs`)

@@ -169,6 +169,23 @@ function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && timingSafeEqual(a, b)
 }
 
+/**
+ * Constant-time compare of the quote's extraData with the nonce (a string is compared as its
+ * UTF-8 bytes; an ASCII one, as Keylime's nonces are, without encoding it first).
+ */
+function nonceEqual(extra: Uint8Array, nonce: string | Uint8Array): boolean {
+  if (typeof nonce !== 'string') return ctEqual(extra, nonce)
+  if (extra.byteLength !== nonce.length) return ctEqual(extra, Buffer.from(nonce, 'utf8'))
+  let diff = 0
+  let high = 0
+  for (let i = 0; i < nonce.length; i++) {
+    const c = nonce.charCodeAt(i)
+    high |= c
+    diff |= c ^ (extra[i] as number)
+  }
+  return high < 0x80 ? diff === 0 : ctEqual(extra, Buffer.from(nonce, 'utf8'))
+}
+
 /** Computes a quote's pcrDigest: H(concatenation of the values in order). */
 export function computePcrDigest(
   hash: HashAlg,
@@ -214,8 +231,7 @@ export function verifyQuote(params: VerifyQuoteParams): VerifiedQuote {
   const attest = parseTpmsAttest(parts.attest, { expectType: TPM_ST.ATTEST_QUOTE })
   if (attest.type !== TPM_ST.ATTEST_QUOTE)
     throw new TpmError('ERR_QUOTE_TYPE', 'attestation is not a quote')
-  const nonce = typeof params.nonce === 'string' ? Buffer.from(params.nonce, 'utf8') : params.nonce
-  if (!ctEqual(attest.extraData, nonce))
+  if (!nonceEqual(attest.extraData, params.nonce))
     throw new TpmError('ERR_QUOTE_NONCE', 'quote nonce does not match')
 
   const blob: PcrBlob = parsePcrBlob(parts.pcrBlob)

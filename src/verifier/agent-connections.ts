@@ -128,7 +128,12 @@ interface Conn {
   resumed: boolean
   /** Requests completed on it (0: fresh). */
   used: number
-  idleTimer: ReturnType<typeof setTimeout> | undefined
+  /** When it became idle (performance.now; closed by the sweep after `idleMs`). */
+  idleSince: number
+  /** When the pending request times out (performance.now; checked by the sweep). */
+  deadline: number
+  /** Fails the pending request with a timeout. */
+  onTimeout: (() => void) | undefined
   /** The pending request's handlers, if any. */
   onData: ((b: Buffer) => void) | undefined
   onClose: ((err: Error | undefined) => void) | undefined
@@ -143,6 +148,12 @@ class TlsRefused extends Error {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n')
+/**
+ * How often one timer checks request deadlines and idle connections (ms). Thousands of requests
+ * per second would otherwise each arm and clear a timer of their own, and each idle connection
+ * another.
+ */
+const SWEEP_MS = 100
 const PINNED_CERTS_MAX = 1024
 
 /** Host-name errors are forgiven (upstream connects with `check_hostname = False`). */
@@ -280,6 +291,10 @@ export class AgentConnections {
   #nextConnectAt = 0
   /** Rate-limit slots reserved by {@link reserveConnect} and not used yet. */
   #reserved = 0
+  /** Connections with a request in flight (their deadlines are swept). */
+  readonly #inFlight = new Set<Conn>()
+  #sweepTimer: ReturnType<typeof setInterval> | undefined
+  #lastIdleSweep = 0
 
   constructor(options: AgentConnectionsOptions) {
     this.#o = options
@@ -287,6 +302,21 @@ export class AgentConnections {
       this.#loadSessions(options.sessionFile)
       this.#saveTimer = setInterval(() => this.saveSessions(), 5_000)
       this.#saveTimer.unref()
+    }
+  }
+
+  /** Fails requests past their deadline and closes connections idle longer than `idleMs`. */
+  #sweep(): void {
+    const now = performance.now()
+    for (const c of this.#inFlight) if (c.deadline <= now) c.onTimeout?.()
+    const idleMs = this.#o.idleMs ?? 60_000
+    if (now - this.#lastIdleSweep < Math.min(5_000, idleMs / 4)) return
+    this.#lastIdleSweep = now
+    for (const list of this.#idle.values()) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const c = list[i] as Conn
+        if (now - c.idleSince >= idleMs) c.socket?.end()
+      }
     }
   }
 
@@ -463,7 +493,9 @@ export class AgentConnections {
       session: this.#sessions.get(key)?.s,
       resumed: false,
       used: 0,
-      idleTimer: undefined,
+      idleSince: 0,
+      deadline: 0,
+      onTimeout: undefined,
       onData: undefined,
       onClose: undefined,
       closed: false,
@@ -472,7 +504,6 @@ export class AgentConnections {
         if (conn.closed) return
         conn.closed = true
         this.#open--
-        if (conn.idleTimer !== undefined) clearTimeout(conn.idleTimer)
         this.#forget(conn)
         const cb = conn.onClose
         conn.onClose = undefined
@@ -522,8 +553,7 @@ export class AgentConnections {
       this.#idle.set(conn.key, list)
     }
     list.push(conn)
-    const idleMs = this.#o.idleMs ?? 60_000
-    conn.idleTimer = setTimeout(() => conn.socket?.end(), idleMs)
+    conn.idleSince = performance.now()
   }
 
   /**
@@ -537,10 +567,6 @@ export class AgentConnections {
     for (let attempt = 0; ; attempt++) {
       let conn = this.#idle.get(key)?.pop()
       if (conn !== undefined && this.#idle.get(key)?.length === 0) this.#idle.delete(key)
-      if (conn !== undefined && conn.idleTimer !== undefined) {
-        clearTimeout(conn.idleTimer)
-        conn.idleTimer = undefined
-      }
       if (conn === undefined || conn.closed) {
         await this.#acquireConnect(key)
         conn = this.#connect(t, key, req.timeoutMs ?? this.#o.timeoutMs ?? 60_000)
@@ -574,12 +600,16 @@ export class AgentConnections {
       let buf: Buffer = Buffer.alloc(0)
       let head: Head | undefined
       let got = false
-      const timer = setTimeout(
-        () => finish(new PeerUnreachable(url, 'timed out')),
-        req.timeoutMs ?? this.#o.timeoutMs ?? 60_000,
-      )
+      conn.deadline = performance.now() + (req.timeoutMs ?? this.#o.timeoutMs ?? 60_000)
+      conn.onTimeout = () => finish(new PeerUnreachable(url, 'timed out'))
+      this.#inFlight.add(conn)
+      if (this.#sweepTimer === undefined) {
+        this.#sweepTimer = setInterval(() => this.#sweep(), SWEEP_MS)
+        this.#sweepTimer.unref()
+      }
       const finish = (err: Error | undefined, res?: MtlsResponse, keep = false) => {
-        clearTimeout(timer)
+        this.#inFlight.delete(conn)
+        conn.onTimeout = undefined
         conn.onData = undefined
         conn.onClose = undefined
         if (err !== undefined) {
@@ -663,11 +693,12 @@ export class AgentConnections {
     })
   }
 
-  /** Closes every connection. */
   /** Closes every connection and saves the TLS sessions. */
   close(): void {
     if (this.#saveTimer !== undefined) clearInterval(this.#saveTimer)
     this.#saveTimer = undefined
+    if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer)
+    this.#sweepTimer = undefined
     this.saveSessions(true)
     for (const list of this.#idle.values()) for (const c of list) c.socket?.terminate()
     this.#idle.clear()

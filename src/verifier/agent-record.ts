@@ -75,6 +75,11 @@ export interface AgentRecord {
   dirty: boolean
   /** {@link coldValuesOf} as last written (undefined: never written by this process). */
   written?: readonly unknown[]
+  /**
+   * Until when this process knows its lease on the row holds (epoch ms): set by a claim, a
+   * renewal or a snapshot write that extended it; 0 until then.
+   */
+  leaseUntil: number
   /** A reserved connection slot (the round was deferred to it; `agent-connections.ts`). */
   connectReserved?: boolean
 }
@@ -184,6 +189,7 @@ export function recordFromRow(row: AgentRow): AgentRecord {
     epoch: 0,
     busy: false,
     dirty: false,
+    leaseUntil: 0,
   }
 }
 

@@ -84,16 +84,22 @@ export interface AttestationLoopOptions {
   leaseMs: number
 }
 
-/** Random alphanumerics (upstream `random_password(20)`). */
+/** Random bytes drawn from the CSPRNG a block at a time (one call per ~200 nonces, not per nonce). */
+let randomPool = Buffer.alloc(0)
+let randomAt = 0
+
+/** Random alphanumerics (upstream `random_password(20)`), unbiased (bytes ≥ 248 are redrawn). */
 export function randomNonce(n = 20): string {
   const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-  const b = randomBytes(n * 2)
   let s = ''
-  for (let i = 0; i < b.length && s.length < n; i++) {
-    const x = b[i] as number
+  while (s.length < n) {
+    if (randomAt >= randomPool.length) {
+      randomPool = randomBytes(4096)
+      randomAt = 0
+    }
+    const x = randomPool[randomAt++] as number
     if (x < 248) s += abc[x % 62]
   }
-  while (s.length < n) s += abc[randomInt(62)]
   return s
 }
 
@@ -119,6 +125,10 @@ export class AttestationLoop {
   #flushTimer: ReturnType<typeof setInterval> | undefined
   #leaseTimer: ReturnType<typeof setInterval> | undefined
   #flushing: Promise<void> | undefined
+  /** A lease renewal in flight (writes wait for it: see {@link AttestationLoop.flush}). */
+  #renewal: Promise<unknown> | undefined
+  /** Whether a renewal of every held row has been done (the first lease tick does one). */
+  #renewedAll = false
   #leaseBusy = false
   #stopped = false
   readonly #started = Date.now()
@@ -183,6 +193,7 @@ export class AttestationLoop {
     const old = this.records.get(row.agent_id)
     const rec = recordFromRow(row)
     if (old !== undefined) rec.epoch = old.epoch + 1
+    if (row.lease_owner === this.#o.instanceId) rec.leaseUntil = Number(row.lease_expires ?? 0)
     if (
       (rec.state === AGENT_STATES.GET_QUOTE || rec.state === AGENT_STATES.GET_QUOTE_RETRY) &&
       rec.publicKey !== '' &&
@@ -638,6 +649,8 @@ export class AttestationLoop {
    * their whole snapshot.
    */
   async flush(): Promise<void> {
+    // a write that lands while a renewal runs would extend leases the renewal cannot account for
+    if (this.#renewal !== undefined) await this.#renewal.catch(() => undefined)
     if (this.#flushing !== undefined) return this.#flushing
     const dirty: AgentRecord[] = []
     for (const r of this.records.values()) if (r.dirty) dirty.push(r)
@@ -659,9 +672,10 @@ export class AttestationLoop {
     this.#flushing = (async () => {
       try {
         const owner = this.#o.instanceId
+        const expires = Date.now() + this.#o.leaseMs
         const [a, b] = await Promise.all([
-          this.#o.store.writeSnapshots(owner, full),
-          this.#o.store.writeSnapshots(owner, hot, true),
+          this.#o.store.writeSnapshots(owner, full, expires),
+          this.#o.store.writeSnapshots(owner, hot, expires, true),
         ])
         const notFull = new Set(a)
         for (let i = 0; i < fullRecs.length; i++) {
@@ -669,6 +683,8 @@ export class AttestationLoop {
           if (!notFull.has(r.id)) r.written = colds[i]
         }
         const missed = [...a, ...b]
+        const notWritten = missed.length === 0 ? undefined : new Set(missed)
+        for (const r of dirty) if (notWritten?.has(r.id) !== true) r.leaseUntil = expires
         if (missed.length > 0) await this.#reconcile(missed)
       } catch (err) {
         for (const r of dirty) r.dirty = true
@@ -697,6 +713,34 @@ export class AttestationLoop {
     }
   }
 
+  /**
+   * Extends this instance's leases. The first call renews every held row (after a restart our own
+   * leases are taken back at once); later ones only rows whose lease ends within half a lease
+   * period: agents polled more often than that had their lease extended by their snapshot writes.
+   * Runs with no write in flight, so every row it skips for being fresh was made fresh by a write
+   * whose outcome is already in `leaseUntil`. Returns the renewed rows' states and the cut-off.
+   */
+  async #renewLeases(): Promise<Map<string, number> & { dueBefore: number }> {
+    const o = this.#o
+    while (this.#flushing !== undefined) await this.#flushing
+    const now = Date.now()
+    const expires = now + o.leaseMs
+    const dueBefore = this.#renewedAll ? now + Math.floor(o.leaseMs / 2) : undefined
+    const renewal = o.store.renewLeases(o.instanceId, expires, dueBefore)
+    this.#renewal = renewal
+    try {
+      const held = await renewal
+      this.#renewedAll = true
+      for (const id of held.keys()) {
+        const rec = this.records.get(id)
+        if (rec !== undefined) rec.leaseUntil = expires
+      }
+      return Object.assign(held, { dueBefore: dueBefore ?? Number.POSITIVE_INFINITY })
+    } finally {
+      this.#renewal = undefined
+    }
+  }
+
   async #leaseTick(): Promise<void> {
     if (this.#leaseBusy || this.#stopped) return
     this.#leaseBusy = true
@@ -708,12 +752,13 @@ export class AttestationLoop {
         `${hostname()}/${process.pid}`,
         this.#started,
       )
-      const expires = Date.now() + o.leaseMs
-      const held = await o.store.renewLeases(o.instanceId, expires)
-      for (const id of [...this.records.keys()]) {
+      const held = await this.#renewLeases()
+      for (const [id, rec] of [...this.records]) {
         const st = held.get(id)
         if (st === undefined) {
-          this.drop(id) // lost (deleted, released by an operator, or taken over)
+          // not renewed: a recent write extended the lease, or the row is lost (deleted,
+          // released by an operator, or taken over)
+          if (rec.leaseUntil < held.dueBefore) this.drop(id)
         } else if (st === AGENT_STATES.TERMINATED) {
           const rec = this.records.get(id)
           if (rec !== undefined && !rec.busy) {
@@ -738,6 +783,7 @@ export class AttestationLoop {
       const rows = missing.length > 0 ? await o.store.getAgents(missing.map(([id]) => id)) : []
       for (const row of rows) this.adopt(row, randomInt(Math.max(1, o.quoteIntervalMs)))
       if (room - rows.length > 0) {
+        const expires = Date.now() + o.leaseMs
         const claimed = await o.store.claim(o.instanceId, o.verifierId, room - rows.length, expires)
         for (const row of claimed) {
           if (!this.records.has(row.agent_id))

@@ -119,6 +119,7 @@ export function recordFromData(d: CheckRecordData, tpmPolicy: TpmPolicy): AgentR
     epoch: 0,
     busy: false,
     dirty: false,
+    leaseUntil: 0,
   }
 }
 

@@ -251,13 +251,16 @@ export class VerifierStore {
 
   /**
    * Writes poll-loop snapshots in one statement: whole ones, or only the columns of
-   * {@link HotSnapshot} (`hot`, a steady-state round: a fifth of the JSON). Rows that are
-   * TERMINATED, TENANT_FAILED, deleted or leased by another instance are left alone; their ids
-   * are returned (normally none, so a write costs no result rows) for the caller to reconcile.
+   * {@link HotSnapshot} (`hot`, a steady-state round: a fifth of the JSON). Each written row's
+   * lease is extended to `leaseExpires` on the way, so agents polled more often than the lease
+   * tick need no separate renewal. Rows that are TERMINATED, TENANT_FAILED, deleted or leased by
+   * another instance are left alone; their ids are returned (normally none, so a write costs no
+   * result rows) for the caller to reconcile.
    */
   async writeSnapshots(
     owner: string,
     snaps: readonly AgentSnapshot[] | readonly HotSnapshot[],
+    leaseExpires: number,
     hot = false,
   ): Promise<string[]> {
     if (snaps.length === 0) return []
@@ -267,7 +270,7 @@ export class VerifierStore {
       this.db,
       sql`WITH u AS (SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS u(${q.record})),
           w AS (
-            UPDATE verifiermain AS m SET ${q.set} FROM u
+            UPDATE verifiermain AS m SET ${q.set}, lease_expires = ${leaseExpires} FROM u
             WHERE m.agent_id = u.agent_id AND m.operational_state NOT IN (8, 10)
               AND (m.lease_owner = ${owner} OR m.lease_owner IS NULL)
             RETURNING m.agent_id)
@@ -503,13 +506,23 @@ export class VerifierStore {
   }
 
   /**
-   * Extends this instance's leases; returns `agent_id → operational_state` of every row it still
-   * holds (so API changes made through other instances are seen).
+   * Extends this instance's leases; returns `agent_id → operational_state` of every row it
+   * renewed (so API changes made through other instances are seen). With `dueBefore`, only rows
+   * whose lease ends before then are renewed (and returned): rows a recent snapshot write
+   * already extended are skipped.
    */
-  async renewLeases(owner: string, expires: number): Promise<Map<string, number>> {
+  async renewLeases(
+    owner: string,
+    expires: number,
+    dueBefore?: number,
+  ): Promise<Map<string, number>> {
+    const due =
+      dueBefore === undefined
+        ? sql``
+        : sql` AND (lease_expires IS NULL OR lease_expires < ${dueBefore})`
     const r = await rows<{ agent_id: string; operational_state: number }>(
       this.db,
-      sql`UPDATE verifiermain SET lease_expires = ${expires} WHERE lease_owner = ${owner}
+      sql`UPDATE verifiermain SET lease_expires = ${expires} WHERE lease_owner = ${owner}${due}
           RETURNING agent_id, operational_state`,
     )
     return new Map(r.map((x) => [x.agent_id, Number(x.operational_state)]))
