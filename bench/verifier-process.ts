@@ -14,14 +14,53 @@
  * @module
  */
 import 'reflect-metadata'
+import { heapStats } from 'bun:jsc'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { openDatabase, verifiermain } from '../src/db/index.ts'
 import { setLogLevel } from '../src/log/logger.ts'
+import { runningHeapGovernor } from '../src/verifier/heap-governor.ts'
 import { stateName } from '../src/verifier/states.ts'
 import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
 import type { BenchFleetFile } from './verifier-fleet.ts'
+
+/** What the heap governor did since start (`src/verifier/heap-governor.ts`). */
+function governorFigures(): Record<string, number> | undefined {
+  const g = runningHeapGovernor()
+  if (g === undefined) return undefined
+  return {
+    collections: g.collections,
+    last_pause_ms: Math.round(g.pauseMs),
+    mark_mib: Math.round(g.mark / 2 ** 20),
+  }
+}
+
+/**
+ * The JavaScript heap by kind (`bun:jsc`), then the same after a full collection: what is live
+ * and what was garbage not yet collected (run after the window's figures are taken).
+ */
+function heapSummary(): Record<string, unknown> {
+  const mib = (n: number) => Math.round(n / 2 ** 20)
+  const h = heapStats()
+  const top = Object.entries(h.objectTypeCounts)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8)
+  Bun.gc(true)
+  const after = heapStats()
+  return {
+    heap_mib: mib(h.heapSize),
+    extra_mib: mib(h.extraMemorySize),
+    objects: h.objectCount,
+    top_types: Object.fromEntries(top),
+    after_full_gc: {
+      heap_mib: mib(after.heapSize),
+      extra_mib: mib(after.extraMemorySize),
+      objects: after.objectCount,
+      rss_mib: mib(process.memoryUsage().rss),
+    },
+  }
+}
 
 /** Open file descriptors and, among them, sockets of this process. */
 export function countFds(): { fds: number; sockets: number } {
@@ -205,6 +244,8 @@ if (import.meta.main) {
       memory_mib: Object.fromEntries(
         Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 2 ** 20)]),
       ),
+      governor: governorFigures(),
+      heap: heapSummary(),
       held: v.loop.records.size,
       connections: {
         open: v.agents.open,

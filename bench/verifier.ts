@@ -36,6 +36,7 @@ const { values } = parseArgs({
     'flush-ms': { type: 'string' },
     'connects-per-second': { type: 'string' },
     cpuprof: { type: 'boolean', default: false },
+    smol: { type: 'boolean', default: false },
     crash: { type: 'boolean', default: false },
   },
 })
@@ -162,6 +163,7 @@ try {
     const c = new Child(`verifier-${i}`, [
       bun,
       ...(values.cpuprof ? ['--cpu-prof', `--cpu-prof-dir=${join(tmpdir(), 'kl-prof')}`] : []),
+      ...(values.smol ? ['--smol'] : []),
       join(import.meta.dir, 'verifier-process.ts'),
       '--keylime-dir',
       keylimeDir,

@@ -11,6 +11,7 @@
  *   drizzle migrations are applied at open. On PostgreSQL they run under
  *   `pg_advisory_lock(MIGRATION_LOCK_KEY)`, so processes starting together against one database
  *   migrate once and never race.
+ * - **Upkeep.** The embedded database has no autovacuum worker; `embedded-vacuum.ts` stands in.
  * - **Speed.** A fresh embedded directory is seeded from a pre-built data directory instead of
  *   running initdb (see `load-pglite-assets.ts`).
  *
@@ -27,6 +28,7 @@ import postgres from 'postgres'
 import { getLogger } from '../log/logger.ts'
 import { acquireDirLock, LOCK_FILE_NAME } from './acquire-dir-lock.ts'
 import { type EmbeddedMigration, embeddedMigrations } from './embedded-migrations.ts'
+import { startEmbeddedVacuum } from './embedded-vacuum.ts'
 import { DatabaseError } from './errors.ts'
 import { loadPgliteAssets } from './load-pglite-assets.ts'
 import { type DatabaseTarget, parseDatabaseUrl } from './parse-database-url.ts'
@@ -65,10 +67,22 @@ export interface OpenDatabaseOptions {
    * act like a second process; an embedded directory cannot be opened twice either way.
    */
   shared?: boolean
+  /**
+   * How often the embedded database vacuums tables past autovacuum's thresholds (ms, default
+   * 10 s; `embedded-vacuum.ts`). PostgreSQL servers run their own autovacuum.
+   */
+  embeddedVacuumMs?: number
 }
 
 /** `pg_advisory_lock` key serialising migrations: "keylime" in ASCII. */
 export const MIGRATION_LOCK_KEY = 0x6b65796c696d65n
+
+/**
+ * Settings of the embedded server beyond PGlite's own. Its WebAssembly memory grows to its peak
+ * and never shrinks, and PostgreSQL's default 128 MB of shared buffers is sized for a server
+ * with a machine of its own; 32 MB hold a 10,000-agent fleet's hot rows (docs/benchmarks.md).
+ */
+const EMBEDDED_SETTINGS = ['-c', 'shared_buffers=32MB']
 
 /** Upstream's `database_pool_sz_ovfl` default, `5,10`. */
 const DEFAULT_POOL: [number, number] = [5, 10]
@@ -114,7 +128,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<KeylimeDa
 
   let entry = share ? entries.get(key) : undefined
   if (entry === undefined) {
-    entry = { instance: createInstance(target, poolMax), refs: 0 }
+    entry = { instance: createInstance(target, poolMax, opts.embeddedVacuumMs), refs: 0 }
     if (share) entries.set(key, entry)
   }
   const mine = entry
@@ -168,10 +182,14 @@ function poolSize([size, overflow]: [number, number]): number {
   return size + overflow
 }
 
-function createInstance(target: DatabaseTarget, poolMax: number): Promise<Instance> {
+function createInstance(
+  target: DatabaseTarget,
+  poolMax: number,
+  vacuumMs: number | undefined,
+): Promise<Instance> {
   return target.kind === 'postgres'
     ? openPostgres(target.url, target.location, poolMax)
-    : openPglite(target.dataDir, target.location, target.sqliteFile)
+    : openPglite(target.dataDir, target.location, target.sqliteFile, vacuumMs)
 }
 
 /** drizzle's `dialect.migrate(migrations, session, config)`, which both drivers' `migrate()` call. */
@@ -216,6 +234,7 @@ async function openPglite(
   dataDir: string | null,
   location: string,
   sqliteFile: string | undefined,
+  vacuumMs: number | undefined,
 ): Promise<Instance> {
   if (sqliteFile !== undefined) {
     log.warn(
@@ -247,6 +266,7 @@ async function openPglite(
       pgliteWasmModule: assets.pgliteWasmModule,
       initdbWasmModule: assets.initdbWasmModule,
       fsBundle: assets.fsBundle,
+      startParams: [...PGlite.defaultStartParams, ...EMBEDDED_SETTINGS],
     }
     const where = dataDir ?? 'memory://'
     let pg: PGlite
@@ -272,6 +292,7 @@ async function openPglite(
       )
     }
     const db = drizzlePglite({ client: pg, schema }) as unknown as Db
+    const stopVacuum = startEmbeddedVacuum(pg, vacuumMs)
     return {
       db,
       kind: 'pglite',
@@ -279,6 +300,7 @@ async function openPglite(
       migrate: () => applyMigrations(db, location),
       async shutdown() {
         try {
+          await stopVacuum()
           await pg.close()
         } finally {
           lock?.release()

@@ -18,6 +18,7 @@ import { AgentConnections } from './agent-connections.ts'
 import { AttestationLoop } from './attestation-loop.ts'
 import { CheckPool } from './check-pool.ts'
 import { SeverityRules } from './failure.ts'
+import { joinHeapGovernor } from './heap-governor.ts'
 import { VerifierMetrics } from './metrics.ts'
 import { RevocationNotifier } from './revocation-notifier.ts'
 import { addVerifierRoutes } from './routes.ts'
@@ -218,6 +219,7 @@ export async function startVerifier(
     await stopServers(servers, 0)
     throw err
   }
+  const leaveGovernor = joinHeapGovernor()
   log.info('verifier attestation loop started', {
     instance_id: instanceId,
     agents: loop.records.size,
@@ -234,6 +236,7 @@ export async function startVerifier(
     agents,
     instanceId,
     async stop(drainMs) {
+      leaveGovernor()
       await loop.stop(drainMs)
       await notifier.drain(Math.min(drainMs, 2000))
       await stopServers(servers, drainMs)
