@@ -249,6 +249,58 @@ describe('AgentConnections over mTLS', () => {
     fourth.close()
   })
 
+  test("a sibling process's saved sessions are resumed by the process that takes its agents over", async () => {
+    const s = agentServer(agentCert, () => json({ results: { ok: true } }))
+    const t: AgentTarget = {
+      ip: '127.0.0.1',
+      port: s.port as number,
+      https: true,
+      pinnedCert: agentCert.certPem,
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'kl-sess-'))
+    const dead = pool({ sessionFile: join(dir, 'verifier-tls-sessions-aaaa.json') })
+    await dead.request(t, { path: '/a' })
+    dead.close() // saves its file, as it did while it ran
+    writeFileSync(join(dir, 'other-file.json'), '{"v":1,"sessions":[["x","AAAA",1]]}')
+    const survivor = pool({ sessionFile: join(dir, 'verifier-tls-sessions-bbbb.json') })
+    expect(survivor.importSiblingSessions()).toBe(1)
+    expect(survivor.importSiblingSessions()).toBe(0) // unchanged files are not read again
+    expect((await survivor.request(t, { path: '/b' })).results).toEqual({ ok: true })
+    expect(survivor.resumed).toBe(1)
+    survivor.close()
+    // the survivor keeps the session in its own file from now on
+    expect(readFileSync(join(dir, 'verifier-tls-sessions-bbbb.json'), 'utf8')).toContain(
+      `${t.port}`,
+    )
+  })
+
+  test('a connection idle longer than idleMs is closed; a busy one is not', async () => {
+    let hold: (() => void) | undefined
+    const s = agentServer(agentCert, async (req) => {
+      if (new URL(req.url).pathname === '/slow') await new Promise<void>((r) => (hold = r))
+      return json({ results: {} })
+    })
+    const t: AgentTarget = {
+      ip: '127.0.0.1',
+      port: s.port as number,
+      https: true,
+      pinnedCert: agentCert.certPem,
+    }
+    const p = pool({ idleMs: 300 })
+    await p.request(t, { path: '/a' })
+    expect(p.open).toBe(1)
+    // a request that takes longer than idleMs keeps its connection
+    const slow = p.request(t, { path: '/slow' })
+    await Bun.sleep(600)
+    expect(p.open).toBe(1)
+    hold?.()
+    await slow
+    await Bun.sleep(800)
+    expect(p.open).toBe(0)
+    expect(p.opened).toBe(1)
+    p.close()
+  })
+
   test('POST sends a JSON body with its length', async () => {
     let got: unknown
     const s = agentServer(agentCert, async (req) => {

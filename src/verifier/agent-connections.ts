@@ -27,7 +27,8 @@
  */
 import type { Socket, SocketHandler } from 'bun'
 import { createHash } from 'node:crypto'
-import { chmodSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { chmodSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import {
   formatHostPort,
   type MtlsResponse,
@@ -279,6 +280,8 @@ export class AgentConnections {
   readonly #sessions = new Map<string, { s: Buffer; at: number }>()
   /** Sessions for agents that had none, and refreshed ones, since the last save. */
   #sessionsNew = 0
+  /** Sibling session files already read, with their modification time then. */
+  readonly #siblingMtimes = new Map<string, number>()
   #sessionsRefreshed = 0
   #lastSave = 0
   #saveTimer: ReturnType<typeof setInterval> | undefined
@@ -325,22 +328,67 @@ export class AgentConnections {
     return this.#resumed
   }
 
-  #loadSessions(file: string): void {
+  /**
+   * Adds a session file's sessions for agents that have none here (all of them at start);
+   * returns how many were added. An unreadable or garbled file adds none.
+   */
+  #loadSessions(file: string): number {
     let parsed: unknown
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8'))
     } catch {
-      return // none yet, or unreadable: full handshakes
+      return 0 // none yet, or unreadable: full handshakes
     }
     const list = (parsed as { sessions?: unknown } | null)?.sessions
-    if (!Array.isArray(list)) return
+    if (!Array.isArray(list)) return 0
     const oldest = Date.now() - SESSION_MAX_AGE_MS
+    let added = 0
     for (const e of list.slice(0, SESSIONS_MAX)) {
+      if (this.#sessions.size >= SESSIONS_MAX) break
       if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') continue
       const at = Number(e[2])
-      if (!(at > oldest)) continue
+      if (!(at > oldest) || this.#sessions.has(e[0])) continue
       this.#sessions.set(e[0], { s: Buffer.from(e[1], 'base64'), at })
+      added++
     }
+    return added
+  }
+
+  /**
+   * Adds the sessions that other verifier processes sharing this `KEYLIME_DIR` saved beside ours
+   * (`<prefix>-<instance>.json` next to `sessionFile`), for agents that have none here: a process
+   * that takes over a dead sibling's agents resumes their TLS sessions instead of paying full
+   * handshakes. A file is read again only when it changed. Returns how many sessions were added.
+   */
+  importSiblingSessions(): number {
+    const own = this.#o.sessionFile
+    if (own === undefined) return 0
+    const dir = dirname(own)
+    const name = basename(own)
+    const prefix = name.slice(0, name.lastIndexOf('-') + 1)
+    if (prefix === '') return 0
+    let names: string[]
+    try {
+      names = readdirSync(dir)
+    } catch {
+      return 0
+    }
+    let added = 0
+    for (const n of names) {
+      if (n === name || !n.startsWith(prefix) || !n.endsWith('.json')) continue
+      const file = join(dir, n)
+      let mtime: number
+      try {
+        mtime = statSync(file).mtimeMs
+      } catch {
+        continue
+      }
+      if (this.#siblingMtimes.get(file) === mtime) continue
+      this.#siblingMtimes.set(file, mtime)
+      added += this.#loadSessions(file)
+    }
+    if (added > 0) this.#sessionsNew += added // kept in our own file from now on
+    return added
   }
 
   /**

@@ -785,6 +785,8 @@ export class AttestationLoop {
       if (room - rows.length > 0) {
         const expires = Date.now() + o.leaseMs
         const claimed = await o.store.claim(o.instanceId, o.verifierId, room - rows.length, expires)
+        // taking a dead sibling's agents over: resume the TLS sessions it saved, if it ran here
+        if (claimed.length > 0) o.agents.importSiblingSessions()
         for (const row of claimed) {
           if (!this.records.has(row.agent_id))
             this.adopt(row, randomInt(Math.max(1, o.quoteIntervalMs)))
