@@ -275,7 +275,10 @@ if (import.meta.main) {
   for (const r of v.loop.records.values()) countAtAdopt.set(r.id, r.attestationCount)
   const watch = (total: number): void => {
     const reached: Record<string, number> = {}
+    const opened0 = v.agents.opened
+    const resumed0 = v.agents.resumed
     const timer = setInterval(() => {
+      if (reached.held === undefined && v.loop.records.size >= total) reached.held = Date.now()
       let done = 0
       for (const r of v.loop.records.values()) {
         const c0 = countAtAdopt.get(r.id)
@@ -288,7 +291,11 @@ if (import.meta.main) {
       }
       if (reached.all !== undefined) {
         clearInterval(timer)
-        console.log(`resumed ${JSON.stringify(reached)}`)
+        const connections = {
+          opened: v.agents.opened - opened0,
+          resumed: v.agents.resumed - resumed0,
+        }
+        console.log(`resumed ${JSON.stringify({ ...reached, connections })}`)
       }
     }, 20)
   }

@@ -250,18 +250,23 @@ try {
         readyS = (Date.now() - killedAt) / 1000
       }
       survivor.send(`watch ${count}`)
-      const at = JSON.parse(await survivor.next('resumed', 600_000)) as Record<string, number>
+      const at = JSON.parse(await survivor.next('resumed', 600_000)) as Record<string, number> & {
+        connections: { opened: number; resumed: number }
+      }
       const since = (k: string) => +(((at[k] as number) - killedAt) / 1000).toFixed(2)
       const [r] = await sql<{ done: number }[]>`
         SELECT count(*)::int AS done FROM verifiermain
         WHERE last_successful_attestation > ${Math.floor(killedAt / 1000)}`
       return {
         ready_s: +readyS.toFixed(2),
+        held_all_s: since('held'),
         p50_resumed_s: since('p50'),
         p90_resumed_s: since('p90'),
         p99_resumed_s: since('p99'),
         all_resumed_s: since('all'),
         db_rows_attested_since_kill: r?.done ?? 0,
+        connections_opened: at.connections.opened,
+        of_which_resumed_sessions: at.connections.resumed,
       }
     } finally {
       await sql.end()

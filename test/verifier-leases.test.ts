@@ -56,6 +56,20 @@ for (const target of databaseTargets()) {
       }
     }, 60_000)
 
+    /** "kill -9" of instance B (after its last write) and a new process with the same id. */
+    async function restartB(old: VerifierHandle, leaseMs: number): Promise<VerifierHandle> {
+      await old.loop.flush()
+      await old.loop.halt()
+      const b = await startTestVerifier(
+        kdb,
+        ca,
+        { quote_interval: '0.3' },
+        { instanceId: 'B', leaseMs },
+      )
+      verifiers.push(b)
+      return b
+    }
+
     afterAll(async () => {
       for (const v of verifiers) await v.stop(500).catch(() => undefined)
       await fleet?.stop()
@@ -119,16 +133,7 @@ for (const target of databaseTargets()) {
     }, 40_000)
 
     test('a restarted instance with the same id resumes its agents without waiting for the lease', async () => {
-      const b = verifiers[1]!
-      await b.loop.flush()
-      await b.loop.halt()
-      const b2 = await startTestVerifier(
-        kdb,
-        ca,
-        { quote_interval: '0.3' },
-        { instanceId: 'B', leaseMs: 60_000 },
-      )
-      verifiers.push(b2)
+      const b2 = await restartB(verifiers[1]!, 60_000)
       expect(b2.loop.records.size).toBe(8)
       for (const r of b2.loop.records.values()) {
         expect(r.state).toBe(AGENT_STATES.GET_QUOTE) // resumed, not reset to START: V was delivered
@@ -143,16 +148,7 @@ for (const target of databaseTargets()) {
     }, 30_000)
 
     test('steady-state lease ticks renew only rows no snapshot write extended; a row taken away is dropped', async () => {
-      const old = verifiers[2]!
-      await old.loop.flush()
-      await old.loop.halt()
-      const b = await startTestVerifier(
-        kdb,
-        ca,
-        { quote_interval: '0.3' },
-        { instanceId: 'B', leaseMs: LEASE_MS },
-      )
-      verifiers.push(b)
+      const b = await restartB(verifiers[2]!, LEASE_MS)
       // count the rows each lease tick renews (the loop calls this store object)
       const renewed: number[] = []
       const renew = b.store.renewLeases.bind(b.store)

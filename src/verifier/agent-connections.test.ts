@@ -76,6 +76,11 @@ function rawServer(reply: (n: number, s: Socket<undefined>) => void): TCPSocketL
   return server
 }
 
+/** The target of an agent server with `agentCert`, pinned as the verifier pins an agent's. */
+function pinnedTarget(s: Server<undefined>): AgentTarget {
+  return { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem }
+}
+
 function pool(o: Partial<ConstructorParameters<typeof AgentConnections>[0]> = {}) {
   return new AgentConnections({
     cert: ca.tls.clientCert,
@@ -95,12 +100,7 @@ describe('AgentConnections over mTLS', () => {
       json({ code: 200, status: 'Success', results: { path: new URL(req.url).pathname } }),
     )
     const p = pool()
-    const t: AgentTarget = {
-      ip: '127.0.0.1',
-      port: s.port as number,
-      https: true,
-      pinnedCert: agentCert.certPem,
-    }
+    const t = pinnedTarget(s)
     for (const path of ['/v2.2/quotes/integrity?nonce=1', '/version', '/v2.2/keys/pubkey']) {
       const r = await p.request(t, { path })
       expect(r.status).toBe(200)
@@ -211,12 +211,7 @@ describe('AgentConnections over mTLS', () => {
 
   test('TLS sessions: resumed on reconnect, kept across a restart in a 0600 file, never for another certificate', async () => {
     const s = agentServer(agentCert, () => json({ results: { ok: true } }))
-    const t: AgentTarget = {
-      ip: '127.0.0.1',
-      port: s.port as number,
-      https: true,
-      pinnedCert: agentCert.certPem,
-    }
+    const t = pinnedTarget(s)
     const sessionFile = join(mkdtempSync(join(tmpdir(), 'kl-sess-')), 'sessions.json')
     const first = pool({ sessionFile })
     await first.request(t, { path: '/a' })
@@ -251,12 +246,7 @@ describe('AgentConnections over mTLS', () => {
 
   test("a sibling process's saved sessions are resumed by the process that takes its agents over", async () => {
     const s = agentServer(agentCert, () => json({ results: { ok: true } }))
-    const t: AgentTarget = {
-      ip: '127.0.0.1',
-      port: s.port as number,
-      https: true,
-      pinnedCert: agentCert.certPem,
-    }
+    const t = pinnedTarget(s)
     const dir = mkdtempSync(join(tmpdir(), 'kl-sess-'))
     const dead = pool({ sessionFile: join(dir, 'verifier-tls-sessions-aaaa.json') })
     await dead.request(t, { path: '/a' })
@@ -280,12 +270,7 @@ describe('AgentConnections over mTLS', () => {
       if (new URL(req.url).pathname === '/slow') await new Promise<void>((r) => (hold = r))
       return json({ results: {} })
     })
-    const t: AgentTarget = {
-      ip: '127.0.0.1',
-      port: s.port as number,
-      https: true,
-      pinnedCert: agentCert.certPem,
-    }
+    const t = pinnedTarget(s)
     const p = pool({ idleMs: 300 })
     await p.request(t, { path: '/a' })
     expect(p.open).toBe(1)

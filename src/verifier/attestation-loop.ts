@@ -17,10 +17,13 @@
  * - **Writes.** Each round updates the in-memory record and marks it dirty; every `flushMs` one
  *   statement writes all dirty snapshots, guarded (not TERMINATED/TENANT_FAILED, still ours). A
  *   guarded-out agent is dropped from memory, and deleted when it was TERMINATED.
- * - **Leases.** Every instance heartbeats `verifier_instances`; it renews its leases in bulk,
- *   claims unowned or expired agents of its `verifier_id` up to a fair share (polled agents /
- *   live instances), and gives back agents above `share + 10 %`. A restarted process with the same
- *   instance id takes its own leases back at once.
+ * - **Leases.** Every instance heartbeats `verifier_instances`. Each snapshot write extends the
+ *   written rows' leases; the lease tick renews in bulk only the rows no write extended lately
+ *   (agents in retry or stopped), so a steady fleet costs no extra row updates. It claims unowned
+ *   or expired agents of its `verifier_id` up to a fair share (polled agents / live instances),
+ *   and gives back agents above `share + 10 %`. A restarted process with the same instance id
+ *   takes its own leases back at once; one that takes a dead sibling's agents over resumes the TLS
+ *   sessions that sibling saved, when they share a `KEYLIME_DIR`.
  *
  * @module
  */
