@@ -23,17 +23,22 @@ export interface QuoteParts {
 /** Upper bound on a quote string (a 16-bank, 24-PCR blob is ~26 KiB in base64). */
 export const MAX_QUOTE_STRING = 64 * 1024
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/
+/** ASCII whitespace: `Uint8Array.fromBase64` skips it, and no Keylime quote contains it. */
+const WHITESPACE = /[\t\n\f\r ]/
 
+/**
+ * Decodes one part: standard base64, padding optional but correct when present (no whitespace,
+ * no URL-safe alphabet).
+ */
 function decodePart(s: string, what: string): Uint8Array {
-  if (s.length === 0 || !B64.test(s) || s.replace(/=+$/, '').length % 4 === 1) {
+  if (s.length === 0 || WHITESPACE.test(s)) {
     throw new TpmError('ERR_QUOTE_FORMAT', `quote ${what} is not base64`)
   }
-  if (s.includes('=') && s.length % 4 !== 0) {
-    throw new TpmError('ERR_QUOTE_FORMAT', `quote ${what} has bad base64 padding`)
+  try {
+    return Uint8Array.fromBase64(s)
+  } catch {
+    throw new TpmError('ERR_QUOTE_FORMAT', `quote ${what} is not base64`)
   }
-  const buf = Buffer.from(s, 'base64')
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength)
 }
 
 /**

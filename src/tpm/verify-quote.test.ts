@@ -235,6 +235,21 @@ describe('verifyQuote on software-signed quotes (magic, type, selection)', () =>
     ]) {
       expect(outcome({ ...p, quote: bad })).toBe('ERR_QUOTE_FORMAT')
     }
+    // each part: whitespace, the URL-safe alphabet, misplaced or excess padding
+    const [attest, sig, blob] = good.slice(1).split(':') as [string, string, string]
+    for (const bad of [
+      `${attest.slice(0, 8)} ${attest.slice(8)}`,
+      `${attest.slice(0, 8)}\n${attest.slice(8)}`,
+      `${attest}\n`,
+      attest.replace(/[+/]/g, '-').replace(/^./, '_'),
+      `${attest.replace(/=+$/, '')}===`,
+      `=${attest}`,
+      `${attest.slice(0, 4)}=${attest.slice(4)}`,
+      'A',
+    ]) {
+      expect(outcome({ ...p, quote: `r${bad}:${sig}:${blob}` })).toBe('ERR_QUOTE_FORMAT')
+      expect(outcome({ ...p, quote: bad })).toBe('ERR_QUOTE_FORMAT')
+    }
     // unpadded base64 is tolerated
     expect(outcome({ ...p, quote: good.replace(/=/g, '') })).toBe('ok')
   })
