@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Server, Socket, TCPSocketListener } from 'bun'
 import { type AgentCert, createAgentCert } from '../../bench/fleet/agent-cert.ts'
 import { PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
-import { AgentConnections, type AgentTarget } from './agent-connections.ts'
+import { AgentConnections, type AgentTarget, sessionFileFor } from './agent-connections.ts'
 import { createTestCa, type TestCa } from './test-support.ts'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -248,20 +248,19 @@ describe('AgentConnections over mTLS', () => {
     const s = agentServer(agentCert, () => json({ results: { ok: true } }))
     const t = pinnedTarget(s)
     const dir = mkdtempSync(join(tmpdir(), 'kl-sess-'))
-    const dead = pool({ sessionFile: join(dir, 'verifier-tls-sessions-aaaa.json') })
+    const dead = pool({ sessionFile: sessionFileFor(dir, 'dead') })
     await dead.request(t, { path: '/a' })
     dead.close() // saves its file, as it did while it ran
     writeFileSync(join(dir, 'other-file.json'), '{"v":1,"sessions":[["x","AAAA",1]]}')
-    const survivor = pool({ sessionFile: join(dir, 'verifier-tls-sessions-bbbb.json') })
+    const survivorFile = sessionFileFor(dir, 'survivor')
+    const survivor = pool({ sessionFile: survivorFile })
     expect(survivor.importSiblingSessions()).toBe(1)
     expect(survivor.importSiblingSessions()).toBe(0) // unchanged files are not read again
     expect((await survivor.request(t, { path: '/b' })).results).toEqual({ ok: true })
     expect(survivor.resumed).toBe(1)
     survivor.close()
     // the survivor keeps the session in its own file from now on
-    expect(readFileSync(join(dir, 'verifier-tls-sessions-bbbb.json'), 'utf8')).toContain(
-      `${t.port}`,
-    )
+    expect(readFileSync(survivorFile, 'utf8')).toContain(`${t.port}`)
   })
 
   test('a connection idle longer than idleMs is closed; a busy one is not', async () => {

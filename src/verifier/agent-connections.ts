@@ -91,6 +91,18 @@ const SESSION_REFRESH_MS = 30 * 60_000
 /** Saves for refreshed sessions only (no new agent) at most this often. */
 const REFRESH_SAVE_MS = 5 * 60_000
 
+/** Name prefix of the verifiers' TLS session files (see {@link sessionFileFor}). */
+const SESSION_FILE_PREFIX = 'verifier-tls-sessions-'
+
+/**
+ * The TLS session file of verifier instance `instanceId` in `dir` (`KEYLIME_DIR`): one per
+ * instance, named by a digest of its id, so processes sharing the directory find each other's.
+ */
+export function sessionFileFor(dir: string, instanceId: string): string {
+  const id = createHash('sha256').update(instanceId).digest('hex').slice(0, 12)
+  return join(dir, `${SESSION_FILE_PREFIX}${id}.json`)
+}
+
 /** Where and how to reach one agent. */
 export interface AgentTarget {
   ip: string
@@ -280,9 +292,9 @@ export class AgentConnections {
   readonly #sessions = new Map<string, { s: Buffer; at: number }>()
   /** Sessions for agents that had none, and refreshed ones, since the last save. */
   #sessionsNew = 0
+  #sessionsRefreshed = 0
   /** Sibling session files already read, with their modification time then. */
   readonly #siblingMtimes = new Map<string, number>()
-  #sessionsRefreshed = 0
   #lastSave = 0
   #saveTimer: ReturnType<typeof setInterval> | undefined
   #open = 0
@@ -356,17 +368,16 @@ export class AgentConnections {
 
   /**
    * Adds the sessions that other verifier processes sharing this `KEYLIME_DIR` saved beside ours
-   * (`<prefix>-<instance>.json` next to `sessionFile`), for agents that have none here: a process
-   * that takes over a dead sibling's agents resumes their TLS sessions instead of paying full
-   * handshakes. A file is read again only when it changed. Returns how many sessions were added.
+   * (the {@link sessionFileFor} files next to `sessionFile`), for agents that have none here: a
+   * process that takes over a dead sibling's agents resumes their TLS sessions instead of paying
+   * full handshakes. A file is read again only when it changed. Returns how many sessions were
+   * added.
    */
   importSiblingSessions(): number {
     const own = this.#o.sessionFile
     if (own === undefined) return 0
     const dir = dirname(own)
     const name = basename(own)
-    const prefix = name.slice(0, name.lastIndexOf('-') + 1)
-    if (prefix === '') return 0
     let names: string[]
     try {
       names = readdirSync(dir)
@@ -375,7 +386,7 @@ export class AgentConnections {
     }
     let added = 0
     for (const n of names) {
-      if (n === name || !n.startsWith(prefix) || !n.endsWith('.json')) continue
+      if (n === name || !n.startsWith(SESSION_FILE_PREFIX) || !n.endsWith('.json')) continue
       const file = join(dir, n)
       let mtime: number
       try {
@@ -623,11 +634,7 @@ export class AgentConnections {
           if (conn.resumed) this.#resumed++
         } catch (err) {
           conn.socket?.terminate()
-          throw new PeerUnreachable(
-            `${t.https ? 'https' : 'http'}://${formatHostPort(t.ip, t.port)}${req.path}`,
-            describe(err as Error),
-            err,
-          )
+          throw new PeerUnreachable(urlOf(t, req.path), describe(err as Error), err)
         }
       }
       try {
@@ -641,7 +648,7 @@ export class AgentConnections {
   }
 
   #exchange(conn: Conn, t: AgentTarget, req: AgentRequest): Promise<MtlsResponse> {
-    const url = `${t.https ? 'https' : 'http'}://${formatHostPort(t.ip, t.port)}${req.path}`
+    const url = urlOf(t, req.path)
     const reused = conn.used > 0
     const limit = this.#o.maxResponseBytes ?? 256 * 1024 * 1024
     return new Promise<MtlsResponse>((resolve, reject) => {
@@ -751,6 +758,11 @@ export class AgentConnections {
     for (const list of this.#idle.values()) for (const c of list) c.socket?.terminate()
     this.#idle.clear()
   }
+}
+
+/** The URL of a request to `t` (for errors). */
+function urlOf(t: AgentTarget, path: string): string {
+  return `${t.https ? 'https' : 'http'}://${formatHostPort(t.ip, t.port)}${path}`
 }
 
 function parseBody(url: string, head: Head, body: Buffer): MtlsResponse {

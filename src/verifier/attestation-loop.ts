@@ -308,8 +308,9 @@ export class AttestationLoop {
       rec.connectReserved = false
       return 0
     }
-    if (this.#o.agents.isWarm(this.#target(rec))) return 0
-    const wait = this.#o.agents.reserveConnect(this.#target(rec))
+    const target = this.#target(rec)
+    if (this.#o.agents.isWarm(target)) return 0
+    const wait = this.#o.agents.reserveConnect(target)
     if (wait <= 20) return 0
     rec.connectReserved = true
     return wait
@@ -680,14 +681,13 @@ export class AttestationLoop {
           this.#o.store.writeSnapshots(owner, full, expires),
           this.#o.store.writeSnapshots(owner, hot, expires, true),
         ])
-        const notFull = new Set(a)
+        const missed = [...a, ...b]
+        const notWritten = new Set(missed)
         for (let i = 0; i < fullRecs.length; i++) {
           const r = fullRecs[i] as AgentRecord
-          if (!notFull.has(r.id)) r.written = colds[i]
+          if (!notWritten.has(r.id)) r.written = colds[i]
         }
-        const missed = [...a, ...b]
-        const notWritten = missed.length === 0 ? undefined : new Set(missed)
-        for (const r of dirty) if (notWritten?.has(r.id) !== true) r.leaseUntil = expires
+        for (const r of dirty) if (!notWritten.has(r.id)) r.leaseUntil = expires
         if (missed.length > 0) await this.#reconcile(missed)
       } catch (err) {
         for (const r of dirty) r.dirty = true
@@ -721,9 +721,10 @@ export class AttestationLoop {
    * leases are taken back at once); later ones only rows whose lease ends within half a lease
    * period: agents polled more often than that had their lease extended by their snapshot writes.
    * Runs with no write in flight, so every row it skips for being fresh was made fresh by a write
-   * whose outcome is already in `leaseUntil`. Returns the renewed rows' states and the cut-off.
+   * whose outcome is already in `leaseUntil`. Returns the renewed rows' states and the cut-off
+   * (rows not renewed whose `leaseUntil` is before it are no longer ours).
    */
-  async #renewLeases(): Promise<Map<string, number> & { dueBefore: number }> {
+  async #renewLeases(): Promise<{ held: Map<string, number>; dueBefore: number }> {
     const o = this.#o
     while (this.#flushing !== undefined) await this.#flushing
     const now = Date.now()
@@ -738,7 +739,7 @@ export class AttestationLoop {
         const rec = this.records.get(id)
         if (rec !== undefined) rec.leaseUntil = expires
       }
-      return Object.assign(held, { dueBefore: dueBefore ?? Number.POSITIVE_INFINITY })
+      return { held, dueBefore: dueBefore ?? Number.POSITIVE_INFINITY }
     } finally {
       this.#renewal = undefined
     }
@@ -755,13 +756,13 @@ export class AttestationLoop {
         `${hostname()}/${process.pid}`,
         this.#started,
       )
-      const held = await this.#renewLeases()
+      const { held, dueBefore } = await this.#renewLeases()
       for (const [id, rec] of [...this.records]) {
         const st = held.get(id)
         if (st === undefined) {
           // not renewed: a recent write extended the lease, or the row is lost (deleted,
           // released by an operator, or taken over)
-          if (rec.leaseUntil < held.dueBefore) this.drop(id)
+          if (rec.leaseUntil < dueBefore) this.drop(id)
         } else if (st === AGENT_STATES.TERMINATED) {
           const rec = this.records.get(id)
           if (rec !== undefined && !rec.busy) {

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { createHash, randomUUID } from 'node:crypto'
-import { join } from 'node:path'
+import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
@@ -14,7 +13,7 @@ import { createApp } from '../http/create-app.ts'
 import { MtlsClient } from '../http/mtls-client.ts'
 import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
-import { AgentConnections } from './agent-connections.ts'
+import { AgentConnections, sessionFileFor } from './agent-connections.ts'
 import { AttestationLoop } from './attestation-loop.ts'
 import { CheckPool } from './check-pool.ts'
 import { SeverityRules } from './failure.ts'
@@ -133,10 +132,7 @@ export async function startVerifier(
     timeoutMs: v.request_timeout * 1000,
     idleMs: Math.max(30_000, 3 * quoteIntervalMs),
     connectsPerSecond: options.connectsPerSecond,
-    sessionFile: join(
-      ctx.keylimeDir,
-      `verifier-tls-sessions-${createHash('sha256').update(instanceId).digest('hex').slice(0, 12)}.json`,
-    ),
+    sessionFile: sessionFileFor(ctx.keylimeDir, instanceId),
   })
   const loop = new AttestationLoop({
     store,
