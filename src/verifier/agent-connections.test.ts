@@ -76,9 +76,9 @@ function rawServer(reply: (n: number, s: Socket<undefined>) => void): TCPSocketL
   return server
 }
 
-/** The target of an agent server with `agentCert`, pinned as the verifier pins an agent's. */
-function pinnedTarget(s: Server<undefined>): AgentTarget {
-  return { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem }
+/** The target of an agent server with `pinned` (default `agentCert`) as its registered cert. */
+function pinnedTarget(s: Server<undefined>, pinned: AgentCert = agentCert): AgentTarget {
+  return { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: pinned.certPem }
 }
 
 function pool(o: Partial<ConstructorParameters<typeof AgentConnections>[0]> = {}) {
@@ -130,10 +130,7 @@ describe('AgentConnections over mTLS', () => {
       const s = agentServer(served, () => json({ results: {} }))
       const p = pool()
       const err = await p
-        .request(
-          { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: pinned.certPem },
-          { path: '/version' },
-        )
+        .request(pinnedTarget(s, pinned), { path: '/version' })
         .catch((e: unknown) => e)
       expect(err).toBeInstanceOf(PeerUnreachable)
       expect(String((err as Error).message)).toContain('not trusted')
@@ -155,20 +152,14 @@ describe('AgentConnections over mTLS', () => {
   test('a large body arriving in many chunks is reassembled intact', async () => {
     const list = 'x'.repeat(3 * 1024 * 1024)
     const s = agentServer(agentCert, () => json({ results: { ima_measurement_list: list } }))
-    const r = await pool().request(
-      { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem },
-      { path: '/v2.2/quotes/integrity' },
-    )
+    const r = await pool().request(pinnedTarget(s), { path: '/v2.2/quotes/integrity' })
     expect((r.results as { ima_measurement_list: string }).ima_measurement_list).toBe(list)
   })
 
   test('a body over maxResponseBytes is a PeerBadResponse', async () => {
     const s = agentServer(agentCert, () => json({ results: 'y'.repeat(100_000) }))
     const err = await pool({ maxResponseBytes: 10_000 })
-      .request(
-        { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem },
-        { path: '/x' },
-      )
+      .request(pinnedTarget(s), { path: '/x' })
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PeerBadResponse)
   })
@@ -228,12 +219,7 @@ describe('AgentConnections over mTLS', () => {
     // the same address with another pinned certificate: a new key, no session offered
     const other = agentServer(otherCert, () => json({ results: {} }))
     const third = pool({ sessionFile })
-    const err = await third
-      .request(
-        { ip: '127.0.0.1', port: other.port as number, https: true, pinnedCert: agentCert.certPem },
-        { path: '/c' },
-      )
-      .catch((e: unknown) => e)
+    const err = await third.request(pinnedTarget(other), { path: '/c' }).catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PeerUnreachable)
     expect(third.resumed).toBe(0)
     // a garbled file means full handshakes, not a failure
@@ -291,10 +277,11 @@ describe('AgentConnections over mTLS', () => {
       got = { method: req.method, body: await req.json() }
       return json({ results: {} })
     })
-    await pool().request(
-      { ip: '127.0.0.1', port: s.port as number, https: true, pinnedCert: agentCert.certPem },
-      { method: 'POST', path: '/v2.2/keys/vkey', json: { encrypted_key: 'AAAA' } },
-    )
+    await pool().request(pinnedTarget(s), {
+      method: 'POST',
+      path: '/v2.2/keys/vkey',
+      json: { encrypted_key: 'AAAA' },
+    })
     expect(got).toEqual({ method: 'POST', body: { encrypted_key: 'AAAA' } })
   })
 })
