@@ -16,6 +16,7 @@ import journal from '../../migrations/meta/_journal.json' with { type: 'json' }
 import m0000 from '../../migrations/0000_keylime_initial.sql' with { type: 'text' }
 import m0001 from '../../migrations/0001_registrar_ek_verdict.sql' with { type: 'text' }
 import m0002 from '../../migrations/0002_verifier_leases_policy_history.sql' with { type: 'text' }
+import m0003 from '../../migrations/0003_verifiermain_hot_updates.sql' with { type: 'text' }
 
 /** One migration as drizzle's dialect `migrate()` consumes it (drizzle-orm `MigrationMeta`). */
 export interface EmbeddedMigration {
@@ -34,6 +35,7 @@ export const MIGRATION_SQL: Readonly<Record<string, string>> = {
   '0000_keylime_initial': m0000,
   '0001_registrar_ek_verdict': m0001,
   '0002_verifier_leases_policy_history': m0002,
+  '0003_verifiermain_hot_updates': m0003,
 }
 
 /**

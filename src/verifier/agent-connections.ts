@@ -61,8 +61,9 @@ export interface AgentConnectionsOptions {
    */
   maxConnecting?: number
   /**
-   * Full TLS handshakes per second at most (default 500: ≈ 0.44 core at the 0.88 ms of client
-   * CPU one costs here; a resumed one counts as {@link RESUME_COST} of a slot). Keeps the rounds
+   * Full TLS handshakes per second at most (default 500: a third to half a core at the 0.66–0.88
+   * ms of client CPU one costs on the machines measured; a resumed one counts as
+   * {@link RESUME_COST} of a slot). Keeps the rounds
    * on established connections on time while a large fleet connects: without it, the first
    * rounds of thousands of agents delay everyone past the agents' keep-alive timeout, each
    * closed connection costs another handshake, and the verifier never catches up.
@@ -70,16 +71,20 @@ export interface AgentConnectionsOptions {
   connectsPerSecond?: number
   /**
    * Where TLS sessions are kept across restarts (a JSON file, 0600; none by default). A
-   * restarted verifier resumes its agents' sessions instead of full handshakes: measured here,
-   * 0.28 ms of client CPU instead of 0.88 ms (RSA-2048 client key), and the agent skips its
+   * restarted verifier resumes its agents' sessions instead of full handshakes: measured, 0.14–0.28
+   * ms of client CPU instead of 0.66–0.88 ms (RSA-2048 client key), and the agent skips its
    * signature too. The file holds session secrets: it lives beside `cv_ca`, whose client key
    * already lets its reader act as the verifier.
    */
   sessionFile?: string
 }
 
-/** A resumed handshake's share of a full one in the connection rate limit (0.28 / 0.88 ms). */
-const RESUME_COST = 0.35
+/**
+ * A resumed handshake's share of a full one in the connection rate limit: client CPU per
+ * connection of a TLS 1.3 resumption against a full handshake with the RSA-2048 client key,
+ * 132 µs against 678 µs on a 2-core EPYC VM (`bun bench/agent-handshake.ts`).
+ */
+const RESUME_COST = 0.2
 /** Sessions older than this are not offered (servers keep tickets 2 h by default). */
 const SESSION_MAX_AGE_MS = 24 * 3_600_000
 const SESSIONS_MAX = 100_000
@@ -103,7 +108,7 @@ export function sessionFileFor(dir: string, instanceId: string): string {
   return join(dir, `${SESSION_FILE_PREFIX}${id}.json`)
 }
 
-/** Where and how to reach one agent. */
+/** Where and how to reach one agent (not changed once passed to a pool: its key is kept). */
 export interface AgentTarget {
   ip: string
   port: number
@@ -293,6 +298,8 @@ export class AgentConnections {
   /** Sessions for agents that had none, and refreshed ones, since the last save. */
   #sessionsNew = 0
   #sessionsRefreshed = 0
+  /** Pool keys by target object (see {@link AgentConnections.#keyOf}). */
+  readonly #keys = new WeakMap<AgentTarget, string>()
   /** Sibling session files already read, with their modification time then. */
   readonly #siblingMtimes = new Map<string, number>()
   #lastSave = 0
@@ -457,7 +464,20 @@ export class AgentConnections {
     return this.#opened
   }
 
+  /**
+   * The pool key of `t`, kept per target object: the verifier passes each agent's one target
+   * round after round, so the key is built once, not hashed out of the address twice a round.
+   */
   #keyOf(t: AgentTarget): string {
+    let key = this.#keys.get(t)
+    if (key === undefined) {
+      key = this.#buildKey(t)
+      this.#keys.set(t, key)
+    }
+    return key
+  }
+
+  #buildKey(t: AgentTarget): string {
     let certId = ''
     if (t.pinnedCert !== undefined) {
       certId = this.#certIds.get(t.pinnedCert) ?? ''

@@ -13,6 +13,7 @@ import {
   initialImaState,
 } from '../ima/index.ts'
 import type { ClockInfo } from '../tpm/attest.ts'
+import type { AgentTarget } from './agent-connections.ts'
 import type { AgentRow, AgentSnapshot, HotSnapshot } from './store.ts'
 import { parseTpmPolicy, type TpmPolicy } from './tpm-policy.ts'
 
@@ -82,6 +83,8 @@ export interface AgentRecord {
   leaseUntil: number
   /** A reserved connection slot (the round was deferred to it; `agent-connections.ts`). */
   connectReserved?: boolean
+  /** The agent's address as the connection pool takes it, built on first use. */
+  target?: AgentTarget
 }
 
 /** The initial clock state of upstream. */
@@ -193,28 +196,36 @@ export function recordFromRow(row: AgentRow): AgentRecord {
   }
 }
 
+/** The record fields behind the rarely changing snapshot columns. */
+const COLD_FIELDS = [
+  'hashAlg',
+  'encAlg',
+  'signAlg',
+  'severityLevel',
+  'lastEventId',
+  'publicKey',
+  'supportedVersion',
+  'ima',
+] as const satisfies readonly (keyof AgentRecord)[]
+
 /**
  * The values behind the rarely changing snapshot columns, compared by identity: a record whose
  * values are the ones last written needs only a {@link HotSnapshot}.
  */
 export function coldValuesOf(r: AgentRecord): readonly unknown[] {
-  return [
-    r.hashAlg,
-    r.encAlg,
-    r.signAlg,
-    r.severityLevel,
-    r.lastEventId,
-    r.publicKey,
-    r.supportedVersion,
-    r.ima,
-  ]
+  return COLD_FIELDS.map((f) => r[f])
 }
 
-/** Whether `cold` (from {@link coldValuesOf}) equals what was last written for `r`. */
-export function coldUnchanged(r: AgentRecord, cold: readonly unknown[]): boolean {
+/**
+ * Whether the values behind the rarely changing columns are the ones last written for `r`
+ * ({@link coldValuesOf} as stored in `written`), compared without building the array: this runs
+ * for every record of every flush.
+ */
+export function coldUnchanged(r: AgentRecord): boolean {
   const w = r.written
   if (w === undefined) return false
-  for (let i = 0; i < cold.length; i++) if (w[i] !== cold[i]) return false
+  for (let i = 0; i < COLD_FIELDS.length; i++)
+    if (w[i] !== r[COLD_FIELDS[i] as keyof AgentRecord]) return false
   return true
 }
 

@@ -128,6 +128,8 @@ export class AttestationLoop {
   #flushTimer: ReturnType<typeof setInterval> | undefined
   #leaseTimer: ReturnType<typeof setInterval> | undefined
   #flushing: Promise<void> | undefined
+  /** Records marked dirty since the last flush took them (see {@link AttestationLoop.flush}). */
+  #dirty: AgentRecord[] = []
   /** A lease renewal in flight (writes wait for it: see {@link AttestationLoop.flush}). */
   #renewal: Promise<unknown> | undefined
   /** Whether a renewal of every held row has been done (the first lease tick does one). */
@@ -205,7 +207,7 @@ export class AttestationLoop {
       rec.state = AGENT_STATES.GET_QUOTE
     } else if (rec.state !== AGENT_STATES.START) {
       rec.state = AGENT_STATES.START
-      rec.dirty = true
+      this.#markDirty(rec)
     }
     this.records.set(rec.id, rec)
     this.scheduler.schedule(rec.id, performance.now() + delayMs)
@@ -238,12 +240,23 @@ export class AttestationLoop {
       })
       rec.state = state
     }
-    rec.dirty = true
+    this.#markDirty(rec)
   }
 
+  /** Queues `rec` for the next flush (once, however often it changes before then). */
+  #markDirty(rec: AgentRecord): void {
+    if (rec.dirty) return
+    rec.dirty = true
+    this.#dirty.push(rec)
+  }
+
+  /** The agent's address, built once per record (a record's address never changes). */
   #target(rec: AgentRecord): AgentTarget {
-    const https = this.#o.agentMtls && rec.mtlsCert !== null
-    return { ip: rec.ip, port: rec.port, https, pinnedCert: rec.mtlsCert ?? undefined }
+    if (rec.target === undefined) {
+      const https = this.#o.agentMtls && rec.mtlsCert !== null
+      rec.target = { ip: rec.ip, port: rec.port, https, pinnedCert: rec.mtlsCert ?? undefined }
+    }
+    return rec.target
   }
 
   /** The round's policies: synchronous when both are cached (every round but the first). */
@@ -408,7 +421,7 @@ export class AttestationLoop {
     if (best !== rec.supportedVersion) {
       this.#o.log.info('agent API version negotiated', { agent_id: rec.id, version: best })
       rec.supportedVersion = best
-      rec.dirty = true
+      this.#markDirty(rec)
     }
     rec.versionChecked = true
     return true
@@ -491,7 +504,7 @@ export class AttestationLoop {
     if (rec.epoch !== epoch) return 'none'
     if (result.kind === 'reboot') {
       rec.ima = result.ima
-      rec.dirty = true
+      this.#markDirty(rec)
       this.scheduler.schedule(rec.id, performance.now())
       return 'retry'
     }
@@ -656,23 +669,25 @@ export class AttestationLoop {
     // a write that lands while a renewal runs would extend leases the renewal cannot account for
     if (this.#renewal !== undefined) await this.#renewal.catch(() => undefined)
     if (this.#flushing !== undefined) return this.#flushing
+    if (this.#dirty.length === 0) return
     const dirty: AgentRecord[] = []
-    for (const r of this.records.values()) if (r.dirty) dirty.push(r)
-    if (dirty.length === 0) return
     const hot: HotSnapshot[] = []
     const full: AgentSnapshot[] = []
     const fullRecs: AgentRecord[] = []
     const colds: (readonly unknown[])[] = []
-    for (const r of dirty) {
+    for (const r of this.#dirty) {
       r.dirty = false
-      const cold = coldValuesOf(r)
-      if (coldUnchanged(r, cold)) hot.push(hotSnapshotOf(r))
+      if (this.records.get(r.id) !== r) continue // dropped (or re-adopted) since it was marked
+      dirty.push(r)
+      if (coldUnchanged(r)) hot.push(hotSnapshotOf(r))
       else {
         full.push(snapshotOf(r))
         fullRecs.push(r)
-        colds.push(cold)
+        colds.push(coldValuesOf(r))
       }
     }
+    this.#dirty = []
+    if (dirty.length === 0) return
     this.#flushing = (async () => {
       try {
         const owner = this.#o.instanceId
@@ -690,7 +705,7 @@ export class AttestationLoop {
         for (const r of dirty) if (!notWritten.has(r.id)) r.leaseUntil = expires
         if (missed.length > 0) await this.#reconcile(missed)
       } catch (err) {
-        for (const r of dirty) r.dirty = true
+        for (const r of dirty) this.#markDirty(r)
         this.#o.log.error('batched state write failed; will retry', {
           error: String(err),
           agents: dirty.length,

@@ -1,0 +1,79 @@
+/**
+ * The steady-state write of the attestation loop (`VerifierStore.writeSnapshots` of the round
+ * columns) must stay a heap-only (HOT) update of `verifiermain`: no index may cover a column a
+ * round writes (migration 0003 replaced the `(verifier_id, lease_expires)` index) and pages keep
+ * room for the new row version (fillfactor 80). Otherwise every round writes a ~2 KB row version
+ * plus index entries, on PGlite inside the verifier's own process (`bench/verifier-writes.ts`).
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { sql } from 'drizzle-orm'
+import type { KeylimeDatabase } from '../src/db/index.ts'
+import { type HotSnapshot, VerifierStore } from '../src/verifier/store.ts'
+import { databaseTargets } from './support/databases.ts'
+
+const AGENTS = 200
+
+/** `n_tup_upd` and `n_tup_hot_upd` of verifiermain, after flushing this backend's statistics. */
+async function updateStats(kdb: KeylimeDatabase): Promise<{ upd: number; hot: number }> {
+  await kdb.db.execute(sql`SELECT pg_stat_force_next_flush()`)
+  await kdb.db.execute(sql`SELECT 1`)
+  const r = (await kdb.db.execute(
+    sql`SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot
+        FROM pg_stat_user_tables WHERE relname = 'verifiermain'`,
+  )) as unknown as { rows?: { upd: number; hot: number }[] } & { upd: number; hot: number }[]
+  const row = (r.rows ?? r)[0]
+  return { upd: Number(row?.upd ?? 0), hot: Number(row?.hot ?? 0) }
+}
+
+for (const target of databaseTargets()) {
+  describe(`verifier round writes (${target.name})`, () => {
+    let kdb: KeylimeDatabase
+
+    beforeAll(async () => {
+      kdb = await target.open()
+      const wide = (n: number, c: string) => c.repeat(n)
+      const rows = []
+      for (let i = 0; i < AGENTS; i++) {
+        rows.push(sql`(${`hot-${i}`}, 3, ${wide(450, 'p')}, ${wide(700, 'm')}, ${wide(450, 'r')},
+          'default', 'me', 0)`)
+      }
+      await kdb.db.execute(sql`INSERT INTO verifiermain (agent_id, operational_state, public_key,
+        mtls_cert, revocation_key, verifier_id, lease_owner, lease_expires)
+        VALUES ${sql.join(rows, sql`, `)}`)
+    })
+
+    afterAll(async () => {
+      await kdb?.close()
+    })
+
+    test('rounds update verifiermain heap-only, lease included', async () => {
+      const store = new VerifierStore(kdb.db)
+      const before = await updateStats(kdb)
+      for (let round = 1; round <= 3; round++) {
+        const snaps: HotSnapshot[] = []
+        for (let i = 0; i < AGENTS; i++) {
+          snaps.push({
+            agent_id: `hot-${i}`,
+            operational_state: 3,
+            attestation_count: round,
+            last_received_quote: 1_700_000_000 + round,
+            last_successful_attestation: 1_700_000_000 + round,
+            tpm_clockinfo: { clock: round, resetcount: 0, restartcount: 0, safe: 1 },
+          })
+        }
+        expect(await store.writeSnapshots('me', snaps, Date.now() + 6_000 * round, true)).toEqual(
+          [],
+        )
+      }
+      const after = await updateStats(kdb)
+      const updates = after.upd - before.upd
+      expect(updates).toBe(3 * AGENTS)
+      // with the old lease index every one of these was a non-HOT update
+      expect((after.hot - before.hot) / updates).toBeGreaterThan(0.3)
+      const r = (await kdb.db.execute(
+        sql`SELECT count(*)::int AS n FROM verifiermain WHERE attestation_count = 3`,
+      )) as unknown as { rows?: { n: number }[] } & { n: number }[]
+      expect(Number((r.rows ?? r)[0]?.n)).toBe(AGENTS)
+    })
+  })
+}
