@@ -19,7 +19,8 @@ import { parseArgs } from 'node:util'
 import { sql } from 'drizzle-orm'
 import postgres from 'postgres'
 import { openDatabase } from '../src/db/open-database.ts'
-import { type HotSnapshot, VerifierStore } from '../src/verifier/store.ts'
+import { VerifierStore } from '../src/verifier/store.ts'
+import { roundSnapshots } from '../test/support/round-snapshots.ts'
 
 const { values } = parseArgs({
   options: {
@@ -72,18 +73,10 @@ try {
   const pass = async (times: number) => {
     for (let r = 0; r < times; r++) {
       for (let i = 0; i < agents; i += BATCH) {
-        const snaps: HotSnapshot[] = []
-        for (let j = i; j < Math.min(agents, i + BATCH); j++) {
-          n++
-          snaps.push({
-            agent_id: `agent-${j}`,
-            operational_state: 3,
-            attestation_count: n,
-            last_received_quote: 1_700_000_000 + n,
-            last_successful_attestation: 1_700_000_000 + n,
-            tpm_clockinfo: { clock: n, resetcount: 1, restartcount: 0, safe: 1 },
-          })
-        }
+        const ids = []
+        for (let j = i; j < Math.min(agents, i + BATCH); j++) ids.push(`agent-${j}`)
+        n++
+        const snaps = roundSnapshots(ids, n)
         const missed = await store.writeSnapshots('bench', snaps, Date.now() + 6_000, true)
         if (missed.length > 0) throw new Error(`${missed.length} rows not written`)
       }
@@ -95,6 +88,8 @@ try {
   await pass(rounds)
   const c = process.cpuUsage(c0)
   const written = rounds * agents
+  await db.execute(sql`SELECT pg_stat_force_next_flush()`)
+  await db.execute(sql`SELECT 1`)
   const stats = (await db.execute(
     sql`SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot,
           pg_relation_size('verifiermain')::bigint AS bytes

@@ -8,10 +8,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
 import type { KeylimeDatabase } from '../src/db/index.ts'
-import { type HotSnapshot, VerifierStore } from '../src/verifier/store.ts'
+import { VerifierStore } from '../src/verifier/store.ts'
 import { databaseTargets } from './support/databases.ts'
+import { roundSnapshots } from './support/round-snapshots.ts'
 
 const AGENTS = 200
+const ids = Array.from({ length: AGENTS }, (_, i) => `hot-${i}`)
 
 /** `n_tup_upd` and `n_tup_hot_upd` of verifiermain, after flushing this backend's statistics. */
 async function updateStats(kdb: KeylimeDatabase): Promise<{ upd: number; hot: number }> {
@@ -50,17 +52,7 @@ for (const target of databaseTargets()) {
       const store = new VerifierStore(kdb.db)
       const before = await updateStats(kdb)
       for (let round = 1; round <= 3; round++) {
-        const snaps: HotSnapshot[] = []
-        for (let i = 0; i < AGENTS; i++) {
-          snaps.push({
-            agent_id: `hot-${i}`,
-            operational_state: 3,
-            attestation_count: round,
-            last_received_quote: 1_700_000_000 + round,
-            last_successful_attestation: 1_700_000_000 + round,
-            tpm_clockinfo: { clock: round, resetcount: 0, restartcount: 0, safe: 1 },
-          })
-        }
+        const snaps = roundSnapshots(ids, round)
         expect(await store.writeSnapshots('me', snaps, Date.now() + 6_000 * round, true)).toEqual(
           [],
         )
