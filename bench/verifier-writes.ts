@@ -7,19 +7,16 @@
  *
  *   bun bench/verifier-writes.ts [--agents 10000] [--rounds 10] [--db postgresql://…]
  *
- * Without `--db` it runs on PGlite in a temporary `KEYLIME_DIR`; with `--db` a database
- * `kl_writes_<pid>` is created on that server and dropped at the end.
+ * Without `--db` it runs on PGlite in a temporary `KEYLIME_DIR`; with `--db` a scratch database
+ * is created on that server and dropped at the end.
  *
  * @module
  */
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { sql } from 'drizzle-orm'
-import postgres from 'postgres'
 import { openDatabase } from '../src/db/open-database.ts'
 import { VerifierStore } from '../src/verifier/store.ts'
+import { freshPglite, scratchPostgres } from '../test/support/databases.ts'
 import { roundSnapshots } from '../test/support/round-snapshots.ts'
 
 const { values } = parseArgs({
@@ -33,22 +30,12 @@ const agents = Math.max(1000, Math.min(100_000, Number(values.agents)))
 const rounds = Math.max(1, Math.min(100, Number(values.rounds)))
 const BATCH = 1000
 
-const dir = mkdtempSync(join(tmpdir(), 'kl-writes-'))
-let url = ''
-let dropDb: (() => Promise<void>) | undefined
-if (values.db) {
-  const name = `kl_writes_${process.pid}`
-  const admin = postgres(values.db, { max: 1, onnotice: () => {} })
-  await admin.unsafe(`CREATE DATABASE ${name}`)
-  const u = new URL(values.db)
-  u.pathname = `/${name}`
-  url = u.toString()
-  dropDb = async () => {
-    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-    await admin.end()
-  }
-}
-const kdb = await openDatabase({ url, keylimeDir: dir, shared: false })
+const location = values.db ? await scratchPostgres(values.db) : await freshPglite()
+const kdb = await openDatabase({
+  url: location.url,
+  keylimeDir: location.keylimeDir,
+  shared: false,
+})
 try {
   const db = kdb.db
   const text = (n: number, c: string) => c.repeat(n)
@@ -109,6 +96,5 @@ try {
   )
 } finally {
   await kdb.close()
-  await dropDb?.()
-  rmSync(dir, { recursive: true, force: true })
+  await location.drop()
 }

@@ -7,7 +7,7 @@
  *   bun bench/verifier.ts --count 10000 --interval 2 --duration 30 [--key ecc|rsa]
  *     [--db postgresql://postgres@127.0.0.1:5432/postgres] [--processes 2] [--crash]
  *
- * With `--db` a database `kl_bench_<pid>` is created on that server and dropped at the end;
+ * With `--db` a scratch database is created on that server and dropped at the end;
  * without it the verifier uses PGlite in a temporary KEYLIME_DIR (one process only).
  *
  * @module
@@ -20,6 +20,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import postgres from 'postgres'
 import { createTestCa } from '../src/verifier/test-support.ts'
+import { scratchPostgres } from '../test/support/databases.ts'
 
 const { values } = parseArgs({
   options: {
@@ -122,22 +123,8 @@ class Child {
 const bun = process.execPath
 const keylimeDir = mkdtempSync(join(tmpdir(), 'kl-bench-verifier-'))
 const ca = await createTestCa(keylimeDir)
-let dbUrl = ''
-let dropDb: (() => Promise<void>) | undefined
-if (values.db) {
-  const name = `kl_bench_${process.pid}`
-  const admin = postgres(values.db, { max: 1, onnotice: () => {} })
-  await admin.unsafe(`CREATE DATABASE "${name}"`)
-  await admin.end()
-  const u = new URL(values.db)
-  u.pathname = `/${name}`
-  dbUrl = u.toString()
-  dropDb = async () => {
-    const a = postgres(values.db as string, { max: 1, onnotice: () => {} })
-    await a.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
-    await a.end()
-  }
-}
+const scratch = values.db ? await scratchPostgres(values.db) : undefined
+const dbUrl = scratch?.url ?? ''
 const agentsFile = join(keylimeDir, 'agents.json')
 const children: Child[] = []
 try {
@@ -276,7 +263,7 @@ try {
   for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGTERM')
   await Promise.all(children.map((c) => Promise.race([c.proc.exited, Bun.sleep(5000)])))
   for (const c of children) if (c.proc.exitCode === null) c.proc.kill('SIGKILL')
-  await dropDb?.()
+  await scratch?.drop()
   rmSync(keylimeDir, { recursive: true, force: true })
 }
 process.exit(0)

@@ -172,7 +172,6 @@ const CRLF2 = Buffer.from('\r\n\r\n')
  * another.
  */
 const SWEEP_MS = 100
-const PINNED_CERTS_MAX = 1024
 
 /** Host-name errors are forgiven (upstream connects with `check_hostname = False`). */
 const HOSTNAME_ERRORS = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH'])
@@ -288,11 +287,6 @@ function dechunk(buf: Buffer, start: number): { body: Buffer; end: number } | un
 export class AgentConnections {
   readonly #o: AgentConnectionsOptions
   readonly #idle = new Map<string, Conn[]>()
-  /**
-   * Pinned certificate → short digest (part of the pool and session key: a changed certificate
-   * gets a new socket and never resumes a session made with the old one).
-   */
-  readonly #certIds = new Map<string, string>()
   /** TLS sessions by pool key, with when they were saved (ms since epoch). */
   readonly #sessions = new Map<string, { s: Buffer; at: number }>()
   /** Sessions for agents that had none, and refreshed ones, since the last save. */
@@ -477,16 +471,15 @@ export class AgentConnections {
     return key
   }
 
+  /**
+   * `s|ip|port|cert digest` (`p|…` for plain HTTP): a changed pinned certificate gets a new socket
+   * and never resumes a session made with the old one.
+   */
   #buildKey(t: AgentTarget): string {
-    let certId = ''
-    if (t.pinnedCert !== undefined) {
-      certId = this.#certIds.get(t.pinnedCert) ?? ''
-      if (certId === '') {
-        if (this.#certIds.size >= PINNED_CERTS_MAX) this.#certIds.clear()
-        certId = createHash('sha256').update(t.pinnedCert).digest('base64url').slice(0, 22)
-        this.#certIds.set(t.pinnedCert, certId)
-      }
-    }
+    const certId =
+      t.pinnedCert === undefined
+        ? ''
+        : createHash('sha256').update(t.pinnedCert).digest('base64url').slice(0, 22)
     return `${t.https ? 's' : 'p'}|${t.ip}|${t.port}|${certId}`
   }
 
@@ -643,12 +636,13 @@ export class AgentConnections {
    */
   async request(t: AgentTarget, req: AgentRequest): Promise<MtlsResponse> {
     const key = this.#keyOf(t)
+    const timeoutMs = req.timeoutMs ?? this.#o.timeoutMs ?? 60_000
     for (let attempt = 0; ; attempt++) {
       let conn = this.#idle.get(key)?.pop()
       if (conn !== undefined && this.#idle.get(key)?.length === 0) this.#idle.delete(key)
       if (conn === undefined || conn.closed) {
         await this.#acquireConnect(key)
-        conn = this.#connect(t, key, req.timeoutMs ?? this.#o.timeoutMs ?? 60_000)
+        conn = this.#connect(t, key, timeoutMs)
         try {
           await conn.ready
           if (conn.resumed) this.#resumed++
@@ -658,7 +652,7 @@ export class AgentConnections {
         }
       }
       try {
-        return await this.#exchange(conn, t, req)
+        return await this.#exchange(conn, t, req, timeoutMs)
       } catch (err) {
         if (err instanceof RetryOnFresh && attempt === 0) continue
         if (err instanceof RetryOnFresh) throw err.toUnreachable()
@@ -667,7 +661,12 @@ export class AgentConnections {
     }
   }
 
-  #exchange(conn: Conn, t: AgentTarget, req: AgentRequest): Promise<MtlsResponse> {
+  #exchange(
+    conn: Conn,
+    t: AgentTarget,
+    req: AgentRequest,
+    timeoutMs: number,
+  ): Promise<MtlsResponse> {
     const url = urlOf(t, req.path)
     const reused = conn.used > 0
     const limit = this.#o.maxResponseBytes ?? 256 * 1024 * 1024
@@ -675,7 +674,7 @@ export class AgentConnections {
       let buf: Buffer = Buffer.alloc(0)
       let head: Head | undefined
       let got = false
-      conn.deadline = performance.now() + (req.timeoutMs ?? this.#o.timeoutMs ?? 60_000)
+      conn.deadline = performance.now() + timeoutMs
       conn.onTimeout = () => finish(new PeerUnreachable(url, 'timed out'))
       this.#inFlight.add(conn)
       if (this.#sweepTimer === undefined) {

@@ -75,19 +75,29 @@ async function admin<T>(url: string, fn: (sql: postgres.Sql) => Promise<T>): Pro
 }
 
 async function freshPostgres(): Promise<FreshLocation> {
-  const base = await (serverUrl ?? Promise.reject(new Error('no PostgreSQL server')))
+  return scratchPostgres(await (serverUrl ?? Promise.reject(new Error('no PostgreSQL server'))))
+}
+
+/**
+ * An empty, uniquely named database on the PostgreSQL server of `base` (a superuser URL), with a
+ * fresh `keylimeDir`; `drop()` removes the database. Tests and benchmarks (`--db`) use it.
+ */
+export async function scratchPostgres(base: string): Promise<FreshLocation> {
   const name = uniqueName()
   await admin(base, (sql) => sql.unsafe(`CREATE DATABASE "${name}"`))
+  const keylimeDir = tempKeylimeDir()
   return {
     url: withDatabase(base, name),
-    keylimeDir: tempKeylimeDir(),
+    keylimeDir,
     async drop() {
       await admin(base, (sql) => sql.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`))
+      rmSync(keylimeDir, { recursive: true, force: true })
     },
   }
 }
 
-async function freshPglite(): Promise<FreshLocation> {
+/** A fresh embedded-database location: an empty `keylimeDir`; `drop()` deletes it. */
+export async function freshPglite(): Promise<FreshLocation> {
   const keylimeDir = tempKeylimeDir()
   return {
     url: '',
