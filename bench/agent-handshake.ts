@@ -1,10 +1,11 @@
 /**
  * Client CPU of one connection from the verifier to an agent, as `agent-connections.ts` opens
  * it (Bun.connect, cv_ca client certificate with its RSA-2048 key, the agent's certificate as the
- * only CA, verification judged after the handshake), for a full TLS 1.3 handshake, a TLS 1.3
- * resumption and, for comparison only, a TLS 1.2 resumption. The agent side (an ECC P-256
- * certificate as rust-keylime makes, client certificates required) runs in a child process, so
- * the figures are the client's alone. They set `RESUME_COST` in `agent-connections.ts`.
+ * only CA, verification judged after the handshake, key exchange groups `AGENT_TLS_GROUPS`), for a
+ * full TLS 1.3 handshake and a TLS 1.3 resumption; for comparison only, the same with Bun's
+ * default groups (which add an ML-KEM-768 key share) and a TLS 1.2 resumption. The agent side (an
+ * ECC P-256 certificate as rust-keylime makes, client certificates required) runs in a child
+ * process, so the figures are the client's alone. They set `RESUME_COST` in `agent-connections.ts`.
  *
  *   bun bench/agent-handshake.ts [connections-per-run=2000] [runs=5]
  *
@@ -13,6 +14,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { AGENT_TLS_GROUPS } from '../src/verifier/agent-connections.ts'
 import { createTestCa } from '../src/verifier/test-support.ts'
 import { createAgentCert } from './fleet/agent-cert.ts'
 
@@ -47,14 +49,14 @@ if (process.argv[2] === '--serve') {
   writeFileSync(join(dir, 'agent.crt'), agent.certPem)
   writeFileSync(join(dir, 'agent.key'), agent.keyPem, { mode: 0o600 })
   writeFileSync(join(dir, 'ca.crt'), ca.tls.ca.join('\n'))
-  const server = Bun.spawn(['bun', import.meta.path, '--serve', dir], { stdout: 'pipe' })
+  const server = Bun.spawn([process.execPath, import.meta.path, '--serve', dir], { stdout: 'pipe' })
   try {
     const reader = (server.stdout as ReadableStream<Uint8Array>).getReader()
     const port = Number(new TextDecoder().decode((await reader.read()).value).trim())
 
     let session: Buffer | undefined
-    /** One connection: handshake, one request, answer, close. */
-    const connectOnce = (resume: boolean, maxVersion?: number) =>
+    /** One connection: handshake, one request, answer, close; `groups` undefined: Bun's default. */
+    const connectOnce = (resume: boolean, groups: string | undefined, maxVersion?: number) =>
       new Promise<boolean>((resolve, reject) => {
         const tls = {
           cert: ca.tls.clientCert,
@@ -62,6 +64,7 @@ if (process.argv[2] === '--serve') {
           ca: [agent.certPem],
           rejectUnauthorized: false,
           ...(maxVersion !== undefined ? { maxVersion } : {}),
+          ...(groups !== undefined ? { ecdhCurve: groups } : {}),
         }
         Bun.connect({
           hostname: '127.0.0.1',
@@ -91,9 +94,9 @@ if (process.argv[2] === '--serve') {
       })
 
     /** Median client CPU µs per connection over `runs` runs of 8 concurrent lanes. */
-    const measure = async (resume: boolean, maxVersion?: number) => {
+    const measure = async (resume: boolean, groups: string | undefined, maxVersion?: number) => {
       session = undefined
-      for (let i = 0; i < 50; i++) await connectOnce(resume, maxVersion)
+      for (let i = 0; i < 50; i++) await connectOnce(resume, groups, maxVersion)
       const perConn: number[] = []
       let reused = 0
       for (let r = 0; r < runs; r++) {
@@ -102,7 +105,7 @@ if (process.argv[2] === '--serve') {
         const lane = async () => {
           while (started < perRun) {
             started++
-            if (await connectOnce(resume, maxVersion)) reused++
+            if (await connectOnce(resume, groups, maxVersion)) reused++
           }
         }
         await Promise.all(Array.from({ length: 8 }, lane))
@@ -117,15 +120,19 @@ if (process.argv[2] === '--serve') {
       }
     }
 
-    const full = await measure(false)
-    const resumed13 = await measure(true)
-    const resumed12 = await measure(true, TLS1_2)
+    const full = await measure(false, AGENT_TLS_GROUPS)
+    const resumed13 = await measure(true, AGENT_TLS_GROUPS)
+    const fullDefault = await measure(false, undefined)
+    const resumed13Default = await measure(true, undefined)
+    const resumed12 = await measure(true, undefined, TLS1_2)
     console.log(
       JSON.stringify(
         {
           connections_per_run: perRun,
+          groups: AGENT_TLS_GROUPS,
           full_tls13: full,
           resumed_tls13: resumed13,
+          bun_default_groups: { full_tls13: fullDefault, resumed_tls13: resumed13Default },
           resumed_tls12: resumed12,
           resume_cost_tls13: +(
             (resumed13.client_cpu_us_median ?? 0) / (full.client_cpu_us_median ?? 1)

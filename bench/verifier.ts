@@ -14,7 +14,7 @@
  */
 import 'reflect-metadata'
 import { generateKeyPairSync, sign, verify } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -64,6 +64,23 @@ function calibrate(): number {
   for (let i = 0; i < 2000; i++) verify('sha256', data, publicKey, sig)
   const c = process.cpuUsage(c0)
   return +((c.user + c.system) / 2000).toFixed(1)
+}
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc: all its threads, or with
+ * `mainThread` its main (event-loop) thread only.
+ */
+function cpuSecondsOf(pid: number, mainThread = false): number {
+  try {
+    const f = readFileSync(
+      mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`,
+      'utf8',
+    )
+    const after = f.slice(f.lastIndexOf(')') + 2).split(' ')
+    return (Number(after[11]) + Number(after[12])) / 100 // utime, stime at 100 ticks/s
+  } catch {
+    return Number.NaN
+  }
 }
 
 /** A child process with line-oriented stdout. */
@@ -219,13 +236,15 @@ try {
    * id, so it takes its leases back at once). Two: the survivor takes its agents over when their
    * leases expire. Measures, from the kill, how long until every agent has a successful
    * attestation again (the surviving or restarted process watches its records' counts every
-   * 20 ms), and checks the database agrees.
+   * 20 ms), and checks the database agrees; and the CPU seconds the verifier (all threads, and its
+   * event-loop thread alone) and the simulator spent from the moment it was ready until then.
    */
   async function crash(): Promise<Record<string, number>> {
     const victim = verifiers[verifiers.length - 1] as Child
     const sql = postgres(dbUrl, { max: 1, onnotice: () => {} })
     try {
       const killedAt = Date.now()
+      let fleetCpuReady = cpuSecondsOf(fleet.proc.pid)
       victim.proc.kill('SIGKILL')
       await victim.proc.exited
       let readyS = 0
@@ -235,11 +254,17 @@ try {
         verifiers[verifiers.length - 1] = survivor
         await survivor.next('ready', 300_000)
         readyS = (Date.now() - killedAt) / 1000
+        fleetCpuReady = cpuSecondsOf(fleet.proc.pid)
       }
+      const survivorCpuReady = cpuSecondsOf(survivor.proc.pid)
+      const survivorMainReady = cpuSecondsOf(survivor.proc.pid, true)
       survivor.send(`watch ${count}`)
       const at = JSON.parse(await survivor.next('resumed', 600_000)) as Record<string, number> & {
         connections: { opened: number; resumed: number }
       }
+      const survivorCpu = cpuSecondsOf(survivor.proc.pid) - survivorCpuReady
+      const survivorMain = cpuSecondsOf(survivor.proc.pid, true) - survivorMainReady
+      const fleetCpu = cpuSecondsOf(fleet.proc.pid) - fleetCpuReady
       const since = (k: string) => +(((at[k] as number) - killedAt) / 1000).toFixed(2)
       const [r] = await sql<{ done: number }[]>`
         SELECT count(*)::int AS done FROM verifiermain
@@ -253,6 +278,9 @@ try {
         all_resumed_s: since('all'),
         db_rows_attested_since_kill: r?.done ?? 0,
         connections_opened: at.connections.opened,
+        verifier_cpu_s_from_ready: +survivorCpu.toFixed(2),
+        verifier_main_thread_cpu_s_from_ready: +survivorMain.toFixed(2),
+        fleet_cpu_s_from_ready: +fleetCpu.toFixed(2),
         of_which_resumed_sessions: at.connections.resumed,
       }
     } finally {

@@ -15,6 +15,7 @@ import { join } from 'node:path'
 import { serializeCredentialBlob } from '../src/tpm/credential-blob.ts'
 import { makeCredential } from '../src/tpm/make-credential.ts'
 import { computeName, parseTpm2bPublic } from '../src/tpm/public-area.ts'
+import { type BareSwtpm, startBareSwtpm } from './support/swtpm.ts'
 
 const TOOLS = [
   'swtpm',
@@ -35,7 +36,7 @@ if (!hasSwtpm) {
 
 let dir = ''
 let port = 0
-let swtpm: ReturnType<typeof Bun.spawn> | undefined
+let swtpm: BareSwtpm | undefined
 
 /** Runs a tpm2-tools command against our swtpm; throws with stderr on failure. */
 function tpm2(args: string[]): { ok: boolean; stderr: string } {
@@ -62,38 +63,12 @@ function flushAll(): void {
 beforeAll(async () => {
   if (!hasSwtpm) return
   dir = mkdtempSync(join(tmpdir(), 'keylime-activate-'))
-  // Even port in 20000–40000 so P and P+1 are ours; retry a few times on collisions.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    port = 20000 + 2 * Math.floor(Math.random() * 10000)
-    swtpm = Bun.spawn(
-      [
-        'swtpm',
-        'socket',
-        '--tpm2',
-        '--server',
-        `type=tcp,port=${port},bindaddr=127.0.0.1`,
-        '--ctrl',
-        `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-        '--flags',
-        'not-need-init,startup-clear',
-        '--tpmstate',
-        `dir=${dir}`,
-      ],
-      { stdout: 'ignore', stderr: 'ignore' },
-    )
-    for (let i = 0; i < 50; i++) {
-      await Bun.sleep(20)
-      if (swtpm.exitCode !== null) break
-      if (tpm2(['tpm2_getrandom', '4']).ok) return
-    }
-    swtpm.kill()
-  }
-  throw new Error('swtpm did not start')
+  swtpm = await startBareSwtpm(dir)
+  port = swtpm.port
 }, 15_000)
 
-afterAll(() => {
-  swtpm?.kill()
-  if (dir !== '') rmSync(dir, { recursive: true, force: true })
+afterAll(async () => {
+  await swtpm?.remove()
 })
 
 /** Creates EK + AK of the given type and returns the EK TPM2B_PUBLIC and the AK name. */

@@ -3,15 +3,14 @@
  * in-process. Skipped (with the reason printed) when swtpm or tpm2-tools are not installed.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isTpmError } from './errors.ts'
 import { checkNkBinding } from './extend-pcr.ts'
 import { computeName, parseTpm2bPublic } from './public-area.ts'
 import { serializeQuoteString } from './quote-string.ts'
 import { verifyQuote } from './verify-quote.ts'
+import { type BareSwtpm, startBareSwtpm } from '../../test/support/swtpm.ts'
 
 const TOOLS = [
   'swtpm',
@@ -25,25 +24,8 @@ const missing = TOOLS.filter((t) => Bun.which(t) === null)
 const hasSwtpm = missing.length === 0
 if (!hasSwtpm) console.log(`skipping live swtpm quote test: missing ${missing.join(', ')}`)
 
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer()
-    s.once('error', () => resolve(false))
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
-  })
-}
-
-async function freePortPair(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const p = 20000 + 2 * Math.floor(Math.random() * 9999)
-    if ((await portFree(p)) && (await portFree(p + 1))) return p
-  }
-  throw new Error('no free port pair in 20000-40000')
-}
-
 describe.skipIf(!hasSwtpm)('live swtpm + tpm2-tools quote', () => {
-  let dir = ''
-  let swtpm: ReturnType<typeof Bun.spawn> | undefined
+  let swtpm: BareSwtpm | undefined
   let env: Record<string, string> = {}
 
   function run(...argv: string[]): void {
@@ -60,38 +42,12 @@ describe.skipIf(!hasSwtpm)('live swtpm + tpm2-tools quote', () => {
   }
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'keylime-ts-swtpm-'))
-    const port = await freePortPair()
-    swtpm = Bun.spawn(
-      [
-        'swtpm',
-        'socket',
-        '--tpm2',
-        '--tpmstate',
-        `dir=${dir}`,
-        '--server',
-        `type=tcp,port=${port},bindaddr=127.0.0.1`,
-        '--ctrl',
-        `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
-        '--flags',
-        'not-need-init,startup-clear',
-      ],
-      { stdout: 'ignore', stderr: 'ignore' },
-    )
-    env = { TPM2TOOLS_TCTI: `swtpm:host=127.0.0.1,port=${port}` }
-    for (let i = 0; i < 50; i++) {
-      if (
-        Bun.spawnSync(['tpm2_getrandom', '4'], { env: { ...process.env, ...env } }).exitCode === 0
-      )
-        return
-      await Bun.sleep(50)
-    }
-    throw new Error('swtpm did not come up')
+    swtpm = await startBareSwtpm()
+    env = { TPM2TOOLS_TCTI: swtpm.tcti }
   })
 
-  afterAll(() => {
-    swtpm?.kill()
-    if (dir) rmSync(dir, { recursive: true, force: true })
+  afterAll(async () => {
+    await swtpm?.remove()
   })
 
   for (const [keyAlg, signAlg] of [
@@ -99,7 +55,7 @@ describe.skipIf(!hasSwtpm)('live swtpm + tpm2-tools quote', () => {
     ['ecc', 'ecdsa'],
   ] as const) {
     test(`${keyAlg}/${signAlg}: fresh AK quote verifies in-process; wrong nonce does not`, () => {
-      const f = (n: string): string => join(dir, `${keyAlg}.${n}`)
+      const f = (n: string): string => join((swtpm as BareSwtpm).dir, `${keyAlg}.${n}`)
       const pem = '-----BEGIN PUBLIC KEY-----\nlive test\n-----END PUBLIC KEY-----\n'
       run('tpm2_pcrreset', '16')
       const h = new Bun.CryptoHasher('sha256').update(pem).digest('hex')

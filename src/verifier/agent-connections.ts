@@ -82,7 +82,7 @@ export interface AgentConnectionsOptions {
 /**
  * A resumed handshake's share of a full one in the connection rate limit: client CPU per
  * connection of a TLS 1.3 resumption against a full handshake with the RSA-2048 client key,
- * 132 µs against 678 µs on a 2-core EPYC VM (`bun bench/agent-handshake.ts`).
+ * 133 µs against 705 µs on a 2-core EPYC VM (`bun bench/agent-handshake.ts`, {@link AGENT_TLS_GROUPS}).
  */
 const RESUME_COST = 0.2
 /** Sessions older than this are not offered (servers keep tickets 2 h by default). */
@@ -173,20 +173,39 @@ const CRLF2 = Buffer.from('\r\n\r\n')
  */
 const SWEEP_MS = 100
 
+/**
+ * Key-exchange groups offered to agents, in order: X25519, then the NIST curves OpenSSL builds
+ * without X25519 accept. Bun's client otherwise also offers the hybrid post-quantum
+ * X25519MLKEM768 and generates an ML-KEM key share for every connection: measured
+ * (`bun bench/agent-handshake.ts`), that is ~40 µs more client CPU per TLS 1.3 resumption (+25 %)
+ * and ~100 µs more per full handshake, paid again by the agent when it supports ML-KEM (OpenSSL
+ * ≥ 3.5 picks it). It would protect nothing a quantum attacker could not reach anyway: what this
+ * channel carries that must stay secret (V) is already RSA-OAEP-encrypted to the agent's NK, and
+ * quotes are signed, not secret. Upstream's verifier (Python `ssl`, OpenSSL 3.0) offers no ML-KEM
+ * either.
+ */
+export const AGENT_TLS_GROUPS = 'X25519:P-256:P-384'
+
 /** Host-name errors are forgiven (upstream connects with `check_hostname = False`). */
 const HOSTNAME_ERRORS = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH'])
 
-/** Why a finished handshake is refused under verification `mode`, or undefined. */
+/**
+ * Why a finished handshake is refused under verification `mode`, or undefined. `resumed`: it
+ * resumed a session this pool kept from a connection that passed this check, under the same pool
+ * key (so the same pinned certificate), and the agent proved it holds that session's secret.
+ */
 function handshakeError(
   s: Socket<Conn>,
   mode: Conn['verify'],
   authError: Error | null,
+  resumed: boolean,
 ): string | undefined {
   if (mode === 'plain') return undefined
   const code = (authError as { code?: string } | null)?.code
   if (mode !== 'none' && authError !== null && !HOSTNAME_ERRORS.has(code ?? '')) {
     return `agent certificate not trusted: ${code ?? authError.message}`
   }
+  if (resumed) return undefined // no certificate object to build (~10 µs) for what was checked
   // a failed handshake has no peer certificate (and OpenSSL's verification passes without one)
   const peer = s.getPeerCertificate() as { raw?: Buffer } | undefined
   if (peer?.raw === undefined || peer.raw.length === 0) return 'TLS handshake failed'
@@ -200,9 +219,9 @@ const HANDLERS: SocketHandler<Conn> = {
     if (s.data.verify === 'plain') s.data.settle(undefined)
     else if (s.data.session !== undefined) s.setSession(s.data.session)
   },
-  handshake(s, _ok, authError) {
+  handshake(s, ok, authError) {
     s.data.resumed = s.isSessionReused()
-    const why = handshakeError(s, s.data.verify, authError)
+    const why = handshakeError(s, s.data.verify, authError, ok && s.data.resumed)
     if (why === undefined) s.data.settle(undefined)
     else {
       s.data.settle(new TlsRefused(why))
@@ -592,6 +611,8 @@ export class AgentConnections {
           ca: t.pinnedCert !== undefined ? [t.pinnedCert] : this.#o.ca,
           // verified in the handshake handler; Bun's client offers TLS 1.2 and 1.3 only
           rejectUnauthorized: false,
+          // not in Bun's TLSOptions type, but honoured by Bun.connect (checked on the wire)
+          ecdhCurve: AGENT_TLS_GROUPS,
         }
       : undefined
     Bun.connect<Conn>({

@@ -18,24 +18,28 @@ export function missingSwtpmTools(extra: readonly string[] = []): string[] {
   return [...SWTPM_TOOLS, ...extra].filter((t) => Bun.which(t) === null)
 }
 
-/** A running swtpm. */
-export interface Swtpm {
+/** A running swtpm without manufacturer set-up (a blank TPM: no EK certificates, no EKs). */
+export interface BareSwtpm {
   /** Data port on 127.0.0.1. */
   port: number
   /** `swtpm:host=127.0.0.1,port=P` for TCTI. */
   tcti: string
   /** Work directory (state, CA). */
   dir: string
-  /** PEM of the swtpm local CA root (EK certificate issuer chain root). */
-  rootCaPem: string
-  /** PEM of the intermediate CA. */
-  intermediatePem: string
-  /** Stops swtpm (state kept until {@link Swtpm.remove}). */
+  /** Stops swtpm (state kept until {@link BareSwtpm.remove}). */
   stop(): Promise<void>
   /** Restarts swtpm on the same state and port (a TPM power cycle: PCRs reset). */
   restart(): Promise<void>
   /** Stops and deletes the directory. */
   remove(): Promise<void>
+}
+
+/** A running manufactured swtpm. */
+export interface Swtpm extends BareSwtpm {
+  /** PEM of the swtpm local CA root (EK certificate issuer chain root). */
+  rootCaPem: string
+  /** PEM of the intermediate CA. */
+  intermediatePem: string
 }
 
 function run(cmd: string[]): void {
@@ -85,6 +89,27 @@ export async function startSwtpm(opts: { banks?: string } = {}): Promise<Swtpm> 
     join(dir, 'setup.log'),
     '--overwrite',
   ])
+  return {
+    ...(await launchSwtpm(dir)),
+    rootCaPem: readFileSync(join(dir, 'ca', 'swtpm-localca-rootca-cert.pem'), 'utf8'),
+    intermediatePem: readFileSync(join(dir, 'ca', 'issuercert.pem'), 'utf8'),
+  }
+}
+
+/**
+ * Starts swtpm on a blank TPM state (no `swtpm_setup`: tests that create their own EKs with
+ * tpm2-tools) on a random free port pair. `dir` is the work directory (default: a new temporary
+ * one); the state lives in `dir/state`.
+ */
+export async function startBareSwtpm(
+  dir = mkdtempSync(join(tmpdir(), 'kl-swtpm-')),
+): Promise<BareSwtpm> {
+  mkdirSync(join(dir, 'state'), { recursive: true })
+  return launchSwtpm(dir)
+}
+
+/** Starts `swtpm socket` on the state in `dir/state`, on a random free even port and the next. */
+async function launchSwtpm(dir: string): Promise<BareSwtpm> {
   let proc: ReturnType<typeof Bun.spawn> | undefined
   let port = 0
   const spawnOn = async (p: number): Promise<boolean> => {
@@ -128,8 +153,6 @@ export async function startSwtpm(opts: { banks?: string } = {}): Promise<Swtpm> 
     port,
     tcti: `swtpm:host=127.0.0.1,port=${port}`,
     dir,
-    rootCaPem: readFileSync(join(dir, 'ca', 'swtpm-localca-rootca-cert.pem'), 'utf8'),
-    intermediatePem: readFileSync(join(dir, 'ca', 'issuercert.pem'), 'utf8'),
     stop,
     async restart() {
       await stop()
