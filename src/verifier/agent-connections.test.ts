@@ -271,33 +271,6 @@ describe('AgentConnections over mTLS', () => {
     p.close()
   })
 
-  test('offers X25519 and NIST key exchange only: no ML-KEM key share to generate per connection', async () => {
-    let hello: Buffer | undefined
-    const capture = Bun.listen<undefined>({
-      hostname: '127.0.0.1',
-      port: 0,
-      socket: {
-        data(sock, chunk) {
-          hello ??= Buffer.from(chunk)
-          sock.terminate()
-        },
-      },
-    })
-    servers.push(capture)
-    await pool()
-      .request(
-        { ip: '127.0.0.1', port: capture.port, https: true, pinnedCert: agentCert.certPem },
-        { path: '/', timeoutMs: 1000 },
-      )
-      .catch(() => undefined)
-    const ext = clientHelloExtensions(hello as Buffer)
-    const groups = u16List(ext.get(0x000a) as Buffer, 2)
-    expect(groups).toEqual([0x001d, 0x0017, 0x0018]) // X25519, P-256, P-384
-    const shares = ext.get(0x0033) as Buffer
-    expect(shares.readUInt16BE(2)).toBe(0x001d) // first key share: X25519 …
-    expect(shares.readUInt16BE(0)).toBe(2 + 2 + 32) // … and the only one
-  })
-
   test('POST sends a JSON body with its length', async () => {
     let got: unknown
     const s = agentServer(agentCert, async (req) => {
@@ -371,29 +344,3 @@ describe('AgentConnections over plain HTTP (enable_agent_mtls = False)', () => {
     ).rejects.toBeInstanceOf(PeerUnreachable)
   })
 })
-
-/** Extensions of the TLS ClientHello at the start of `b` (one record), by type. */
-function clientHelloExtensions(b: Buffer): Map<number, Buffer> {
-  expect(b[0]).toBe(22) // handshake record
-  expect(b[5]).toBe(1) // ClientHello
-  let p = 5 + 4 + 2 + 32 // record and handshake headers, legacy version, random
-  p += 1 + (b[p] as number) // session id
-  p += 2 + b.readUInt16BE(p) // cipher suites
-  p += 1 + (b[p] as number) // compression methods
-  const end = p + 2 + b.readUInt16BE(p)
-  p += 2
-  const out = new Map<number, Buffer>()
-  while (p + 4 <= end) {
-    const len = b.readUInt16BE(p + 2)
-    out.set(b.readUInt16BE(p), b.subarray(p + 4, p + 4 + len))
-    p += 4 + len
-  }
-  return out
-}
-
-/** The 16-bit values of a list that starts after a `prefix`-byte length. */
-function u16List(b: Buffer, prefix: number): number[] {
-  const out: number[] = []
-  for (let p = prefix; p + 2 <= b.length; p += 2) out.push(b.readUInt16BE(p))
-  return out
-}

@@ -82,7 +82,7 @@ export interface AgentConnectionsOptions {
 /**
  * A resumed handshake's share of a full one in the connection rate limit: client CPU per
  * connection of a TLS 1.3 resumption against a full handshake with the RSA-2048 client key,
- * 133 µs against 705 µs on a 2-core EPYC VM (`bun bench/agent-handshake.ts`, {@link AGENT_TLS_GROUPS}).
+ * 178 µs against 769 µs on a 2-core EPYC VM (`bun bench/agent-handshake.ts`).
  */
 const RESUME_COST = 0.2
 /** Sessions older than this are not offered (servers keep tickets 2 h by default). */
@@ -172,18 +172,6 @@ const CRLF2 = Buffer.from('\r\n\r\n')
  * another.
  */
 const SWEEP_MS = 100
-
-/**
- * Key-exchange groups offered to agents, in order: X25519, then P-256 and P-384 for TLS stacks
- * without X25519. Bun's client otherwise also offers the hybrid post-quantum X25519MLKEM768 and
- * generates an ML-KEM key share for every connection: measured (`bun bench/agent-handshake.ts`),
- * ~45 µs more client CPU per TLS 1.3 resumption (+33 %) and 60–110 µs more per full handshake,
- * and the agent pays again when it supports ML-KEM (OpenSSL ≥ 3.5 picks it). It would protect nothing a quantum attacker could not reach anyway: what this
- * channel carries that must stay secret (V) is already RSA-OAEP-encrypted to the agent's NK, and
- * quotes are signed, not secret. Upstream's verifier (Python `ssl`, OpenSSL 3.0) offers no ML-KEM
- * either.
- */
-export const AGENT_TLS_GROUPS = 'X25519:P-256:P-384'
 
 /** Host-name errors are forgiven (upstream connects with `check_hostname = False`). */
 const HOSTNAME_ERRORS = new Set(['ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH'])
@@ -610,8 +598,6 @@ export class AgentConnections {
           ca: t.pinnedCert !== undefined ? [t.pinnedCert] : this.#o.ca,
           // verified in the handshake handler; Bun's client offers TLS 1.2 and 1.3 only
           rejectUnauthorized: false,
-          // not in Bun's TLSOptions type, but honoured by Bun.connect (checked on the wire)
-          ecdhCurve: AGENT_TLS_GROUPS,
         }
       : undefined
     Bun.connect<Conn>({
