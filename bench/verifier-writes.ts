@@ -17,7 +17,7 @@ import { sql } from 'drizzle-orm'
 import { openDatabase } from '../src/db/open-database.ts'
 import { VerifierStore } from '../src/verifier/store.ts'
 import { freshPglite, scratchPostgres } from '../test/support/databases.ts'
-import { roundSnapshots } from '../test/support/round-snapshots.ts'
+import { roundSnapshots, verifiermainUpdateStats } from '../test/support/round-snapshots.ts'
 
 const { values } = parseArgs({
   options: {
@@ -75,14 +75,7 @@ try {
   await pass(rounds)
   const c = process.cpuUsage(c0)
   const written = rounds * agents
-  await db.execute(sql`SELECT pg_stat_force_next_flush()`)
-  await db.execute(sql`SELECT 1`)
-  const stats = (await db.execute(
-    sql`SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot,
-          pg_relation_size('verifiermain')::bigint AS bytes
-        FROM pg_stat_user_tables WHERE relname = 'verifiermain'`,
-  )) as unknown as { rows?: Record<string, unknown>[] } & Record<string, unknown>[]
-  const row = (stats.rows ?? stats)[0] ?? {}
+  const row = await verifiermainUpdateStats(db)
   console.log(
     JSON.stringify({
       db: kdb.kind,
@@ -90,8 +83,8 @@ try {
       rows_written: written,
       cpu_us_per_row: +((c.user + c.system) / written).toFixed(2),
       wall_us_per_row: +(((performance.now() - t0) * 1000) / written).toFixed(2),
-      hot_update_share: +(Number(row.hot) / Math.max(1, Number(row.upd))).toFixed(2),
-      table_mib: Math.round(Number(row.bytes) / 2 ** 20),
+      hot_update_share: +(row.hot / Math.max(1, row.upd)).toFixed(2),
+      table_mib: Math.round(row.bytes / 2 ** 20),
     }),
   )
 } finally {

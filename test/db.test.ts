@@ -20,6 +20,7 @@ import {
   mbpolicies,
   openDatabase,
   pingDatabase,
+  queryRows,
   registrarmain,
   sessions,
   verifiermain,
@@ -56,13 +57,8 @@ function tempDir(): string {
   return dir
 }
 
-async function rows<T>(db: Db, query: ReturnType<typeof sql>): Promise<T[]> {
-  const result = (await db.execute(query)) as unknown as T[] | { rows: T[] }
-  return Array.isArray(result) ? result : result.rows
-}
-
 async function publicTables(db: Db): Promise<string[]> {
-  const list = await rows<{ table_name: string }>(
+  const list = await queryRows<{ table_name: string }>(
     db,
     sql`select table_name from information_schema.tables where table_schema = 'public' order by table_name`,
   )
@@ -70,7 +66,7 @@ async function publicTables(db: Db): Promise<string[]> {
 }
 
 async function migrationCount(db: Db): Promise<number> {
-  const [row] = await rows<{ n: number | string }>(
+  const [row] = await queryRows<{ n: number | string }>(
     db,
     sql`select count(*)::int as n from drizzle.__drizzle_migrations`,
   )
@@ -199,12 +195,12 @@ for (const target of databaseTargets()) {
         expect(row?.accept_attestations).toBe(true)
         expect(row?.supported_version).toBeNull()
         // jsonb must hold structured JSON, not a JSON string (a classic double-encoding bug).
-        const [kinds] = await rows<{ policy: string; pcrs: string }>(
+        const [kinds] = await queryRows<{ policy: string; pcrs: string }>(
           db,
           sql`select jsonb_typeof(tpm_policy) as policy, jsonb_typeof(ima_pcrs) as pcrs from verifiermain`,
         )
         expect(kinds).toEqual({ policy: 'object', pcrs: 'array' })
-        const [len] = await rows<{ n: number }>(
+        const [len] = await queryRows<{ n: number }>(
           db,
           sql`select octet_length(pcr10) as n from verifiermain`,
         )
@@ -248,7 +244,7 @@ for (const target of databaseTargets()) {
         expect(second?.id).toBe((first?.id ?? 0) + 1)
         const error = await rejection(db.insert(allowlists).values({ name: 'policy' }))
         expect(sqlState(error)).toBe('23505')
-        const [constraint] = await rows<{ conname: string }>(
+        const [constraint] = await queryRows<{ conname: string }>(
           db,
           sql`select conname from pg_constraint where conrelid = 'allowlists'::regclass and contype = 'u'`,
         )
@@ -315,7 +311,7 @@ for (const target of databaseTargets()) {
         })
         const [s] = await db.select().from(sessions)
         expect([...(s?.nonce ?? [])]).toEqual([1, 2, 3])
-        const [ix] = await rows<{ indexname: string }>(
+        const [ix] = await queryRows<{ indexname: string }>(
           db,
           sql`select indexname from pg_indexes where tablename = 'sessions' and indexname = 'ix_sessions_agent_id'`,
         )

@@ -7,25 +7,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
-import type { KeylimeDatabase } from '../src/db/index.ts'
+import { type KeylimeDatabase, queryRows } from '../src/db/index.ts'
 import { VerifierStore } from '../src/verifier/store.ts'
 import { databaseTargets } from './support/databases.ts'
-import { roundSnapshots } from './support/round-snapshots.ts'
+import { roundSnapshots, verifiermainUpdateStats } from './support/round-snapshots.ts'
 
 const AGENTS = 200
 const ids = Array.from({ length: AGENTS }, (_, i) => `hot-${i}`)
-
-/** `n_tup_upd` and `n_tup_hot_upd` of verifiermain, after flushing this backend's statistics. */
-async function updateStats(kdb: KeylimeDatabase): Promise<{ upd: number; hot: number }> {
-  await kdb.db.execute(sql`SELECT pg_stat_force_next_flush()`)
-  await kdb.db.execute(sql`SELECT 1`)
-  const r = (await kdb.db.execute(
-    sql`SELECT n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot
-        FROM pg_stat_user_tables WHERE relname = 'verifiermain'`,
-  )) as unknown as { rows?: { upd: number; hot: number }[] } & { upd: number; hot: number }[]
-  const row = (r.rows ?? r)[0]
-  return { upd: Number(row?.upd ?? 0), hot: Number(row?.hot ?? 0) }
-}
 
 for (const target of databaseTargets()) {
   describe(`verifier round writes (${target.name})`, () => {
@@ -50,22 +38,23 @@ for (const target of databaseTargets()) {
 
     test('rounds update verifiermain heap-only, lease included', async () => {
       const store = new VerifierStore(kdb.db)
-      const before = await updateStats(kdb)
+      const before = await verifiermainUpdateStats(kdb.db)
       for (let round = 1; round <= 3; round++) {
         const snaps = roundSnapshots(ids, round)
         expect(await store.writeSnapshots('me', snaps, Date.now() + 6_000 * round, true)).toEqual(
           [],
         )
       }
-      const after = await updateStats(kdb)
+      const after = await verifiermainUpdateStats(kdb.db)
       const updates = after.upd - before.upd
       expect(updates).toBe(3 * AGENTS)
       // with the old lease index every one of these was a non-HOT update
       expect((after.hot - before.hot) / updates).toBeGreaterThan(0.3)
-      const r = (await kdb.db.execute(
+      const [r] = await queryRows<{ n: number }>(
+        kdb.db,
         sql`SELECT count(*)::int AS n FROM verifiermain WHERE attestation_count = 3`,
-      )) as unknown as { rows?: { n: number }[] } & { n: number }[]
-      expect(Number((r.rows ?? r)[0]?.n)).toBe(AGENTS)
+      )
+      expect(Number(r?.n)).toBe(AGENTS)
     })
   })
 }

@@ -6,6 +6,7 @@ import { PGlite } from '@electric-sql/pglite'
 import { sql } from 'drizzle-orm'
 import { vacuumDeadTuples } from './embedded-vacuum.ts'
 import { openDatabase } from './open-database.ts'
+import { queryRows } from './query-rows.ts'
 
 type Query = (q: string) => Promise<{ n: number }[]>
 
@@ -45,8 +46,7 @@ describe('embedded vacuum', () => {
       shared: false,
       embeddedVacuumMs: 100,
     })
-    const query: Query = async (q) =>
-      ((await kdb.db.execute(sql.raw(q))) as unknown as { rows: { n: number }[] }).rows
+    const query: Query = (q) => queryRows<{ n: number }>(kdb.db, sql.raw(q))
     await kdb.db.execute(sql.raw('CREATE TABLE churn (id int primary key, n int)'))
     await kdb.db.execute(sql.raw('INSERT INTO churn SELECT g, 0 FROM generate_series(1, 200) g'))
     for (let k = 1; k <= 5; k++) await kdb.db.execute(sql.raw(`UPDATE churn SET n = ${k}`))

@@ -20,5 +20,6 @@ export {
   pingDatabase,
 } from './open-database.ts'
 export { type DatabaseTarget, parseDatabaseUrl } from './parse-database-url.ts'
+export { queryRows } from './query-rows.ts'
 export { redactDatabaseUrl } from './redact-database-url.ts'
 export * from './schema.ts'

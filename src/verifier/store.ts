@@ -12,6 +12,7 @@ import {
   type Db,
   mbpolicies,
   mbpolicies_history,
+  queryRows,
   verifier_instances,
   verifiermain,
 } from '../db/index.ts'
@@ -145,12 +146,6 @@ async function policyInUse(
   return used.length > 0
 }
 
-async function rows<T>(db: Db, q: SQL): Promise<T[]> {
-  const r = (await db.execute(q)) as unknown
-  if (Array.isArray(r)) return r as T[]
-  return ((r as { rows?: T[] }).rows ?? []) as T[]
-}
-
 /** Epoch seconds. */
 export function nowSeconds(): number {
   return Math.floor(Date.now() / 1000)
@@ -205,7 +200,7 @@ export class VerifierStore {
     state: number,
     extra: Partial<NewAgentRow> = {},
   ): Promise<boolean> {
-    const r = await rows<{ agent_id: string }>(
+    const r = await queryRows<{ agent_id: string }>(
       this.db,
       sql`UPDATE verifiermain SET operational_state = ${state}
           ${extra.lease_owner !== undefined ? sql`, lease_owner = ${extra.lease_owner}` : sql``}
@@ -266,7 +261,7 @@ export class VerifierStore {
     if (snaps.length === 0) return []
     const json = JSON.stringify(snaps)
     const q = hot ? HOT_SQL : FULL_SQL
-    const r = await rows<{ agent_id: string }>(
+    const r = await queryRows<{ agent_id: string }>(
       this.db,
       sql`WITH u AS (SELECT * FROM jsonb_to_recordset(${json}::jsonb) AS u(${q.record})),
           w AS (
@@ -484,7 +479,7 @@ export class VerifierStore {
     await this.db.execute(
       sql`DELETE FROM verifier_instances WHERE heartbeat < ${now - 10 * aliveMs}`,
     )
-    const r = await rows<{ n: number | string }>(
+    const r = await queryRows<{ n: number | string }>(
       this.db,
       sql`SELECT count(*) AS n FROM verifier_instances WHERE verifier_id = ${verifierId} AND heartbeat >= ${now - aliveMs}`,
     )
@@ -498,7 +493,7 @@ export class VerifierStore {
 
   /** Polled agents of a verifier_id (for the fair share). */
   async countPolled(verifierId: string): Promise<number> {
-    const r = await rows<{ n: number | string }>(
+    const r = await queryRows<{ n: number | string }>(
       this.db,
       sql`SELECT count(*) AS n FROM verifiermain WHERE verifier_id = ${verifierId} AND operational_state IN (${POLLED})`,
     )
@@ -520,7 +515,7 @@ export class VerifierStore {
       dueBefore === undefined
         ? sql``
         : sql` AND (lease_expires IS NULL OR lease_expires < ${dueBefore})`
-    const r = await rows<{ agent_id: string; operational_state: number }>(
+    const r = await queryRows<{ agent_id: string; operational_state: number }>(
       this.db,
       sql`UPDATE verifiermain SET lease_expires = ${expires} WHERE lease_owner = ${owner}${due}
           RETURNING agent_id, operational_state`,
@@ -540,7 +535,7 @@ export class VerifierStore {
   ): Promise<AgentRow[]> {
     if (limit <= 0) return []
     const now = Date.now()
-    const claimed = await rows<{ agent_id: string }>(
+    const claimed = await queryRows<{ agent_id: string }>(
       this.db,
       sql`UPDATE verifiermain SET lease_owner = ${owner}, lease_expires = ${expires}
           WHERE agent_id IN (
@@ -565,7 +560,7 @@ export class VerifierStore {
   /** Finishes deletions whose owner died (TERMINATED rows with an expired or no lease). */
   async reapTerminated(verifierId: string): Promise<string[]> {
     const now = Date.now()
-    const r = await rows<{ agent_id: string }>(
+    const r = await queryRows<{ agent_id: string }>(
       this.db,
       sql`SELECT agent_id FROM verifiermain WHERE verifier_id = ${verifierId} AND operational_state = 8
           AND (lease_owner IS NULL OR lease_expires IS NULL OR lease_expires < ${now})`,
