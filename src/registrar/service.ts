@@ -38,9 +38,9 @@ import { checkEkCertKey, type EkCertificate, type MalformedCertAction } from '..
 import { verifyHmacProof } from '../tpm/hmac-proof.ts'
 import { makeCredential } from '../tpm/make-credential.ts'
 import { computeName, parseTpm2bPublic, toKeyObject, type TpmPublic } from '../tpm/public-area.ts'
-import { TPMA_OBJECT } from '../tpm/constants.ts'
 import { assessEkCert, type EkCertAssessment } from './assess-ek-cert.ts'
 import { checkAkAttributes } from './check-ak-attributes.ts'
+import { checkEkPublic } from './check-ek-public.ts'
 import { type DecodedRegistration, decodeRegistration } from './decode-registration.ts'
 import { invalidData, isRegistrarError, RegistrarError } from './errors.ts'
 import { generateChallenge } from './generate-challenge.ts'
@@ -99,18 +99,6 @@ const MAX_WRITE_ATTEMPTS = 5
 const b64 = (b: Uint8Array): string =>
   Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64')
 const unb64 = (s: string): Buffer => Buffer.from(s, 'base64')
-
-/** The EK must be a restricted decryption key (a storage-type primary, TCG EK profile). */
-function checkEk(ek: TpmPublic): void {
-  const a = ek.objectAttributes
-  if (
-    (a & TPMA_OBJECT.restricted) === 0 ||
-    (a & TPMA_OBJECT.decrypt) === 0 ||
-    (a & TPMA_OBJECT.sign) !== 0
-  ) {
-    throw invalidData('ek_tpm must be a restricted decryption key')
-  }
-}
 
 function usableKey(pub: TpmPublic, field: string): void {
   try {
@@ -187,8 +175,7 @@ export class RegistrarService {
     checkAkAttributes(d.aik.pub)
     usableKey(d.aik.pub, 'aik_tpm')
     if (d.ek !== undefined) {
-      checkEk(d.ek.pub)
-      usableKey(d.ek.pub, 'ek_tpm')
+      checkEkPublic(d.ek.pub)
       if (d.ekcert !== undefined) certMatchesKey(d.ekcert, d.ek.pub, 'ekcert', 'ek_tpm')
     }
     this.#checkIakIdevid(agentId, d, apiVersion)

@@ -171,6 +171,11 @@ describe('makeCredential input checks', () => {
     expect(code(() => makeCredential(ak, name, new Uint8Array(8)))).toBe('ERR_TPM_UNSUPPORTED')
   })
 
+  test('an AES-192 EK (no TCG template; no AES-192-CFB in BoringSSL) is a typed refusal', () => {
+    const aes192: TpmPublic = { ...ek, symmetric: { ...ek.symmetric, keyBits: 192 } }
+    expect(code(() => makeCredential(aes192, name, new Uint8Array(8)))).toBe('ERR_TPM_UNSUPPORTED')
+  })
+
   test('an ECC EK whose point is off the curve is rejected', () => {
     const ecc = parseTpm2bPublic(UPSTREAM.ecc.ekTpm)
     if (ecc.type !== 'ecc') throw new Error('fixture')

@@ -15,7 +15,8 @@
  * 5. `credentialBlob = TPM2B(outerHMAC) ‖ encIdentity` (TPMS_ID_OBJECT).
  *
  * `H` is the EK's nameAlg and the symmetric algorithm the EK's (AES-128-CFB for the low-range
- * templates, AES-256-CFB for the high range).
+ * templates and H-1/H-2, AES-256-CFB for H-3 to H-7). Every malformed EK ends in a
+ * {@link TpmError}, never an untyped OpenSSL error.
  *
  * @module
  */
@@ -150,9 +151,11 @@ export function makeCredential(
   if (sym.algorithm !== TPM_ALG_ID.AES || sym.mode !== TPM_ALG_ID.CFB) {
     bad('ERR_TPM_UNSUPPORTED', 'EK symmetric algorithm must be AES-CFB')
   }
+  // The TCG EK templates use AES-128 (L-1, L-2, H-1, H-2) or AES-256 (H-3 to H-7); BoringSSL,
+  // under Bun, has no AES-192-CFB.
   const symBits = sym.keyBits ?? 0
-  if (symBits !== 128 && symBits !== 192 && symBits !== 256) {
-    bad('ERR_TPM_UNSUPPORTED', `EK AES key size ${symBits} not supported`)
+  if (symBits !== 128 && symBits !== 256) {
+    bad('ERR_TPM_UNSUPPORTED', `EK AES key size ${symBits} not supported (128 or 256)`)
   }
   checkName(akName)
   if (credential.byteLength === 0 || credential.byteLength > hlen) {
@@ -169,15 +172,15 @@ export function makeCredential(
       key = toKeyObject(ekPublic)
       keyCache.set(ekPublic, key)
     }
-    encryptedSecret = publicEncrypt(
-      {
-        key,
-        padding: constants.RSA_PKCS1_OAEP_PADDING,
-        oaepHash: hash,
-        oaepLabel: IDENTITY_LABEL,
-      },
-      seed,
-    )
+    try {
+      encryptedSecret = publicEncrypt(
+        { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash, oaepLabel: IDENTITY_LABEL },
+        seed,
+      )
+    } catch (cause) {
+      // toKeyObject checked the key; OpenSSL's own checks are the backstop for what it missed.
+      throw new TpmError('ERR_TPM_BAD_VALUE', 'EK RSA public key rejected by OAEP', { cause })
+    }
   } else {
     const r = eccSeed(ekPublic, hash, options.ephemeralPrivateKey)
     seed = r.seed

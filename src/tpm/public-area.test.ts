@@ -85,6 +85,18 @@ describe('parseTpmtPublic', () => {
     expect(code(() => parseTpmtPublic(extra))).toBe('ERR_TPM_TRAILING_BYTES')
     expect(code(() => parseTpm2bPublic(hex('0005 0001')))).toBe('ERR_TPM_TRUNCATED')
   })
+
+  test('RSA exponent: 0 (65537) and odd values > 1 parse; 1 and even values do not', () => {
+    const withExponent = (e: number): Uint8Array => {
+      const b = AK_RSA.slice()
+      new DataView(b.buffer).setUint32(18, e)
+      return b
+    }
+    expect(code(() => parseTpmtPublic(withExponent(0)))).toBeUndefined()
+    expect(code(() => parseTpmtPublic(withExponent(3)))).toBeUndefined()
+    expect(code(() => parseTpmtPublic(withExponent(1)))).toBe('ERR_TPM_BAD_VALUE')
+    expect(code(() => parseTpmtPublic(withExponent(65536)))).toBe('ERR_TPM_BAD_VALUE')
+  })
 })
 
 describe('fixture AKs from swtpm', () => {
@@ -104,4 +116,13 @@ describe('fixture AKs from swtpm', () => {
       expect(Buffer.compare(mine, theirs)).toBe(0)
     })
   }
+
+  test('an even RSA modulus is refused when the key is made, typed', () => {
+    const rsa = fixtures.find((f) => f.keyAlg === 'rsa')!
+    const p = parseTpm2bPublic(rsa.akPub)
+    if (p.type !== 'rsa') throw new Error('fixture')
+    const n = new Uint8Array(p.unique.n)
+    n[n.length - 1]! &= 0xfe
+    expect(code(() => toKeyObject({ ...p, unique: { n } }))).toBe('ERR_TPM_BAD_VALUE')
+  })
 })

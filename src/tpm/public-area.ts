@@ -203,7 +203,10 @@ export function readTpmtPublic(r: ByteReader): TpmPublic {
     const keyBits = r.u16()
     if (!RSA_KEY_BITS.has(keyBits)) bad(`RSA keyBits ${keyBits} not allowed`)
     const exponent = r.u32()
-    if (exponent !== 0 && (exponent & 1) === 0) bad('RSA exponent is even')
+    // Part 2 §12.2.3.5: 0 means 65537; any other exponent must be odd and greater than 1.
+    if (exponent !== 0 && ((exponent & 1) === 0 || exponent === 1)) {
+      bad(`RSA exponent ${exponent} not allowed (0 for 65537, or odd and greater than 1)`)
+    }
     const n = r.tpm2b()
     if (n.byteLength > MAX_RSA_MODULUS) bad('RSA modulus too long')
     if (n.byteLength !== 0 && n.byteLength !== keyBits / 8) bad('RSA modulus size != keyBits')
@@ -328,12 +331,14 @@ function leftPad(b: Uint8Array, size: number): Uint8Array {
  * P-521 from x/y). Cache the result: creating it is far slower than a verification.
  *
  * @throws {TpmError} `ERR_TPM_UNSUPPORTED` for other curves; `ERR_TPM_BAD_VALUE` for an empty
- *   or invalid key (e.g. a template, or a point not on the curve).
+ *   or invalid key (a template, a short or even RSA modulus, a point not on the curve).
  */
 export function toKeyObject(pub: TpmPublic): KeyObject {
   if (pub.type === 'rsa') {
     const n = pub.unique.n
     if (n.byteLength !== pub.keyBits / 8 || (n[0] ?? 0) < 0x80) bad('RSA modulus missing or short')
+    // An even modulus is no RSA key: OpenSSL would refuse it only when the key is used.
+    if (((n[n.byteLength - 1] ?? 0) & 1) === 0) bad('RSA modulus is even')
     const e = pub.exponent === 0 ? 65537 : pub.exponent
     const eb = new Uint8Array([e >>> 24, (e >>> 16) & 0xff, (e >>> 8) & 0xff, e & 0xff])
     let i = 0
