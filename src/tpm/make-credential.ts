@@ -174,7 +174,12 @@ export function makeCredential(
     }
     try {
       encryptedSecret = publicEncrypt(
-        { key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash, oaepLabel: IDENTITY_LABEL },
+        {
+          key,
+          padding: constants.RSA_PKCS1_OAEP_PADDING,
+          oaepHash: hash,
+          oaepLabel: IDENTITY_LABEL,
+        },
         seed,
       )
     } catch (cause) {
