@@ -129,6 +129,8 @@ export const VERIFIER_SCHEMA = {
     auto_recover_attestation_failures: bool('False'),
     shutdown_drain_timeout: ufloat('10'),
     nonce_lifetime: uint('60'),
+    // keylime-ts hardening (step 1): request bodies read at once (shared by the verifier's listeners)
+    max_concurrent_uploads: opt({ type: 'int', min: 1 }, '16'),
   },
   revocations: {
     enabled_revocation_notifications: opt(LIST, "['agent']"),
@@ -162,6 +164,9 @@ export const REGISTRAR_SCHEMA = {
       'default',
     ),
     malformed_cert_action: opt({ type: 'enum', values: ['warn', 'reject', 'ignore'] }, 'warn'),
+    // keylime-ts hardening (step 1): body cap (bytes) and bodies read at once, both listeners
+    max_upload_size: opt({ type: 'int', min: 1024 }, '65536'),
+    max_concurrent_uploads: opt({ type: 'int', min: 1 }, '16'),
   },
 } as const satisfies ComponentSchema
 

@@ -6,17 +6,21 @@
  * - typed {@link KeylimeError}s mapped to their HTTP status and message; anything else → 500 with a
  *   generic text (details go to the log, never to the client);
  * - request bodies capped at `max_upload_size` (413), counted while streaming so a lying or absent
- *   `Content-Length` does not help;
+ *   `Content-Length` does not help, and read under the role's shared concurrency bound
+ *   (`limit-body.ts`);
+ * - a client that disconnects mid-request is logged at DEBUG, not as a server error;
  * - trailing slashes accepted (`/agents/` = `/agents`), as upstream's router does.
  *
  * @module
  */
 import { Hono } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { isKeylimeError } from '../errors.ts'
 import type { Logger } from '../log/logger.ts'
+import { isClientAbort } from './body-errors.ts'
+import { BodyReadLimiter } from './body-read-limiter.ts'
 import { envelopeResponse } from './envelope.ts'
+import { limitBody } from './limit-body.ts'
 
 /** Upstream's default `max_upload_size` (100 MiB). */
 export const DEFAULT_MAX_UPLOAD_SIZE = 104_857_600
@@ -27,6 +31,10 @@ export interface CreateAppOptions {
   log: Logger
   /** Largest accepted request body in bytes (`max_upload_size`). */
   maxUploadSize?: number
+  /** The role's shared bound on bodies read at once (default: a limiter of this app's own). */
+  bodyReads?: BodyReadLimiter
+  /** The whole body must arrive within this many ms (default: no deadline). */
+  bodyReadTimeoutMs?: number
 }
 
 /** The hono app type used by all keylime-ts listeners. */
@@ -48,16 +56,20 @@ export function createApp(options: CreateAppOptions): KeylimeApp {
 
   app.use(
     '*',
-    bodyLimit({
+    limitBody({
       maxSize,
-      onError: () =>
-        envelopeResponse(413, `Request body exceeds the maximum upload size of ${maxSize} bytes`),
+      limiter: options.bodyReads ?? new BodyReadLimiter(),
+      readTimeoutMs: options.bodyReadTimeoutMs,
     }),
   )
 
   app.notFound(() => envelopeResponse(404, 'Not Found'))
 
   app.onError((err) => {
+    if (isClientAbort(err)) {
+      log.debug('client closed the connection mid-request', { error: describe(err) })
+      return envelopeResponse(400, 'Client closed the connection')
+    }
     if (isKeylimeError(err)) {
       if (err.status >= 500) log.error(err.message, { code: err.code, cause: describe(err.cause) })
       return envelopeResponse(err.status, err.message)

@@ -9,7 +9,9 @@
  * @module
  */
 import { type RegistrarConfig, loadTenantConfig } from '../config/index.ts'
+import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { createApp } from '../http/create-app.ts'
+import { serverBodyCeiling } from '../http/limit-body.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
@@ -17,6 +19,9 @@ import { CertStoreCache } from './cert-store-cache.ts'
 import { addRegistrarRoutes } from './routes.ts'
 import { type CertStoreSource, RegistrarService } from './service.ts'
 import type { WriteBatcherOptions } from './write-batcher.ts'
+
+/** The whole registration body must arrive within this time once its read starts. */
+const BODY_READ_TIMEOUT_MS = 10_000
 
 /** Upstream's default `[tenant] tpm_cert_store`. */
 const DEFAULT_TPM_CERT_STORE = '/var/lib/keylime/tpm_cert_store'
@@ -29,8 +34,6 @@ export interface StartRegistrarOptions {
   certStore?: CertStoreSource
   /** Clock for certificate validity. */
   now?: () => Date
-  /** Request body limit in bytes (default: upstream's `max_upload_size`, 100 MiB). */
-  maxUploadSize?: number
   /** Group commit bounds of the registrar's writes (benchmarks, tests). */
   batching?: WriteBatcherOptions
 }
@@ -68,7 +71,15 @@ export async function startRegistrar(
     now: options.now,
     batching: options.batching,
   })
-  const appOptions = { log, maxUploadSize: options.maxUploadSize }
+  // Both listeners share one body-read bound; registration bodies are a few KB, so a slow one is
+  // cut off after BODY_READ_TIMEOUT_MS.
+  const appOptions = {
+    log,
+    maxUploadSize: r.max_upload_size,
+    bodyReads: new BodyReadLimiter({ maxConcurrent: r.max_concurrent_uploads }),
+    bodyReadTimeoutMs: BODY_READ_TIMEOUT_MS,
+  }
+  const maxRequestBodySize = serverBodyCeiling(r.max_upload_size)
   const agentApp = createApp(appOptions)
   addVersionRoutes(agentApp)
   addRegistrarRoutes(agentApp, service, 'http')
@@ -77,7 +88,14 @@ export async function startRegistrar(
   addRegistrarRoutes(adminApp, service, 'mtls')
 
   const servers = [
-    startServer({ name: 'registrar', fetch: agentApp.fetch, hostname: r.ip, port: r.port, log }),
+    startServer({
+      name: 'registrar',
+      fetch: agentApp.fetch,
+      hostname: r.ip,
+      port: r.port,
+      maxRequestBodySize,
+      log,
+    }),
   ]
   try {
     servers.push(
@@ -92,6 +110,7 @@ export async function startRegistrar(
           ca: tls.ca,
           requestCert: tls.verifyPeer,
         },
+        maxRequestBodySize,
         log,
       }),
     )

@@ -9,7 +9,9 @@ import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
+import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { createApp } from '../http/create-app.ts'
+import { serverBodyCeiling } from '../http/limit-body.ts'
 import { MtlsClient } from '../http/mtls-client.ts'
 import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
@@ -170,7 +172,11 @@ export async function startVerifier(
     mbPolicyName: v.measured_boot_policy_name,
     ignoreTomtouErrors: v.ignore_tomtou_errors,
   })
-  const app = createApp({ log, maxUploadSize: v.max_upload_size })
+  const app = createApp({
+    log,
+    maxUploadSize: v.max_upload_size,
+    bodyReads: new BodyReadLimiter({ maxConcurrent: v.max_concurrent_uploads }),
+  })
   addVersionRoutes(app)
   addVerifierRoutes(app, service, {
     metricsText: () => {
@@ -205,7 +211,7 @@ export async function startVerifier(
       hostname: v.ip,
       port: v.port,
       tls: { key: tls.serverKey, cert: tls.serverCert, ca: tls.ca, requestCert: tls.verifyPeer },
-      maxRequestBodySize: v.max_upload_size + 65_536,
+      maxRequestBodySize: serverBodyCeiling(v.max_upload_size),
       log,
     }),
   ]
