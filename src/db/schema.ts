@@ -358,4 +358,11 @@ export const registrarmain = pgTable('registrarmain', {
   tpm_model: text('tpm_model'),
   /** keylime-ts addition: TCG tpmVersion (firmware) from the EK certificate SAN. */
   tpm_version: text('tpm_version'),
+  /**
+   * keylime-ts addition: the challenge key of a re-registration of an activated agent, awaiting
+   * its activation; until then the activated record stays as it is (issue 17, finding 2).
+   */
+  pending_key: text('pending_key'),
+  /** keylime-ts addition: the columns that re-registration writes once it is activated. */
+  pending_values: jsonb('pending_values'),
 })

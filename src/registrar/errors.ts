@@ -28,7 +28,7 @@ export const REGISTRAR_ERROR_STATUS = {
   ERR_REGISTRAR_AGENT_NOT_FOUND: 404,
   /** The agent registered but never activated. */
   ERR_REGISTRAR_AGENT_NOT_ACTIVE: 404,
-  /** The activation `auth_tag` did not match; the registration was deleted. */
+  /** The activation `auth_tag` did not match; nothing changed (upstream deletes the record). */
   ERR_REGISTRAR_AUTH_TAG: 400,
   /** An admin route was called on the plain-HTTP listener. */
   ERR_REGISTRAR_MTLS_REQUIRED: 403,

@@ -1,5 +1,6 @@
 /** Unit tests of the registrar's small helpers: mutex, recent keys, challenge, agent ids. */
 import { describe, expect, test } from 'bun:test'
+import { FailedActivations } from './failed-activations.ts'
 import { CHALLENGE_LENGTH, generateChallenge } from './generate-challenge.ts'
 import { KeyedMutex } from './keyed-mutex.ts'
 import { RecentKeys } from './recent-keys.ts'
@@ -38,6 +39,23 @@ describe('RecentKeys', () => {
     expect(k.take('a')).toBeUndefined()
     expect(k.take('c')).toBe('3')
     expect(k.take('c')).toBeUndefined()
+  })
+})
+
+describe('FailedActivations', () => {
+  test('logs the 1st, 10th, 100th failure in a row; cleared by a success; bounded', () => {
+    const f = new FailedActivations(2)
+    const logged: number[] = []
+    for (let i = 0; i < 120; i++) {
+      const { count, log } = f.record('a')
+      if (log) logged.push(count)
+    }
+    expect(logged).toEqual([1, 10, 100])
+    f.clear('a')
+    expect(f.record('a')).toEqual({ count: 1, log: true })
+    f.record('b')
+    f.record('c') // evicts 'a', the oldest
+    expect(f.record('a').count).toBe(1)
   })
 })
 

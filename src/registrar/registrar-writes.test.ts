@@ -56,6 +56,8 @@ function row(agentId: string, extra: Partial<RegistrarValues> = {}): RegistrarVa
     tpm_manufacturer: null,
     tpm_model: null,
     tpm_version: null,
+    pending_key: null,
+    pending_values: null,
     ...extra,
   }
 }
@@ -141,6 +143,42 @@ for (const target of databaseTargets()) {
         ['upd-c', 1, 'new-upd-c', '10.0.0.9'],
       ])
       expect(stored[0]!.provider_keys).toEqual({ n: 2 })
+    })
+
+    test('staged re-registration: parked only on the activated row read, applied by its key', async () => {
+      await kdb.db
+        .insert(registrarmain)
+        .values([
+          row('stg-a', { active: true }),
+          row('stg-b', { active: false }),
+          row('stg-c', { active: true, regcount: 5 }),
+        ])
+      const writes = new RegistrarWrites(kdb.db)
+      const [a, b, c] = await rows('stg-')
+      const next = (id: string) =>
+        row(id, { key: `new-${id}`, ip: '10.0.0.8', regcount: 2, active: false })
+      expect(await writes.stage(next('stg-a'), a!)).toBe(true)
+      expect(await writes.stage(next('stg-b'), b!)).toBe(false) // not activated: not staged
+      expect(await writes.stage(next('stg-c'), { ...c!, regcount: 4 })).toBe(false) // lost race
+      // The activated record is untouched; only the pending columns hold the new row.
+      const [staged] = await rows('stg-a')
+      expect([staged!.key, staged!.ip, staged!.active, staged!.pending_key]).toEqual([
+        'key-stg-a',
+        '127.0.0.1',
+        true,
+        'new-stg-a',
+      ])
+      expect(await writes.applyStaged('stg-a', 'wrong', staged!.pending_values)).toBe(false)
+      expect(
+        await writes.applyStaged('stg-a', 'new-stg-a', {
+          ...(staged!.pending_values as object),
+          agent_id: 'elsewhere', // not a staged column: ignored
+        }),
+      ).toBe(true)
+      const [applied] = await rows('stg-a')
+      expect(applied).toEqual(
+        row('stg-a', { key: 'new-stg-a', ip: '10.0.0.8', regcount: 2, active: true }),
+      )
     })
 
     test('one bad row (NUL in a text column) fails alone: the batch falls back to single statements', async () => {

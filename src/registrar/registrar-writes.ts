@@ -7,6 +7,11 @@
  * | re-registration | `UPDATE … SET … WHERE agent_id = $id AND regcount = $read RETURNING agent_id` | `UPDATE registrarmain SET col = v.col, … FROM (VALUES …) v WHERE agent_id = v.agent_id AND regcount IS NOT DISTINCT FROM v.expected_regcount RETURNING agent_id` |
  * | activation | `UPDATE … SET active = true WHERE agent_id = $id AND key = $key RETURNING agent_id` | `UPDATE registrarmain SET active = true FROM (VALUES …) v(agent_id, key) WHERE agent_id = v.agent_id AND key = v.key RETURNING agent_id` |
  *
+ * A re-registration of an ACTIVATED agent is not group-committed (it happens at agent restarts):
+ * {@link RegistrarWrites.stage} only parks the new row in `pending_key` / `pending_values`, and
+ * {@link RegistrarWrites.applyStaged} writes it once the agent answers the new challenge, so an
+ * unauthenticated re-registration cannot change or deactivate an activated record.
+ *
  * Per row the multi-row form decides exactly what the single statement decides (PostgreSQL
  * evaluates the same condition on each target row, re-checking it on the newest version after a
  * concurrent update in READ COMMITTED), and the batcher puts one row per agent id in a statement,
@@ -16,6 +21,7 @@
  */
 import { and, eq, getTableColumns, isNull, type SQL, sql } from 'drizzle-orm'
 import { type Db, registrarmain } from '../db/index.ts'
+import type { RegistrarRow } from './render-agent.ts'
 import { WriteBatcher, type WriteBatcherOptions, type WriteBatcherStats } from './write-batcher.ts'
 
 /** A complete registrar row (every column given, `null` where empty). */
@@ -45,6 +51,10 @@ type ColumnName = keyof typeof COLUMNS
 const NAMES = Object.keys(COLUMNS) as ColumnName[]
 /** Every column but the key, as written by a re-registration. */
 const UPDATED = NAMES.filter((n) => n !== 'agent_id')
+/** The columns a staged re-registration carries in `pending_values`. */
+const STAGED = UPDATED.filter(
+  (n) => n !== 'key' && n !== 'active' && n !== 'pending_key' && n !== 'pending_values',
+)
 
 /** `$n::type`: VALUES lists carry no column types, so every parameter is cast to its column's. */
 function typed(name: ColumnName, value: unknown): SQL {
@@ -69,11 +79,13 @@ function returnedIds(rows: { id: string }[]): string[] {
  * ```
  */
 export class RegistrarWrites {
+  readonly #db: Db
   readonly #inserts: WriteBatcher<RegistrarValues>
   readonly #updates: WriteBatcher<RegcountUpdate>
   readonly #activations: WriteBatcher<KeyedActivation>
 
   constructor(db: Db, options: WriteBatcherOptions = {}) {
+    this.#db = db
     this.#inserts = new WriteBatcher<RegistrarValues>(
       {
         name: 'insert',
@@ -186,6 +198,47 @@ export class RegistrarWrites {
   /** Sets `active` if the row still holds `key`. */
   activate(agentId: string, key: string): Promise<boolean> {
     return this.#activations.write({ agentId, key })
+  }
+
+  /**
+   * Parks a re-registration of the activated agent `old` (its challenge key in `values.key`):
+   * only `pending_key` and `pending_values` change, and only if the row is still the activated
+   * one that was read (same `regcount` and pending key).
+   */
+  async stage(values: RegistrarValues, old: RegistrarRow): Promise<boolean> {
+    const staged = Object.fromEntries(STAGED.map((n) => [n, values[n]]))
+    const rows = await this.#db
+      .update(registrarmain)
+      .set({ pending_key: values.key, pending_values: staged })
+      .where(
+        and(
+          eq(registrarmain.agent_id, values.agent_id),
+          eq(registrarmain.active, true),
+          old.regcount === null
+            ? isNull(registrarmain.regcount)
+            : eq(registrarmain.regcount, old.regcount),
+          old.pending_key === null
+            ? isNull(registrarmain.pending_key)
+            : eq(registrarmain.pending_key, old.pending_key),
+        ),
+      )
+      .returning({ id: registrarmain.agent_id })
+    return rows.length > 0
+  }
+
+  /**
+   * Writes the staged re-registration whose challenge key is `pendingKey` (its auth_tag was
+   * verified): its columns, `key = pendingKey`, still active, nothing pending.
+   */
+  async applyStaged(agentId: string, pendingKey: string, pendingValues: unknown): Promise<boolean> {
+    const staged = (pendingValues ?? {}) as Record<string, unknown>
+    const columns = Object.fromEntries(STAGED.filter((n) => n in staged).map((n) => [n, staged[n]]))
+    const rows = await this.#db
+      .update(registrarmain)
+      .set({ ...columns, key: pendingKey, active: true, pending_key: null, pending_values: null })
+      .where(and(eq(registrarmain.agent_id, agentId), eq(registrarmain.pending_key, pendingKey)))
+      .returning({ id: registrarmain.agent_id })
+    return rows.length > 0
   }
 
   /** Counters of the three batchers. */

@@ -131,16 +131,16 @@ describe('registrar routes', () => {
     }
   })
 
-  test('wrong auth_tag: 400, record deleted, the tag not echoed', async () => {
+  test('wrong auth_tag: 400, record kept (not activated), the tag not echoed', async () => {
     const id = 'bad-tag'
     await call(http, 'POST', `/v2.6/agents/${id}`, agent.body())
     const tag = 'cd'.repeat(48)
     const act = await call(http, 'PUT', `/v2.6/agents/${id}`, { auth_tag: tag })
     expect(act.status).toBe(400)
-    expect(act.json.status).toContain('does not match expected value')
+    expect(act.json.status).toContain('does not match the expected value')
     expect(act.json.status).not.toContain(tag)
     expect((await call(mtls, 'GET', `/v2.6/agents/${id}`)).json.status).toBe(
-      `Agent with ID '${id}' not found`,
+      `Agent with ID '${id}' has not been activated`,
     )
   })
 

@@ -109,22 +109,27 @@ for (const target of databaseTargets()) {
       })
     }
 
-    test('wrong auth_tag deletes the registration (400)', async () => {
+    test('a wrong auth_tag is 400 and changes nothing, before and after activation', async () => {
       const svc = service()
       const agent = new SoftwareAgent(eccEk, eccAk)
-      await svc.register('wrong-tag', agent.body(), '2.6')
+      const { blob } = await svc.register('wrong-tag', agent.body(), '2.6')
       const msg = await rejects(
         svc.activate('wrong-tag', { auth_tag: 'ab'.repeat(48) }),
         'ERR_REGISTRAR_AUTH_TAG',
         400,
       )
       expect(msg).not.toContain('abab')
-      expect(await count('wrong-tag')).toBe(0)
+      expect(await count('wrong-tag')).toBe(1)
+      // The real agent still activates with its proof; a wrong tag afterwards changes nothing.
+      await svc.activate('wrong-tag', { auth_tag: agent.authTag('wrong-tag', blob) })
       await rejects(
-        svc.activate('wrong-tag', { auth_tag: 'x' }),
-        'ERR_REGISTRAR_AGENT_NOT_FOUND',
-        404,
+        svc.activate('wrong-tag', { auth_tag: 'cd'.repeat(48) }),
+        'ERR_REGISTRAR_AUTH_TAG',
+        400,
       )
+      expect((await svc.show('wrong-tag')).regcount).toBe(1)
+      // Replaying the right proof is harmless.
+      await svc.activate('wrong-tag', { auth_tag: agent.authTag('wrong-tag', blob) })
     })
 
     test('activation needs a string auth_tag; an unknown id is 404', async () => {
@@ -143,7 +148,7 @@ for (const target of databaseTargets()) {
       await rejects(svc.remove('nobody'), 'ERR_REGISTRAR_AGENT_NOT_FOUND', 404)
     })
 
-    test('re-registration with the same keys updates contact and counts regcount', async () => {
+    test('re-registration of an activated agent is staged until its new challenge is answered', async () => {
       const svc = service()
       const agent = new SoftwareAgent(eccEk, eccAk)
       const first = await svc.register('rereg', agent.body(), '2.6')
@@ -155,14 +160,30 @@ for (const target of databaseTargets()) {
         '2.6',
       )
       expect(second.blob).not.toBe(first.blob)
-      // A new challenge: activation is needed again, and the old blob's proof no longer fits.
-      await rejects(svc.show('rereg'), 'ERR_REGISTRAR_AGENT_NOT_ACTIVE', 404)
+      // Until the new challenge is answered the activated record is what it was.
+      const before = await svc.show('rereg')
+      expect([before.regcount, before.ip, before.port, before.mtls_cert]).toEqual([
+        1,
+        '127.0.0.1',
+        9002,
+        'disabled',
+      ])
+      await rejects(
+        svc
+          .activate('rereg', { auth_tag: agent.authTag('rereg', first.blob) })
+          .then(() => svc.activate('rereg', { auth_tag: 'ef'.repeat(48) })),
+        'ERR_REGISTRAR_AUTH_TAG',
+        400,
+      )
       await svc.activate('rereg', { auth_tag: agent.authTag('rereg', second.blob) })
       const shown = await svc.show('rereg')
       expect(shown.regcount).toBe(2)
       expect(shown.ip).toBe('10.0.0.7')
       expect(shown.port).toBe(9003)
       expect(shown.mtls_cert).toBe(mtls)
+      // The staged challenge is used up: its proof now only replays the current key.
+      await svc.activate('rereg', { auth_tag: agent.authTag('rereg', second.blob) })
+      expect((await svc.show('rereg')).regcount).toBe(2)
     })
 
     test('re-registration with a different AK or EK is 403 and changes nothing', async () => {

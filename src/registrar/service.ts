@@ -14,7 +14,10 @@
  *    processes on one PostgreSQL cannot interleave either; a lost race re-reads and re-checks.
  *    Re-registration with a different `ek_tpm`, `ekcert` or `aik_tpm` → 403 (upstream #1820 fix);
  *    then the `tpm_identity` rules; the row is written with `key = base64(challenge)`,
- *    `active = false` and `regcount + 1`.
+ *    `active = false` and `regcount + 1` — unless the agent is activated: then the new row is
+ *    only staged (`pending_key`, `pending_values`) and replaces the record when the agent answers
+ *    the new challenge, so an unauthenticated request can neither change nor deactivate an
+ *    activated record (issue 17, finding 2; upstream deactivates it at once).
  * Every write is one atomic statement decided after all checks: nothing is half-written. A new
  * agent costs one statement to register and (key cached in this process) one to activate, and
  * these compare-and-set writes are group-committed (`registrar-writes.ts`): the writes of
@@ -22,12 +25,15 @@
  * row's outcome.
  *
  * Activation compares `auth_tag` with hex HMAC-SHA384(key = base64 text, msg = agent id) in
- * constant time; a mismatch deletes the registration and answers 400, as upstream. The update or
- * delete is conditional on the key the tag was checked against.
+ * constant time, against the staged challenge first, then the record's own. The write is
+ * conditional on the key the tag was checked against. A mismatch answers 400 and changes nothing
+ * (upstream deletes the registration, which let any client of the plain port take an identity
+ * over in two requests: finding 2); failures are counted per agent and logged at the 1st, 10th,
+ * 100th … in a row.
  *
  * @module
  */
-import { and, asc, eq, isNull } from 'drizzle-orm'
+import { asc, eq } from 'drizzle-orm'
 import { type Db, type KeylimeDatabase, registrarmain } from '../db/index.ts'
 import { isKeylimeError, KeylimeError } from '../errors.ts'
 import type { Logger } from '../log/logger.ts'
@@ -42,6 +48,7 @@ import { assessEkCert, type EkCertAssessment } from './assess-ek-cert.ts'
 import { checkAkAttributes } from './check-ak-attributes.ts'
 import { checkEkPublic } from './check-ek-public.ts'
 import { type DecodedRegistration, decodeRegistration } from './decode-registration.ts'
+import { FailedActivations } from './failed-activations.ts'
 import { invalidData, isRegistrarError, RegistrarError } from './errors.ts'
 import { generateChallenge } from './generate-challenge.ts'
 import { KeyedMutex } from './keyed-mutex.ts'
@@ -141,6 +148,7 @@ export class RegistrarService {
   readonly #now: () => Date
   readonly #mutex = new KeyedMutex()
   readonly #keys = new RecentKeys()
+  readonly #failures = new FailedActivations()
   readonly #writes: RegistrarWrites
 
   constructor(options: RegistrarServiceOptions) {
@@ -211,13 +219,17 @@ export class RegistrarService {
           throw e
         }
         const { values, blob, verdict } = prepared
+        // An activated record stays as it is until the agent answers the new challenge.
+        const staged = old?.active === true
         const written =
           old === undefined
             ? await this.#writes.insert(values)
-            : await this.#writes.update(values, old.regcount)
+            : staged
+              ? await this.#writes.stage(values, old)
+              : await this.#writes.update(values, old.regcount)
         if (!written) continue
-        this.#keys.set(agentId, values.key)
-        return { blob, regcount: values.regcount, verdict }
+        if (!staged) this.#keys.set(agentId, values.key)
+        return { blob, regcount: values.regcount, verdict, staged }
       }
       throw new KeylimeError(
         'ERR_REGISTRAR_BUSY',
@@ -228,6 +240,7 @@ export class RegistrarService {
     const fields = {
       agent_id: agentId,
       regcount: result.regcount,
+      ...(result.staged ? { pending_activation: true } : {}),
       ek_cert_verdict: result.verdict.verdict,
       tpm_manufacturer: result.verdict.tpm.manufacturer,
     }
@@ -243,10 +256,10 @@ export class RegistrarService {
   }
 
   /**
-   * Activates an agent with the proof of its TPM2_ActivateCredential.
+   * Activates an agent with the proof of its TPM2_ActivateCredential: the HMAC of the challenge
+   * of its latest registration (staged, for an activated agent, or the record's own).
    *
-   * @throws RegistrarError 404 (unknown agent), 400 (missing or wrong `auth_tag`; a wrong tag
-   *   deletes the registration)
+   * @throws RegistrarError 404 (unknown agent), 400 (missing or wrong `auth_tag`; nothing changes)
    */
   async activate(agentIdInput: unknown, body: Record<string, unknown>): Promise<void> {
     const agentId = validateAgentId(agentIdInput)
@@ -257,55 +270,73 @@ export class RegistrarService {
         'auth_tag is required and must be a string',
       )
     }
-    const outcome = await this.#mutex.run(agentId, async () => {
-      // The key of a registration made by this process is usually cached: then activation is one
-      // statement. Every write is conditional on the key the tag was checked against, so a stale
-      // cache or a concurrent re-registration elsewhere cannot activate or delete the wrong record.
-      const cached = this.#keys.take(agentId)
-      for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-        let key = attempt === 0 ? cached : undefined
-        if (key === undefined) {
-          const [row] = await this.#db
-            .select({ key: registrarmain.key })
-            .from(registrarmain)
-            .where(eq(registrarmain.agent_id, agentId))
-          if (row === undefined) return 'missing' as const
-          key = row.key ?? ''
-        }
-        if (key !== '' && verifyHmacProof(key, agentId, tag)) {
-          if (await this.#writes.activate(agentId, key)) return 'activated' as const
-        } else {
-          const done = await this.#db
-            .delete(registrarmain)
-            .where(
-              key === ''
-                ? and(eq(registrarmain.agent_id, agentId), isNull(registrarmain.key))
-                : and(eq(registrarmain.agent_id, agentId), eq(registrarmain.key, key)),
-            )
-            .returning({ id: registrarmain.agent_id })
-          if (done.length > 0) return 'deleted' as const
-        }
-      }
-      throw new KeylimeError(
-        'ERR_REGISTRAR_BUSY',
-        `Agent with ID '${agentId}' changed during activation; retry`,
-        { status: 503 },
-      )
-    })
+    const outcome = await this.#mutex.run(agentId, () => this.#activateOnce(agentId, tag))
     if (outcome === 'missing') {
       throw new RegistrarError(
         'ERR_REGISTRAR_AGENT_NOT_FOUND',
         `Agent with ID '${agentId}' not found`,
       )
     }
-    if (outcome === 'deleted') {
-      this.#log.warn('activation auth_tag mismatch; registration deleted', { agent_id: agentId })
+    if (outcome === 'mismatch') {
+      const { count, log } = this.#failures.record(agentId)
+      if (log) {
+        this.#log.warn('activation auth_tag mismatch; registration unchanged', {
+          agent_id: agentId,
+          failed_attempts: count,
+        })
+      }
       throw new RegistrarError(
         'ERR_REGISTRAR_AUTH_TAG',
-        `Auth tag for agent '${agentId}' does not match expected value. The agent has been deleted from the database and will need to be restarted to reattempt registration`,
+        `Auth tag for agent '${agentId}' does not match the expected value; the registration is unchanged`,
       )
     }
-    this.#log.info('agent activated', { agent_id: agentId })
+    this.#failures.clear(agentId)
+    if (outcome === 'unchanged') this.#log.debug('agent already active', { agent_id: agentId })
+    else this.#log.info('agent activated', { agent_id: agentId })
+  }
+
+  /** One activation under the agent's lock: the outcome, every write conditional on its key. */
+  async #activateOnce(
+    agentId: string,
+    tag: string,
+  ): Promise<'activated' | 'unchanged' | 'missing' | 'mismatch'> {
+    // The key of a registration made by this process is usually cached: then activation is one
+    // statement. A stale cache costs a re-read, never a wrong write.
+    const cached = this.#keys.take(agentId)
+    if (
+      cached !== undefined &&
+      verifyHmacProof(cached, agentId, tag) &&
+      (await this.#writes.activate(agentId, cached))
+    ) {
+      return 'activated'
+    }
+    for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+      const [row] = await this.#db
+        .select({
+          key: registrarmain.key,
+          active: registrarmain.active,
+          pending_key: registrarmain.pending_key,
+          pending_values: registrarmain.pending_values,
+        })
+        .from(registrarmain)
+        .where(eq(registrarmain.agent_id, agentId))
+      if (row === undefined) return 'missing'
+      if (row.pending_key && verifyHmacProof(row.pending_key, agentId, tag)) {
+        if (await this.#writes.applyStaged(agentId, row.pending_key, row.pending_values)) {
+          return 'activated'
+        }
+      } else if (row.key && verifyHmacProof(row.key, agentId, tag)) {
+        if (row.active) return 'unchanged'
+        if (await this.#writes.activate(agentId, row.key)) return 'activated'
+      } else {
+        return 'mismatch'
+      }
+    }
+    throw new KeylimeError(
+      'ERR_REGISTRAR_BUSY',
+      `Agent with ID '${agentId}' changed during activation; retry`,
+      { status: 503 },
+    )
   }
 
   /**
@@ -423,6 +454,8 @@ export class RegistrarService {
       ip: d.ip ?? old?.ip ?? null,
       port: d.port ?? old?.port ?? null,
       active: false,
+      pending_key: null,
+      pending_values: null,
       virtual: old?.virtual ?? false,
       provider_keys: old?.provider_keys ?? {},
       regcount: (old?.regcount ?? 0) + 1,
