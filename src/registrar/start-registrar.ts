@@ -1,7 +1,8 @@
 /**
  * The registrar role: agent-facing HTTP on `[registrar] ip:port` (8890, plain, as upstream) and the
  * admin API over mTLS on `ip:tls_port` (8891). Both serve `GET /version`; registration and
- * activation are served on both, the admin routes on the mTLS port only (`routes.ts`).
+ * activation are served on both, the admin routes on the mTLS port only (`routes.ts`), and only
+ * when it verifies client certificates (not with `trusted_client_ca = all`).
  *
  * Trust anchors for EK, IAK and IDevID certificates come from `[tenant] tpm_cert_store`, as in
  * upstream's registrar, re-read every 30 s.
@@ -83,9 +84,16 @@ export async function startRegistrar(
   const agentApp = createApp(appOptions)
   addVersionRoutes(agentApp)
   addRegistrarRoutes(agentApp, service, 'http')
+  // With `trusted_client_ca = all` no client certificate is verified, so nobody can be an admin:
+  // the TLS listener then refuses the admin routes too (upstream: anonymous → denied).
   const adminApp = createApp(appOptions)
   addVersionRoutes(adminApp)
-  addRegistrarRoutes(adminApp, service, 'mtls')
+  addRegistrarRoutes(adminApp, service, tls.verifyPeer ? 'mtls' : 'http')
+  if (!tls.verifyPeer) {
+    log.warn(
+      'trusted_client_ca = all: no client certificate can be verified; the registrar admin API (list, show, delete) is refused on both ports',
+    )
+  }
 
   const servers = [
     startServer({

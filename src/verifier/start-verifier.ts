@@ -12,6 +12,7 @@ import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
+import { publicRoutesOnly } from '../http/public-routes-only.ts'
 import { MtlsClient } from '../http/mtls-client.ts'
 import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
@@ -27,6 +28,9 @@ import { VerifierService } from './service.ts'
 import { stateName } from './states.ts'
 import { VerifierStore } from './store.ts'
 
+/** The verifier's public actions (version discovery, verify identity/evidence), by path. */
+const PUBLIC_PATH =
+  /^\/(versions?\/?)?$|^\/v3(\.0)?\/?$|^\/v2(\.\d+)?\/verify\/(identity|evidence)\/?$/
 /** Options beyond the configuration (tests, benchmarks, embedding). */
 export interface StartVerifierOptions {
   /**
@@ -177,6 +181,15 @@ export async function startVerifier(
     maxUploadSize: v.max_upload_size,
     bodyReads: new BodyReadLimiter({ maxConcurrent: v.max_concurrent_uploads }),
   })
+  if (!tls.verifyPeer) {
+    log.warn(
+      'trusted_client_ca = all: no client certificate can be verified; only /version, /verify/identity and /verify/evidence are served',
+    )
+    app.use(
+      '*',
+      publicRoutesOnly((path) => PUBLIC_PATH.test(path)),
+    )
+  }
   addVersionRoutes(app)
   addVerifierRoutes(app, service, {
     metricsText: () => {

@@ -14,7 +14,7 @@ import {
   loadTlsMaterial,
   resolveTlsFiles,
 } from '../../src/ca/index.ts'
-import { loadRegistrarConfig } from '../../src/config/index.ts'
+import { loadRegistrarConfig, type RegistrarConfig } from '../../src/config/index.ts'
 import type { KeylimeDatabase } from '../../src/db/index.ts'
 import type { Envelope } from '../../src/http/envelope.ts'
 import type { RoleHandle } from '../../src/http/role.ts'
@@ -62,6 +62,8 @@ async function answer(res: Response): Promise<Answer> {
 export async function startTestRegistrar(options: {
   database: KeylimeDatabase
   tpmCertStore?: string
+  /** `[registrar]` options over the defaults. */
+  registrar?: Partial<RegistrarConfig['registrar']>
 }): Promise<TestRegistrar> {
   const work = mkdtempSync(join(tmpdir(), 'kl-test-registrar-'))
   const keylimeDir = join(work, 'kl')
@@ -71,7 +73,7 @@ export async function startTestRegistrar(options: {
   const base = loadRegistrarConfig({ etcDir: etc, usrEtcDir: etc, env: {}, warn: () => {} })
   const config = {
     ...base,
-    registrar: { ...base.registrar, ip: '127.0.0.1', port: 0, tls_port: 0 },
+    registrar: { ...base.registrar, ip: '127.0.0.1', port: 0, tls_port: 0, ...options.registrar },
   }
   const r = config.registrar
   const tls = await loadTlsMaterial(
