@@ -129,8 +129,8 @@ export const VERIFIER_SCHEMA = {
     auto_recover_attestation_failures: bool('False'),
     shutdown_drain_timeout: ufloat('10'),
     nonce_lifetime: uint('60'),
-    // keylime-ts hardening (step 1): request bodies read at once (shared by the verifier's listeners)
-    max_concurrent_uploads: opt({ type: 'int', min: 1 }, '16'),
+    // keylime-ts hardening (step 1): request bodies read at once (at most this × max_upload_size)
+    max_concurrent_uploads: opt({ type: 'int', min: 1 }, '8'),
   },
   revocations: {
     enabled_revocation_notifications: opt(LIST, "['agent']"),
@@ -166,7 +166,7 @@ export const REGISTRAR_SCHEMA = {
     malformed_cert_action: opt({ type: 'enum', values: ['warn', 'reject', 'ignore'] }, 'warn'),
     // keylime-ts hardening (step 1): body cap (bytes) and bodies read at once, both listeners
     max_upload_size: opt({ type: 'int', min: 1024 }, '65536'),
-    max_concurrent_uploads: opt({ type: 'int', min: 1 }, '16'),
+    max_concurrent_uploads: opt({ type: 'int', min: 1 }, '128'),
   },
 } as const satisfies ComponentSchema
 

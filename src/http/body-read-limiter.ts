@@ -7,6 +7,10 @@
  * buffered (Bun applies TCP backpressure), so waiting costs a pending promise, not its bytes. A
  * wait longer than `maxWaitMs`, or a client that goes away while waiting, gives up its place.
  *
+ * A slot is held while the body arrives, so a slow sender holds one: where the cap is small the
+ * slots are many (registrar: 128 × 64 KiB = 8 MiB) and reads have a deadline, so stalling
+ * registrations takes that many connections, each cut off after the deadline.
+ *
  * @module
  */
 import { ClientAborted, UploadsBusy } from './body-errors.ts'
