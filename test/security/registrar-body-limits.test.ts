@@ -12,18 +12,11 @@
  */
 import 'reflect-metadata'
 import { afterAll, describe, expect, test } from 'bun:test'
-import { readFileSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
-import { DEFAULT_CA_SETTINGS, ensureCvCa } from '../../src/ca/index.ts'
-import {
-  type ChildRun,
-  controlPlaneEnv,
-  MAIN_TS,
-  spawnCollect,
-} from '../support/control-plane-process.ts'
+import type { Socket } from 'node:net'
 import { databaseTargets, type FreshLocation } from '../support/databases.ts'
+import { MiB, upload, vm } from '../support/hostile-upload.ts'
+import { startRegistrarProcess } from '../support/registrar-process.ts'
 
-const MiB = 1024 * 1024
 const CLIENTS = 16
 const BODY = 99 * MiB
 const GROWTH_LIMIT = 200 * MiB
@@ -34,80 +27,14 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c()
 })
 
-/** VmRSS (or another Vm* line) of `pid` in bytes. */
-function vm(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(
-    readFileSync(`/proc/${pid}/status`, 'utf8'),
-  )
-  return Number(m?.[1] ?? 0) * 1024
-}
-
-/**
- * One upload of `size` bytes; resolves with the raw response (status line, headers, body) and
- * how much was written before the server closed the connection.
- */
-function upload(
-  port: number,
-  chunked: boolean,
-  size: number,
-  sockets: Set<Socket>,
-): Promise<{ answer: string; sent: number }> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    sockets.add(s)
-    let answer = ''
-    let sent = 0
-    s.on('data', (d) => {
-      answer += d.toString('latin1')
-      // A whole answer on a connection kept open: done.
-      const end = answer.indexOf('\r\n\r\n')
-      const length = /content-length: (\d+)/i.exec(answer.slice(0, end))
-      if (end > 0 && length && answer.length - end - 4 >= Number(length[1])) s.destroy()
-    })
-    s.on('error', () => {})
-    s.on('close', () => {
-      sockets.delete(s)
-      resolve({ answer, sent })
-    })
-    s.write(
-      `POST /v2.6/agents/hog HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${
-        chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${size}`
-      }\r\n\r\n`,
-    )
-    const piece = Math.min(size, MiB)
-    const chunk = Buffer.alloc(piece, 0x61)
-    const frame = chunked
-      ? Buffer.concat([Buffer.from(`${piece.toString(16)}\r\n`), chunk, Buffer.from('\r\n')])
-      : chunk
-    const pump = () => {
-      while (!s.destroyed && sent < size) {
-        sent += piece
-        if (!s.write(frame)) {
-          s.once('drain', pump)
-          return
-        }
-      }
-      if (!s.destroyed && chunked) s.write('0\r\n\r\n')
-      if (!s.destroyed && !chunked) s.end()
-    }
-    pump()
-  })
-}
-
 for (const target of databaseTargets()) {
   describe(`registrar plain port under 16 × 99 MB uploads (${target.name})`, () => {
     test('413 in the envelope, bounded RSS, /version responsive', async () => {
       const location: FreshLocation = await target.freshLocation()
       cleanups.push(() => location.drop())
-      const { env, ports, dir } = await controlPlaneEnv()
-      if (location.url !== '') env.KEYLIME_REGISTRAR_DATABASE_URL = location.url
-      await ensureCvCa({ keylimeDir: dir, settings: { ...DEFAULT_CA_SETTINGS }, ip: '127.0.0.1' })
-      const run: ChildRun = spawnCollect([process.execPath, MAIN_TS, '--registrar'], env)
+      const { run, ports, url: base } = await startRegistrarProcess(location.url)
       cleanups.push(() => run.stop())
-      await run.waitFor(/keylime control plane started/, 30_000)
       const pid = run.proc.pid
-      const base = `http://127.0.0.1:${ports.registrar}`
-      await fetch(`${base}/version`)
       const before = vm(pid, 'VmRSS')
 
       const sockets = new Set<Socket>()
