@@ -54,6 +54,11 @@ export function checkEkPublic(ek: TpmPublic): void {
   }
   try {
     kdfHashOf(ek.nameAlg)
+  } catch (e) {
+    if (!isKeylimeError(e)) throw e
+    throw invalidData(`ek_tpm nameAlg is not supported (${e.message})`, undefined, e)
+  }
+  try {
     toKeyObject(ek)
   } catch (e) {
     if (!isKeylimeError(e)) throw e

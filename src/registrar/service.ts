@@ -393,6 +393,7 @@ export class RegistrarService {
         `Agent with ID '${agentId}' not found`,
       )
     }
+    this.#failures.clear(agentId)
     this.#log.info('agent registration deleted', { agent_id: agentId })
   }
 

@@ -152,6 +152,27 @@ export function activateCredentialSoftware(
 }
 
 /**
+ * A registration body as rust-keylime sends it for these TPM2B_PUBLICs (null IAK/IDevID certs,
+ * contact 127.0.0.1:9002, mTLS disabled), plus `extra`.
+ */
+export function registrationBody(
+  akTpm2b: Uint8Array,
+  ekTpm2b: Uint8Array,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    aik_tpm: Buffer.from(akTpm2b).toString('base64'),
+    ek_tpm: Buffer.from(ekTpm2b).toString('base64'),
+    iak_cert: null,
+    idevid_cert: null,
+    ip: '127.0.0.1',
+    port: 9002,
+    mtls_cert: 'disabled',
+    ...extra,
+  }
+}
+
+/**
  * A software agent: an EK and an AK, the registration body, and the `auth_tag` for a blob.
  *
  * @example
@@ -177,16 +198,7 @@ export class SoftwareAgent {
 
   /** A registration body as rust-keylime sends it (null IAK/IDevID certs), plus `extra`. */
   body(extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return {
-      aik_tpm: Buffer.from(this.ak.tpm2b).toString('base64'),
-      ek_tpm: Buffer.from(this.ek.tpm2b).toString('base64'),
-      iak_cert: null,
-      idevid_cert: null,
-      ip: '127.0.0.1',
-      port: 9002,
-      mtls_cert: 'disabled',
-      ...extra,
-    }
+    return registrationBody(this.ak.tpm2b, this.ek.tpm2b, extra)
   }
 
   /** hex HMAC-SHA384(key = base64(credential), msg = agent id), as the agent computes it. */

@@ -11,11 +11,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
-import { createApp } from '../../src/http/create-app.ts'
 import { type RunningServer, startServer } from '../../src/http/serve.ts'
 import { getLogger, setLogLevel, setLogSink } from '../../src/log/logger.ts'
-import { addRegistrarRoutes } from '../../src/registrar/routes.ts'
-import { RegistrarService } from '../../src/registrar/service.ts'
+import { registrarTestApp } from '../support/test-registrar.ts'
 import { until } from '../support/until.ts'
 
 const CLIENTS = 200
@@ -27,13 +25,8 @@ let server: RunningServer
 
 beforeAll(async () => {
   kdb = await openDatabase({ url: 'memory://', keylimeDir: tmpdir() })
+  const app = registrarTestApp(kdb)
   const log = getLogger('registrar')
-  const app = createApp({ log, maxUploadSize: 64 * 1024 })
-  addRegistrarRoutes(
-    app,
-    new RegistrarService({ database: kdb, log, certStore: { get: () => new Error('none') } }),
-    'http',
-  )
   server = startServer({ name: 'registrar', fetch: app.fetch, hostname: '127.0.0.1', port: 0, log })
   restoreSink = setLogSink((l) => lines.push(JSON.parse(l) as { level: string; msg: string }), true)
   setLogLevel('DEBUG')

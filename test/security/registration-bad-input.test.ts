@@ -13,23 +13,16 @@ import { readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
-import { addVersionRoutes } from '../../src/http/add-version-routes.ts'
-import { createApp, type KeylimeApp } from '../../src/http/create-app.ts'
-import { getLogger, setLogSink } from '../../src/log/logger.ts'
-import { addRegistrarRoutes } from '../../src/registrar/routes.ts'
-import { RegistrarService } from '../../src/registrar/service.ts'
+import type { KeylimeApp } from '../../src/http/create-app.ts'
+import { setLogSink } from '../../src/log/logger.ts'
 import {
   makeSoftwareAk,
   makeSoftwareEk,
   SoftwareAgent,
 } from '../../src/registrar/software-agent.ts'
-import { TPM_ALG_ID } from '../../src/tpm/constants.ts'
 import { caseSeed, mutate, Prng } from '../../src/tpm/fuzz.ts'
-import {
-  serializeTpm2bPublic,
-  type TpmPublic,
-  type TpmPublicInput,
-} from '../../src/tpm/public-area.ts'
+import { hostileEks } from '../support/hostile-ek.ts'
+import { registrarTestApp } from '../support/test-registrar.ts'
 
 const FIXTURES = join(import.meta.dir, '../fixtures/ek')
 const FUZZ_CASES = 3000
@@ -42,15 +35,7 @@ let app: KeylimeApp
 beforeAll(async () => {
   restoreSink = setLogSink((l) => lines.push(l), true)
   kdb = await openDatabase({ url: 'memory://', keylimeDir: tmpdir() })
-  const log = getLogger('registrar')
-  const service = new RegistrarService({
-    database: kdb,
-    log,
-    certStore: { get: () => new Error('no store') },
-  })
-  app = createApp({ log, maxUploadSize: 64 * 1024 })
-  addVersionRoutes(app)
-  addRegistrarRoutes(app, service, 'http')
+  app = registrarTestApp(kdb)
 })
 afterAll(async () => {
   setLogSink(restoreSink)
@@ -74,63 +59,19 @@ async function send(method: string, path: string, body: string) {
   return { status: res.status, text }
 }
 
-function hostileEk(base: TpmPublic, change: (p: TpmPublicInput) => TpmPublicInput): string {
-  return Buffer.from(serializeTpm2bPublic(change(base as TpmPublicInput))).toString('base64')
-}
-
 describe('finding 8: malformed EK public areas are a typed 400, never a 500', () => {
   const agent = new SoftwareAgent(makeSoftwareEk('rsa'), makeSoftwareAk('rsa'))
-  const ecc = makeSoftwareEk('ecc').pub
-  const rsa = agent.ek.pub
-  const cases: [string, string][] = [
-    [
-      'AES-192 symmetric',
-      hostileEk(rsa, (p) => ({ ...p, symmetric: { ...p.symmetric, keyBits: 192 } })),
-    ],
-    [
-      'ECC with AES-192',
-      hostileEk(ecc, (p) => ({ ...p, symmetric: { ...p.symmetric, keyBits: 192 } })),
-    ],
-    ['RSA exponent 1', hostileEk(rsa, (p) => (p.type === 'rsa' ? { ...p, exponent: 1 } : p))],
-    [
-      'an even RSA modulus',
-      hostileEk(rsa, (p) => {
-        if (p.type !== 'rsa') return p
-        const n = new Uint8Array(p.unique.n)
-        n[n.length - 1]! &= 0xfe
-        return { ...p, unique: { n } }
-      }),
-    ],
-    [
-      'CBC mode',
-      hostileEk(rsa, (p) => ({ ...p, symmetric: { ...p.symmetric, mode: TPM_ALG_ID.CBC } })),
-    ],
-    [
-      'an ECC point off the curve',
-      hostileEk(ecc, (p) => {
-        if (p.type !== 'ecc') return p
-        const y = new Uint8Array(p.unique.y)
-        y[3]! ^= 0x10
-        return { ...p, unique: { x: p.unique.x, y } }
-      }),
-    ],
-    [
-      'an unknown nameAlg',
-      hostileEk(rsa, (p) => ({ ...p, nameAlg: 0x0012, authPolicy: new Uint8Array(0) })),
-    ],
-  ]
-  for (const [name, ekTpm] of cases) {
-    test(`${name}: 400 in the envelope, no ERROR line`, async () => {
+  for (const { name, tpm2b, reason } of hostileEks()) {
+    test(`${name}: 400 in the envelope naming ek_tpm, no ERROR line`, async () => {
       const from = lines.length
-      const r = await send(
-        'POST',
-        `/v2.6/agents/hostile-ek`,
-        JSON.stringify(agent.body({ ek_tpm: ekTpm })),
-      )
+      const ekTpm = Buffer.from(tpm2b).toString('base64')
+      const body = JSON.stringify(agent.body({ ek_tpm: ekTpm }))
+      const r = await send('POST', `/v2.6/agents/hostile-ek`, body)
       expect(r.status).toBe(400)
       const env = JSON.parse(r.text) as { code: number; status: string; results: unknown }
       expect(env.code).toBe(400)
       expect(env.status).toContain('ek_tpm')
+      expect(env.status).toContain(reason)
       expect(env.results).toEqual({})
       expect(errorLines(from)).toEqual([])
     })

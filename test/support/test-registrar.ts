@@ -1,7 +1,8 @@
 /**
  * A registrar started in-process for end-to-end and security tests: `startRegistrar` with a fresh
  * cv_ca (server certificate, admin client certificate), both listeners on 127.0.0.1 port 0, on a
- * given database; plus small clients for the plain port and the admin (mTLS) port.
+ * given database; plus small clients for the plain port and the admin (mTLS) port. And, for
+ * `app.request()` tests, the agent-facing app alone.
  *
  * @module
  */
@@ -16,9 +17,13 @@ import {
 } from '../../src/ca/index.ts'
 import { loadRegistrarConfig, type RegistrarConfig } from '../../src/config/index.ts'
 import type { KeylimeDatabase } from '../../src/db/index.ts'
+import { addVersionRoutes } from '../../src/http/add-version-routes.ts'
+import { createApp, type KeylimeApp } from '../../src/http/create-app.ts'
 import type { Envelope } from '../../src/http/envelope.ts'
 import type { RoleHandle } from '../../src/http/role.ts'
 import { getLogger } from '../../src/log/logger.ts'
+import { addRegistrarRoutes } from '../../src/registrar/routes.ts'
+import { RegistrarService } from '../../src/registrar/service.ts'
 import { startRegistrar } from '../../src/registrar/start-registrar.ts'
 
 /** PEM material of the cv_ca's admin client. */
@@ -125,4 +130,20 @@ export async function startTestRegistrar(options: {
       rmSync(work, { recursive: true, force: true })
     },
   }
+}
+
+/**
+ * The registrar's agent-facing app (plain-port routes, 64 KiB bodies) on `database`, for
+ * `app.request()` tests: no listener, no TLS.
+ */
+export function registrarTestApp(database: KeylimeDatabase): KeylimeApp {
+  const log = getLogger('registrar')
+  const app = createApp({ log, maxUploadSize: 64 * 1024 })
+  addVersionRoutes(app)
+  addRegistrarRoutes(
+    app,
+    new RegistrarService({ database, log, certStore: { get: () => new Error('no store') } }),
+    'http',
+  )
+  return app
 }

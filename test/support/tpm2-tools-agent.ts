@@ -9,6 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { registrationBody } from '../../src/registrar/software-agent.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './swtpm.ts'
 
 /** Tools a {@link Tpm2ToolsAgent} needs besides swtpm. */
@@ -153,19 +154,9 @@ export class Tpm2ToolsAgent {
     return out.trim().split(/\s+/).pop()!
   }
 
-  /** A registration body as rust-keylime sends it, for the AK `ak`. */
+  /** A registration body as rust-keylime sends it, for the AK `ak`, with the EK certificate. */
   body(ak: Buffer, extra: Record<string, unknown> = {}): Record<string, unknown> {
-    return {
-      aik_tpm: ak.toString('base64'),
-      ek_tpm: this.ekPub.toString('base64'),
-      ekcert: this.ekCertChainPem,
-      iak_cert: null,
-      idevid_cert: null,
-      ip: '127.0.0.1',
-      port: 9002,
-      mtls_cert: 'disabled',
-      ...extra,
-    }
+    return registrationBody(ak, this.ekPub, { ekcert: this.ekCertChainPem, ...extra })
   }
 
   /** Stops swtpm and removes its state and the work directory. */
