@@ -31,6 +31,7 @@ import { VerifierStore } from './store.ts'
 /** The verifier's public actions (version discovery, verify identity/evidence), by path. */
 const PUBLIC_PATH =
   /^\/(versions?\/?)?$|^\/v3(\.0)?\/?$|^\/v2(\.\d+)?\/verify\/(identity|evidence)\/?$/
+
 /** Options beyond the configuration (tests, benchmarks, embedding). */
 export interface StartVerifierOptions {
   /**
