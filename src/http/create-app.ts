@@ -3,8 +3,9 @@
  *
  * It gives every role the same edge behaviour, in one place:
  * - every response, errors included, in Keylime's `{code, status, results}` envelope;
- * - typed {@link KeylimeError}s mapped to their HTTP status and message; anything else → 500 with a
- *   generic text (details go to the log, never to the client);
+ * - typed {@link KeylimeError}s mapped to their HTTP status and message; a database outage → 503
+ *   (`unavailable-response.ts`); anything else → 500 with a generic text (details go to the log,
+ *   as `describeError` describes them, never to the client);
  * - request bodies capped at `max_upload_size` (413), counted while streaming so a lying or absent
  *   `Content-Length` does not help;
  * - trailing slashes accepted (`/agents/` = `/agents`), as upstream's router does.
@@ -15,8 +16,10 @@ import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { HTTPException } from 'hono/http-exception'
 import { isKeylimeError } from '../errors.ts'
+import { stackFrames } from '../log/describe-error.ts'
 import type { Logger } from '../log/logger.ts'
 import { envelopeResponse } from './envelope.ts'
+import { unavailableResponse } from './unavailable-response.ts'
 
 /** Upstream's default `max_upload_size` (100 MiB). */
 export const DEFAULT_MAX_UPLOAD_SIZE = 104_857_600
@@ -58,25 +61,18 @@ export function createApp(options: CreateAppOptions): KeylimeApp {
   app.notFound(() => envelopeResponse(404, 'Not Found'))
 
   app.onError((err) => {
+    const unavailable = unavailableResponse(err, log)
+    if (unavailable !== undefined) return unavailable
     if (isKeylimeError(err)) {
-      if (err.status >= 500) log.error(err.message, { code: err.code, cause: describe(err.cause) })
+      if (err.status >= 500) log.error(err.message, { code: err.code, cause: err.cause })
       return envelopeResponse(err.status, err.message)
     }
     if (err instanceof HTTPException) {
       return envelopeResponse(err.status, err.message || 'Request failed')
     }
-    log.error('unhandled error in request handler', { error: describe(err), stack: stackOf(err) })
+    log.error('unhandled error in request handler', { error: err, stack: stackFrames(err) })
     return envelopeResponse(500, 'Internal Server Error')
   })
 
   return app
-}
-
-function describe(err: unknown): string | undefined {
-  if (err === undefined) return undefined
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
-}
-
-function stackOf(err: unknown): string | undefined {
-  return err instanceof Error ? err.stack?.split('\n').slice(1, 6).join(' | ') : undefined
 }

@@ -8,6 +8,8 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
+import type { DatabaseHealthStatus } from '../db/database-health.ts'
+import type { KeylimeDatabase } from '../db/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { createApp } from '../http/create-app.ts'
 import { MtlsClient } from '../http/mtls-client.ts'
@@ -59,6 +61,20 @@ export interface VerifierHandle extends RoleHandle {
   /** The kept-alive agent connections. */
   agents: AgentConnections
   instanceId: string
+}
+
+/**
+ * `/health`'s verdict: `ok`, or `unhealthy` (HTTP 503) with the reason while the database cannot
+ * serve; the state of the database either way.
+ */
+function databaseHealth(database: KeylimeDatabase): {
+  status: string
+  reason?: string
+  database: DatabaseHealthStatus & { location: string }
+} {
+  const db = { location: database.location, ...database.health.status }
+  if (db.state === 'up') return { status: 'ok', database: db }
+  return { status: 'unhealthy', reason: `database unavailable: ${db.reason ?? ''}`, database: db }
 }
 
 /** Starts the verifier's listener and loop. */
@@ -154,6 +170,7 @@ export async function startVerifier(
     maxInFlight: options.maxInFlight ?? 512,
     flushMs: options.flushMs ?? 200,
     leaseMs,
+    dbHealth: ctx.database.health,
   })
   const service = new VerifierService({
     store,
@@ -190,7 +207,7 @@ export async function startVerifier(
       })
     },
     health: () => ({
-      status: 'ok',
+      ...databaseHealth(ctx.database),
       agents: loop.records.size,
       lag: Math.round(loop.scheduler.currentLag()) / 1000,
       in_flight: loop.scheduler.inFlight,
