@@ -171,7 +171,16 @@ export class PostgresGuard {
     const fn = args[args.length - 1] as (sql: postgres.TransactionSql) => unknown
     const guarded = async (sql: postgres.TransactionSql) => {
       if (expired) throw unavailable(this.#timeoutMs) // rolled back, never run
-      const result = await fn(sql)
+      let result: unknown
+      try {
+        result = await fn(sql)
+      } catch (error) {
+        // The connection is gone: begin() rejects through its close. A ROLLBACK sent now would
+        // be written to postgres.js's nulled socket from a timer, an uncatchable TypeError that
+        // ends the process (porsager/postgres#1066, #1208), so this body never settles instead.
+        if (connectionLost(error)) return new Promise<never>(() => {})
+        throw error
+      }
       if (expired) throw unavailable(this.#timeoutMs) // rolled back instead of committed
       return result
     }
@@ -230,6 +239,27 @@ function unavailable(timeoutMs: number): DatabaseError {
     `the database did not answer within ${timeoutMs} ms (database_timeout)`,
     { status: 503 },
   )
+}
+
+/** Codes of an error that ends the connection it happened on (socket, postgres.js, SQLSTATE). */
+const LOST = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+  'ECONNRESET',
+  'EPIPE',
+  '57P01',
+  '57P02',
+])
+
+/** Whether `error` means the transaction's connection is closed (not merely a failed statement). */
+function connectionLost(error: unknown): boolean {
+  // drizzle wraps the driver's error as the cause of its own
+  for (let e = error, i = 0; e instanceof Error && i < 3; e = e.cause, i++) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && (LOST.has(code) || code.startsWith('08'))) return true
+  }
+  return false
 }
 
 /** An error shaped like postgres.js's own connection errors (`code` is what callers test). */
