@@ -56,6 +56,17 @@ interface PendingQuery extends PromiseLike<unknown> {
   raw(): PendingQuery
   execute(): PendingQuery
   cancel(): unknown
+  catch(onRejected?: (reason: unknown) => unknown): Promise<unknown>
+  finally(onFinally?: () => void): Promise<unknown>
+}
+
+/** Drops a statement still queued in postgres.js; one already sent is cancelled server-side. */
+function cancelQuietly(q: PendingQuery): void {
+  try {
+    void Promise.resolve(q.cancel()).catch(() => {})
+  } catch {
+    // nothing to cancel
+  }
 }
 
 /**
@@ -86,8 +97,7 @@ export class PostgresGuard {
     return {
       socket: (o) => this.#open(o),
       connect_timeout: this.#timeoutMs / 1000,
-      backoff: (attempt) =>
-        (0.5 + Math.random() / 2) * Math.min(3 ** attempt / 100, MAX_BACKOFF_S),
+      backoff: (attempt) => (0.5 + Math.random() / 2) * Math.min(3 ** attempt / 100, MAX_BACKOFF_S),
     }
   }
 
@@ -153,14 +163,15 @@ export class PostgresGuard {
         return wrapped
       },
       cancel: () => q.cancel(),
+      // biome-ignore lint/suspicious/noThenProperty: postgres.js queries are thenables; drizzle awaits them
       then(onFulfilled, onRejected) {
-        return guard
-          .#bounded(q, () => {
-            try {
-              void Promise.resolve(q.cancel()).catch(() => {})
-            } catch {}
-          })
-          .then(onFulfilled, onRejected)
+        return guard.#bounded(q, () => cancelQuietly(q)).then(onFulfilled, onRejected)
+      },
+      catch(onRejected) {
+        return Promise.resolve(wrapped).catch(onRejected)
+      },
+      finally(onFinally) {
+        return Promise.resolve(wrapped).finally(onFinally)
       },
     }
     return wrapped
@@ -196,7 +207,10 @@ export class PostgresGuard {
     if (!(this.#timeoutMs > 0)) {
       // database_timeout = 0: no bound, outcomes still reported
       return Promise.resolve(work).then(
-        (value) => (this.#report(), value),
+        (value) => {
+          this.#report()
+          return value
+        },
         (error: unknown) => {
           this.#report(error)
           throw error

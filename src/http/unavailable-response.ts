@@ -21,7 +21,12 @@ export function unavailableResponse(err: unknown, log: Logger): Response | undef
   const unavailable = asDatabaseUnavailable(err)
   if (unavailable === undefined) return undefined
   throttle.write(log, 'WARNING', 'database unavailable; requests answered 503', { error: err })
-  return envelopeResponse(503, 'Service Unavailable: database unavailable', {}, {
-    'Retry-After': String(RETRY_AFTER_S),
-  })
+  return envelopeResponse(
+    503,
+    'Service Unavailable: database unavailable',
+    {},
+    {
+      'Retry-After': String(RETRY_AFTER_S),
+    },
+  )
 }

@@ -72,23 +72,29 @@ describe('describeError', () => {
   })
 
   test('server fields: names kept, detail, where, hint and values dropped', () => {
-    const e = Object.assign(new Error(`duplicate key value violates unique constraint "verifiermain_pkey"`), {
-      severity: 'ERROR',
-      code: '23505',
-      detail: `Key (agent_id)=(${SECRET}) already exists.`,
-      where: `SQL statement "insert … '${SECRET}'"`,
-      hint: SECRET,
-      table_name: 'verifiermain',
-      constraint_name: 'verifiermain_pkey',
-      routine: '_bt_check_unique',
-      query: `insert … '${SECRET}'`,
-      parameters: [SECRET],
-    })
+    const e = Object.assign(
+      new Error(`duplicate key value violates unique constraint "verifiermain_pkey"`),
+      {
+        severity: 'ERROR',
+        code: '23505',
+        detail: `Key (agent_id)=(${SECRET}) already exists.`,
+        where: `SQL statement "insert … '${SECRET}'"`,
+        hint: SECRET,
+        table_name: 'verifiermain',
+        constraint_name: 'verifiermain_pkey',
+        routine: '_bt_check_unique',
+        query: `insert … '${SECRET}'`,
+        parameters: [SECRET],
+      },
+    )
     expect(describeError(e)).toBe(
       'ERROR 23505: duplicate key value violates unique constraint "verifiermain_pkey" (table=verifiermain, constraint=verifiermain_pkey, routine=_bt_check_unique)',
     )
     expect(
-      describeServerMessage({ code: '22P02', message: `invalid input value for enum x: "${SECRET}"` }),
+      describeServerMessage({
+        code: '22P02',
+        message: `invalid input value for enum x: "${SECRET}"`,
+      }),
     ).toBe('ERROR 22P02: invalid input value for enum x')
     expect(describeServerMessage({ code: '42601', message: `syntax error at "${SECRET}"` })).toBe(
       'ERROR 42601: syntax error at "…"',

@@ -164,7 +164,10 @@ for (const target of databaseTargets()) {
     }
 
     /** Runs `request` with fresh log capture in text, then JSON lines. */
-    async function capture(json: boolean, request: () => Promise<Response>): Promise<Outcome> {
+    async function capture(
+      json: boolean,
+      request: () => Response | Promise<Response>,
+    ): Promise<Outcome> {
       lines.length = 0
       setLogSink((l) => lines.push(l), json)
       const res = await request()

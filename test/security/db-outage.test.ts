@@ -22,7 +22,11 @@ import { createApp, type KeylimeApp } from '../../src/http/create-app.ts'
 import { getLogger, setLogSink } from '../../src/log/logger.ts'
 import { addRegistrarRoutes } from '../../src/registrar/routes.ts'
 import { RegistrarService } from '../../src/registrar/service.ts'
-import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../../src/registrar/software-agent.ts'
+import {
+  makeSoftwareAk,
+  makeSoftwareEk,
+  SoftwareAgent,
+} from '../../src/registrar/software-agent.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { createTestCa, startTestVerifier } from '../../src/verifier/test-support.ts'
 import { databaseTargets, type FreshLocation } from '../support/databases.ts'
@@ -61,7 +65,12 @@ describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a 
     })
     const ca = await createTestCa()
     const caDir = await loadCaDir(ca.caDir)
-    fleet = await startFleet({ count: 2, caCertPem: caDir.caCertPem, listen: 'ports', seed: 'db-outage' })
+    fleet = await startFleet({
+      count: 2,
+      caCertPem: caDir.caCertPem,
+      listen: 'ports',
+      seed: 'db-outage',
+    })
     verifier = await startTestVerifier(kdb, ca, { quote_interval: '0.2' }, { flushMs: 100 })
     for (const a of fleet.agents) {
       await enrollAgent({
@@ -178,7 +187,8 @@ describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a 
     await until(
       () =>
         fleet.agents.every(
-          (a, i) => (verifier.loop.records.get(a.uuid)?.attestationCount ?? 0) > (during[i] ?? 0) + 2,
+          (a, i) =>
+            (verifier.loop.records.get(a.uuid)?.attestationCount ?? 0) > (during[i] ?? 0) + 2,
         ),
       10_000,
       `${kind}: attestation continuing during the outage`,
