@@ -34,6 +34,7 @@ import type { DatabaseHealth } from '../db/database-health.ts'
 import { compareApiVersions } from '../http/api-version.ts'
 import { type MtlsResponse, PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
 import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
+import { describeError } from '../log/describe-error.ts'
 import { LogThrottle } from '../log/log-throttle.ts'
 import type { LogFields, Logger } from '../log/logger.ts'
 import type { AgentConnections, AgentTarget } from './agent-connections.ts'
@@ -146,6 +147,7 @@ export class AttestationLoop {
   #stopped = false
   /** Repeated write and lease failures: one line a minute per kind, with the count held back. */
   readonly #failures = new LogThrottle(60_000)
+  #writeFailure: { since: number; what: string; error: string } | undefined
   readonly #started = Date.now()
   liveInstances = 1
 
@@ -714,7 +716,7 @@ export class AttestationLoop {
           if (!notWritten.has(r.id)) r.written = colds[i]
         }
         for (const r of dirty) if (!notWritten.has(r.id)) r.leaseUntil = expires
-        this.#writeSucceeded(WRITE_FAILED)
+        this.#writeSucceeded()
         if (missed.length > 0) await this.#reconcile(missed)
       } catch (err) {
         // kept in memory, written by a later flush: nothing is lost while the database is away
@@ -840,7 +842,7 @@ export class AttestationLoop {
         if (versions.ima.get(id) !== e.version) this.invalidatePolicies()
       for (const [id, e] of this.#mb)
         if (versions.mb.get(id) !== e.version) this.invalidatePolicies()
-      this.#writeSucceeded(LEASE_FAILED)
+      this.#writeSucceeded()
     } catch (err) {
       this.#writeFailed(LEASE_FAILED, err)
     } finally {
@@ -848,9 +850,17 @@ export class AttestationLoop {
     }
   }
 
-  #writeSucceeded(what: string): void {
+  /**
+   * Since when batched state writes or lease ticks have failed without a success in between, and
+   * the last error (for `/health`); undefined while they succeed.
+   */
+  get writeFailure(): { since: number; what: string; error: string } | undefined {
+    return this.#writeFailure
+  }
+
+  #writeSucceeded(): void {
     this.#o.dbHealth?.report()
-    this.#failures.reset(what)
+    this.#writeFailure = undefined
   }
 
   /**
@@ -861,6 +871,11 @@ export class AttestationLoop {
   #writeFailed(what: string, err: unknown, fields: LogFields = {}): void {
     const health = this.#o.dbHealth
     health?.report(err)
+    this.#writeFailure = {
+      since: this.#writeFailure?.since ?? Date.now(),
+      what,
+      error: describeError(err),
+    }
     const level = health !== undefined && isDatabaseUnavailable(err) ? 'DEBUG' : 'ERROR'
     this.#failures.write(this.#o.log, level, what, { ...fields, error: err })
   }

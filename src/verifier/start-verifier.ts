@@ -65,16 +65,23 @@ export interface VerifierHandle extends RoleHandle {
 
 /**
  * `/health`'s verdict: `ok`, or `unhealthy` (HTTP 503) with the reason while the database cannot
- * serve; the state of the database either way.
+ * serve or the loop's state writes keep failing; the state of the database either way.
  */
-function databaseHealth(database: KeylimeDatabase): {
-  status: string
-  reason?: string
-  database: DatabaseHealthStatus & { location: string }
-} {
+function verdict(
+  database: KeylimeDatabase,
+  loop: AttestationLoop,
+): { status: string; reason?: string; database: DatabaseHealthStatus & { location: string } } {
   const db = { location: database.location, ...database.health.status }
-  if (db.state === 'up') return { status: 'ok', database: db }
-  return { status: 'unhealthy', reason: `database unavailable: ${db.reason ?? ''}`, database: db }
+  if (db.state === 'down') {
+    return { status: 'unhealthy', reason: `database unavailable: ${db.reason ?? ''}`, database: db }
+  }
+  const failing = loop.writeFailure
+  if (failing !== undefined) {
+    const since = new Date(failing.since).toISOString()
+    const reason = `${failing.what} (failing since ${since}): ${failing.error}`
+    return { status: 'unhealthy', reason, database: db }
+  }
+  return { status: 'ok', database: db }
 }
 
 /** Starts the verifier's listener and loop. */
@@ -207,7 +214,7 @@ export async function startVerifier(
       })
     },
     health: () => ({
-      ...databaseHealth(ctx.database),
+      ...verdict(ctx.database, loop),
       agents: loop.records.size,
       lag: Math.round(loop.scheduler.currentLag()) / 1000,
       in_flight: loop.scheduler.inFlight,

@@ -135,13 +135,14 @@ for (const target of databaseTargets()) {
     let verifier: VerifierHandle
     let registrarHttp: KeylimeApp
     const lines: string[] = []
-    const restore = setLogSink((l) => lines.push(l), false)
+    let restore: ReturnType<typeof setLogSink>
     const failures = FAILURES.filter((f) => !f.postgresOnly || target.name === 'postgresql')
     const ak = Buffer.from(makeSoftwareAk().tpm2b).toString('base64')
     const agent = new SoftwareAgent(makeSoftwareEk('ecc'), makeSoftwareAk('ecc'))
     let n = 0
 
     beforeAll(async () => {
+      restore = setLogSink((l) => lines.push(l), false)
       kdb = await target.open()
       verifier = await startTestVerifier(kdb, await createTestCa(), { enable_agent_mtls: 'False' })
       const log = getLogger('registrar')

@@ -9,11 +9,14 @@
  * `database_timeout` plus a margin, `/health` answers non-200 naming the database, the outage is
  * logged once (not once per failed flush), and the agents keep being attested in memory. After
  * the proxy heals, `/health` is 200 again and reads work without a restart, and the snapshots the
- * verifier could not write during the outage land.
+ * verifier could not write during the outage land. With the database up but the snapshot writes
+ * failing (a constraint), `/health` is not 200 either and the failure is logged once, not once
+ * per flush.
  *
  * @module
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { sql } from 'drizzle-orm'
 import { enrollAgent } from '../../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../../bench/fleet/fleet.ts'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
@@ -49,10 +52,11 @@ describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a 
   let registrarHttp: KeylimeApp
   let registrarAdmin: KeylimeApp
   const lines: string[] = []
-  const restore = setLogSink((l) => lines.push(l), false)
+  let restore: ReturnType<typeof setLogSink>
   const registered = 'outage-registered'
 
   beforeAll(async () => {
+    restore = setLogSink((l) => lines.push(l), false)
     location = await (postgresql as NonNullable<typeof postgresql>).freshLocation()
     const u = new URL(location.url)
     proxy = await startTcpProxy({ host: u.hostname, port: Number(u.port || 5432) })
@@ -232,3 +236,81 @@ describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a 
     await outage('refused', () => proxy.refuse())
   }, 60_000)
 })
+
+for (const target of databaseTargets()) {
+  describe(`state writes failing with the database up (${target.name})`, () => {
+    let kdb: KeylimeDatabase
+    let fleet: Fleet
+    let verifier: VerifierHandle
+    const lines: string[] = []
+    let restore: ReturnType<typeof setLogSink>
+
+    beforeAll(async () => {
+      restore = setLogSink((l) => lines.push(l), false)
+      kdb = await target.open()
+      const ca = await createTestCa()
+      const caDir = await loadCaDir(ca.caDir)
+      fleet = await startFleet({
+        count: 1,
+        caCertPem: caDir.caCertPem,
+        listen: 'ports',
+        seed: `db-frozen-${target.name}`,
+      })
+      verifier = await startTestVerifier(kdb, ca, { quote_interval: '0.1' }, { flushMs: 50 })
+      const a = fleet.agents[0]!
+      await enrollAgent({
+        verifierUrl: verifier.servers[0]!.url,
+        tls: caDir.client,
+        uuid: a.uuid,
+        ip: a.contactIp,
+        port: a.contactPort,
+        akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+        mtlsCert: a.mtlsCertPem,
+      })
+    }, 60_000)
+    afterAll(async () => {
+      setLogSink(restore)
+      await verifier?.stop(500)
+      await fleet?.stop()
+      await kdb?.close()
+    }, 30_000)
+
+    test('/health not 200 while they fail, one ERROR line, nothing lost', async () => {
+      const id = fleet.agents[0]!.uuid
+      const stored = async () => (await verifier.store.getAgent(id))?.attestation_count ?? 0
+      await until(async () => (await stored()) >= 2, 20_000, 'agent attested and stored')
+      lines.length = 0
+      await kdb.db.execute(
+        sql.raw(
+          'ALTER TABLE verifiermain ADD CONSTRAINT kl_test_frozen CHECK (attestation_count < 0) NOT VALID',
+        ),
+      )
+      const frozen = await stored()
+      await until(
+        async () => (await verifier.app.request('/health')).status === 503,
+        5000,
+        '/health reporting the failing writes',
+      )
+      const h = (await (await verifier.app.request('/health')).json()) as {
+        results: { status: string; reason: string; database: { state: string } }
+      }
+      expect(h.results.status).toBe('unhealthy')
+      expect(h.results.reason).toContain('batched state write failed')
+      expect(h.results.reason).toContain('23514')
+      expect(h.results.database.state).toBe('up')
+      await Bun.sleep(1000) // about 20 more flushes, each failing
+      expect(await stored()).toBe(frozen)
+      const logged = lines.filter((l) => l.includes('batched state write failed'))
+      expect(logged).toHaveLength(1)
+      expect(logged[0]).toContain(' - ERROR - ')
+      await kdb.db.execute(sql.raw('ALTER TABLE verifiermain DROP CONSTRAINT kl_test_frozen'))
+      const memory = verifier.loop.records.get(id)?.attestationCount ?? 0
+      await until(async () => (await stored()) >= memory, 5000, 'held-back snapshots written')
+      await until(
+        async () => (await verifier.app.request('/health')).status === 200,
+        5000,
+        '/health back to 200',
+      )
+    }, 60_000)
+  })
+}
