@@ -17,10 +17,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { sql } from 'drizzle-orm'
 import type { KeylimeDatabase } from '../../src/db/index.ts'
-import { createApp, type KeylimeApp } from '../../src/http/create-app.ts'
-import { getLogger, setLogSink } from '../../src/log/logger.ts'
-import { addRegistrarRoutes } from '../../src/registrar/routes.ts'
-import { RegistrarService } from '../../src/registrar/service.ts'
+import type { KeylimeApp } from '../../src/http/create-app.ts'
+import { setLogSink } from '../../src/log/logger.ts'
 import {
   activateCredentialSoftware,
   makeSoftwareAk,
@@ -30,6 +28,7 @@ import {
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { createTestCa, startTestVerifier } from '../../src/verifier/test-support.ts'
 import { databaseTargets } from '../support/databases.ts'
+import { registrarApps } from '../support/registrar-apps.ts'
 
 /** One way to make the statement writing `table` fail; `undo` restores the table. */
 interface Failure {
@@ -145,14 +144,7 @@ for (const target of databaseTargets()) {
       restore = setLogSink((l) => lines.push(l), false)
       kdb = await target.open()
       verifier = await startTestVerifier(kdb, await createTestCa(), { enable_agent_mtls: 'False' })
-      const log = getLogger('registrar')
-      const service = new RegistrarService({
-        database: kdb,
-        log,
-        certStore: { get: () => new Error('no store') },
-      })
-      registrarHttp = createApp({ log })
-      addRegistrarRoutes(registrarHttp, service, 'http')
+      registrarHttp = registrarApps(kdb).http
     }, 60_000)
     afterAll(async () => {
       setLogSink(restore)

@@ -21,10 +21,8 @@ import { enrollAgent } from '../../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../../bench/fleet/fleet.ts'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
-import { createApp, type KeylimeApp } from '../../src/http/create-app.ts'
-import { getLogger, setLogSink } from '../../src/log/logger.ts'
-import { addRegistrarRoutes } from '../../src/registrar/routes.ts'
-import { RegistrarService } from '../../src/registrar/service.ts'
+import type { KeylimeApp } from '../../src/http/create-app.ts'
+import { setLogSink } from '../../src/log/logger.ts'
 import {
   makeSoftwareAk,
   makeSoftwareEk,
@@ -33,6 +31,7 @@ import {
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { createTestCa, startTestVerifier } from '../../src/verifier/test-support.ts'
 import { databaseTargets, type FreshLocation } from '../support/databases.ts'
+import { registrarApps } from '../support/registrar-apps.ts'
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts'
 import { until } from '../support/until.ts'
 
@@ -42,6 +41,25 @@ const TIMEOUT_MS = 1000
 const MARGIN_MS = 1500
 
 const postgresql = databaseTargets().find((t) => t.name === 'postgresql')
+
+/** Enrols every agent of `fleet` with `verifier` over mTLS, as the tenant does. */
+async function enrolFleet(
+  verifier: VerifierHandle,
+  caDir: Awaited<ReturnType<typeof loadCaDir>>,
+  fleet: Fleet,
+): Promise<void> {
+  for (const a of fleet.agents) {
+    await enrollAgent({
+      verifierUrl: verifier.servers[0]!.url,
+      tls: caDir.client,
+      uuid: a.uuid,
+      ip: a.contactIp,
+      port: a.contactPort,
+      akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+      mtlsCert: a.mtlsCertPem,
+    })
+  }
+}
 
 describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a proxy)', () => {
   let location: FreshLocation
@@ -76,27 +94,10 @@ describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a 
       seed: 'db-outage',
     })
     verifier = await startTestVerifier(kdb, ca, { quote_interval: '0.2' }, { flushMs: 100 })
-    for (const a of fleet.agents) {
-      await enrollAgent({
-        verifierUrl: verifier.servers[0]!.url,
-        tls: caDir.client,
-        uuid: a.uuid,
-        ip: a.contactIp,
-        port: a.contactPort,
-        akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-        mtlsCert: a.mtlsCertPem,
-      })
-    }
-    const log = getLogger('registrar')
-    const service = new RegistrarService({
-      database: kdb,
-      log,
-      certStore: { get: () => new Error('no store') },
-    })
-    registrarHttp = createApp({ log })
-    addRegistrarRoutes(registrarHttp, service, 'http')
-    registrarAdmin = createApp({ log })
-    addRegistrarRoutes(registrarAdmin, service, 'mtls')
+    await enrolFleet(verifier, caDir, fleet)
+    const registrar = registrarApps(kdb)
+    registrarHttp = registrar.http
+    registrarAdmin = registrar.admin
     const agent = new SoftwareAgent(makeSoftwareEk('ecc'), makeSoftwareAk('ecc'))
     const reg = await call(registrarHttp, 'POST', `/v2.6/agents/${registered}`, agent.body())
     expect(reg.status).toBe(200)
@@ -257,16 +258,7 @@ for (const target of databaseTargets()) {
         seed: `db-frozen-${target.name}`,
       })
       verifier = await startTestVerifier(kdb, ca, { quote_interval: '0.1' }, { flushMs: 50 })
-      const a = fleet.agents[0]!
-      await enrollAgent({
-        verifierUrl: verifier.servers[0]!.url,
-        tls: caDir.client,
-        uuid: a.uuid,
-        ip: a.contactIp,
-        port: a.contactPort,
-        akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-        mtlsCert: a.mtlsCertPem,
-      })
+      await enrolFleet(verifier, caDir, fleet)
     }, 60_000)
     afterAll(async () => {
       setLogSink(restore)
