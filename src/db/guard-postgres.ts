@@ -96,7 +96,8 @@ export class PostgresGuard {
   get clientOptions(): GuardedClientOptions {
     return {
       socket: (o) => this.#open(o),
-      connect_timeout: this.#timeoutMs / 1000,
+      // no bound: postgres.js's default connect timeout
+      connect_timeout: this.#timeoutMs > 0 ? this.#timeoutMs / 1000 : 30,
       backoff: (attempt) => (0.5 + Math.random() / 2) * Math.min(3 ** attempt / 100, MAX_BACKOFF_S),
     }
   }

@@ -359,8 +359,14 @@ async function openPostgres(
   const onnotice = (notice: postgres.Notice) =>
     log.debug('postgres notice', { notice: describeServerMessage(notice) })
   const timeoutMs = opts.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
-  let health: DatabaseHealth | undefined
-  const guard = new PostgresGuard({ timeoutMs, report: (e) => health?.report(e) })
+  // the probe runs only once started, below, when `guarded` exists
+  const health = new DatabaseHealth({
+    location,
+    log,
+    probe: () => guarded.unsafe('select 1'),
+    probeMs: opts.probeMs,
+  })
+  const guard = new PostgresGuard({ timeoutMs, report: (e) => health.report(e) })
   const client = postgres(url, {
     max: poolMax,
     onnotice,
@@ -381,19 +387,12 @@ async function openPostgres(
   const db = drizzlePostgres({ client: guarded, schema }) as unknown as Db
   // migrations may take longer than any statement bound: they use the client unguarded
   const migrationDb = drizzlePostgres({ client, schema }) as unknown as Db
-  health = new DatabaseHealth({
-    location,
-    log,
-    probe: () => guarded.unsafe('select 1'),
-    probeMs: opts.probeMs,
-  })
   health.start()
-  const started = health
   return {
     db,
     kind: 'postgres',
     location,
-    health: started,
+    health,
     async migrate() {
       // A separate one-connection client holds the session-level lock, so the pool stays free for
       // the migration itself even with a pool of one.
@@ -415,7 +414,7 @@ async function openPostgres(
       }
     },
     async shutdown() {
-      started.stop()
+      health.stop()
       await client.end({ timeout: 5 })
     },
   }

@@ -13,9 +13,10 @@
  *   that is not an identifier is replaced and anything after the first colon dropped; a message
  *   raised by a database function is dropped whole) and the schema/table/column/constraint/type
  *   names and routine;
- * - any other error keeps its name and the first line of its message, values removed the same
- *   way, except {@link KeylimeError}s, whose messages are written never to hold secrets;
- * - anything else thrown is named by its type only.
+ * - any other error keeps its name, its `code` and the first line of its message with quoted text
+ *   other than identifiers replaced, except a `KeylimeError`, whose message is written never to
+ *   hold secrets and is kept as it is;
+ * - a thrown string is treated as such a message; any other thrown value is named by its type.
  *
  * The cause chain is followed a few levels. Nothing here throws, whatever it is handed.
  *
