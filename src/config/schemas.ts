@@ -129,7 +129,7 @@ export const VERIFIER_SCHEMA = {
     auto_recover_attestation_failures: bool('False'),
     shutdown_drain_timeout: ufloat('10'),
     nonce_lifetime: uint('60'),
-    // keylime-ts hardening (step 1): a statement on PostgreSQL fails as an outage (503) after this
+    // keylime-ts hardening (step 1): bound of a PostgreSQL statement in s (then 503); 0 = none
     database_timeout: ufloat('5'),
   },
   revocations: {
@@ -164,7 +164,7 @@ export const REGISTRAR_SCHEMA = {
       'default',
     ),
     malformed_cert_action: opt({ type: 'enum', values: ['warn', 'reject', 'ignore'] }, 'warn'),
-    // keylime-ts hardening (step 1): a statement on PostgreSQL fails as an outage (503) after this
+    // keylime-ts hardening (step 1): bound of a PostgreSQL statement in s (then 503); 0 = none
     database_timeout: ufloat('5'),
   },
 } as const satisfies ComponentSchema
