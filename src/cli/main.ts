@@ -6,6 +6,7 @@
  */
 import type { ConfigLoadOptions } from '../config/index.ts'
 import { isKeylimeError } from '../errors.ts'
+import { describeError, stackFrames } from '../log/describe-error.ts'
 import { getLogger } from '../log/logger.ts'
 import pkg from '../../package.json' with { type: 'json' }
 import type { ToolContext } from '../tool-context.ts'
@@ -35,10 +36,9 @@ function toolContext(io: CliIo): ToolContext {
   return { stdout: { write: io.stdout }, stderr: { write: io.stderr }, cwd: process.cwd() }
 }
 
-function describeError(err: unknown): string {
-  if (isKeylimeError(err)) return err.message
-  if (err instanceof Error) return err.message
-  return String(err)
+/** A typed error's message as written; anything else as `describeError` makes it safe. */
+function describeFailure(err: unknown): string {
+  return isKeylimeError(err) ? err.message : describeError(err)
 }
 
 /*
@@ -115,7 +115,7 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
               process.exit(EXIT.OK)
             },
             (err) => {
-              log.error('shutdown failed', { error: describeError(err) })
+              log.error('shutdown failed', { error: err })
               process.exit(EXIT.FAILURE)
             },
           )
@@ -147,10 +147,8 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
       }
     }
   } catch (err) {
-    io.stderr(`keylime: ${describeError(err)}\n`)
-    if (!isKeylimeError(err) && err instanceof Error && err.stack) {
-      log.debug('failure detail', { stack: err.stack.split('\n').slice(0, 8).join(' | ') })
-    }
+    io.stderr(`keylime: ${describeFailure(err)}\n`)
+    if (!isKeylimeError(err)) log.debug('failure detail', { stack: stackFrames(err, 8) })
     return EXIT.FAILURE
   }
 }

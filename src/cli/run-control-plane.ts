@@ -59,10 +59,16 @@ const log = getLogger()
 async function roleDatabase(
   opened: KeylimeDatabase[],
   keylimeDir: string,
-  db: { database_url: string; database_pool_sz_ovfl: [number, number]; auto_migrate_db: boolean },
+  db: {
+    database_url: string
+    database_pool_sz_ovfl: [number, number]
+    auto_migrate_db: boolean
+    database_timeout: number
+  },
 ): Promise<KeylimeDatabase> {
   const database = await openDatabase({
     url: db.database_url,
+    timeoutMs: db.database_timeout * 1000,
     keylimeDir,
     poolSizeOverflow: db.database_pool_sz_ovfl,
     autoMigrate: db.auto_migrate_db,

@@ -131,6 +131,8 @@ export const VERIFIER_SCHEMA = {
     nonce_lifetime: uint('60'),
     // keylime-ts hardening (step 1): request bodies read at once (at most this × max_upload_size)
     max_concurrent_uploads: opt({ type: 'int', min: 1 }, '8'),
+    // keylime-ts hardening (step 1): bound of a PostgreSQL statement in s (then 503); 0 = none
+    database_timeout: ufloat('5'),
   },
   revocations: {
     enabled_revocation_notifications: opt(LIST, "['agent']"),
@@ -167,6 +169,8 @@ export const REGISTRAR_SCHEMA = {
     // keylime-ts hardening (step 1): body cap (bytes) and bodies read at once, both listeners
     max_upload_size: opt({ type: 'int', min: 1024 }, '65536'),
     max_concurrent_uploads: opt({ type: 'int', min: 1 }, '128'),
+    // keylime-ts hardening (step 1): bound of a PostgreSQL statement in s (then 503); 0 = none
+    database_timeout: ufloat('5'),
   },
 } as const satisfies ComponentSchema
 

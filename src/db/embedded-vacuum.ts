@@ -61,7 +61,7 @@ export function startEmbeddedVacuum(
   const timer = setInterval(() => {
     if (running !== undefined || pg.closed) return
     running = vacuumDeadTuples(pg)
-      .catch((err: unknown) => log.warn('embedded vacuum failed', { error: String(err) }))
+      .catch((err: unknown) => log.warn('embedded vacuum failed', { error: err }))
       .finally(() => {
         running = undefined
       })

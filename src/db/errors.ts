@@ -19,12 +19,17 @@ export const DATABASE_ERROR_CODES = {
   open: 'ERR_DB_OPEN',
   /** Applying migrations failed. */
   migration: 'ERR_DB_MIGRATION',
+  /** The database cannot be reached or did not answer in time (HTTP 503: retry later). */
+  unavailable: 'ERR_DB_UNAVAILABLE',
 } as const
 
 /** One of {@link DATABASE_ERROR_CODES}. */
 export type DatabaseErrorCode = (typeof DATABASE_ERROR_CODES)[keyof typeof DATABASE_ERROR_CODES]
 
-/** A failure to configure, open, lock or migrate the database (HTTP 500 at the API edge). */
+/**
+ * A failure to configure, open, lock or migrate the database (HTTP 500 at the API edge), or an
+ * outage (`ERR_DB_UNAVAILABLE`, 503).
+ */
 export class DatabaseError extends KeylimeError {
   /** The stable error code. */
   declare readonly code: DatabaseErrorCode

@@ -12,6 +12,9 @@
  *   `pg_advisory_lock(MIGRATION_LOCK_KEY)`, so processes starting together against one database
  *   migrate once and never race.
  * - **Upkeep.** The embedded database has no autovacuum worker; `embedded-vacuum.ts` stands in.
+ * - **Outages.** On PostgreSQL every statement is bounded by `timeoutMs` (`guard-postgres.ts`):
+ *   an unreachable or stalled server fails it with `ERR_DB_UNAVAILABLE` (HTTP 503). Each handle
+ *   carries the instance's {@link DatabaseHealth} for `/health`.
  * - **Speed.** A fresh embedded directory is seeded from a pre-built data directory instead of
  *   running initdb (see `load-pglite-assets.ts`).
  *
@@ -26,10 +29,13 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
 import postgres from 'postgres'
 import { getLogger } from '../log/logger.ts'
+import { describeError, describeServerMessage } from '../log/describe-error.ts'
 import { acquireDirLock, LOCK_FILE_NAME } from './acquire-dir-lock.ts'
+import { DatabaseHealth } from './database-health.ts'
 import { type EmbeddedMigration, embeddedMigrations } from './embedded-migrations.ts'
 import { startEmbeddedVacuum } from './embedded-vacuum.ts'
 import { DatabaseError } from './errors.ts'
+import { PostgresGuard } from './guard-postgres.ts'
 import { loadPgliteAssets } from './load-pglite-assets.ts'
 import { type DatabaseTarget, parseDatabaseUrl } from './parse-database-url.ts'
 import * as schema from './schema.ts'
@@ -47,6 +53,8 @@ export interface KeylimeDatabase {
   kind: 'pglite' | 'postgres'
   /** The data directory, `memory://`, or the PostgreSQL URL with its password redacted. */
   location: string
+  /** Whether the database serves, shared by every handle of the instance (`/health`). */
+  health: DatabaseHealth
   /** Releases this handle; the instance closes with its last handle. Idempotent. */
   close(): Promise<void>
 }
@@ -72,7 +80,18 @@ export interface OpenDatabaseOptions {
    * 10 s; `embedded-vacuum.ts`). PostgreSQL servers run their own autovacuum.
    */
   embeddedVacuumMs?: number
+  /**
+   * Most time one statement or transaction may take on PostgreSQL before it fails with
+   * `ERR_DB_UNAVAILABLE` (ms, default {@link DEFAULT_DATABASE_TIMEOUT_MS}; `database_timeout`).
+   * Also the connect timeout. Set by the first opener of a shared instance.
+   */
+  timeoutMs?: number
+  /** Idle time after which {@link DatabaseHealth} probes the database (ms, default 2000). */
+  probeMs?: number
 }
+
+/** Default bound of one statement on PostgreSQL: 5 s (`database_timeout = 5`). */
+export const DEFAULT_DATABASE_TIMEOUT_MS = 5000
 
 /** `pg_advisory_lock` key serialising migrations: "keylime" in ASCII. */
 export const MIGRATION_LOCK_KEY = 0x6b65796c696d65n
@@ -91,6 +110,7 @@ interface Instance {
   db: Db
   kind: 'pglite' | 'postgres'
   location: string
+  health: DatabaseHealth
   /** Runs the migrations (under the advisory lock on PostgreSQL). */
   migrate(): Promise<void>
   shutdown(): Promise<void>
@@ -128,7 +148,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<KeylimeDa
 
   let entry = share ? entries.get(key) : undefined
   if (entry === undefined) {
-    entry = { instance: createInstance(target, poolMax, opts.embeddedVacuumMs), refs: 0 }
+    entry = { instance: createInstance(target, poolMax, opts), refs: 0 }
     if (share) entries.set(key, entry)
   }
   const mine = entry
@@ -150,6 +170,7 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<KeylimeDa
     db: instance.db,
     kind: instance.kind,
     location: instance.location,
+    health: instance.health,
     async close() {
       if (closed) return
       closed = true
@@ -185,11 +206,11 @@ function poolSize([size, overflow]: [number, number]): number {
 function createInstance(
   target: DatabaseTarget,
   poolMax: number,
-  vacuumMs: number | undefined,
+  opts: OpenDatabaseOptions,
 ): Promise<Instance> {
   return target.kind === 'postgres'
-    ? openPostgres(target.url, target.location, poolMax)
-    : openPglite(target.dataDir, target.location, target.sqliteFile, vacuumMs)
+    ? openPostgres(target.url, target.location, poolMax, opts)
+    : openPglite(target.dataDir, target.location, target.sqliteFile, opts)
 }
 
 /** drizzle's `dialect.migrate(migrations, session, config)`, which both drivers' `migrate()` call. */
@@ -234,7 +255,7 @@ async function openPglite(
   dataDir: string | null,
   location: string,
   sqliteFile: string | undefined,
-  vacuumMs: number | undefined,
+  opts: OpenDatabaseOptions,
 ): Promise<Instance> {
   if (sqliteFile !== undefined) {
     log.warn(
@@ -275,9 +296,7 @@ async function openPglite(
     } catch (cause) {
       if (!fresh) throw cause
       // The bundled template does not fit this PGlite build: fall back to a real initdb.
-      log.warn('embedded database template unusable, running initdb (slow)', {
-        error: String(cause),
-      })
+      log.warn('embedded database template unusable, running initdb (slow)', { error: cause })
       if (dataDir !== null) clearDataDir(dataDir)
       pg = await PGlite.create(where, base)
     }
@@ -292,13 +311,22 @@ async function openPglite(
       )
     }
     const db = drizzlePglite({ client: pg, schema }) as unknown as Db
-    const stopVacuum = startEmbeddedVacuum(pg, vacuumMs)
+    const stopVacuum = startEmbeddedVacuum(pg, opts.embeddedVacuumMs)
+    const health = new DatabaseHealth({
+      location,
+      log,
+      probe: () => pg.query('select 1'),
+      probeMs: opts.probeMs,
+    })
+    health.start()
     return {
       db,
       kind: 'pglite',
       location,
+      health,
       migrate: () => applyMigrations(db, location),
       async shutdown() {
+        health.stop()
         try {
           await stopVacuum()
           await pg.close()
@@ -321,26 +349,50 @@ function clearDataDir(dataDir: string): void {
   }
 }
 
-async function openPostgres(url: string, location: string, poolMax: number): Promise<Instance> {
+async function openPostgres(
+  url: string,
+  location: string,
+  poolMax: number,
+  opts: OpenDatabaseOptions,
+): Promise<Instance> {
+  // a notice may quote values (a trigger's RAISE NOTICE): only its code and safe text are logged
   const onnotice = (notice: postgres.Notice) =>
-    log.debug('postgres notice', { message: notice.message })
-  const client = postgres(url, { max: poolMax, onnotice, connect_timeout: 10 })
+    log.debug('postgres notice', { notice: describeServerMessage(notice) })
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_DATABASE_TIMEOUT_MS
+  // the probe runs only once started, below, when `guarded` exists
+  const health = new DatabaseHealth({
+    location,
+    log,
+    probe: () => guarded.unsafe('select 1'),
+    probeMs: opts.probeMs,
+  })
+  const guard = new PostgresGuard({ timeoutMs, report: (e) => health.report(e) })
+  const client = postgres(url, {
+    max: poolMax,
+    onnotice,
+    ...(guard.clientOptions as Partial<postgres.Options<Record<string, never>>>),
+  })
   try {
     await client`select 1`
   } catch (cause) {
     await client.end({ timeout: 1 }).catch(() => {})
     throw new DatabaseError(
       'ERR_DB_OPEN',
-      `cannot connect to PostgreSQL at ${location}: ${cause instanceof Error ? cause.message : String(cause)}`,
+      `cannot connect to PostgreSQL at ${location}: ${describeError(cause)}`,
       { cause },
     )
   }
-  log.info('using PostgreSQL', { location, pool_max: poolMax })
-  const db = drizzlePostgres({ client, schema }) as unknown as Db
+  log.info('using PostgreSQL', { location, pool_max: poolMax, timeout_ms: timeoutMs })
+  const guarded = guard.wrap(client)
+  const db = drizzlePostgres({ client: guarded, schema }) as unknown as Db
+  // migrations may take longer than any statement bound: they use the client unguarded
+  const migrationDb = drizzlePostgres({ client, schema }) as unknown as Db
+  health.start()
   return {
     db,
     kind: 'postgres',
     location,
+    health,
     async migrate() {
       // A separate one-connection client holds the session-level lock, so the pool stays free for
       // the migration itself even with a pool of one.
@@ -348,7 +400,7 @@ async function openPostgres(url: string, location: string, poolMax: number): Pro
       try {
         await locker`select pg_advisory_lock(${MIGRATION_LOCK_KEY.toString()}::bigint)`
         try {
-          await applyMigrations(db, location)
+          await applyMigrations(migrationDb, location)
         } finally {
           await locker`select pg_advisory_unlock(${MIGRATION_LOCK_KEY.toString()}::bigint)`
         }
@@ -362,6 +414,7 @@ async function openPostgres(url: string, location: string, poolMax: number): Pro
       }
     },
     async shutdown() {
+      health.stop()
       await client.end({ timeout: 5 })
     },
   }

@@ -3,8 +3,9 @@
  *
  * It gives every role the same edge behaviour, in one place:
  * - every response, errors included, in Keylime's `{code, status, results}` envelope;
- * - typed {@link KeylimeError}s mapped to their HTTP status and message; anything else → 500 with a
- *   generic text (details go to the log, never to the client);
+ * - typed {@link KeylimeError}s mapped to their HTTP status and message; a database outage → 503
+ *   (`unavailable-response.ts`); anything else → 500 with a generic text (details go to the log,
+ *   as `describeError` describes them, never to the client);
  * - request bodies capped at `max_upload_size` (413), counted while streaming so a lying or absent
  *   `Content-Length` does not help, and read under the role's shared concurrency bound
  *   (`limit-body.ts`);
@@ -16,11 +17,13 @@
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { isKeylimeError } from '../errors.ts'
+import { stackFrames } from '../log/describe-error.ts'
 import type { Logger } from '../log/logger.ts'
 import { isClientAbort } from './body-errors.ts'
 import { BodyReadLimiter } from './body-read-limiter.ts'
 import { envelopeResponse } from './envelope.ts'
 import { limitBody } from './limit-body.ts'
+import { unavailableResponse } from './unavailable-response.ts'
 
 /** Upstream's default `max_upload_size` (100 MiB). */
 export const DEFAULT_MAX_UPLOAD_SIZE = 104_857_600
@@ -67,28 +70,21 @@ export function createApp(options: CreateAppOptions): KeylimeApp {
 
   app.onError((err) => {
     if (isClientAbort(err)) {
-      log.debug('client closed the connection mid-request', { error: describe(err) })
+      log.debug('client closed the connection mid-request', { error: err })
       return envelopeResponse(400, 'Client closed the connection')
     }
+    const unavailable = unavailableResponse(err, log)
+    if (unavailable !== undefined) return unavailable
     if (isKeylimeError(err)) {
-      if (err.status >= 500) log.error(err.message, { code: err.code, cause: describe(err.cause) })
+      if (err.status >= 500) log.error(err.message, { code: err.code, cause: err.cause })
       return envelopeResponse(err.status, err.message)
     }
     if (err instanceof HTTPException) {
       return envelopeResponse(err.status, err.message || 'Request failed')
     }
-    log.error('unhandled error in request handler', { error: describe(err), stack: stackOf(err) })
+    log.error('unhandled error in request handler', { error: err, stack: stackFrames(err) })
     return envelopeResponse(500, 'Internal Server Error')
   })
 
   return app
-}
-
-function describe(err: unknown): string | undefined {
-  if (err === undefined) return undefined
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err)
-}
-
-function stackOf(err: unknown): string | undefined {
-  return err instanceof Error ? err.stack?.split('\n').slice(1, 6).join(' | ') : undefined
 }

@@ -43,3 +43,36 @@ test('parses Python level names', () => {
   expect(parseLogLevel(' debug ')).toBe('DEBUG')
   expect(parseLogLevel('verbose')).toBeUndefined()
 })
+
+test('writes errors as describeError does: never query parameters, own properties or stack', () => {
+  const secret = 'VvVvVvVvVvVvVvVvVvVvVv=='
+  const drizzleLike = Object.assign(new Error(`Failed query: insert\nparams: ${secret}`), {
+    query: 'insert into verifiermain',
+    params: [secret],
+  })
+  const log = getLogger('verifier')
+  log.error('write failed', { error: drizzleLike, nested: { list: [drizzleLike], v: secret } })
+  log.error('thrown object', { error: { toString: 1, data: secret }, cause: `x '${secret}'` })
+  setLogSink((l) => lines.push(l), true)
+  log.error('write failed', { error: drizzleLike, other: drizzleLike })
+  expect(lines).toHaveLength(3)
+  for (const l of lines) expect(l).not.toContain(secret)
+  expect(lines[0]).toContain('error="database query failed"')
+  expect(lines[0]).toContain('"v":"[redacted]"')
+  expect(lines[1]).toContain('error="a thrown Object"')
+  expect(JSON.parse(lines[2]!)).toMatchObject({
+    error: 'database query failed',
+    other: 'database query failed',
+  })
+})
+
+test('a field JSON cannot hold does not make logging throw', () => {
+  const cycle: Record<string, unknown> = {}
+  cycle.self = cycle
+  getLogger().info('odd fields', { cycle, big: 12n })
+  expect(lines[0]).toContain('cycle="[unserializable]"')
+  expect(lines[0]).toContain('big="12"')
+  setLogSink((l) => lines.push(l), true)
+  getLogger().info('odd fields', { cycle, agent_id: 'a' })
+  expect(JSON.parse(lines[1]!)).toMatchObject({ cycle: '[unserializable]', agent_id: 'a' })
+})

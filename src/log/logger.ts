@@ -6,11 +6,15 @@
  * ```
  *
  * `KEYLIME_LOG_FORMAT=json` switches to JSON lines (`{time, level, name, msg, …fields}`) for log
- * shippers. Field values whose key names a secret (K, U, V, keys, payloads, passwords) are replaced
- * by `[redacted]` before anything is written, so a careless call site cannot leak them.
+ * shippers. Field values whose key names a secret (K, U, V, keys, payloads, passwords), at any
+ * depth, are replaced by `[redacted]` before anything is written, and every `Error` (and whatever
+ * is passed as `error` or `cause`) is written as {@link describeError} describes it — never its
+ * message whole, its stack or its own properties, where database errors keep query parameters —
+ * so a careless call site cannot leak them. Call sites pass the caught value itself.
  *
  * @module
  */
+import { describeError } from './describe-error.ts'
 
 /** Log levels, ordered; the names are Python logging's so `logging.conf` levels apply as written. */
 export const LOG_LEVELS = { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 } as const
@@ -76,12 +80,49 @@ export function setLogSink(sink: LogSink, json = state.json): LogSink {
   return previous
 }
 
+/** Fields that conventionally hold a caught value, described whatever its type. */
+const ERROR_FIELDS = new Set(['error', 'cause', 'err'])
+
 function redact(fields: LogFields): LogFields {
   const out: LogFields = {}
   for (const [key, value] of Object.entries(fields)) {
-    out[key] = SECRET_FIELDS.has(key.toLowerCase()) ? '[redacted]' : value
+    const k = key.toLowerCase()
+    if (SECRET_FIELDS.has(k)) out[key] = '[redacted]'
+    else if (value instanceof Error || (ERROR_FIELDS.has(k) && value !== undefined))
+      out[key] = describeError(value)
+    else out[key] = value
   }
   return out
+}
+
+/** `JSON.stringify` replacer: secrets and errors nested in field values get the same treatment. */
+function safeJson(key: string, value: unknown): unknown {
+  if (key !== '' && SECRET_FIELDS.has(key.toLowerCase())) return '[redacted]'
+  if (value instanceof Error) return describeError(value)
+  if (typeof value === 'bigint') return value.toString()
+  return value
+}
+
+/** JSON text of `value`; a value JSON cannot hold (a cycle) never makes logging throw. */
+function toJson(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value, safeJson)
+  } catch {
+    return '"[unserializable]"'
+  }
+}
+
+/** A JSON line of `record`, with any field JSON cannot hold replaced. */
+function jsonLine(record: LogFields): string {
+  try {
+    return JSON.stringify(record, safeJson)
+  } catch {
+    const out: LogFields = {}
+    for (const [k, v] of Object.entries(record)) {
+      out[k] = toJson(v) === '"[unserializable]"' ? '[unserializable]' : v
+    }
+    return JSON.stringify(out, safeJson)
+  }
 }
 
 function pad(n: number, width = 2): string {
@@ -96,9 +137,8 @@ function timestamp(d: Date): string {
 }
 
 function formatValue(value: unknown): string {
-  if (value instanceof Error) return JSON.stringify(value.message)
   if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value)
-  return JSON.stringify(value) ?? String(value)
+  return toJson(value) ?? `[${typeof value}]`
 }
 
 /** A named logger (`keylime.verifier`, …). */
@@ -128,7 +168,7 @@ export class Logger {
     const all = redact({ ...this.#fields, ...fields })
     const now = new Date()
     if (state.json) {
-      state.sink(JSON.stringify({ time: now.toISOString(), level, name: this.name, msg, ...all }))
+      state.sink(jsonLine({ time: now.toISOString(), level, name: this.name, msg, ...all }))
       return
     }
     const extra = Object.entries(all)

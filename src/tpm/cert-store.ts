@@ -97,7 +97,7 @@ export function loadCertStore(dir: string): CertStore {
     try {
       texts.push({ file: n, text: readFileSync(join(dir, n), 'utf8') })
     } catch (e) {
-      log.warn('ignoring unreadable file in tpm_cert_store', { file: n, error: String(e) })
+      log.warn('ignoring unreadable file in tpm_cert_store', { file: n, error: e })
     }
   }
   return certStoreFromPem(texts)

@@ -147,7 +147,7 @@ export function readTpmInfo(cert: ParsedCertificate): TpmInfo {
       }
     }
   } catch (cause) {
-    log.debug('EK certificate SAN not readable', { error: String(cause) })
+    log.debug('EK certificate SAN not readable', { error: cause })
   }
   return info
 }

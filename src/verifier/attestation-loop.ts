@@ -29,10 +29,14 @@
  */
 import { constants, publicEncrypt, randomBytes, randomInt } from 'node:crypto'
 import { hostname } from 'node:os'
+import { isDatabaseUnavailable } from '../db/database-unavailable.ts'
+import type { DatabaseHealth } from '../db/database-health.ts'
 import { compareApiVersions } from '../http/api-version.ts'
 import { type MtlsResponse, PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
 import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
-import type { Logger } from '../log/logger.ts'
+import { describeError } from '../log/describe-error.ts'
+import { LogThrottle } from '../log/log-throttle.ts'
+import type { LogFields, Logger } from '../log/logger.ts'
 import type { AgentConnections, AgentTarget } from './agent-connections.ts'
 import {
   type AgentRecord,
@@ -85,6 +89,11 @@ export interface AttestationLoopOptions {
   maxInFlight: number
   flushMs: number
   leaseMs: number
+  /**
+   * Told the outcome of every batched write and lease tick (`/health`); it logs outages, once per
+   * change of state.
+   */
+  dbHealth?: DatabaseHealth
 }
 
 /** Random bytes drawn from the CSPRNG a block at a time (one call per ~200 nonces, not per nonce). */
@@ -136,6 +145,9 @@ export class AttestationLoop {
   #renewedAll = false
   #leaseBusy = false
   #stopped = false
+  /** Repeated write and lease failures: one line a minute per kind, with the count held back. */
+  readonly #failures = new LogThrottle(60_000)
+  #writeFailure: { since: number; what: string; error: string } | undefined
   readonly #started = Date.now()
   liveInstances = 1
 
@@ -184,7 +196,7 @@ export class AttestationLoop {
       await this.#o.store.release(this.#o.instanceId, [...this.records.keys()])
       await this.#o.store.removeInstance(this.#o.instanceId)
     } catch (err) {
-      this.#o.log.warn('could not release leases at stop', { error: String(err) })
+      this.#o.log.warn('could not release leases at stop', { error: err })
     }
     this.#o.agents.close()
     this.#o.checks.close()
@@ -288,7 +300,7 @@ export class AttestationLoop {
           } catch (err) {
             this.#o.log.error('stored runtime policy does not load', {
               name: row.name,
-              error: String(err),
+              error: err,
             })
           }
         }
@@ -704,13 +716,12 @@ export class AttestationLoop {
           if (!notWritten.has(r.id)) r.written = colds[i]
         }
         for (const r of dirty) if (!notWritten.has(r.id)) r.leaseUntil = expires
+        this.#writeSucceeded()
         if (missed.length > 0) await this.#reconcile(missed)
       } catch (err) {
+        // kept in memory, written by a later flush: nothing is lost while the database is away
         for (const r of dirty) this.#markDirty(r)
-        this.#o.log.error('batched state write failed; will retry', {
-          error: String(err),
-          agents: dirty.length,
-        })
+        this.#writeFailed(WRITE_FAILED, err, { agents: dirty.length })
       } finally {
         this.#flushing = undefined
       }
@@ -831,10 +842,44 @@ export class AttestationLoop {
         if (versions.ima.get(id) !== e.version) this.invalidatePolicies()
       for (const [id, e] of this.#mb)
         if (versions.mb.get(id) !== e.version) this.invalidatePolicies()
+      this.#writeSucceeded()
     } catch (err) {
-      o.log.error('lease maintenance failed', { error: String(err) })
+      this.#writeFailed(LEASE_FAILED, err)
     } finally {
       this.#leaseBusy = false
     }
   }
+
+  /**
+   * Since when batched state writes or lease ticks have failed without a success in between, and
+   * the last error (for `/health`); undefined while they succeed.
+   */
+  get writeFailure(): { since: number; what: string; error: string } | undefined {
+    return this.#writeFailure
+  }
+
+  #writeSucceeded(): void {
+    this.#o.dbHealth?.report()
+    this.#writeFailure = undefined
+  }
+
+  /**
+   * A batched write or lease tick failed. An outage is logged by the database health, once per
+   * change of state, so here only at DEBUG; any other error at ERROR. Either at most once a
+   * minute: the flush retries every `flushMs`.
+   */
+  #writeFailed(what: string, err: unknown, fields: LogFields = {}): void {
+    const health = this.#o.dbHealth
+    health?.report(err)
+    this.#writeFailure = {
+      since: this.#writeFailure?.since ?? Date.now(),
+      what,
+      error: describeError(err),
+    }
+    const level = health !== undefined && isDatabaseUnavailable(err) ? 'DEBUG' : 'ERROR'
+    this.#failures.write(this.#o.log, level, what, { ...fields, error: err })
+  }
 }
+
+const WRITE_FAILED = 'batched state write failed; will retry'
+const LEASE_FAILED = 'lease maintenance failed'

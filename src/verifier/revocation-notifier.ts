@@ -167,7 +167,7 @@ export class RevocationNotifier {
     } catch (err) {
       this.#o.log.error('cannot sign the revocation notice (check revocation_key)', {
         agent_id: subject.agentId,
-        error: err instanceof Error ? err.message : String(err),
+        error: err,
       })
       tosend = buildRevocation({ ...subject, revocationKey: '' }, type, event)
     }

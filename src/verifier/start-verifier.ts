@@ -8,6 +8,8 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
+import type { DatabaseHealthStatus } from '../db/database-health.ts'
+import type { KeylimeDatabase } from '../db/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { createApp } from '../http/create-app.ts'
@@ -66,6 +68,27 @@ export interface VerifierHandle extends RoleHandle {
   /** The kept-alive agent connections. */
   agents: AgentConnections
   instanceId: string
+}
+
+/**
+ * `/health`'s verdict: `ok`, or `unhealthy` (HTTP 503) with the reason while the database cannot
+ * serve or the loop's state writes keep failing; the state of the database either way.
+ */
+function verdict(
+  database: KeylimeDatabase,
+  loop: AttestationLoop,
+): { status: string; reason?: string; database: DatabaseHealthStatus & { location: string } } {
+  const db = { location: database.location, ...database.health.status }
+  if (db.state === 'down') {
+    return { status: 'unhealthy', reason: `database unavailable: ${db.reason ?? ''}`, database: db }
+  }
+  const failing = loop.writeFailure
+  if (failing !== undefined) {
+    const since = new Date(failing.since).toISOString()
+    const reason = `${failing.what} (failing since ${since}): ${failing.error}`
+    return { status: 'unhealthy', reason, database: db }
+  }
+  return { status: 'ok', database: db }
 }
 
 /** Starts the verifier's listener and loop. */
@@ -161,6 +184,7 @@ export async function startVerifier(
     maxInFlight: options.maxInFlight ?? 512,
     flushMs: options.flushMs ?? 200,
     leaseMs,
+    dbHealth: ctx.database.health,
   })
   const service = new VerifierService({
     store,
@@ -210,7 +234,7 @@ export async function startVerifier(
       })
     },
     health: () => ({
-      status: 'ok',
+      ...verdict(ctx.database, loop),
       agents: loop.records.size,
       lag: Math.round(loop.scheduler.currentLag()) / 1000,
       in_flight: loop.scheduler.inFlight,
