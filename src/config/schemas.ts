@@ -129,6 +129,9 @@ export const VERIFIER_SCHEMA = {
     auto_recover_attestation_failures: bool('False'),
     shutdown_drain_timeout: ufloat('10'),
     nonce_lifetime: uint('60'),
+    // keylime-ts hardening (step 1): limits on agent answers, in bytes
+    max_agent_response_size: opt({ type: 'int', min: 65536, max: 1073741824 }, '268435456'),
+    max_agent_response_buffer: opt({ type: 'int', min: 65536 }, '536870912'),
   },
   revocations: {
     enabled_revocation_notifications: opt(LIST, "['agent']"),

@@ -22,9 +22,6 @@ export const BUDGET_FREE_BYTES = 64 * 1024
  */
 export const DEFAULT_MAX_ANSWER_BYTES = 256 * 1024 * 1024
 
-/** Default process-wide budget (`[verifier] max_agent_response_buffer`): 1 GiB. */
-export const DEFAULT_ANSWER_BUDGET_BYTES = 1024 * 1024 * 1024
-
 /** Limits of one answer. */
 export interface BodyLimits {
   /** Most bytes of the answer. */
