@@ -17,8 +17,9 @@
  *
  * @module
  */
-import { X509Certificate } from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import { KeylimeError } from '../errors.ts'
+import { BoundedCache } from '../protocol/bounded-cache.ts'
 import { BodyLimitError, BoundedBody, DEFAULT_MAX_ANSWER_BYTES } from './bounded-body.ts'
 import type { ByteBudget } from './byte-budget.ts'
 
@@ -135,9 +136,15 @@ function describeFetchError(err: unknown): string {
   return TLS_HINTS[key] ?? `${key ? `${key}: ` : ''}${e.message ?? String(err)}`
 }
 
-/** Pinned certificate → the name to verify it by (bounded; agents' certs rarely change). */
-const pinnedNames = new Map<string, string | null>()
-const PINNED_NAMES_MAX = 50_000
+/**
+ * Pinned certificate → the name to verify it by (agents' certs rarely change). Keyed by a digest
+ * of host and certificate, so the certificates' size does not count.
+ */
+const pinnedNames = new BoundedCache<string | null>({
+  maxEntries: 50_000,
+  maxBytes: 8 * 1024 * 1024,
+  sizeOf: (name) => name?.length ?? 0,
+})
 
 /**
  * The name a pinned certificate can be verified by: its first DNS SAN, an IP SAN equal to the host
@@ -145,7 +152,7 @@ const PINNED_NAMES_MAX = 50_000
  * falls back to a no-op identity callback).
  */
 function pinnedServerName(certPem: string, host: string): string | null | undefined {
-  const cacheKey = `${host}\n${certPem}`
+  const cacheKey = createHash('sha256').update(`${host}\n${certPem}`).digest('base64')
   const cached = pinnedNames.get(cacheKey)
   if (cached !== undefined) return cached
   let name: string | null | undefined
@@ -162,10 +169,7 @@ function pinnedServerName(certPem: string, host: string): string | null | undefi
   } catch {
     name = undefined
   }
-  if (name !== undefined) {
-    if (pinnedNames.size >= PINNED_NAMES_MAX) pinnedNames.clear()
-    pinnedNames.set(cacheKey, name)
-  }
+  if (name !== undefined) pinnedNames.set(cacheKey, name)
   return name
 }
 

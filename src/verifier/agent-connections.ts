@@ -100,6 +100,11 @@ const RESUME_COST = 0.2
 const SESSION_MAX_AGE_MS = 24 * 3_600_000
 const SESSIONS_MAX = 100_000
 /**
+ * Larger sessions are not kept. One holds the agent's certificate chain (a few KB): an agent with
+ * a huge chain pays full handshakes rather than holding memory for the life of the process.
+ */
+const SESSION_MAX_BYTES = 16 * 1024
+/**
  * A newer session replaces a kept one older than this. Agents that close idle connections
  * (interval longer than their keep-alive) would otherwise replace every session every round.
  */
@@ -326,7 +331,8 @@ export class AgentConnections {
       if (this.#sessions.size >= SESSIONS_MAX) break
       if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') continue
       const at = Number(e[2])
-      if (!(at > oldest) || this.#sessions.has(e[0])) continue
+      if (!(at > oldest) || this.#sessions.has(e[0]) || e[1].length > SESSION_MAX_BYTES * 2)
+        continue
       this.#sessions.set(e[0], { s: Buffer.from(e[1], 'base64'), at })
       added++
     }
@@ -403,7 +409,7 @@ export class AgentConnections {
     const s = conn.socket
     if (s === undefined || conn.verify === 'plain') return
     const sess = s.getSession() as unknown as Buffer | undefined
-    if (sess === undefined || sess.length === 0) return
+    if (sess === undefined || sess.length === 0 || sess.length > SESSION_MAX_BYTES) return
     const kept = this.#sessions.get(conn.key)
     const now = Date.now()
     if (kept === undefined) {
