@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'bun:test'
-import { caseSeed, fuzzParser, mutate, Prng } from '../tpm/fuzz.ts'
+import { caseSeed, fuzzParser, mutate } from '../tpm/fuzz.ts'
 import { BodyLimitError, BoundedBody } from './bounded-body.ts'
 import { ByteBudget } from './byte-budget.ts'
+import { http1FuzzSeeds, isHttp1TypedError, readHttp1InPieces } from './http1-fuzz-target.ts'
 import { Http1Error, type Http1Response, Http1ResponseReader } from './http1-response-reader.ts'
 
 const MB = 1024 * 1024
@@ -299,34 +300,14 @@ describe('Http1ResponseReader: limits', () => {
 })
 
 describe('Http1ResponseReader: fuzzing', () => {
-  const seeds = [
-    `${head('Content-Length: 11\r\n\r\n')}hello world`,
-    chunked(['{"results":', '{"a":', '1}}'], 'Trailer-A: x\r\n'),
-    `${head('Transfer-Encoding: chunked\r\n\r\n')}1;e="a b"\r\nx\r\n0\r\n\r\n`,
-    `HTTP/1.1 100 Continue\r\n\r\n${head('Content-Length: 1\r\n\r\n')}z`,
-    `${head('\r\n')}to the close`,
-  ].map((s) => new Uint8Array(Buffer.from(s, 'latin1'))) // not Buffers: mutate() slices them
+  const seeds = http1FuzzSeeds()
 
   test('5000 mutated answers, each fed in random pieces, give an answer or a typed error', () => {
-    const isTyped = (e: unknown) => e instanceof Http1Error || e instanceof BodyLimitError
-    const report = fuzzParser(
-      'HTTP/1 response',
-      seeds,
-      (bytes) => {
-        const rng = new Prng(bytes.byteLength * 7919 + (bytes[0] ?? 0))
-        const reader = new Http1ResponseReader(new BoundedBody({ maxBytes: 4096 }), {
-          maxHeadBytes: 512,
-          maxHeaders: 8,
-        })
-        for (let p = 0; p < bytes.byteLength;) {
-          const n = 1 + rng.int(16)
-          if (reader.push(bytes.subarray(p, p + n)) !== undefined) return
-          p += n
-        }
-        return reader.end()
-      },
-      { cases: 5000, seed: 20260801, isTypedError: isTyped },
-    )
+    const report = fuzzParser('HTTP/1 response', seeds, readHttp1InPieces, {
+      cases: 5000,
+      seed: 20260801,
+      isTypedError: isHttp1TypedError,
+    })
     expect(report.failures).toEqual([])
     expect(report.accepted).toBeGreaterThan(100)
     expect(report.rejected).toBeGreaterThan(1000)

@@ -247,13 +247,19 @@ export class Http1ResponseReader {
     return line.subarray(0, line.byteLength - 1)
   }
 
-  #readHeadLine(): void {
+  /** The next head or trailer line, counted against the head limit. */
+  #limitedLine(tooLong: () => never): Buffer | undefined {
     const before = this.#pendingLen + this.#c.byteLength - this.#p
-    const line = this.#line(this.#maxHead - this.#headBytes, () => {
+    const line = this.#line(this.#maxHead - this.#headBytes, tooLong)
+    if (line !== undefined) this.#headBytes += before - (this.#c.byteLength - this.#p)
+    return line
+  }
+
+  #readHeadLine(): void {
+    const line = this.#limitedLine(() => {
       throw new Http1Error('ERR_HTTP1_HEAD_TOO_LARGE', `head longer than ${this.#maxHead} bytes`)
     })
     if (line === undefined) return
-    this.#headBytes += before - (this.#c.byteLength - this.#p)
     const text = line.toString('latin1')
     if (this.#status === 0) this.#statusLine(text)
     else if (text === '') this.#endOfHead()
@@ -449,12 +455,10 @@ export class Http1ResponseReader {
   }
 
   #readTrailer(): void {
-    const before = this.#pendingLen + this.#c.byteLength - this.#p
-    const line = this.#line(this.#maxHead - this.#headBytes, () => {
+    const line = this.#limitedLine(() => {
       throw new Http1Error('ERR_HTTP1_TRAILERS', `trailers longer than ${this.#maxHead} bytes`)
     })
     if (line === undefined) return
-    this.#headBytes += before - (this.#c.byteLength - this.#p)
     if (line.byteLength === 0) {
       this.#state = 'done'
       return
