@@ -100,10 +100,12 @@ const RESUME_COST = 0.2
 const SESSION_MAX_AGE_MS = 24 * 3_600_000
 const SESSIONS_MAX = 100_000
 /**
- * Larger sessions are not kept. One holds the agent's certificate chain (a few KB): an agent with
- * a huge chain pays full handshakes rather than holding memory for the life of the process.
+ * Larger sessions are not kept. One holds the agent's (self-signed) certificate, 1–2 KB in all:
+ * an agent with a huge certificate pays full handshakes rather than holding memory for the life
+ * of the process. All kept sessions together hold at most {@link SESSIONS_MAX_TOTAL_BYTES}.
  */
-const SESSION_MAX_BYTES = 16 * 1024
+const SESSION_MAX_BYTES = 8 * 1024
+const SESSIONS_MAX_TOTAL_BYTES = 256 * 1024 * 1024
 /**
  * A newer session replaces a kept one older than this. Agents that close idle connections
  * (interval longer than their keep-alive) would otherwise replace every session every round.
@@ -260,6 +262,7 @@ export class AgentConnections {
   readonly #idle = new Map<string, Conn[]>()
   /** TLS sessions by pool key, with when they were saved (ms since epoch). */
   readonly #sessions = new Map<string, { s: Buffer; at: number }>()
+  #sessionBytes = 0
   /** Sessions for agents that had none, and refreshed ones, since the last save. */
   #sessionsNew = 0
   #sessionsRefreshed = 0
@@ -328,12 +331,13 @@ export class AgentConnections {
     const oldest = Date.now() - SESSION_MAX_AGE_MS
     let added = 0
     for (const e of list.slice(0, SESSIONS_MAX)) {
-      if (this.#sessions.size >= SESSIONS_MAX) break
+      if (this.#sessions.size >= SESSIONS_MAX || this.#sessionBytes >= SESSIONS_MAX_TOTAL_BYTES)
+        break
       if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') continue
       const at = Number(e[2])
       if (!(at > oldest) || this.#sessions.has(e[0]) || e[1].length > SESSION_MAX_BYTES * 2)
         continue
-      this.#sessions.set(e[0], { s: Buffer.from(e[1], 'base64'), at })
+      this.#setSession(e[0], Buffer.from(e[1], 'base64'), at)
       added++
     }
     return added
@@ -414,10 +418,16 @@ export class AgentConnections {
     const now = Date.now()
     if (kept === undefined) {
       if (this.#sessions.size >= SESSIONS_MAX) return
+      if (this.#sessionBytes + sess.length > SESSIONS_MAX_TOTAL_BYTES) return
       this.#sessionsNew++
     } else if (conn.resumed && now - kept.at < SESSION_REFRESH_MS) return
     else this.#sessionsRefreshed++ // refreshed, or the kept one no longer resumes
-    this.#sessions.set(conn.key, { s: sess, at: now })
+    this.#setSession(conn.key, sess, now)
+  }
+
+  #setSession(key: string, s: Buffer, at: number): void {
+    this.#sessionBytes += s.length - (this.#sessions.get(key)?.s.length ?? 0)
+    this.#sessions.set(key, { s, at })
   }
 
   /** Connections open now (idle or busy). */
