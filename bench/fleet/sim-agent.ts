@@ -64,6 +64,10 @@ export interface AgentFaults {
   slowMs?: number
   /** Reset every connection instead of answering. */
   dead?: boolean
+  /** Add this many bytes (a `padding` field) to every integrity-quote answer. */
+  answerPadding?: number
+  /** Serve, and bind to PCR16, this text as the NK PEM (e.g. the real one wrapped in junk). */
+  nkPem?: string
 }
 
 /** Counters an agent keeps for the fleet summary. */
@@ -206,6 +210,7 @@ export class SimAgent {
       }
     }
     const tpm = this.tpm
+    const faults = () => this.faults
     this.#agentTpm = {
       hashAlg: tpm.hashAlg,
       encAlg: tpm.ekType,
@@ -213,7 +218,9 @@ export class SimAgent {
       ekTpm2b: tpm.ekTpm2b,
       akTpm2b: tpm.akTpm2b,
       ekCertPem: tpm.ekCertPem,
-      nkPem: tpm.nkPem,
+      get nkPem() {
+        return faults().nkPem ?? tpm.nkPem
+      },
       akHandle: 0x81000000,
       quote: async (nonce, pcrs) => this.#quote(nonce, pcrs),
       activateCredential: async (blob) => tpm.activateCredential(blob),
@@ -400,7 +407,12 @@ export class SimAgent {
     if (this.faults.slowMs !== undefined && this.faults.slowMs > 0) await sleep(this.faults.slowMs)
     const res = await this.#api.handle(req, url)
     if (res.status >= 400) this.stats.errors++
-    return res
+    const padding = this.faults.answerPadding ?? 0
+    if (padding <= 0 || !url.pathname.endsWith('/quotes/integrity')) return res
+    const body = (await res.json()) as { results?: Record<string, unknown> }
+    body.results = { ...body.results, padding: 'x'.repeat(padding) }
+    this.stats.faultsInjected++
+    return Response.json(body, { status: res.status })
   }
 
   /** Runs a quote with PCR16 binding and the configured faults. */
@@ -415,7 +427,7 @@ export class SimAgent {
       this.tpm.extendData(FAULT_PCR, randomBytes(32))
       this.stats.faultsInjected++
     }
-    this.tpm.bindNk()
+    this.tpm.bindNk(this.faults.nkPem)
     const selected = [...pcrs]
     if (!selected.includes(NK_BINDING_PCR)) selected.push(NK_BINDING_PCR)
     const q = this.tpm.quote(quotedNonce, selected)

@@ -337,11 +337,12 @@ export class SoftTpm {
 
   /**
    * Binds the NK to PCR16 as rust-keylime does before every quote (wire-formats §1.5):
-   * `PCR_Reset(16)` then extend every bank with `H_bank(NK PEM)`.
+   * `PCR_Reset(16)` then extend every bank with `H_bank(NK PEM)` (`pem`: what a hostile agent
+   * sends instead).
    */
-  bindNk(): void {
+  bindNk(pem: string = this.nkPem): void {
     this.resetPcr(NK_BINDING_PCR)
-    this.extendData(NK_BINDING_PCR, this.nkPem)
+    this.extendData(NK_BINDING_PCR, pem)
   }
 
   /** The next TPMS_CLOCK_INFO.clock: milliseconds since start, strictly rising per call. */

@@ -17,8 +17,11 @@
  *
  * @module
  */
-import { X509Certificate } from 'node:crypto'
+import { createHash, X509Certificate } from 'node:crypto'
 import { KeylimeError } from '../errors.ts'
+import { BoundedCache } from '../protocol/bounded-cache.ts'
+import { BodyLimitError, BoundedBody, DEFAULT_MAX_ANSWER_BYTES } from './bounded-body.ts'
+import type { ByteBudget } from './byte-budget.ts'
 
 /** TLS identity and trust of a client. */
 export interface MtlsClientOptions {
@@ -34,6 +37,8 @@ export interface MtlsClientOptions {
   timeoutMs?: number
   /** Largest response body accepted, in bytes (default 256 MiB). */
   maxResponseBytes?: number
+  /** Process-wide budget of answer bytes being read (shared with the agent pool). */
+  budget?: ByteBudget
 }
 
 /** One request. */
@@ -56,18 +61,51 @@ export interface MtlsResponse {
 
 /** The peer could not be reached or did not complete TLS. */
 export class PeerUnreachable extends KeylimeError {
-  constructor(url: string, reason: string, cause?: unknown) {
-    super('ERR_PEER_UNREACHABLE', `cannot reach ${url}: ${reason}`, { status: 502, cause })
+  constructor(url: string, reason: string, cause?: unknown, code = 'ERR_PEER_UNREACHABLE') {
+    super(code, `cannot reach ${url}: ${reason}`, { status: 502, cause })
     this.name = 'PeerUnreachable'
   }
 }
 
 /** The peer answered something that is not JSON (or too large). */
 export class PeerBadResponse extends KeylimeError {
-  constructor(url: string, reason: string) {
-    super('ERR_PEER_BAD_RESPONSE', `unexpected response from ${url}: ${reason}`, { status: 502 })
+  constructor(url: string, reason: string, code = 'ERR_PEER_BAD_RESPONSE') {
+    super(code, `unexpected response from ${url}: ${reason}`, { status: 502 })
     this.name = 'PeerBadResponse'
   }
+}
+
+/** The peer's answer is larger than the cap (`[verifier] max_agent_response_size`). */
+export class PeerAnswerTooLarge extends PeerBadResponse {
+  /** The cap (bytes). */
+  readonly limit: number
+
+  constructor(url: string, reason: string, limit: number) {
+    super(url, reason, 'ERR_PEER_ANSWER_TOO_LARGE')
+    this.name = 'PeerAnswerTooLarge'
+    this.limit = limit
+  }
+}
+
+/**
+ * This process holds as many bytes of answers as it may (`[verifier] max_agent_response_buffer`):
+ * the answer was dropped unread. Not the peer's fault; ask again later.
+ */
+export class AnswerBufferFull extends PeerUnreachable {
+  constructor(url: string, reason: string) {
+    super(url, reason, undefined, 'ERR_ANSWER_BUFFER_FULL')
+    this.name = 'AnswerBufferFull'
+  }
+}
+
+/** The peer error for an answer that hit a {@link BodyLimitError}. */
+export function peerLimitError(
+  url: string,
+  e: BodyLimitError,
+): PeerAnswerTooLarge | AnswerBufferFull {
+  return e.code === 'ERR_ANSWER_TOO_LARGE'
+    ? new PeerAnswerTooLarge(url, e.message, e.limit)
+    : new AnswerBufferFull(url, e.message)
 }
 
 /** Formats `host:port` for a URL, bracketing IPv6 literals (upstream #1408). */
@@ -98,9 +136,15 @@ function describeFetchError(err: unknown): string {
   return TLS_HINTS[key] ?? `${key ? `${key}: ` : ''}${e.message ?? String(err)}`
 }
 
-/** Pinned certificate → the name to verify it by (bounded; agents' certs rarely change). */
-const pinnedNames = new Map<string, string | null>()
-const PINNED_NAMES_MAX = 50_000
+/**
+ * Pinned certificate → the name to verify it by (agents' certs rarely change). Keyed by a digest
+ * of host and certificate, so the certificates' size does not count.
+ */
+const pinnedNames = new BoundedCache<string | null>({
+  maxEntries: 50_000,
+  maxBytes: 8 * 1024 * 1024,
+  sizeOf: (name) => name?.length ?? 0,
+})
 
 /**
  * The name a pinned certificate can be verified by: its first DNS SAN, an IP SAN equal to the host
@@ -108,7 +152,7 @@ const PINNED_NAMES_MAX = 50_000
  * falls back to a no-op identity callback).
  */
 function pinnedServerName(certPem: string, host: string): string | null | undefined {
-  const cacheKey = `${host}\n${certPem}`
+  const cacheKey = createHash('sha256').update(`${host}\n${certPem}`).digest('base64')
   const cached = pinnedNames.get(cacheKey)
   if (cached !== undefined) return cached
   let name: string | null | undefined
@@ -125,10 +169,7 @@ function pinnedServerName(certPem: string, host: string): string | null | undefi
   } catch {
     name = undefined
   }
-  if (name !== undefined) {
-    if (pinnedNames.size >= PINNED_NAMES_MAX) pinnedNames.clear()
-    pinnedNames.set(cacheKey, name)
-  }
+  if (name !== undefined) pinnedNames.set(cacheKey, name)
   return name
 }
 
@@ -148,7 +189,8 @@ export class MtlsClient {
    * Sends a request and parses the JSON answer.
    *
    * @throws PeerUnreachable on connection, TLS or timeout failures
-   * @throws PeerBadResponse when the body is not JSON or is too large
+   * @throws PeerBadResponse when the body is not JSON; PeerAnswerTooLarge over the cap
+   * @throws AnswerBufferFull when the process budget has no room for the answer
    */
   async request(url: string, req: MtlsRequest = {}): Promise<MtlsResponse> {
     const o = this.#opts
@@ -180,20 +222,37 @@ export class MtlsClient {
     } catch (err) {
       throw new PeerUnreachable(url, describeFetchError(err), err)
     }
-    const limit = o.maxResponseBytes ?? 256 * 1024 * 1024
-    const declared = Number(res.headers.get('content-length') ?? '0')
-    if (declared > limit) {
-      await res.body?.cancel()
-      throw new PeerBadResponse(url, `body of ${declared} bytes exceeds ${limit}`)
-    }
-    let text: string
+    const limits = { maxBytes: o.maxResponseBytes ?? DEFAULT_MAX_ANSWER_BYTES, budget: o.budget }
+    const answer = new BoundedBody(limits)
     try {
-      text = await res.text()
-    } catch (err) {
-      throw new PeerUnreachable(url, describeFetchError(err), err)
+      return parseMtlsResponse(url, res.status, await readBody(url, res, answer))
+    } finally {
+      answer.release() // after the parse: the text is held until then
     }
-    if (text.length > limit) throw new PeerBadResponse(url, `body exceeds ${limit} bytes`)
-    return parseMtlsResponse(url, res.status, text)
+  }
+}
+
+/**
+ * The body of `res` as text, counted chunk by chunk into `body` (a declared length over the cap
+ * fails before any byte is read), joined once.
+ *
+ * @throws PeerAnswerTooLarge, AnswerBufferFull, PeerUnreachable (the stream broke)
+ */
+async function readBody(url: string, res: Response, body: BoundedBody): Promise<string> {
+  try {
+    const declared = res.headers.get('content-length')
+    if (declared !== null && /^\d+$/.test(declared)) body.expect(Number(declared))
+    if (res.body !== null) {
+      for await (const chunk of res.body) {
+        body.count(chunk.byteLength)
+        body.keep(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+      }
+    }
+    return body.join().toString('utf8')
+  } catch (err) {
+    await res.body?.cancel().catch(() => undefined)
+    if (err instanceof BodyLimitError) throw peerLimitError(url, err)
+    throw new PeerUnreachable(url, describeFetchError(err), err)
   }
 }
 

@@ -3,8 +3,9 @@
  * upstream `Tenant.do_quote`, `validate_tpm_quote`, `check_ek`):
  *
  * 1. `hash_alg`, `enc_alg`, `sign_alg` of the identity quote are in the tenant's accept lists.
- * 2. The quote verifies with the registrar's AK (`aik_tpm`) over our nonce, and PCR16 binds the
- *    NK the agent sent (`H(0 ‖ H(pubkey))`), so U can only be decrypted inside that TPM's agent.
+ * 2. The NK the agent sent is one strict RSA `PUBLIC KEY` PEM block; the quote verifies with the
+ *    registrar's AK (`aik_tpm`) over our nonce, and PCR16 binds that NK (`H(0 ‖ H(pubkey))`), so U
+ *    can only be decrypted inside that TPM's agent.
  * 3. EK trust: with `require_ek_cert`, `ekcert` must certify `ek_tpm` and chain to
  *    `tpm_cert_store` (also `provider_keys.ekcert` for virtual TPMs); the registrar's own verdict is
  *    reported alongside. `ek_check_script` runs with upstream's environment (`AGENT_UUID`, `EK`,
@@ -16,6 +17,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { isAbsolute, join } from 'node:path'
+import { readRsaPublicKeyPem } from '../protocol/read-rsa-public-key-pem.ts'
 import { loadCertStore, verifyEkCertChain } from '../tpm/cert-store.ts'
 import type { HashAlg } from '../tpm/constants.ts'
 import { checkEkCertKey, parseEkCert } from '../tpm/ek-cert.ts'
@@ -86,6 +88,15 @@ export function checkAgentIdentity(
     (reg.regcount ?? 0) > 1
       ? `agent ${uuid} had more than one EK/EK cert registered to it (regcount ${reg.regcount}): this might indicate a misconfigured system or a malicious host; run regdelete for this agent and restart it`
       : 'the agent must quote with the AK it registered; check that it was not re-provisioned (regdelete and restart it)'
+  try {
+    readRsaPublicKeyPem(answer.pubkey)
+  } catch (e) {
+    fail(
+      `${who} carries an unusable NK: ${(e as Error).message}`,
+      'the agent must send its NK as one RSA PUBLIC KEY PEM block and nothing else',
+      e,
+    )
+  }
   try {
     const ak = parseTpm2bPublic(Buffer.from(reg.aik_tpm, 'base64'))
     const verified = verifyQuote({

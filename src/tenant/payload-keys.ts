@@ -15,10 +15,10 @@ import {
   constants,
   createCipheriv,
   createDecipheriv,
-  createPublicKey,
   publicEncrypt,
   randomBytes,
 } from 'node:crypto'
+import { readRsaPublicKeyPem } from '../protocol/read-rsa-public-key-pem.ts'
 import { computeAuthTag, verifyHmacProof } from '../tpm/hmac-proof.ts'
 
 /** The key triple (never printed). */
@@ -74,9 +74,13 @@ export function checkKeyHmac(k: Uint8Array, challenge: string, hmacHex: unknown)
   return typeof hmacHex === 'string' && verifyHmacProof(k, challenge, hmacHex)
 }
 
-/** base64(RSA-OAEP-SHA1(NK, key)) for `keys/ukey` / `keys/vkey`. */
+/**
+ * base64(RSA-OAEP-SHA1(NK, key)) for `keys/ukey` / `keys/vkey`.
+ *
+ * @throws ProtocolError when `nkPem` is not one strict RSA `PUBLIC KEY` block
+ */
 export function encryptToNk(nkPem: string, key: Uint8Array): string {
-  const pub = createPublicKey(nkPem)
+  const pub = readRsaPublicKeyPem(nkPem)
   return publicEncrypt(
     { key: pub, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' },
     key,

@@ -1,7 +1,13 @@
 import { describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
 import { isTpmError } from './errors.ts'
-import { checkNkBinding, extendPcr, nkBindingPcr16, replayPcr } from './extend-pcr.ts'
+import {
+  checkNkBinding,
+  extendPcr,
+  nkBindingPcr16,
+  pcr16CacheBytes,
+  replayPcr,
+} from './extend-pcr.ts'
 import { computeAuthTag, verifyHmacProof } from './hmac-proof.ts'
 
 describe('extendPcr / replayPcr', () => {
@@ -43,6 +49,17 @@ describe('extendPcr / replayPcr', () => {
     const changed = new Map([['sha384', new Map([[16, v.map((b) => b ^ 1)]])]])
     expect(codeOf(() => checkNkBinding(changed, 'sha384', pem))).toBe('ERR_QUOTE_PCR16')
     expect(() => checkNkBinding(pcrs, 'sha384', pem)).not.toThrow()
+  })
+})
+
+describe('PCR16 expectation cache (issue 17, finding 4)', () => {
+  test('30 distinct megabyte PEMs (a key wrapped in junk) leave it bounded in bytes', () => {
+    const pcrs = new Map([['sha256', new Map([[16, new Uint8Array(32)]])]])
+    for (let i = 0; i < 30; i++) {
+      const pem = `${i}${'junk'.repeat(256 * 1024)}`
+      expect(() => checkNkBinding(pcrs, 'sha256', pem)).toThrow('PCR16 does not bind')
+    }
+    expect(pcr16CacheBytes()).toBeLessThanOrEqual(16 * 1024 * 1024)
   })
 })
 

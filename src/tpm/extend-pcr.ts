@@ -9,6 +9,7 @@
  */
 
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { BoundedCache } from '../protocol/bounded-cache.ts'
 import { HASH_SIZE, type HashAlg } from './constants.ts'
 import { TpmError } from './errors.ts'
 
@@ -42,29 +43,38 @@ export function nkBindingPcr16(bank: HashAlg, pem: string | Uint8Array): Uint8Ar
   return extendPcr(bank, new Uint8Array(HASH_SIZE[bank]), createHash(bank).update(data).digest())
 }
 
-/** Expected PCR16 by bank and NK PEM: a verifier checks the same few thousand keys every round. */
-const pcr16Cache = new Map<string, Map<string, Uint8Array>>()
-const PCR16_CACHE_MAX = 65_536
+/**
+ * Expected PCR16 by bank and NK PEM: a verifier checks the same few thousand keys every round.
+ * Bounded in bytes as well as entries: the PEM text comes from agents.
+ */
+const pcr16Cache = new Map<HashAlg, BoundedCache<Uint8Array>>()
 
 function cachedPcr16(bank: HashAlg, pem: string | Uint8Array): Uint8Array {
   if (typeof pem !== 'string') return nkBindingPcr16(bank, pem)
   let byPem = pcr16Cache.get(bank)
   if (byPem === undefined) {
-    byPem = new Map()
+    byPem = new BoundedCache({ maxEntries: 65_536, maxBytes: 16 * 1024 * 1024, sizeOf: () => 64 })
     pcr16Cache.set(bank, byPem)
   }
   let v = byPem.get(pem)
   if (v === undefined) {
     v = nkBindingPcr16(bank, pem)
-    if (byPem.size >= PCR16_CACHE_MAX) byPem.clear()
     byPem.set(pem, v)
   }
   return v
 }
 
+/** Bytes held by the PCR16 cache (all banks), for tests. */
+export function pcr16CacheBytes(): number {
+  let n = 0
+  for (const c of pcr16Cache.values()) n += c.bytes
+  return n
+}
+
 /**
  * Checks the quoted PCR16 against the NK PEM the agent sent in `pubkey` (constant time). The
- * expected value is memoised per bank and PEM (bounded), since it depends on nothing else.
+ * expected value is memoised per bank and PEM (bounded in entries and bytes), since it depends on
+ * nothing else.
  *
  * @throws {TpmError} `ERR_QUOTE_PCR16` if PCR16 is absent from the bank or does not match.
  */

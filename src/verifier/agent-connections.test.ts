@@ -8,7 +8,13 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Server, Socket, TCPSocketListener } from 'bun'
 import { type AgentCert, createAgentCert } from '../../bench/fleet/agent-cert.ts'
-import { PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
+import { ByteBudget } from '../http/byte-budget.ts'
+import {
+  AnswerBufferFull,
+  PeerAnswerTooLarge,
+  PeerBadResponse,
+  PeerUnreachable,
+} from '../http/mtls-client.ts'
 import { AgentConnections, type AgentTarget, sessionFileFor } from './agent-connections.ts'
 import { createTestCa, type TestCa } from './test-support.ts'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
@@ -156,12 +162,14 @@ describe('AgentConnections over mTLS', () => {
     expect((r.results as { ima_measurement_list: string }).ima_measurement_list).toBe(list)
   })
 
-  test('a body over maxResponseBytes is a PeerBadResponse', async () => {
+  test('a body over maxResponseBytes is a PeerAnswerTooLarge (a PeerBadResponse)', async () => {
     const s = agentServer(agentCert, () => json({ results: 'y'.repeat(100_000) }))
     const err = await pool({ maxResponseBytes: 10_000 })
       .request(pinnedTarget(s), { path: '/x' })
       .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PeerAnswerTooLarge)
     expect(err).toBeInstanceOf(PeerBadResponse)
+    expect((err as PeerAnswerTooLarge).code).toBe('ERR_PEER_ANSWER_TOO_LARGE')
   })
 
   test.skipIf(!hasOpenssl)('an agent that speaks only TLS 1.1 is refused', async () => {
@@ -315,6 +323,75 @@ describe('AgentConnections over plain HTTP (enable_agent_mtls = False)', () => {
     })
     const r = await pool().request({ ip: '127.0.0.1', port: s.port, https: false }, { path: '/c' })
     expect(r.results).toEqual({ chunked: true })
+  })
+
+  /** Bytes that differ from offset to offset, so a misplaced or reused piece shows. */
+  const varied = (n: number) => {
+    const b = Buffer.allocUnsafe(n)
+    for (let i = 0; i < n; i++) b[i] = 97 + ((i * 7 + (i >> 9)) % 26)
+    return b.toString('latin1')
+  }
+
+  test('large answers in every framing arrive intact, written in odd pieces', async () => {
+    const list = varied(3_000_001)
+    const body = JSON.stringify({ results: { ima_measurement_list: list } })
+    const framings = [
+      `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${(body.match(/[\s\S]{1,16384}/g) ?? [])
+        .map((c) => `${c.length.toString(16)}\r\n${c}\r\n`)
+        .join('')}0\r\n\r\n`,
+      `HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${body}`,
+    ]
+    for (const wire of framings) {
+      const s = rawServer((_n, sock) => {
+        const bytes = Buffer.from(wire, 'latin1')
+        let at = 0
+        const pump = (): void => {
+          while (at < bytes.length) {
+            const n = sock.write(bytes.subarray(at, at + 1 + (at % 7919)))
+            if (n <= 0) {
+              setTimeout(pump, 1)
+              return
+            }
+            at += n
+          }
+          if (wire.includes('Connection: close')) sock.end()
+        }
+        pump()
+      })
+      const r = await pool().request({ ip: '127.0.0.1', port: s.port, https: false }, { path: '/' })
+      expect((r.results as { ima_measurement_list: string }).ima_measurement_list === list).toBe(
+        true,
+      )
+    }
+  })
+
+  test('malformed framing is a PeerBadResponse naming the framing error', async () => {
+    const s = rawServer((_n, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!')
+    })
+    const err = await pool()
+      .request({ ip: '127.0.0.1', port: s.port, https: false }, { path: '/' })
+      .catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(PeerBadResponse)
+    expect((err as PeerBadResponse).code).toBe('ERR_HTTP1_CONTENT_LENGTH')
+  })
+
+  test('the process budget: an answer that does not fit is AnswerBufferFull, and gives its bytes back', async () => {
+    const big = JSON.stringify({ results: varied(400_000) })
+    const s = rawServer((_n, sock) => {
+      sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n${big}`)
+    })
+    const budget = new ByteBudget(200_000)
+    const p = pool({ budget })
+    const t: AgentTarget = { ip: '127.0.0.1', port: s.port, https: false }
+    const err = await p.request(t, { path: '/' }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(AnswerBufferFull)
+    expect(err).toBeInstanceOf(PeerUnreachable)
+    expect(budget.used).toBe(0)
+    const roomy = new ByteBudget(1_000_000)
+    expect((await pool({ budget: roomy }).request(t, { path: '/' })).status).toBe(200)
+    expect(roomy.used).toBe(0)
   })
 
   test('garbage, silence and refusal are typed errors', async () => {

@@ -7,7 +7,8 @@
  * connections, ~115 µs CPU per request; 300 agents get a fresh TLS handshake on every request,
  * ~1.5 ms). A verifier polls thousands of agents in turn, so it needs a connection per agent that
  * stays open between quotes. This client speaks just enough HTTP/1.1 for the agent API (one
- * request at a time per connection, `Content-Length` or chunked bodies) over Bun's native sockets
+ * request at a time per connection; answers read by `src/http/http1-response-reader.ts`, in linear
+ * time under `maxResponseBytes` and the process `budget`) over Bun's native sockets
  * (`Bun.connect`): measured against `node:tls` on the same kept-alive loop, they cost about half
  * the user CPU per request (≈22 vs ≈31 µs with the kernel's share) and a third less per
  * handshake, because no Node stream machinery sits between the socket and the parser.
@@ -29,12 +30,20 @@ import type { Socket, SocketHandler } from 'bun'
 import { createHash } from 'node:crypto'
 import { chmodSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
+import { BodyLimitError, BoundedBody, DEFAULT_MAX_ANSWER_BYTES } from '../http/bounded-body.ts'
+import type { ByteBudget } from '../http/byte-budget.ts'
+import {
+  Http1Error,
+  type Http1Response,
+  Http1ResponseReader,
+} from '../http/http1-response-reader.ts'
 import {
   formatHostPort,
   type MtlsResponse,
   PeerBadResponse,
   PeerUnreachable,
   parseMtlsResponse,
+  peerLimitError,
 } from '../http/mtls-client.ts'
 
 /** Identity and limits of an {@link AgentConnections} pool. */
@@ -51,8 +60,10 @@ export interface AgentConnectionsOptions {
   timeoutMs?: number
   /** Close connections idle longer than this (ms, default 60 s). */
   idleMs?: number
-  /** Largest response body (bytes, default 256 MiB). */
+  /** Largest answer, head and framing included (bytes, `max_agent_response_size`, 256 MiB). */
   maxResponseBytes?: number
+  /** Process-wide budget of answer bytes being read (`max_agent_response_buffer`). */
+  budget?: ByteBudget
   /**
    * Connections being set up at once (default 16). A TLS handshake costs 30–200× a request on a
    * kept-alive connection; after a start or a take-over of thousands of agents, an unbounded
@@ -88,6 +99,13 @@ const RESUME_COST = 0.2
 /** Sessions older than this are not offered (servers keep tickets 2 h by default). */
 const SESSION_MAX_AGE_MS = 24 * 3_600_000
 const SESSIONS_MAX = 100_000
+/**
+ * Larger sessions are not kept. One holds the agent's (self-signed) certificate, 1–2 KB in all:
+ * an agent with a huge certificate pays full handshakes rather than holding memory for the life
+ * of the process. All kept sessions together hold at most {@link SESSIONS_MAX_TOTAL_BYTES}.
+ */
+const SESSION_MAX_BYTES = 8 * 1024
+const SESSIONS_MAX_TOTAL_BYTES = 256 * 1024 * 1024
 /**
  * A newer session replaces a kept one older than this. Agents that close idle connections
  * (interval longer than their keep-alive) would otherwise replace every session every round.
@@ -165,7 +183,6 @@ class TlsRefused extends Error {
   override readonly name = 'TlsRefused'
 }
 
-const CRLF2 = Buffer.from('\r\n\r\n')
 /**
  * How often one timer checks request deadlines and idle connections (ms). Thousands of requests
  * per second would otherwise each arm and clear a timer of their own, and each idle connection
@@ -239,62 +256,13 @@ const HANDLERS: SocketHandler<Conn> = {
   },
 }
 
-/** Parsed head of a response. */
-interface Head {
-  status: number
-  length: number
-  chunked: boolean
-  close: boolean
-  bodyStart: number
-}
-
-function parseHead(buf: Buffer, end: number): Head | undefined {
-  const text = buf.toString('latin1', 0, end)
-  const lines = text.split('\r\n')
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')
-  if (m === null) return undefined
-  let length = -1
-  let chunked = false
-  let close = (lines[0] as string).startsWith('HTTP/1.0')
-  for (let i = 1; i < lines.length; i++) {
-    const l = lines[i] as string
-    const c = l.indexOf(':')
-    if (c < 0) continue
-    const name = l.slice(0, c).trim().toLowerCase()
-    const value = l.slice(c + 1).trim()
-    if (name === 'content-length') length = Number(value)
-    else if (name === 'transfer-encoding') chunked = value.toLowerCase().includes('chunked')
-    else if (name === 'connection') close = value.toLowerCase() === 'close'
-  }
-  return { status: Number(m[1]), length, chunked, close, bodyStart: end + 4 }
-}
-
-/** Decodes a complete chunked body; undefined while incomplete. */
-function dechunk(buf: Buffer, start: number): { body: Buffer; end: number } | undefined {
-  const parts: Buffer[] = []
-  let p = start
-  for (;;) {
-    const nl = buf.indexOf('\r\n', p, 'latin1')
-    if (nl < 0) return undefined
-    const size = Number.parseInt(buf.toString('latin1', p, nl), 16)
-    if (!Number.isFinite(size) || size < 0) throw new Error('bad chunk size')
-    if (size === 0) {
-      const end = buf.indexOf('\r\n', nl + 2, 'latin1')
-      if (end < 0) return undefined
-      return { body: Buffer.concat(parts), end: end + 2 }
-    }
-    if (buf.length < nl + 2 + size + 2) return undefined
-    parts.push(buf.subarray(nl + 2, nl + 2 + size))
-    p = nl + 2 + size + 2
-  }
-}
-
 /** The pool of kept-alive agent connections of one verifier process. */
 export class AgentConnections {
   readonly #o: AgentConnectionsOptions
   readonly #idle = new Map<string, Conn[]>()
   /** TLS sessions by pool key, with when they were saved (ms since epoch). */
   readonly #sessions = new Map<string, { s: Buffer; at: number }>()
+  #sessionBytes = 0
   /** Sessions for agents that had none, and refreshed ones, since the last save. */
   #sessionsNew = 0
   #sessionsRefreshed = 0
@@ -363,11 +331,13 @@ export class AgentConnections {
     const oldest = Date.now() - SESSION_MAX_AGE_MS
     let added = 0
     for (const e of list.slice(0, SESSIONS_MAX)) {
-      if (this.#sessions.size >= SESSIONS_MAX) break
+      if (this.#sessions.size >= SESSIONS_MAX || this.#sessionBytes >= SESSIONS_MAX_TOTAL_BYTES)
+        break
       if (!Array.isArray(e) || typeof e[0] !== 'string' || typeof e[1] !== 'string') continue
       const at = Number(e[2])
-      if (!(at > oldest) || this.#sessions.has(e[0])) continue
-      this.#sessions.set(e[0], { s: Buffer.from(e[1], 'base64'), at })
+      if (!(at > oldest) || this.#sessions.has(e[0]) || e[1].length > SESSION_MAX_BYTES * 2)
+        continue
+      this.#setSession(e[0], Buffer.from(e[1], 'base64'), at)
       added++
     }
     return added
@@ -443,15 +413,21 @@ export class AgentConnections {
     const s = conn.socket
     if (s === undefined || conn.verify === 'plain') return
     const sess = s.getSession() as unknown as Buffer | undefined
-    if (sess === undefined || sess.length === 0) return
+    if (sess === undefined || sess.length === 0 || sess.length > SESSION_MAX_BYTES) return
     const kept = this.#sessions.get(conn.key)
     const now = Date.now()
     if (kept === undefined) {
       if (this.#sessions.size >= SESSIONS_MAX) return
+      if (this.#sessionBytes + sess.length > SESSIONS_MAX_TOTAL_BYTES) return
       this.#sessionsNew++
     } else if (conn.resumed && now - kept.at < SESSION_REFRESH_MS) return
     else this.#sessionsRefreshed++ // refreshed, or the kept one no longer resumes
-    this.#sessions.set(conn.key, { s: sess, at: now })
+    this.#setSession(conn.key, sess, now)
+  }
+
+  #setSession(key: string, s: Buffer, at: number): void {
+    this.#sessionBytes += s.length - (this.#sessions.get(key)?.s.length ?? 0)
+    this.#sessions.set(key, { s, at })
   }
 
   /** Connections open now (idle or busy). */
@@ -637,8 +613,9 @@ export class AgentConnections {
   /**
    * Sends one request to an agent and parses the JSON answer.
    *
-   * @throws PeerUnreachable on connection, TLS or timeout failures
-   * @throws PeerBadResponse when the answer is not HTTP/JSON or too large
+   * @throws PeerUnreachable on connection, TLS or timeout failures (AnswerBufferFull: the
+   *   process budget had no room for the answer)
+   * @throws PeerBadResponse when the answer is not HTTP/JSON (PeerAnswerTooLarge: over the cap)
    */
   async request(t: AgentTarget, req: AgentRequest): Promise<MtlsResponse> {
     const key = this.#keyOf(t)
@@ -675,11 +652,10 @@ export class AgentConnections {
   ): Promise<MtlsResponse> {
     const url = urlOf(t, req.path)
     const reused = conn.used > 0
-    const limit = this.#o.maxResponseBytes ?? 256 * 1024 * 1024
+    const maxBytes = this.#o.maxResponseBytes ?? DEFAULT_MAX_ANSWER_BYTES
     return new Promise<MtlsResponse>((resolve, reject) => {
-      let buf: Buffer = Buffer.alloc(0)
-      let head: Head | undefined
-      let got = false
+      const answer = new BoundedBody({ maxBytes, budget: this.#o.budget })
+      const reader = new Http1ResponseReader(answer)
       conn.deadline = performance.now() + timeoutMs
       conn.onTimeout = () => finish(new PeerUnreachable(url, 'timed out'))
       this.#inFlight.add(conn)
@@ -688,6 +664,7 @@ export class AgentConnections {
         this.#sweepTimer.unref()
       }
       const finish = (err: Error | undefined, res?: MtlsResponse, keep = false) => {
+        answer.release()
         this.#inFlight.delete(conn)
         conn.onTimeout = undefined
         conn.onData = undefined
@@ -701,59 +678,25 @@ export class AgentConnections {
         else conn.socket?.end()
         resolve(res as MtlsResponse)
       }
-      conn.onClose = (err) => {
-        if (!got && reused) finish(new RetryOnFresh(url, err))
-        else finish(new PeerUnreachable(url, describe(err), err))
-      }
-      conn.onData = (chunk) => {
-        got = true
-        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+      /** Parses a complete answer (before {@link finish} gives its bytes back to the budget). */
+      const done = (read: () => Http1Response | undefined) => {
+        let r: Http1Response | undefined
         try {
-          if (head === undefined) {
-            const end = buf.indexOf(CRLF2)
-            if (end < 0) {
-              if (buf.length > 65_536) finish(new PeerBadResponse(url, 'response head too large'))
-              return
-            }
-            head = parseHead(buf, end)
-            if (head === undefined) {
-              finish(new PeerBadResponse(url, 'not an HTTP/1.1 response'))
-              return
-            }
-            if (head.length > limit) {
-              finish(new PeerBadResponse(url, `body of ${head.length} bytes exceeds ${limit}`))
-              return
-            }
-          }
-          let body: Buffer
-          let end: number
-          if (head.chunked) {
-            const d = dechunk(buf, head.bodyStart)
-            if (d === undefined) {
-              if (buf.length > limit)
-                finish(new PeerBadResponse(url, `body exceeds ${limit} bytes`))
-              return
-            }
-            body = d.body
-            end = d.end
-          } else if (head.length >= 0) {
-            end = head.bodyStart + head.length
-            if (buf.length < end) return
-            body = buf.subarray(head.bodyStart, end)
-          } else {
-            // no length: body runs to the close (HTTP/1.0 style); wait for it
-            conn.onClose = () =>
-              finish(
-                undefined,
-                parseBody(url, head as Head, buf.subarray((head as Head).bodyStart)),
-              )
-            return
-          }
-          finish(undefined, parseBody(url, head, body), !head.close && end === buf.length)
+          r = read()
+          if (r === undefined) return
+          finish(undefined, parseMtlsResponse(url, r.status, r.body.toString('utf8')), r.keepAlive)
         } catch (err) {
-          finish(err instanceof PeerBadResponse ? err : new PeerBadResponse(url, String(err)))
+          finish(answerError(url, err))
         }
       }
+      conn.onClose = (err) => {
+        // only a clean close ends an answer that runs to the close
+        if (reader.started && err === undefined) done(() => reader.end())
+        else if (reader.started) finish(new PeerUnreachable(url, describe(err), err))
+        else if (reused) finish(new RetryOnFresh(url, err))
+        else finish(new PeerUnreachable(url, describe(err), err))
+      }
+      conn.onData = (chunk) => done(() => reader.push(chunk))
       let payload = ''
       let extra = ''
       if (req.json !== undefined) {
@@ -790,8 +733,15 @@ function urlOf(t: AgentTarget, path: string): string {
   return `${t.https ? 'https' : 'http'}://${formatHostPort(t.ip, t.port)}${path}`
 }
 
-function parseBody(url: string, head: Head, body: Buffer): MtlsResponse {
-  return parseMtlsResponse(url, head.status, body.toString('utf8'))
+/** The typed error for a failed read of an answer from `url`. */
+function answerError(url: string, err: unknown): Error {
+  if (err instanceof BodyLimitError) return peerLimitError(url, err)
+  if (err instanceof Http1Error && err.code === 'ERR_HTTP1_TRUNCATED') {
+    return new PeerUnreachable(url, err.message, err)
+  }
+  if (err instanceof Http1Error) return new PeerBadResponse(url, err.message, err.code)
+  if (err instanceof PeerBadResponse) return err
+  return new PeerBadResponse(url, String(err))
 }
 
 function describe(err: Error | undefined): string {

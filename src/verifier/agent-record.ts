@@ -12,6 +12,7 @@ import {
   imaStateToJSON,
   initialImaState,
 } from '../ima/index.ts'
+import { MAX_PUBLIC_KEY_PEM } from '../protocol/read-rsa-public-key-pem.ts'
 import type { ClockInfo } from '../tpm/attest.ts'
 import type { AgentTarget } from './agent-connections.ts'
 import type { AgentRow, AgentSnapshot, HotSnapshot } from './store.ts'
@@ -154,7 +155,8 @@ export function recordFromRow(row: AgentRow): AgentRecord {
     mtlsCert: row.mtls_cert && row.mtls_cert !== 'disabled' ? row.mtls_cert : null,
     v: row.v ?? null,
     encryptedV: null,
-    publicKey: row.public_key ?? '',
+    // a key stored before keys were read strictly may be megabytes: dropped, asked for again
+    publicKey: (row.public_key?.length ?? 0) <= MAX_PUBLIC_KEY_PEM ? (row.public_key ?? '') : '',
     tpmPolicyText: text,
     tpmPolicy: policy,
     metaData: row.meta_data ?? '',

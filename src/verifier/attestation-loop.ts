@@ -32,7 +32,13 @@ import { hostname } from 'node:os'
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts'
 import type { DatabaseHealth } from '../db/database-health.ts'
 import { compareApiVersions } from '../http/api-version.ts'
-import { type MtlsResponse, PeerBadResponse, PeerUnreachable } from '../http/mtls-client.ts'
+import {
+  AnswerBufferFull,
+  type MtlsResponse,
+  PeerAnswerTooLarge,
+  PeerBadResponse,
+  PeerUnreachable,
+} from '../http/mtls-client.ts'
 import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
 import { describeError } from '../log/describe-error.ts'
 import { LogThrottle } from '../log/log-throttle.ts'
@@ -475,6 +481,8 @@ export class AttestationLoop {
       })
     } catch (err) {
       if (rec.epoch !== epoch) return 'none'
+      if (err instanceof PeerAnswerTooLarge || err instanceof AnswerBufferFull)
+        return this.#answerLimit(rec, err)
       if (err instanceof PeerUnreachable || err instanceof PeerBadResponse)
         return this.#retry(rec, 'quote')
       throw err
@@ -574,6 +582,8 @@ export class AttestationLoop {
       })
     } catch (err) {
       if (rec.epoch !== epoch) return 'none'
+      if (err instanceof PeerAnswerTooLarge || err instanceof AnswerBufferFull)
+        return this.#answerLimit(rec, err)
       if (err instanceof PeerUnreachable || err instanceof PeerBadResponse)
         return this.#retry(rec, 'v')
       throw err
@@ -632,6 +642,34 @@ export class AttestationLoop {
     })
     this.scheduler.schedule(rec.id, performance.now() + wait * 1000)
     return 'retry'
+  }
+
+  /**
+   * An answer that hit a limit. Over `max_agent_response_size`: the agent FAILS at once (asking
+   * again from the same IMA entry gets the same answer), with `internal.verifier.response_too_large`.
+   * No room in `max_agent_response_buffer` (other answers hold it): asked again after
+   * `retry_interval`, not counted as a retry, since it is not the agent's failure.
+   */
+  #answerLimit(rec: AgentRecord, err: PeerAnswerTooLarge | AnswerBufferFull): Outcome {
+    if (err instanceof AnswerBufferFull) {
+      this.#o.log.info('agent answer deferred: answer buffer full', { agent_id: rec.id })
+      this.scheduler.schedule(rec.id, performance.now() + Math.abs(this.#o.retryInterval) * 1000)
+      return 'retry'
+    }
+    const f = new Failure(this.#o.rules)
+    f.add(
+      'internal.verifier.response_too_large',
+      {
+        message: 'agent answer larger than [verifier] max_agent_response_size',
+        data: err.limit,
+      },
+      false,
+    )
+    this.#o.metrics.event('internal.verifier.response_too_large')
+    if (rec.attestationCount > 0)
+      this.#o.notifier.notify(this.#subject(rec), 'comm_error', f.highest)
+    this.#fail(rec, AGENT_STATES.FAILED, f)
+    return 'error'
   }
 
   #subject(rec: AgentRecord): RevocationSubject {

@@ -6,6 +6,7 @@
  * @module
  */
 import { type ImaAgentStateJson, imaStateFromJSON, imaStateToJSON } from '../ima/index.ts'
+import type { BoundedCache } from '../protocol/bounded-cache.ts'
 import type { AgentRecord, StoredClockInfo } from './agent-record.ts'
 import type { CheckResult } from './check-quote.ts'
 import { Failure, type SeverityRules } from './failure.ts'
@@ -175,8 +176,8 @@ export function resultFromData(d: CheckJobResult, rules: SeverityRules): CheckRe
   }
 }
 
-/** Parses a `tpm_policy` text once per distinct text (bounded cache). */
-export function cachedTpmPolicy(cache: Map<string, TpmPolicy>, text: string): TpmPolicy {
+/** Parses a `tpm_policy` text once per distinct text (cache bounded in entries and bytes). */
+export function cachedTpmPolicy(cache: BoundedCache<TpmPolicy>, text: string): TpmPolicy {
   let p = cache.get(text)
   if (p === undefined) {
     try {
@@ -184,7 +185,6 @@ export function cachedTpmPolicy(cache: Map<string, TpmPolicy>, text: string): Tp
     } catch {
       p = { mask: 0, pcrs: new Map() } // as recordFromRow: a stored policy that no longer parses
     }
-    if (cache.size >= 1024) cache.clear()
     cache.set(text, p)
   }
   return p

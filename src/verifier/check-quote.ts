@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import {
   type CompiledRuntimePolicy,
   evaluateIma,
@@ -24,6 +24,8 @@ import {
   ImaKeyring,
 } from '../ima/index.ts'
 import { evaluateMeasuredBoot, MEASUREDBOOT_PCRS } from '../mb/index.ts'
+import { ProtocolError } from '../protocol/errors.ts'
+import { readRsaPublicKeyPem } from '../protocol/read-rsa-public-key-pem.ts'
 import { isHashAlg, type HashAlg } from '../tpm/constants.ts'
 import { isTpmError } from '../tpm/errors.ts'
 import { checkNkBinding } from '../tpm/extend-pcr.ts'
@@ -162,9 +164,10 @@ export function checkQuoteAnswer(
     pubkey = rec.publicKey
   } else {
     try {
-      createPublicKey(pubkey)
-    } catch {
-      f.add(`${q}.invalid_data`, { message: 'pubkey is not a public key', data: 'pubkey' }, false)
+      readRsaPublicKeyPem(pubkey) // exactly one RSA PUBLIC KEY block: junk around it is refused
+    } catch (err) {
+      const why = err instanceof ProtocolError ? err.message : 'not a public key'
+      f.add(`${q}.invalid_data`, { message: `pubkey refused: ${why}`, data: 'pubkey' }, false)
       return { kind: 'fail', failure: f }
     }
   }

@@ -28,6 +28,7 @@ self.onmessage = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
   else handle(e)
 }
 const { PolicyCache } = await import('../ima/index.ts')
+const { BoundedCache } = await import('../protocol/bounded-cache.ts')
 const { parseTpm2bPublic, toKeyObject } = await import('../tpm/public-area.ts')
 const { cachedTpmPolicy, recordFromData, resultToData } = await import('./check-job.ts')
 const { checkQuoteAnswer } = await import('./check-quote.ts')
@@ -46,8 +47,17 @@ export interface CheckWorkerInit {
 let opts: CheckOptions | undefined
 const policyCache = new PolicyCache(8)
 const policies = new Map<string, PolicyLease>()
-const tpmPolicies = new Map<string, TpmPolicy>()
-const aks = new Map<string, KeyObject>()
+// keyed by text from the enrolment (tpm_policy, ak_tpm): bounded in bytes as well as entries
+const tpmPolicies = new BoundedCache<TpmPolicy>({
+  maxEntries: 1024,
+  maxBytes: 16 * 1024 * 1024,
+  sizeOf: () => 256,
+})
+const aks = new BoundedCache<KeyObject>({
+  maxEntries: 50_000,
+  maxBytes: 64 * 1024 * 1024,
+  sizeOf: () => 1024,
+})
 
 function run(job: CheckJob): CheckJobResult {
   if (opts === undefined) return { seq: job.seq, kind: 'error', error: 'not initialised' }
@@ -71,7 +81,6 @@ function run(job: CheckJob): CheckJobResult {
   let ak = aks.get(job.rec.akTpm)
   if (ak === undefined) {
     ak = toKeyObject(parseTpm2bPublic(Buffer.from(job.rec.akTpm, 'base64')))
-    if (aks.size >= 50_000) aks.clear()
     aks.set(job.rec.akTpm, ak)
   }
   rec.akKey = ak

@@ -14,9 +14,10 @@
  *
  * @module
  */
-import { constants, createPrivateKey, type KeyObject, sign } from 'node:crypto'
+import { constants, createHash, createPrivateKey, type KeyObject, sign } from 'node:crypto'
 import { formatHostPort, type MtlsClient } from '../http/mtls-client.ts'
 import type { Logger } from '../log/logger.ts'
+import { BoundedCache } from '../protocol/bounded-cache.ts'
 import type { FailureEvent } from './failure.ts'
 
 /** What a notice is about. */
@@ -101,7 +102,7 @@ export function buildRevocation(
   type: 'revocation' | 'comm_error',
   event: FailureEvent | undefined,
   now = new Date(),
-  keyCache?: Map<string, KeyObject>,
+  keyCache?: BoundedCache<KeyObject>,
 ): { msg: string; signature: string } {
   const m: Record<string, unknown> = {
     type,
@@ -120,10 +121,12 @@ export function buildRevocation(
   const msg = pythonJsonDumps(m)
   let signature = ''
   if (subject.revocationKey !== '') {
-    let key = keyCache?.get(subject.revocationKey)
+    // keyed by a digest: neither the key text nor its size sits in the cache
+    const id = createHash('sha256').update(subject.revocationKey).digest('base64')
+    let key = keyCache?.get(id)
     if (key === undefined) {
       key = createPrivateKey(subject.revocationKey)
-      keyCache?.set(subject.revocationKey, key)
+      keyCache?.set(id, key)
     }
     signature = sign('sha256', Buffer.from(msg, 'utf8'), {
       key,
@@ -138,7 +141,11 @@ export function buildRevocation(
 export class RevocationNotifier {
   readonly #o: RevocationNotifierOptions
   readonly #pending = new Set<Promise<void>>()
-  readonly #keys = new Map<string, KeyObject>()
+  readonly #keys = new BoundedCache<KeyObject>({
+    maxEntries: 1024,
+    maxBytes: 4 * 1024 * 1024,
+    sizeOf: () => 2048,
+  })
   /** Notices sent, by channel and outcome (for metrics). */
   readonly counts = { agent_ok: 0, agent_failed: 0, webhook_ok: 0, webhook_failed: 0 }
 

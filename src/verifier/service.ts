@@ -16,6 +16,7 @@ import {
   type CompiledRuntimePolicy,
 } from '../ima/index.ts'
 import { evaluateMeasuredBootEvidence } from '../mb/index.ts'
+import { readPemBlock } from '../protocol/read-pem-block.ts'
 import { isHashAlg } from '../tpm/constants.ts'
 import { checkNkBinding } from '../tpm/extend-pcr.ts'
 import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
@@ -68,6 +69,11 @@ const REQUIRED_POST_KEYS = [
 ] as const
 
 const B64 = /^[A-Za-z0-9+/]*={0,2}$/
+
+/** Enrolment PEM inputs: one block each, bounded (a 64 KiB DER certificate, an 8192-bit key). */
+const MAX_CERT_PEM = 96 * 1024
+const MAX_PRIVATE_KEY_PEM = 16 * 1024
+const PRIVATE_KEY_LABELS = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']
 
 function bad(msg: string): never {
   throw new BadRequest(`Exception error: ${msg}`)
@@ -173,9 +179,9 @@ export class VerifierService {
       mtlsCert = mtlsRaw
       if (mtlsRaw !== 'disabled') {
         try {
-          new X509Certificate(mtlsRaw)
+          new X509Certificate(readPemBlock(mtlsRaw, ['CERTIFICATE'], MAX_CERT_PEM).der)
         } catch {
-          bad('mtls_cert is not a PEM certificate')
+          bad('mtls_cert is not one PEM certificate')
         }
       }
     }
@@ -191,9 +197,10 @@ export class VerifierService {
     const revocationKey = optString(body.revocation_key, 'revocation_key')
     if (revocationKey !== '') {
       try {
+        readPemBlock(revocationKey, PRIVATE_KEY_LABELS, MAX_PRIVATE_KEY_PEM)
         createPrivateKey(revocationKey)
       } catch {
-        bad('revocation_key is not a PEM private key')
+        bad('revocation_key is not one PEM private key')
       }
     }
     const metadata =

@@ -12,6 +12,7 @@ import type { DatabaseHealthStatus } from '../db/database-health.ts'
 import type { KeylimeDatabase } from '../db/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { BodyReadLimiter } from '../http/body-read-limiter.ts'
+import { ByteBudget } from '../http/byte-budget.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { publicRoutesOnly } from '../http/public-routes-only.ts'
@@ -126,12 +127,18 @@ export async function startVerifier(
   const instanceId =
     options.instanceId ??
     (v.port !== 0 ? `${hostname()}/${v.ip}:${v.port}` : `${hostname()}/${randomUUID()}`)
+  // answers of agents (quotes, V, revocation notices) and webhooks share one budget of bytes
+  const answerBudget = new ByteBudget(
+    Math.max(v.max_agent_response_buffer, v.max_agent_response_size),
+  )
   const client = new MtlsClient({
     cert: tls.clientCert,
     key: tls.clientKey,
     ca: tls.ca,
     verifyPeer: tls.verifyPeer,
     timeoutMs: v.request_timeout * 1000,
+    maxResponseBytes: v.max_agent_response_size,
+    budget: answerBudget,
   })
   const notifier = new RevocationNotifier({
     channels: config.revocations.enabled_revocation_notifications.map(String),
@@ -160,6 +167,8 @@ export async function startVerifier(
     ca: tls.ca,
     verifyPeer: tls.verifyPeer,
     timeoutMs: v.request_timeout * 1000,
+    maxResponseBytes: v.max_agent_response_size,
+    budget: answerBudget,
     idleMs: Math.max(30_000, 3 * quoteIntervalMs),
     connectsPerSecond: options.connectsPerSecond,
     sessionFile: sessionFileFor(ctx.keylimeDir, instanceId),
