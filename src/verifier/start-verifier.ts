@@ -158,7 +158,7 @@ export async function startVerifier(
   const service = new VerifierService({
     store,
     loop,
-    rules,
+    checks,
     verifierId: v.uuid,
     verifierIp: v.ip,
     verifierPort: v.port,
@@ -167,8 +167,6 @@ export async function startVerifier(
     leaseMs,
     enableAgentMtls: v.enable_agent_mtls && v.mode !== 'push',
     requireAllowListSignatures: v.require_allow_list_signatures,
-    mbPolicyName: v.measured_boot_policy_name,
-    ignoreTomtouErrors: v.ignore_tomtou_errors,
   })
   const app = createApp({ log, maxUploadSize: v.max_upload_size })
   addVersionRoutes(app)
