@@ -42,6 +42,8 @@ export interface StartVerifierOptions {
   connectsPerSecond?: number
   /** Check workers (default: one per core; 0 = every check on the main thread). */
   checkWorkers?: number
+  /** Check worker entry (tests: a worker that misbehaves); default `check-worker.ts`. */
+  checkWorkerEntry?: string
   /** Webhook fetch (tests). */
   fetch?: typeof fetch
 }
@@ -86,6 +88,7 @@ export async function startVerifier(
   }
   const checks = await CheckPool.start({
     size: options.checkWorkers,
+    entry: options.checkWorkerEntry,
     check,
     labels,
     severityPolicy,
