@@ -1,0 +1,91 @@
+/**
+ * Issue 17, finding 7: `POST /verify/evidence` is evaluated off the event loop. A real
+ * `keylime --verifier` child process verifies a ~40 MB evidence request (an IMA list of ~250,000
+ * real `ima-ng` lines, none allowed by the policy) while a second client probes `GET /version`
+ * over mTLS; the probes must stay prompt (c9aa72c held the loop for seconds), and the answer lists
+ * at most 100 failures with `failures_omitted` counting the rest.
+ *
+ * @module
+ */
+import { afterAll, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
+import { generateSoftTpmKey, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
+import { createTestCa } from '../../src/verifier/test-support.ts'
+import {
+  controlPlaneEnv,
+  freePort,
+  MAIN_TS,
+  spawnCollect,
+} from '../support/control-plane-process.ts'
+import { largeEvidenceBody } from '../support/large-evidence.ts'
+import { probeWhile, summarize } from '../support/probe-latency.ts'
+
+const cleanups: (() => unknown)[] = []
+afterAll(() => {
+  for (const c of cleanups.reverse()) c()
+})
+
+test('GET /version stays prompt while a 40 MB evidence request is verified', async () => {
+  const { env, dir } = await controlPlaneEnv()
+  await createTestCa(dir)
+  const port = await freePort()
+  Object.assign(env, {
+    KEYLIME_VERIFIER_IP: '127.0.0.1',
+    KEYLIME_VERIFIER_PORT: String(port),
+    KEYLIME_VERIFIER_DATABASE_URL: 'sqlite',
+    KEYLIME_LOGGING_LEVEL: 'WARNING',
+  })
+  const ca = await loadCaDir(join(dir, 'cv_ca'))
+  const run = spawnCollect([process.execPath, MAIN_TS, '--verifier'], env)
+  cleanups.push(() => run.proc.exitCode === null && run.proc.kill('SIGKILL'))
+  await run.waitFor(/keylime control plane started/, 30_000)
+
+  const tpm = new SoftTpm({
+    keys: {
+      ek: generateSoftTpmKey('ecc'),
+      ak: generateSoftTpmKey('ecc'),
+      nk: generateSoftTpmKey('rsa'),
+    },
+  })
+  const nonce = 'evidence0123456789ab'
+  const { body, lines } = largeEvidenceBody(
+    {
+      quote: tpm.quote(nonce, [10]).quote,
+      nonce,
+      hash_alg: 'sha256',
+      tpm_ek: Buffer.from(tpm.ekTpm2b).toString('base64'),
+      tpm_ak: Buffer.from(tpm.akTpm2b).toString('base64'),
+    },
+    40 << 20,
+  )
+  const tls = { ...ca.client, rejectUnauthorized: true }
+  const url = `https://127.0.0.1:${port}`
+  const t0 = performance.now()
+  const posted = fetch(`${url}/v2.5/verify/evidence`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body,
+    tls,
+  } as RequestInit).then(async (res) => ({ status: res.status, json: await res.json() }))
+  const probes = await probeWhile(`${url}/version`, ca.client, posted, 20)
+  const { status, json } = await posted
+  const took = performance.now() - t0
+  const s = summarize(probes)
+  console.log(
+    `evidence of ${(body.length / 2 ** 20).toFixed(0)} MB (${lines} lines) answered in ${took.toFixed(0)} ms; ` +
+      `/version during it: ${s.count} probes, p50 ${s.p50.toFixed(1)} ms, p99 ${s.p99.toFixed(1)} ms, max ${s.max.toFixed(1)} ms`,
+  )
+  expect(status).toBe(200)
+  const results = (
+    json as { results: { valid: boolean; failures: unknown[]; failures_omitted?: number } }
+  ).results
+  expect(results.valid).toBe(false)
+  expect(results.failures.length).toBe(100)
+  expect(results.failures.length + (results.failures_omitted ?? 0)).toBeGreaterThanOrEqual(lines)
+  // the evaluation takes seconds of CPU; the loop answers meanwhile (generous bound: shared CI)
+  expect(s.count).toBeGreaterThan(5)
+  expect(s.max).toBeLessThan(1000)
+  expect(run.proc.exitCode).toBeNull()
+  expect(await run.stop()).toBe(0)
+}, 120_000)
