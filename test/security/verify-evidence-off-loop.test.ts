@@ -1,6 +1,6 @@
 /**
  * Issue 17, finding 7: `POST /verify/evidence` is evaluated off the event loop. A real
- * `keylime --verifier` child process verifies a ~40 MB evidence request (an IMA list of ~250,000
+ * `keylime --verifier` child process verifies a ~95 MB evidence request (an IMA list of ~595,000
  * real `ima-ng` lines, none allowed by the policy) while a second client probes `GET /version`
  * over mTLS; the probes must stay prompt (c9aa72c held the loop for seconds), and the answer lists
  * at most 100 failures with `failures_omitted` counting the rest.
@@ -26,7 +26,7 @@ afterAll(() => {
   for (const c of cleanups.reverse()) c()
 })
 
-test('GET /version stays prompt while a 40 MB evidence request is verified', async () => {
+test('GET /version stays prompt while a 95 MB evidence request is verified', async () => {
   const { env, dir } = await controlPlaneEnv()
   await createTestCa(dir)
   const port = await freePort()
@@ -57,7 +57,7 @@ test('GET /version stays prompt while a 40 MB evidence request is verified', asy
       tpm_ek: Buffer.from(tpm.ekTpm2b).toString('base64'),
       tpm_ak: Buffer.from(tpm.akTpm2b).toString('base64'),
     },
-    40 << 20,
+    95 << 20,
   )
   const tls = { ...ca.client, rejectUnauthorized: true }
   const url = `https://127.0.0.1:${port}`
