@@ -20,7 +20,7 @@ import {
 } from '../../src/ima/index.ts'
 import { createRefstate, parseEventLog, replayEventLog } from '../../src/mb/index.ts'
 import type { HashAlg } from '../../src/tpm/constants.ts'
-import { mutate, Prng } from '../../src/tpm/fuzz.ts'
+import { mutate, type Prng } from '../../src/tpm/fuzz.ts'
 import { parsePcrBlob } from '../../src/tpm/pcr-blob.ts'
 import { parseTpm2bPublic, toKeyObject } from '../../src/tpm/public-area.ts'
 import { serializeQuoteString } from '../../src/tpm/quote-string.ts'
