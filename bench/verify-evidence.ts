@@ -16,13 +16,7 @@
 import 'reflect-metadata'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createTestCa } from '../src/verifier/test-support.ts'
-import {
-  controlPlaneEnv,
-  freePort,
-  MAIN_TS,
-  spawnCollect,
-} from '../test/support/control-plane-process.ts'
+import { MAIN_TS, spawnVerifier } from '../test/support/control-plane-process.ts'
 import { largeEvidenceBody } from '../test/support/large-evidence.ts'
 import { probeWhile, summarize } from '../test/support/probe-latency.ts'
 import { loadCaDir } from './fleet/load-ca-dir.ts'
@@ -41,19 +35,9 @@ const runs = Number(values.runs)
 const everyMs = Number(values.every)
 const main = resolve(values.main as string)
 
-const { env, dir } = await controlPlaneEnv()
-await createTestCa(dir)
-const port = await freePort()
-Object.assign(env, {
-  KEYLIME_VERIFIER_IP: '127.0.0.1',
-  KEYLIME_VERIFIER_PORT: String(port),
-  KEYLIME_VERIFIER_DATABASE_URL: 'sqlite',
-  KEYLIME_LOGGING_LEVEL: 'WARNING',
-})
-const ca = await loadCaDir(join(dir, 'cv_ca'))
-const child = spawnCollect([process.execPath, main, '--verifier'], env)
+const { run: child, url, dir } = await spawnVerifier({}, main)
 process.on('exit', () => child.proc.exitCode === null && child.proc.kill('SIGKILL'))
-await child.waitFor(/keylime control plane started/, 60_000)
+const ca = await loadCaDir(join(dir, 'cv_ca'))
 
 const tpm = new SoftTpm({
   keys: {
@@ -62,7 +46,6 @@ const tpm = new SoftTpm({
     nk: generateSoftTpmKey('rsa'),
   },
 })
-const url = `https://127.0.0.1:${port}`
 const tls = { ...ca.client, rejectUnauthorized: true }
 console.log(`verifier: ${main}; evidence ${mib} MiB; probe every ${everyMs} ms; ${runs} runs`)
 

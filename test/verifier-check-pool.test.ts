@@ -16,7 +16,7 @@ import { openDatabase } from '../src/db/index.ts'
 import { getLogger, setLogSink } from '../src/log/logger.ts'
 import { CheckPool } from '../src/verifier/check-pool.ts'
 import { SeverityRules } from '../src/verifier/failure.ts'
-import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
+import type { StartVerifierOptions, VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { AGENT_STATES } from '../src/verifier/states.ts'
 import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
 import { until } from './support/until.ts'
@@ -28,26 +28,32 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined)
 })
 
-/** Runs 3 IMA agents (the last with one changed digest) through a verifier; returns it. */
-async function runFleet(checkWorkers: number): Promise<{ v: VerifierHandle; fleet: Fleet }> {
+/** A verifier (quote interval 0.2 s) and `count` simulated IMA agents, not enrolled yet. */
+async function startSetup(count: number, seed: string, options: StartVerifierOptions) {
   const ca = await createTestCa()
   const kdb = await openDatabase({ url: 'memory://', keylimeDir: tmpdir() })
   const caDir = await loadCaDir(ca.caDir)
   const fleet = await startFleet({
-    count: 3,
+    count,
     caCertPem: caDir.caCertPem,
     listen: 'ports',
     sharedKeys: true,
     keyCachePath: join(tmpdir(), 'keylime-verifier-test-keys.json'),
     imaEntries: 40,
-    seed: `pool-${checkWorkers}`,
+    seed,
   })
-  const v = await startTestVerifier(kdb, ca, { quote_interval: '0.2' }, { checkWorkers })
+  const v = await startTestVerifier(kdb, ca, { quote_interval: '0.2' }, options)
   cleanups.push(async () => {
     await v.stop(200)
     await fleet.stop()
     await kdb.close()
   })
+  return { v, fleet, caDir }
+}
+
+/** Runs 3 IMA agents (the last with one changed digest) through a verifier; returns it. */
+async function runFleet(checkWorkers: number): Promise<{ v: VerifierHandle; fleet: Fleet }> {
+  const { v, fleet, caDir } = await startSetup(3, `pool-${checkWorkers}`, { checkWorkers })
   const policy = JSON.parse(fleet.imaLog?.runtimePolicy() ?? '{}') as {
     meta: { generator: number }
     digests: Record<string, string[]>
@@ -123,34 +129,12 @@ describe('check worker pool', () => {
   })
 
   test('a check that throws fails only its agent: FAILED, internal.verifier.exception, logged once', async () => {
-    const ca = await createTestCa()
-    const kdb = await openDatabase({ url: 'memory://', keylimeDir: tmpdir() })
-    const caDir = await loadCaDir(ca.caDir)
-    const fleet = await startFleet({
-      count: 2,
-      caCertPem: caDir.caCertPem,
-      listen: 'ports',
-      sharedKeys: true,
-      keyCachePath: join(tmpdir(), 'keylime-verifier-test-keys.json'),
-      imaEntries: 10,
-      seed: 'pool-throws',
-    })
     const lines: string[] = []
     const previous = setLogSink((l) => lines.push(l))
-    const v = await startTestVerifier(
-      kdb,
-      ca,
-      { quote_interval: '0.2' },
-      {
-        checkWorkers: 1,
-        checkWorkerEntry: new URL('./support/misbehaving-check-worker.ts', import.meta.url).href,
-      },
-    )
-    cleanups.push(async () => {
-      setLogSink(previous)
-      await v.stop(200)
-      await fleet.stop()
-      await kdb.close()
+    cleanups.push(async () => setLogSink(previous))
+    const { v, fleet, caDir } = await startSetup(2, 'pool-throws', {
+      checkWorkers: 1,
+      checkWorkerEntry: new URL('./support/misbehaving-check-worker.ts', import.meta.url).href,
     })
     // agent 0 asks for PCR 10, so its answers carry the IMA list and go to the (failing) worker;
     // agent 1's rounds are light and checked on the main thread

@@ -12,7 +12,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { ImaLog } from '../../bench/fleet/ima-log.ts'
 import { generateSoftTpmKey, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
-import { type BaseAnswer, hostileCases } from '../../test/support/hostile-answers.ts'
+import { type BaseAnswer, baseAnswer, hostileCases } from '../../test/support/hostile-answers.ts'
 import { initialImaState, imaStateToJSON, loadRuntimePolicy } from '../ima/index.ts'
 import { getLogger } from '../log/logger.ts'
 import { cachedTpmPolicy, recordFromData } from './check-job.ts'
@@ -64,17 +64,7 @@ function record() {
 
 /** A valid answer to `nonce` (PCRs 10 and 16, the whole IMA list). */
 function base(nonce: string): BaseAnswer {
-  tpm.bindNk()
-  return {
-    quote: tpm.quote(nonce, [10, 16]).quote,
-    hash_alg: 'sha256',
-    enc_alg: 'ecc',
-    sign_alg: 'ecdsa',
-    pubkey: tpm.nkPem,
-    ima_measurement_list: ima.text,
-    ima_measurement_list_entry: 0,
-    boottime: 1_700_000_000,
-  }
+  return baseAnswer(tpm, nonce, [10], ima.text)
 }
 
 function eventOf(r: CheckResult): string {

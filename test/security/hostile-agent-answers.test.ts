@@ -23,15 +23,9 @@ import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
 import { generateSoftTpmKey, maskToPcrs, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
 import { MtlsClient } from '../../src/http/mtls-client.ts'
 import { AGENT_STATES } from '../../src/verifier/states.ts'
-import { createTestCa } from '../../src/verifier/test-support.ts'
-import {
-  controlPlaneEnv,
-  freePort,
-  MAIN_TS,
-  spawnCollect,
-} from '../support/control-plane-process.ts'
+import { spawnVerifier } from '../support/control-plane-process.ts'
 import { type HostileAgent, startHostileAgent } from '../support/hostile-agent.ts'
-import { type BaseAnswer, type HostileCase, hostileCases } from '../support/hostile-answers.ts'
+import { baseAnswer, type HostileCase, hostileCases } from '../support/hostile-answers.ts'
 import { untilValue } from '../support/until.ts'
 
 const cleanups: (() => Promise<unknown> | unknown)[] = []
@@ -46,19 +40,13 @@ interface AgentView {
 }
 
 test('hostile agent answers fail their agents only; the verifier keeps attesting the others', async () => {
-  const { env, dir } = await controlPlaneEnv()
-  await createTestCa(dir)
-  const port = await freePort()
-  Object.assign(env, {
-    KEYLIME_VERIFIER_IP: '127.0.0.1',
-    KEYLIME_VERIFIER_PORT: String(port),
+  const { run, url, dir } = await spawnVerifier({
     KEYLIME_VERIFIER_QUOTE_INTERVAL: '0.5',
     KEYLIME_VERIFIER_RETRY_INTERVAL: '0.2',
     KEYLIME_VERIFIER_MAX_RETRIES: '2',
     KEYLIME_VERIFIER_REQUEST_TIMEOUT: '10',
-    KEYLIME_VERIFIER_DATABASE_URL: 'sqlite',
-    KEYLIME_LOGGING_LEVEL: 'WARNING',
   })
+  cleanups.push(() => run.proc.exitCode === null && run.proc.kill('SIGKILL'))
   const ca = await loadCaDir(join(dir, 'cv_ca'))
   const good = await startFleet({
     count: 2,
@@ -81,20 +69,8 @@ test('hostile agent answers fail their agents only; the verifier keeps attesting
     },
   })
   tpm.restorePcr('sha256', 10, ima.pcr10('sha256') as Uint8Array)
-  const base = (nonce: string, mask: string): BaseAnswer => {
-    tpm.bindNk()
-    const pcrs = maskToPcrs(Number.parseInt(mask.replace(/^0x/i, ''), 16) || 0)
-    return {
-      quote: tpm.quote(nonce, [...new Set([...pcrs, 16])]).quote,
-      hash_alg: 'sha256',
-      enc_alg: 'ecc',
-      sign_alg: 'ecdsa',
-      pubkey: tpm.nkPem,
-      ima_measurement_list: ima.text,
-      ima_measurement_list_entry: 0,
-      boottime: 1_700_000_000,
-    }
-  }
+  const base = (nonce: string, mask: string) =>
+    baseAnswer(tpm, nonce, maskToPcrs(Number.parseInt(mask.replace(/^0x/i, ''), 16) || 0), ima.text)
   const cert = await createAgentCert('hostile')
   const cases: (HostileCase & { version?: string; control?: true })[] = [
     ...hostileCases(),
@@ -122,10 +98,6 @@ test('hostile agent answers fail their agents only; the verifier keeps attesting
     agents.push({ id: `hostile-${i}`, c, agent })
   }
 
-  const run = spawnCollect([process.execPath, MAIN_TS, '--verifier'], env)
-  cleanups.push(() => run.proc.exitCode === null && run.proc.kill('SIGKILL'))
-  await run.waitFor(/keylime control plane started/, 30_000)
-  const url = `https://127.0.0.1:${port}`
   const common = {
     verifierUrl: url,
     tls: ca.client,

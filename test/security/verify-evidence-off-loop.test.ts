@@ -11,13 +11,7 @@ import { afterAll, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
 import { generateSoftTpmKey, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
-import { createTestCa } from '../../src/verifier/test-support.ts'
-import {
-  controlPlaneEnv,
-  freePort,
-  MAIN_TS,
-  spawnCollect,
-} from '../support/control-plane-process.ts'
+import { spawnVerifier } from '../support/control-plane-process.ts'
 import { largeEvidenceBody } from '../support/large-evidence.ts'
 import { probeWhile, summarize } from '../support/probe-latency.ts'
 
@@ -27,19 +21,9 @@ afterAll(() => {
 })
 
 test('GET /version stays prompt while a 95 MB evidence request is verified', async () => {
-  const { env, dir } = await controlPlaneEnv()
-  await createTestCa(dir)
-  const port = await freePort()
-  Object.assign(env, {
-    KEYLIME_VERIFIER_IP: '127.0.0.1',
-    KEYLIME_VERIFIER_PORT: String(port),
-    KEYLIME_VERIFIER_DATABASE_URL: 'sqlite',
-    KEYLIME_LOGGING_LEVEL: 'WARNING',
-  })
-  const ca = await loadCaDir(join(dir, 'cv_ca'))
-  const run = spawnCollect([process.execPath, MAIN_TS, '--verifier'], env)
+  const { run, url, dir } = await spawnVerifier()
   cleanups.push(() => run.proc.exitCode === null && run.proc.kill('SIGKILL'))
-  await run.waitFor(/keylime control plane started/, 30_000)
+  const ca = await loadCaDir(join(dir, 'cv_ca'))
 
   const tpm = new SoftTpm({
     keys: {
@@ -60,7 +44,6 @@ test('GET /version stays prompt while a 95 MB evidence request is verified', asy
     95 << 20,
   )
   const tls = { ...ca.client, rejectUnauthorized: true }
-  const url = `https://127.0.0.1:${port}`
   const t0 = performance.now()
   const posted = fetch(`${url}/v2.5/verify/evidence`, {
     method: 'POST',

@@ -29,6 +29,7 @@ import {
   type RoundPolicies,
 } from '../../src/verifier/check-quote.ts'
 import { SeverityRules } from '../../src/verifier/failure.ts'
+import { QUOTE_ANSWER_SHAPE } from '../../src/verifier/parse-quote-answer.ts'
 import type { TpmPolicy } from '../../src/verifier/tpm-policy.ts'
 import {
   algVariant,
@@ -141,18 +142,7 @@ const ANSWER_MUTATIONS = [
   'boottime',
   'proto-keys',
 ]
-const FIELDS = [
-  'quote',
-  'hash_alg',
-  'enc_alg',
-  'sign_alg',
-  'pubkey',
-  'ima_measurement_list',
-  'ima_measurement_list_entry',
-  'mb_measurement_list',
-  'boottime',
-  'extra',
-]
+const FIELDS = [...Object.keys(QUOTE_ANSWER_SHAPE), 'extra']
 
 /** What a check case needs besides the kit, built once per run. */
 interface Prepared {

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { QUOTE_ANSWER_SHAPE } from '../../src/verifier/parse-quote-answer.ts'
+
 /** The fields of a valid answer the cases start from (wire-formats §1.3). */
 export interface BaseAnswer {
   quote: string
@@ -45,18 +47,32 @@ const WRONG_TYPES: readonly [string, unknown][] = [
   ['nested object', { a: { b: [1, { c: null }] } }],
 ]
 
-const FIELDS: readonly (keyof BaseAnswer)[] = [
-  'quote',
-  'hash_alg',
-  'enc_alg',
-  'sign_alg',
-  'pubkey',
-  'ima_measurement_list',
-  'ima_measurement_list_entry',
-  'boottime',
-]
+/** What {@link baseAnswer} needs of a soft TPM (`bench/fleet/soft-tpm.ts` fits). */
+export interface AnswerTpm {
+  readonly nkPem: string
+  bindNk(): void
+  quote(nonce: string, pcrs: readonly number[]): { quote: string }
+}
 
-const NUMERIC = new Set<keyof BaseAnswer>(['ima_measurement_list_entry', 'boottime'])
+/** A valid answer of `tpm` to `nonce`: a quote of `pcrs` and 16 (NK bound), the whole list. */
+export function baseAnswer(
+  tpm: AnswerTpm,
+  nonce: string,
+  pcrs: readonly number[],
+  imaList: string,
+): BaseAnswer {
+  tpm.bindNk()
+  return {
+    quote: tpm.quote(nonce, [...new Set([...pcrs, 16])]).quote,
+    hash_alg: 'sha256',
+    enc_alg: 'ecc',
+    sign_alg: 'ecdsa',
+    pubkey: tpm.nkPem,
+    ima_measurement_list: imaList,
+    ima_measurement_list_entry: 0,
+    boottime: 1_700_000_000,
+  }
+}
 
 function withField(field: string, value: unknown): (base: BaseAnswer) => string {
   return (base) => JSON.stringify({ ...base, [field]: value })
@@ -65,12 +81,12 @@ function withField(field: string, value: unknown): (base: BaseAnswer) => string 
 /** The catalogue: every field with every wrong type, plus sizes, numbers and shapes. */
 export function hostileCases(): HostileCase[] {
   const out: HostileCase[] = []
-  for (const field of FIELDS) {
+  for (const [field, spec] of Object.entries(QUOTE_ANSWER_SHAPE)) {
     for (const [what, value] of WRONG_TYPES) {
-      if (NUMERIC.has(field) && what === 'number') continue
+      if (spec.kind === 'integer' && what === 'number') continue
       out.push({ name: `${field}: ${what}`, event: INVALID, build: withField(field, value) })
     }
-    if (NUMERIC.has(field)) {
+    if (spec.kind === 'integer') {
       for (const [what, value] of [
         ['numeric string', '0'],
         ['negative', -1],
@@ -80,7 +96,7 @@ export function hostileCases(): HostileCase[] {
       ] as const) {
         out.push({ name: `${field}: ${what}`, event: INVALID, build: withField(field, value) })
       }
-    } else if (field !== 'ima_measurement_list') {
+    } else if (spec.maxLength < HUGE.length) {
       out.push({ name: `${field}: 1 MiB string`, event: INVALID, build: withField(field, HUGE) })
     }
   }
