@@ -17,7 +17,7 @@ import 'reflect-metadata'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { MAIN_TS, spawnVerifier } from '../test/support/control-plane-process.ts'
-import { largeEvidenceBody } from '../test/support/large-evidence.ts'
+import { evidenceTpmData, largeEvidenceBody } from '../test/support/large-evidence.ts'
 import { probeWhile, summarize } from '../test/support/probe-latency.ts'
 import { loadCaDir } from './fleet/load-ca-dir.ts'
 import { generateSoftTpmKey, SoftTpm } from './fleet/soft-tpm.ts'
@@ -52,16 +52,7 @@ console.log(`verifier: ${main}; evidence ${mib} MiB; probe every ${everyMs} ms; 
 const rows: { ms: number; p50: number; p99: number; max: number }[] = []
 for (let i = 0; i < runs; i++) {
   const nonce = `bench${i}0123456789abcdef`.slice(0, 20)
-  const { body, lines } = largeEvidenceBody(
-    {
-      quote: tpm.quote(nonce, [10]).quote,
-      nonce,
-      hash_alg: 'sha256',
-      tpm_ek: Buffer.from(tpm.ekTpm2b).toString('base64'),
-      tpm_ak: Buffer.from(tpm.akTpm2b).toString('base64'),
-    },
-    mib * 2 ** 20,
-  )
+  const { body, lines } = largeEvidenceBody(evidenceTpmData(tpm, nonce), mib * 2 ** 20)
   const bytes = Buffer.from(body) // encoded before the clock starts: the probe shares this thread
   const t0 = performance.now()
   const posted = fetch(`${url}/v2.5/verify/evidence`, {

@@ -28,7 +28,10 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined)
 })
 
-/** A verifier (quote interval 0.2 s) and `count` simulated IMA agents, not enrolled yet. */
+/**
+ * A verifier (quote interval 0.2 s) and `count` simulated IMA agents; `enrol(i, policies)` enrols
+ * agent `i` with a `tpm_policy` (and runtime policy) of its own.
+ */
 async function startSetup(count: number, seed: string, options: StartVerifierOptions) {
   const ca = await createTestCa()
   const kdb = await openDatabase({ url: 'memory://', keylimeDir: tmpdir() })
@@ -48,12 +51,25 @@ async function startSetup(count: number, seed: string, options: StartVerifierOpt
     await fleet.stop()
     await kdb.close()
   })
-  return { v, fleet, caDir }
+  const enrol = (i: number, p: { tpmPolicy: string; runtimePolicy?: string }) => {
+    const a = fleet.agents[i] as Fleet['agents'][number]
+    return enrollAgent({
+      verifierUrl: v.servers[0]?.url as string,
+      tls: caDir.client,
+      uuid: a.uuid,
+      ip: a.contactIp,
+      port: a.contactPort,
+      akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+      mtlsCert: a.mtlsCertPem,
+      ...p,
+    })
+  }
+  return { v, fleet, enrol }
 }
 
 /** Runs 3 IMA agents (the last with one changed digest) through a verifier; returns it. */
 async function runFleet(checkWorkers: number): Promise<{ v: VerifierHandle; fleet: Fleet }> {
-  const { v, fleet, caDir } = await startSetup(3, `pool-${checkWorkers}`, { checkWorkers })
+  const { v, fleet, enrol } = await startSetup(3, `pool-${checkWorkers}`, { checkWorkers })
   const policy = JSON.parse(fleet.imaLog?.runtimePolicy() ?? '{}') as {
     meta: { generator: number }
     digests: Record<string, string[]>
@@ -62,15 +78,8 @@ async function runFleet(checkWorkers: number): Promise<{ v: VerifierHandle; flee
   const changed = structuredClone(policy)
   const first = Object.keys(changed.digests)[0] as string
   changed.digests[first] = ['00'.repeat(32)]
-  for (const [i, a] of fleet.agents.entries()) {
-    await enrollAgent({
-      verifierUrl: v.servers[0]?.url as string,
-      tls: caDir.client,
-      uuid: a.uuid,
-      ip: a.contactIp,
-      port: a.contactPort,
-      akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-      mtlsCert: a.mtlsCertPem,
+  for (let i = 0; i < 3; i++) {
+    await enrol(i, {
       tpmPolicy: JSON.stringify({ mask: '0x400' }),
       runtimePolicy: Buffer.from(JSON.stringify(i === 2 ? changed : policy)).toString('base64'),
     })
@@ -132,24 +141,14 @@ describe('check worker pool', () => {
     const lines: string[] = []
     const previous = setLogSink((l) => lines.push(l))
     cleanups.push(async () => setLogSink(previous))
-    const { v, fleet, caDir } = await startSetup(2, 'pool-throws', {
+    const { v, fleet, enrol } = await startSetup(2, 'pool-throws', {
       checkWorkers: 1,
       checkWorkerEntry: new URL('./support/misbehaving-check-worker.ts', import.meta.url).href,
     })
     // agent 0 asks for PCR 10, so its answers carry the IMA list and go to the (failing) worker;
     // agent 1's rounds are light and checked on the main thread
-    for (const [i, a] of fleet.agents.entries()) {
-      await enrollAgent({
-        verifierUrl: v.servers[0]?.url as string,
-        tls: caDir.client,
-        uuid: a.uuid,
-        ip: a.contactIp,
-        port: a.contactPort,
-        akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-        mtlsCert: a.mtlsCertPem,
-        tpmPolicy: JSON.stringify({ mask: i === 0 ? '0x400' : '0x0' }),
-      })
-    }
+    await enrol(0, { tpmPolicy: JSON.stringify({ mask: '0x400' }) })
+    await enrol(1, { tpmPolicy: JSON.stringify({ mask: '0x0' }) })
     const rec = (i: number) => v.loop.records.get(fleet.agents[i]?.uuid as string)
     await until(
       () => rec(0)?.state === AGENT_STATES.FAILED && (rec(1)?.attestationCount ?? 0) >= 3,

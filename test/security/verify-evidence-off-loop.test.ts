@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
 import { generateSoftTpmKey, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
 import { spawnVerifier } from '../support/control-plane-process.ts'
-import { largeEvidenceBody } from '../support/large-evidence.ts'
+import { evidenceTpmData, largeEvidenceBody } from '../support/large-evidence.ts'
 import { probeWhile, summarize } from '../support/probe-latency.ts'
 
 const cleanups: (() => unknown)[] = []
@@ -33,16 +33,7 @@ test('GET /version stays prompt while a 95 MB evidence request is verified', asy
     },
   })
   const nonce = 'evidence0123456789ab'
-  const { body, lines } = largeEvidenceBody(
-    {
-      quote: tpm.quote(nonce, [10]).quote,
-      nonce,
-      hash_alg: 'sha256',
-      tpm_ek: Buffer.from(tpm.ekTpm2b).toString('base64'),
-      tpm_ak: Buffer.from(tpm.akTpm2b).toString('base64'),
-    },
-    95 << 20,
-  )
+  const { body, lines } = largeEvidenceBody(evidenceTpmData(tpm, nonce), 95 << 20)
   const tls = { ...ca.client, rejectUnauthorized: true }
   const t0 = performance.now()
   const posted = fetch(`${url}/v2.5/verify/evidence`, {

@@ -21,6 +21,24 @@ export interface EvidenceTpmData {
   tpm_ak: string
 }
 
+/** What {@link evidenceTpmData} needs of a soft TPM (`bench/fleet/soft-tpm.ts` fits). */
+export interface EvidenceTpm {
+  readonly ekTpm2b: Uint8Array
+  readonly akTpm2b: Uint8Array
+  quote(nonce: string, pcrs: readonly number[]): { quote: string }
+}
+
+/** The TPM part of an evidence request from `tpm`: a sha256 quote of PCR 10 to `nonce`. */
+export function evidenceTpmData(tpm: EvidenceTpm, nonce: string): EvidenceTpmData {
+  return {
+    quote: tpm.quote(nonce, [10]).quote,
+    nonce,
+    hash_alg: 'sha256',
+    tpm_ek: Buffer.from(tpm.ekTpm2b).toString('base64'),
+    tpm_ak: Buffer.from(tpm.akTpm2b).toString('base64'),
+  }
+}
+
 /** An IMA list of at least `bytes` bytes (whole lines) and its line count. */
 export function largeImaList(bytes: number): { text: string; lines: number } {
   const lines = readFileSync(FIXTURE, 'utf8')
