@@ -33,8 +33,12 @@ function print(r: AnswerFuzzReport, ms: number): void {
     Object.fromEntries(Object.entries(o).sort((a, b) => b[1] - a[1]))
   console.log(
     `${r.name}: ${r.cases} cases in ${(ms / 1000).toFixed(1)} s (${((ms * 1000) / r.cases).toFixed(0)} µs/case), ` +
-      `slowest ${r.maxMs.toFixed(1)} ms, failures ${r.failures.length}`,
+      `slowest ${r.maxMs.toFixed(1)} ms, failures ${r.failed}`,
   )
+  if (r.slowest !== undefined) {
+    const s = r.slowest
+    console.log(`  slowest: case ${s.index} seed ${s.caseSeed} [${s.mutations.join(', ')}]`)
+  }
   console.log(`  outcomes: ${JSON.stringify(byCount(r.outcomes))}`)
   console.log(`  mutations: ${JSON.stringify(byCount(r.mutations))}`)
   for (const f of r.failures) {
@@ -53,6 +57,6 @@ for (const [run, n] of [
   const t0 = performance.now()
   const r = run(kit, { cases: n, seed })
   print(r, performance.now() - t0)
-  failed += r.failures.length
+  failed += r.failed
 }
 process.exit(failed === 0 ? 0 : 1)

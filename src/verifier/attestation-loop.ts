@@ -673,7 +673,7 @@ export class AttestationLoop {
         agent_id: rec.id,
         event_id: top.event_id,
         severity: top.severity_label.name,
-        events: f.events.length,
+        events: f.events.length + f.omitted,
       })
       if (state === AGENT_STATES.INVALID_QUOTE)
         this.#o.notifier.notify(this.#subject(rec), 'revocation', top)

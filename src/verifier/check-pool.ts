@@ -5,13 +5,18 @@
  * rounds. Plain rounds (quote signature, nonce, PCR digest, clock, PCR 16, `tpm_policy`) stay on
  * the main thread: their check costs ~60–80 µs, about what a structured-clone round trip to a
  * worker costs, and moving them would raise CPU per attestation (measured; docs/benchmarks.md).
+ * `POST /verify/evidence` bodies are evaluated there too (job `evidence`), so a 95 MB IMA list
+ * does not hold the event loop either.
  *
  * Messages are plain data (`check-job.ts`). A runtime policy text is sent to a worker once per
  * `id:version`. In a compiled binary the worker is an extra entry point of `bun build --compile`
  * (`src/main.ts src/verifier/check-worker.ts`), which Bun stores as
  * `/$bunfs/root/verifier/check-worker.js`; the pool tries that path after the source-relative
  * one. When no entry loads (a binary built without it) or a worker dies, the checks run inline
- * on the main thread: slower under load, never wrong.
+ * on the main thread: slower under load, never wrong. A job the worker answers `error` (it threw)
+ * is not re-run anywhere: it is that round's failure, turned into the agent's
+ * `internal.verifier.exception` by the loop. Nothing a worker answers can throw out of the pool's
+ * message handlers (issue 17: it once took the whole process down).
  *
  * @module
  */

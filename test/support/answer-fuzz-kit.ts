@@ -123,48 +123,52 @@ export function buildFuzzKit(tpm: FuzzTpm): FuzzKit {
 /** A 1 MiB string (a field of absurd size). */
 const HUGE = 'A'.repeat(1 << 20)
 
-/** JSON values of every type, and a few no JSON text can carry (totality, not just the wire). */
-export const HOSTILE_VALUES: readonly unknown[] = [
-  { toString: 1 },
-  { valueOf: 1, toString: 1 },
-  { toString: {} },
-  { toJSON: 1 },
-  JSON.parse('{"__proto__": {"toString": 1}}'),
-  JSON.parse('{"constructor": {"prototype": {"toString": 1}}}'),
-  Object.create(null),
-  [],
-  ['sha256'],
-  [{ toString: 1 }],
+/**
+ * JSON values of every type, and a few non-JSON primitives (totality, not just the wire). Each
+ * call builds fresh objects: a case mutates what it was given, and a value shared between cases
+ * would carry one case's mutations (even cycles) into the next.
+ */
+export const HOSTILE_VALUES: readonly (() => unknown)[] = [
+  () => ({ toString: 1 }),
+  () => ({ valueOf: 1, toString: 1 }),
+  () => ({ toString: {} }),
+  () => ({ toJSON: 1 }),
+  () => JSON.parse('{"__proto__": {"toString": 1}}'),
+  () => JSON.parse('{"constructor": {"prototype": {"toString": 1}}}'),
+  () => Object.create(null),
+  () => [],
+  () => ['sha256'],
+  () => [{ toString: 1 }],
   // biome-ignore lint/suspicious/noSparseArray: a sparse array is one of the hostile shapes
-  [, 1],
-  { length: 2 ** 32 },
-  null,
-  undefined,
-  true,
-  false,
-  0,
-  -0,
-  -1,
-  1.5,
-  2 ** 53,
-  -(2 ** 53),
-  1e308,
-  Number.NaN,
-  Number.POSITIVE_INFINITY,
-  '',
-  ' ',
-  '\u0000',
-  'sha256\u0000',
-  '\uD800',
-  '\u{1F4A5}',
-  '-----BEGIN PUBLIC KEY-----',
-  'r:::',
-  '0x10',
+  () => [, 1],
+  () => ({ length: 2 ** 32 }),
+  () => null,
+  () => undefined,
+  () => true,
+  () => false,
+  () => 0,
+  () => -0,
+  () => -1,
+  () => 1.5,
+  () => 2 ** 53,
+  () => -(2 ** 53),
+  () => 1e308,
+  () => Number.NaN,
+  () => Number.POSITIVE_INFINITY,
+  () => '',
+  () => ' ',
+  () => '\u0000',
+  () => 'sha256\u0000',
+  () => '\uD800',
+  () => '\u{1F4A5}',
+  () => '-----BEGIN PUBLIC KEY-----',
+  () => 'r:::',
+  () => '0x10',
 ]
 
-/** A hostile value (rarely the 1 MiB string). */
+/** A fresh hostile value (rarely the 1 MiB string). */
 export function hostileValue(p: Prng): unknown {
-  return p.int(64) === 0 ? HUGE : p.pick(HOSTILE_VALUES)
+  return p.int(64) === 0 ? HUGE : p.pick(HOSTILE_VALUES)()
 }
 
 /** Text of `s` mutated as bytes (1–3 stacked byte mutations of `src/tpm/fuzz.ts`). */

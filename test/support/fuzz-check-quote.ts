@@ -74,6 +74,10 @@ export interface AnswerFuzzReport {
   /** Cases by mutation applied. */
   mutations: Record<string, number>
   maxMs: number
+  /** Failing cases (the first `maxFailures` are listed in `failures`). */
+  failed: number
+  /** The slowest case (to rebuild and time it alone). */
+  slowest: { index: number; caseSeed: number; mutations: string[] } | undefined
   failures: AnswerFuzzFailure[]
 }
 
@@ -91,12 +95,15 @@ export function runAnswerFuzz(
     outcomes: {},
     mutations: {},
     maxMs: 0,
+    failed: 0,
+    slowest: undefined,
     failures: [],
   }
   for (let i = 0; i < cases; i++) {
     const s = caseSeed(opts.seed ?? 1, i)
     const mutations: string[] = []
     const fail = (problem: string) => {
+      report.failed++
       if (report.failures.length < (opts.maxFailures ?? 20)) {
         report.failures.push({ index: i, caseSeed: s, mutations, problem })
       }
@@ -111,7 +118,10 @@ export function runAnswerFuzz(
       fail(`threw: ${e instanceof Error ? `${e.name}: ${e.message} ${at}` : typeof e}`)
     }
     const ms = performance.now() - t0
-    if (ms > report.maxMs) report.maxMs = ms
+    if (ms > report.maxMs) {
+      report.maxMs = ms
+      report.slowest = { index: i, caseSeed: s, mutations }
+    }
     if (ms > slowMs) fail(`slow case: ${ms.toFixed(1)} ms`)
     for (const m of mutations) report.mutations[m] = (report.mutations[m] ?? 0) + 1
   }

@@ -124,7 +124,7 @@ function mutateBody(
       case 'mb-bytes':
         d.mb_log =
           p.int(4) === 0
-            ? mutateText(p, String(d.mb_log ?? ''), 'latin1')
+            ? mutateText(p, typeof d.mb_log === 'string' ? d.mb_log : '', 'latin1')
             : b64(mutate([p.pick(kit.mb).log], p.next()))
         break
       case 'runtime-policy':
