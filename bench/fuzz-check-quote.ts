@@ -13,20 +13,12 @@ import 'reflect-metadata'
 import { buildFuzzKit } from '../test/support/answer-fuzz-kit.ts'
 import { type AnswerFuzzReport, fuzzCheckQuote } from '../test/support/fuzz-check-quote.ts'
 import { fuzzEvidence } from '../test/support/fuzz-evidence.ts'
-import { generateSoftTpmKey, SoftTpm } from './fleet/soft-tpm.ts'
+import { freshSoftTpm } from './fleet/soft-tpm.ts'
 
 const cases = Number(process.argv[2] ?? 1_000_000)
 const seed = Number(process.argv[3] ?? 1)
 const evidenceCases = Number(process.argv[4] ?? cases)
-const kit = buildFuzzKit(
-  new SoftTpm({
-    keys: {
-      ek: generateSoftTpmKey('ecc'),
-      ak: generateSoftTpmKey('ecc'),
-      nk: generateSoftTpmKey('rsa'),
-    },
-  }),
-)
+const kit = buildFuzzKit(freshSoftTpm())
 
 function print(r: AnswerFuzzReport, ms: number): void {
   const byCount = (o: Record<string, number>) =>

@@ -20,7 +20,7 @@ import { MAIN_TS, spawnVerifier } from '../test/support/control-plane-process.ts
 import { evidenceTpmData, largeEvidenceBody } from '../test/support/large-evidence.ts'
 import { probeWhile, summarize } from '../test/support/probe-latency.ts'
 import { loadCaDir } from './fleet/load-ca-dir.ts'
-import { generateSoftTpmKey, SoftTpm } from './fleet/soft-tpm.ts'
+import { freshSoftTpm } from './fleet/soft-tpm.ts'
 
 const { values } = parseArgs({
   options: {
@@ -39,13 +39,7 @@ const { run: child, url, dir } = await spawnVerifier({}, main)
 process.on('exit', () => child.proc.exitCode === null && child.proc.kill('SIGKILL'))
 const ca = await loadCaDir(join(dir, 'cv_ca'))
 
-const tpm = new SoftTpm({
-  keys: {
-    ek: generateSoftTpmKey('ecc'),
-    ak: generateSoftTpmKey('ecc'),
-    nk: generateSoftTpmKey('rsa'),
-  },
-})
+const tpm = freshSoftTpm()
 const tls = { ...ca.client, rejectUnauthorized: true }
 console.log(`verifier: ${main}; evidence ${mib} MiB; probe every ${everyMs} ms; ${runs} runs`)
 

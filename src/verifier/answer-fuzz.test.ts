@@ -7,20 +7,12 @@
  * @module
  */
 import { describe, expect, test } from 'bun:test'
-import { generateSoftTpmKey, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
+import { freshSoftTpm } from '../../bench/fleet/soft-tpm.ts'
 import { buildFuzzKit } from '../../test/support/answer-fuzz-kit.ts'
 import { fuzzCheckQuote } from '../../test/support/fuzz-check-quote.ts'
 import { fuzzEvidence } from '../../test/support/fuzz-evidence.ts'
 
-const kit = buildFuzzKit(
-  new SoftTpm({
-    keys: {
-      ek: generateSoftTpmKey('ecc'),
-      ak: generateSoftTpmKey('ecc'),
-      nk: generateSoftTpmKey('rsa'),
-    },
-  }),
-)
+const kit = buildFuzzKit(freshSoftTpm())
 
 describe('agent answer fuzzing', () => {
   test('checkQuoteAnswer: 3,000 hostile answers, no throw, every verdict reached', () => {

@@ -11,7 +11,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { ImaLog } from '../../bench/fleet/ima-log.ts'
-import { generateSoftTpmKey, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
+import { freshSoftTpm, type SoftTpm } from '../../bench/fleet/soft-tpm.ts'
 import { type BaseAnswer, baseAnswer, hostileCases } from '../../test/support/hostile-answers.ts'
 import { initialImaState, imaStateToJSON, loadRuntimePolicy } from '../ima/index.ts'
 import { getLogger } from '../log/logger.ts'
@@ -32,13 +32,7 @@ const ima = new ImaLog(40, ['sha256'])
 let tpm: SoftTpm
 
 beforeAll(() => {
-  tpm = new SoftTpm({
-    keys: {
-      ek: generateSoftTpmKey('ecc'),
-      ak: generateSoftTpmKey('ecc'),
-      nk: generateSoftTpmKey('rsa'),
-    },
-  })
+  tpm = freshSoftTpm()
   tpm.restorePcr('sha256', 10, ima.pcr10('sha256') as Uint8Array)
 })
 

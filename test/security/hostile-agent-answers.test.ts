@@ -20,7 +20,7 @@ import { enrollAgent } from '../../bench/fleet/enroll-agent.ts'
 import { startFleet } from '../../bench/fleet/fleet.ts'
 import { ImaLog } from '../../bench/fleet/ima-log.ts'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
-import { generateSoftTpmKey, maskToPcrs, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
+import { freshSoftTpm, maskToPcrs } from '../../bench/fleet/soft-tpm.ts'
 import { MtlsClient } from '../../src/http/mtls-client.ts'
 import { AGENT_STATES } from '../../src/verifier/states.ts'
 import { spawnVerifier } from '../support/control-plane-process.ts'
@@ -61,13 +61,7 @@ test('hostile agent answers fail their agents only; the verifier keeps attesting
 
   // one soft TPM answers for every hostile agent (the verifier does not care that AKs repeat)
   const ima = new ImaLog(20, ['sha256'])
-  const tpm = new SoftTpm({
-    keys: {
-      ek: generateSoftTpmKey('ecc'),
-      ak: generateSoftTpmKey('ecc'),
-      nk: generateSoftTpmKey('rsa'),
-    },
-  })
+  const tpm = freshSoftTpm()
   tpm.restorePcr('sha256', 10, ima.pcr10('sha256') as Uint8Array)
   const base = (nonce: string, mask: string) =>
     baseAnswer(tpm, nonce, maskToPcrs(Number.parseInt(mask.replace(/^0x/i, ''), 16) || 0), ima.text)

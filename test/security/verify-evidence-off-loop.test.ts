@@ -10,7 +10,7 @@
 import { afterAll, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
-import { generateSoftTpmKey, SoftTpm } from '../../bench/fleet/soft-tpm.ts'
+import { freshSoftTpm } from '../../bench/fleet/soft-tpm.ts'
 import { spawnVerifier } from '../support/control-plane-process.ts'
 import { evidenceTpmData, largeEvidenceBody } from '../support/large-evidence.ts'
 import { probeWhile, summarize } from '../support/probe-latency.ts'
@@ -25,13 +25,7 @@ test('GET /version stays prompt while a 95 MB evidence request is verified', asy
   cleanups.push(() => run.proc.exitCode === null && run.proc.kill('SIGKILL'))
   const ca = await loadCaDir(join(dir, 'cv_ca'))
 
-  const tpm = new SoftTpm({
-    keys: {
-      ek: generateSoftTpmKey('ecc'),
-      ak: generateSoftTpmKey('ecc'),
-      nk: generateSoftTpmKey('rsa'),
-    },
-  })
+  const tpm = freshSoftTpm()
   const nonce = 'evidence0123456789ab'
   const { body, lines } = largeEvidenceBody(evidenceTpmData(tpm, nonce), 95 << 20)
   const tls = { ...ca.client, rejectUnauthorized: true }
