@@ -35,7 +35,7 @@ const runs = Number(values.runs)
 const everyMs = Number(values.every)
 const main = resolve(values.main as string)
 
-const { run: child, url, dir } = await spawnVerifier({}, main)
+const { run: child, url, dir } = await spawnVerifier({}, { main })
 process.on('exit', () => child.proc.exitCode === null && child.proc.kill('SIGKILL'))
 const ca = await loadCaDir(join(dir, 'cv_ca'))
 

@@ -118,18 +118,20 @@ export function spawnCollect(cmd: string[], env: Record<string, string>): ChildR
 }
 
 /**
- * A `keylime --verifier` child process (entry `main`, default this tree's) on a free port of
- * 127.0.0.1 with a fresh cv_ca in its own `KEYLIME_DIR` (`dir`; client material in `dir/cv_ca`),
- * embedded database, WARNING logs; `env` adds or overrides variables. Resolves once it serves.
+ * A `keylime --verifier` child process on a free port of 127.0.0.1 with a fresh cv_ca in its own
+ * `KEYLIME_DIR` (`dir`; client material in `dir/cv_ca`), embedded database, WARNING logs; `env`
+ * adds or overrides variables, `main` is the entry (default this tree's), `bunArgs` go before it
+ * (e.g. `--preload`). Resolves once it serves.
  */
 export async function spawnVerifier(
   env: Record<string, string> = {},
-  main: string = MAIN_TS,
+  opts: { main?: string; bunArgs?: string[] } = {},
 ): Promise<{ run: ChildRun; url: string; dir: string }> {
   const base = await controlPlaneEnv()
   await createTestCa(base.dir)
   const port = await freePort()
-  const run = spawnCollect([process.execPath, main, '--verifier'], {
+  const cmd = [process.execPath, ...(opts.bunArgs ?? []), opts.main ?? MAIN_TS, '--verifier']
+  const run = spawnCollect(cmd, {
     ...base.env,
     KEYLIME_VERIFIER_IP: '127.0.0.1',
     KEYLIME_VERIFIER_PORT: String(port),
