@@ -133,6 +133,18 @@ export function generateSoftTpmKey(kind: SoftKeyType): KeyObject {
     : generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey
 }
 
+/** A soft TPM with fresh keys: ECC EK and AK, RSA-2048 NK (tests and benches of one agent). */
+export function freshSoftTpm(opts: Omit<SoftTpmOptions, 'keys'> = {}): SoftTpm {
+  return new SoftTpm({
+    ...opts,
+    keys: {
+      ek: generateSoftTpmKey('ecc'),
+      ak: generateSoftTpmKey('ecc'),
+      nk: generateSoftTpmKey('rsa'),
+    },
+  })
+}
+
 function jwkField(v: unknown, what: string): Buffer {
   if (typeof v !== 'string') throw new FleetError('ERR_FLEET_CONFIG', `key has no ${what}`)
   return Buffer.from(v, 'base64url')
@@ -393,6 +405,14 @@ export class SoftTpm {
       pcrBlob,
       quote: serializeQuoteString({ attest, signature, pcrBlob }),
     }
+  }
+
+  /**
+   * Signs any TPMS_ATTEST bytes with the AK (a TPMT_SIGNATURE): fuzzing re-signs mutated quotes so
+   * they get past the signature check and reach the checks behind it.
+   */
+  signAttest(attest: Uint8Array): Uint8Array {
+    return serializeTpmtSignature(this.#sign(attest))
   }
 
   #sign(attest: Uint8Array): TpmSignature {

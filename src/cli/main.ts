@@ -131,7 +131,12 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
         }
         process.on('SIGTERM', () => onSignal('SIGTERM'))
         process.on('SIGINT', () => onSignal('SIGINT'))
-        const { runControlPlane } = await import('./run-control-plane.ts')
+        const [{ runControlPlane }, { installLastResortGuard }] = await Promise.all([
+          import('./run-control-plane.ts'),
+          import('./install-last-resort-guard.ts'),
+        ])
+        // a bug that escapes every typed path costs one round or request, not the process
+        installLastResortGuard(log)
         const running = await runControlPlane({ roles: command.roles, config: configOpts })
         plane = running
         const roles = Object.entries(command.roles)

@@ -37,9 +37,32 @@ function isJsonContentType(value: string | undefined | null): boolean {
  * @throws BadRequest for an empty body, malformed JSON or a non-object value
  */
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
+  checkJsonContentType(c)
+  return parseJsonObject(await c.req.text())
+}
+
+/**
+ * The raw bytes of a JSON request body, for a handler that parses it elsewhere (a worker):
+ * parse them with {@link parseJsonObject} to get the same errors as {@link readJsonObject}.
+ *
+ * @throws UnsupportedMediaType for a non-JSON `Content-Type`
+ */
+export async function readJsonBytes(c: Context): Promise<ArrayBuffer> {
+  checkJsonContentType(c)
+  return c.req.arrayBuffer()
+}
+
+function checkJsonContentType(c: Context): void {
   const contentType = c.req.header('content-type')
   if (!isJsonContentType(contentType)) throw new UnsupportedMediaType(contentType ?? '')
-  const text = await c.req.text()
+}
+
+/**
+ * Parses a request body text as a JSON object.
+ *
+ * @throws BadRequest for an empty body, malformed JSON or a non-object value
+ */
+export function parseJsonObject(text: string): Record<string, unknown> {
   if (text.trim() === '') throw new BadRequest('Request body is empty: a JSON object is required')
   let value: unknown
   try {

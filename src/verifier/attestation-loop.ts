@@ -376,22 +376,45 @@ export class AttestationLoop {
       }
     } catch (err) {
       outcome = 'error'
-      if (rec.epoch === epoch) {
-        const f = new Failure(this.#o.rules)
-        f.add(
-          'internal.verifier.exception',
-          { context: 'Agent caused the verifier to throw an exception', data: String(err) },
-          false,
-        )
-        this.#fail(rec, AGENT_STATES.FAILED, f)
-      }
-      this.#o.log.error('attestation round failed', { agent_id: id, error: String(err) })
+      this.#roundThrew(rec, epoch, err)
     } finally {
       rec.busy = false
       if (outcome !== 'none') {
         this.#o.metrics.result(outcome)
         this.#o.metrics.roundLatency.observe(performance.now() - t0)
       }
+    }
+  }
+
+  /**
+   * A round that threw (a bug, a failed check worker, anything unforeseen) is the agent's
+   * failure, never the process's: FAILED with `internal.verifier.exception` (counted), logged
+   * when the state changes, not per round. Never throws.
+   */
+  #roundThrew(rec: AgentRecord, epoch: number, err: unknown): void {
+    const error = err instanceof Error ? `${err.name}: ${err.message}` : 'non-error exception'
+    try {
+      if (rec.epoch !== epoch) return
+      const before = rec.state
+      const f = new Failure(this.#o.rules)
+      f.add(
+        'internal.verifier.exception',
+        { context: 'Agent caused the verifier to throw an exception', data: error },
+        false,
+      )
+      this.#o.metrics.event('internal.verifier.exception')
+      this.#fail(rec, AGENT_STATES.FAILED, f)
+      if (rec.state !== before) {
+        this.#o.log.error('attestation round threw; agent failed', { agent_id: rec.id, error })
+      }
+    } catch (inner) {
+      // the failure path itself threw: stop polling this agent, keep serving the others
+      this.scheduler.cancel(rec.id)
+      this.#o.log.error('attestation round failed and could not be recorded', {
+        agent_id: rec.id,
+        error,
+        recording: inner instanceof Error ? inner.message : 'non-error exception',
+      })
     }
   }
 
@@ -407,8 +430,9 @@ export class AttestationLoop {
     }
     if (res.status !== 200 || typeof res.results !== 'object' || res.results === null) return false
     const r = res.results as { supported_versions?: unknown; supported_version?: unknown }
-    const theirs = Array.isArray(r.supported_versions)
-      ? r.supported_versions.map(String)
+    // agent input: only strings count (String() of a hostile object throws)
+    const theirs: unknown[] = Array.isArray(r.supported_versions)
+      ? r.supported_versions
       : typeof r.supported_version === 'string'
         ? [r.supported_version]
         : []
@@ -498,9 +522,13 @@ export class AttestationLoop {
           if (rec.epoch === epoch) this.scheduler.schedule(rec.id, performance.now())
           return 'retry'
         }
+        const status = (res.body as { status?: unknown } | null)?.status
         f.add(
           'internal.verifier.version_not_supported',
-          { context: 'Agent API version not supported', data: res.body as never },
+          {
+            context: 'Agent API version not supported',
+            data: typeof status === 'string' ? status.slice(0, 200) : null,
+          },
           false,
         )
       } else {
@@ -695,7 +723,7 @@ export class AttestationLoop {
         agent_id: rec.id,
         event_id: top.event_id,
         severity: top.severity_label.name,
-        events: f.events.length,
+        events: f.events.length + f.omitted,
       })
       if (state === AGENT_STATES.INVALID_QUOTE)
         this.#o.notifier.notify(this.#subject(rec), 'revocation', top)

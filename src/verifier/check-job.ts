@@ -1,15 +1,19 @@
 /**
- * The plain-data form of one quote check, passed to and from the check workers
- * (`check-worker.ts`, `check-pool.ts`): structured-clone friendly (no class instances, no
- * KeyObjects), and the conversions on both sides.
+ * The plain-data form of the check workers' jobs (`check-worker.ts`, `check-pool.ts`): a quote
+ * check of a pull round, or a `/verify/evidence` body. Structured-clone friendly (no class
+ * instances, no KeyObjects), with the conversions on both sides. A failed check's events are
+ * capped on the way back ({@link MAX_SENT_EVENTS}): a hostile IMA list can yield one per line, and
+ * cloning 600,000 of them would hold the main thread as long as the check itself.
  *
  * @module
  */
 import { type ImaAgentStateJson, imaStateFromJSON, imaStateToJSON } from '../ima/index.ts'
-import type { BoundedCache } from '../protocol/bounded-cache.ts'
+import { BoundedCache } from '../protocol/bounded-cache.ts'
 import type { AgentRecord, StoredClockInfo } from './agent-record.ts'
 import type { CheckResult } from './check-quote.ts'
-import { Failure, type SeverityRules } from './failure.ts'
+import { VerifierError } from './errors.ts'
+import type { EvidenceVerdict } from './evaluate-evidence.ts'
+import { Failure, keptEvents, type SeverityRules } from './failure.ts'
 import { parseTpmPolicy, type TpmPolicy } from './tpm-policy.ts'
 
 /** The record fields the checks read. */
@@ -27,8 +31,18 @@ export interface CheckRecordData {
   ima: ImaAgentStateJson
 }
 
-/** A job: the record data, the agent's answer, the nonce and the policies by reference. */
+/**
+ * Runtime policies a worker keeps compiled (by `id:version`); at this many it drops them all
+ * before taking the next. The pool mirrors the rule to know which texts a worker still holds.
+ */
+export const WORKER_POLICY_SLOTS = 16
+
+/** Failure events a worker sends back at most (plus the highest; the rest are counted). */
+export const MAX_SENT_EVENTS = 100
+
+/** A quote job: the record data, the agent's answer, the nonce and the policies by reference. */
 export interface CheckJob {
+  type: 'quote'
   seq: number
   rec: CheckRecordData
   results: unknown
@@ -39,7 +53,14 @@ export interface CheckJob {
   mb: string | null
 }
 
-/** A finished job. */
+/** An evidence job: a `POST /verify/evidence` body, transferred (not copied) to the worker. */
+export interface EvidenceJob {
+  type: 'evidence'
+  seq: number
+  body: ArrayBuffer
+}
+
+/** A finished job (`error`: it threw, which is a bug or a resource limit, never re-run). */
 export type CheckJobResult =
   | {
       seq: number
@@ -58,9 +79,14 @@ export type CheckJobResult =
       seq: number
       kind: 'fail'
       events: { event_id: string; context: Record<string, unknown>; recoverable: boolean }[]
+      /** False when any event, sent or not, was irrecoverable. */
+      recoverable: boolean
+      /** Events not sent. */
+      omitted: number
       ima?: ImaAgentStateJson
     }
   | { seq: number; kind: 'reboot'; ima: ImaAgentStateJson }
+  | { seq: number; kind: 'evidence'; verdict: EvidenceVerdict }
   | { seq: number; kind: 'error'; error: string }
 
 /** The data of a record for a job. */
@@ -135,22 +161,27 @@ export function resultToData(seq: number, r: CheckResult): CheckJobResult {
     }
   }
   if (r.kind === 'reboot') return { seq, kind: 'reboot', ima: imaStateToJSON(r.ima) }
+  const events = keptEvents(r.failure, MAX_SENT_EVENTS)
   return {
     seq,
     kind: 'fail',
-    events: r.failure.events.map((e) => ({
+    events: events.map((e) => ({
       event_id: e.event_id,
       context: e.context,
       recoverable: e.recoverable,
     })),
+    recoverable: r.failure.recoverable,
+    omitted: r.failure.events.length - events.length + r.failure.omitted,
     ima: r.ima === undefined ? undefined : imaStateToJSON(r.ima),
   }
 }
 
 /**
- * Main side: the check result of a finished job. Failure events are re-added under the main
+ * Main side: the check result of a finished quote job. Failure events are re-added under the main
  * thread's severity rules (the same rules the worker applied), so `highest` and `recoverable`
  * come out identical.
+ *
+ * @throws VerifierError `ERR_VERIFIER_CHECK_FAILED` for an `error` (or non-quote) result
  */
 export function resultFromData(d: CheckJobResult, rules: SeverityRules): CheckResult {
   switch (d.kind) {
@@ -165,15 +196,28 @@ export function resultFromData(d: CheckJobResult, rules: SeverityRules): CheckRe
     case 'fail': {
       const f = new Failure(rules)
       for (const e of d.events) f.add(e.event_id, e.context, e.recoverable)
+      if (!d.recoverable) f.recoverable = false
+      f.omitted = d.omitted
       return {
         kind: 'fail',
         failure: f,
         ima: d.ima === undefined ? undefined : imaStateFromJSON(d.ima),
       }
     }
+    case 'error':
+      throw new VerifierError('ERR_VERIFIER_CHECK_FAILED', `check worker: ${d.error}`)
     default:
-      throw new Error(`check worker: ${d.error}`)
+      throw new VerifierError('ERR_VERIFIER_CHECK_FAILED', `check worker: ${d.kind} answer`)
   }
+}
+
+/** A cache for {@link cachedTpmPolicy}: keyed by enrolment text, bounded in entries and bytes. */
+export function tpmPolicyCache(): BoundedCache<TpmPolicy> {
+  return new BoundedCache<TpmPolicy>({
+    maxEntries: 1024,
+    maxBytes: 16 * 1024 * 1024,
+    sizeOf: () => 256,
+  })
 }
 
 /** Parses a `tpm_policy` text once per distinct text (cache bounded in entries and bytes). */

@@ -5,20 +5,32 @@
  * rounds. Plain rounds (quote signature, nonce, PCR digest, clock, PCR 16, `tpm_policy`) stay on
  * the main thread: their check costs ~60–80 µs, about what a structured-clone round trip to a
  * worker costs, and moving them would raise CPU per attestation (measured; docs/benchmarks.md).
+ * `POST /verify/evidence` bodies are evaluated there too (job `evidence`), so a 95 MB IMA list
+ * does not hold the event loop either.
  *
  * Messages are plain data (`check-job.ts`). A runtime policy text is sent to a worker once per
  * `id:version`. In a compiled binary the worker is an extra entry point of `bun build --compile`
  * (`src/main.ts src/verifier/check-worker.ts`), which Bun stores as
  * `/$bunfs/root/verifier/check-worker.js`; the pool tries that path after the source-relative
  * one. When no entry loads (a binary built without it) or a worker dies, the checks run inline
- * on the main thread: slower under load, never wrong.
+ * on the main thread: slower under load, never wrong. A job the worker answers `error` (it threw)
+ * is not re-run anywhere: it is that round's failure, turned into the agent's
+ * `internal.verifier.exception` by the loop. Nothing a worker answers can throw out of the pool's
+ * message handlers (issue 17: it once took the whole process down).
  *
  * @module
  */
 import { availableParallelism } from 'node:os'
 import type { Logger } from '../log/logger.ts'
 import type { AgentRecord } from './agent-record.ts'
-import { type CheckJob, type CheckJobResult, recordData, resultFromData } from './check-job.ts'
+import {
+  type CheckJob,
+  type CheckJobResult,
+  type EvidenceJob,
+  recordData,
+  resultFromData,
+  WORKER_POLICY_SLOTS,
+} from './check-job.ts'
 import {
   type CheckOptions,
   type CheckResult,
@@ -27,6 +39,7 @@ import {
   type RoundPolicies,
 } from './check-quote.ts'
 import type { CheckWorkerInit } from './check-worker.ts'
+import { type EvidenceVerdict, evidenceException, verifyEvidenceBody } from './evaluate-evidence.ts'
 
 /** Options of {@link CheckPool}. */
 export interface CheckPoolOptions {
@@ -41,9 +54,18 @@ export interface CheckPoolOptions {
   entry?: string
 }
 
+/** A job sent to a worker, settled exactly once. Neither method throws. */
+interface Pending {
+  /** Takes the worker's answer. */
+  done(d: CheckJobResult): void
+  /** The worker died or the pool closed before it answered. */
+  orphaned(): void
+}
+
 interface Slot {
   worker: Worker
-  pending: Map<number, { resolve(r: CheckResult): void; inline(): void }>
+  pending: Map<number, Pending>
+  /** Runtime policies (`id:version`) the worker holds, as its cache rule keeps them. */
   policies: Set<string>
 }
 
@@ -82,6 +104,8 @@ export class CheckPool {
   offloaded = 0
   /** Heavy checks run inline (no worker available). */
   inline = 0
+  #evidenceRunning = 0
+  readonly #evidenceWaiting: (() => void)[] = []
 
   private constructor(o: CheckPoolOptions) {
     this.#o = o
@@ -160,13 +184,11 @@ export class CheckPool {
       return undefined
     }
     worker.onmessage = (e: MessageEvent<CheckJobResult>) => {
-      const p = slot.pending.get(e.data.seq)
+      const seq = (e.data as { seq?: unknown } | null)?.seq
+      const p = typeof seq === 'number' ? slot.pending.get(seq) : undefined
       if (p === undefined) return
-      slot.pending.delete(e.data.seq)
-      if (e.data.kind === 'error') {
-        this.#o.log.warn('check worker job failed; checking inline', { error: e.data.error })
-        p.inline()
-      } else p.resolve(resultFromData(e.data, this.#o.check.rules))
+      slot.pending.delete(seq as number)
+      p.done(e.data)
     }
     worker.onerror = (e) => {
       this.#o.log.error('check worker died; restarting it', { error: String(e.message ?? e) })
@@ -180,7 +202,7 @@ export class CheckPool {
     const i = this.#slots.indexOf(slot)
     if (i >= 0) this.#slots.splice(i, 1)
     slot.worker.terminate()
-    for (const p of slot.pending.values()) p.inline()
+    for (const p of slot.pending.values()) p.orphaned()
     slot.pending.clear()
     if (!this.#closed) {
       void this.#spawn().then((s) => {
@@ -190,9 +212,38 @@ export class CheckPool {
     }
   }
 
+  /** The worker with the fewest jobs queued (undefined when none runs). */
+  #pick(): Slot | undefined {
+    let slot = this.#slots[0]
+    for (const s of this.#slots)
+      if (slot !== undefined && s.pending.size < slot.pending.size) slot = s
+    return slot
+  }
+
+  /** Posts a job; a job that cannot be posted is settled at once as orphaned. */
+  #post(
+    slot: Slot,
+    seq: number,
+    job: CheckJob | EvidenceJob,
+    p: Pending,
+    transfer?: ArrayBuffer[],
+  ) {
+    slot.pending.set(seq, p)
+    try {
+      slot.worker.postMessage(job, transfer ?? [])
+    } catch {
+      slot.pending.delete(seq)
+      p.orphaned()
+    }
+  }
+
   /**
    * Checks one answer: in a worker when the round is heavy and a worker runs, else inline.
    * `imaKey` names the runtime policy version (`id:version`) and `imaText` gives its text.
+   * A worker's `error` answer rejects with {@link VerifierError} `ERR_VERIFIER_CHECK_FAILED` and
+   * is not re-run (a deterministic failure would just fail again, on the main thread); a check
+   * orphaned by a dying worker runs inline. The caller's round turns a throw or a rejection into
+   * the agent's `internal.verifier.exception`.
    */
   check(
     rec: AgentRecord,
@@ -203,14 +254,15 @@ export class CheckPool {
     imaText: () => string | undefined,
   ): CheckResult | Promise<CheckResult> {
     const inline = () => checkQuoteAnswer(rec, results, nonce, policies, this.#o.check)
-    if (this.#slots.length === 0 || !isHeavyRound(results, policies)) {
-      if (this.#slots.length === 0 && isHeavyRound(results, policies)) this.inline++
+    const heavy = isHeavyRound(results, policies)
+    const slot = heavy ? this.#pick() : undefined
+    if (slot === undefined) {
+      if (heavy) this.inline++
       return inline()
     }
-    let slot = this.#slots[0] as Slot
-    for (const s of this.#slots) if (s.pending.size < slot.pending.size) slot = s
     const seq = ++this.#seq
     const job: CheckJob = {
+      type: 'quote',
       seq,
       rec: recordData(rec),
       results,
@@ -220,27 +272,79 @@ export class CheckPool {
     }
     if (job.imaKey !== null && !slot.policies.has(job.imaKey)) {
       job.imaText = imaText()
+      if (slot.policies.size >= WORKER_POLICY_SLOTS) slot.policies.clear()
       slot.policies.add(job.imaKey)
     }
     this.offloaded++
-    return new Promise<CheckResult>((resolve) => {
-      slot.pending.set(seq, {
-        resolve,
-        inline: () => {
+    return new Promise<CheckResult>((resolve, reject) => {
+      this.#post(slot, seq, job, {
+        done: (d) => {
+          try {
+            resolve(resultFromData(d, this.#o.check.rules))
+          } catch (err) {
+            reject(err)
+          }
+        },
+        orphaned: () => {
           this.inline++
-          resolve(inline())
+          try {
+            resolve(inline())
+          } catch (err) {
+            reject(err)
+          }
         },
       })
-      slot.worker.postMessage(job)
     })
   }
 
-  /** Stops the workers (pending checks finish inline). */
+  /**
+   * Verifies a `POST /verify/evidence` body in a worker (inline when none runs). At most
+   * `max(1, workers - 1)` bodies are evaluated at once, so one worker stays free for the pull
+   * rounds; further requests wait their turn. Never rejects: a worker that fails or dies gives an
+   * `internal.verifier.exception` answer. `body` is transferred to the worker (detached here).
+   */
+  async evidence(body: ArrayBuffer): Promise<EvidenceVerdict> {
+    while (this.#slots.length > 0 && this.#evidenceRunning >= Math.max(1, this.#slots.length - 1)) {
+      await new Promise<void>((resolve) => this.#evidenceWaiting.push(resolve))
+    }
+    const slot = this.#pick()
+    if (slot === undefined) return verifyEvidenceBody(new Uint8Array(body), this.#o.check)
+    this.#evidenceRunning++
+    try {
+      return await new Promise<EvidenceVerdict>((resolve) => {
+        const seq = ++this.#seq
+        const failed = (why: string): EvidenceVerdict => ({
+          kind: 'answer',
+          answer: evidenceException(why, this.#o.check.rules),
+        })
+        this.#post(
+          slot,
+          seq,
+          { type: 'evidence', seq, body },
+          {
+            done: (d) =>
+              resolve(
+                d.kind === 'evidence' ? d.verdict : failed(d.kind === 'error' ? d.error : d.kind),
+              ),
+            orphaned: () => resolve(failed('check worker stopped')),
+          },
+          [body],
+        )
+      })
+    } finally {
+      this.#evidenceRunning--
+      this.#evidenceWaiting.shift()?.()
+    }
+  }
+
+  /** Stops the workers (pending checks finish inline; waiting evidence runs inline). */
   close(): void {
     this.#closed = true
     for (const s of this.#slots.splice(0)) {
       s.worker.terminate()
-      for (const p of s.pending.values()) p.inline()
+      for (const p of s.pending.values()) p.orphaned()
+      s.pending.clear()
     }
+    for (const w of this.#evidenceWaiting.splice(0)) w()
   }
 }

@@ -3,7 +3,8 @@
  * process_quote_response` + `tpm_main.py: check_quote / check_pcrs`), in upstream's order and
  * with upstream's event ids:
  *
- * 1. answer shape (`qoute_validation.invalid_data`), NK known (`…no_pubkey`);
+ * 1. answer shape: every field by type and size (`parse-quote-answer.ts`,
+ *    `qoute_validation.invalid_data`), NK known (`…no_pubkey`);
  * 2. `hash_alg` / `enc_alg` / `sign_alg` in the accept lists (`…invalid_hash_alg`, …);
  * 3. quote signature, nonce and PCR digest with the cached AK (`…quote_validation`);
  * 4. `check_quote_timing` (`…quote_validation`);
@@ -12,7 +13,9 @@
  * 7. IMA (`ima.*`, via `src/ima`), PCR 10;
  * 8. the remaining PCRs against `tpm_policy` (`pcr_validation.invalid_pcr_<n>`, `missing_pcrs`).
  *
- * The function is synchronous and CPU-only; the caller applies the returned state.
+ * The function is synchronous and CPU-only, and total: any answer gives a result, never a throw
+ * (the fuzz harness `test/support/fuzz-check-quote.ts` holds it to that). The caller applies the
+ * returned state.
  *
  * @module
  */
@@ -34,6 +37,7 @@ import { verifyQuote } from '../tpm/verify-quote.ts'
 import { type AgentRecord, checkQuoteTiming, type StoredClockInfo } from './agent-record.ts'
 import { isAccepted } from './algorithms.ts'
 import { Failure, type SeverityRules } from './failure.ts'
+import { parseQuoteAnswer } from './parse-quote-answer.ts'
 
 /** Verifier options the checks need. */
 export interface CheckOptions {
@@ -118,37 +122,17 @@ export function checkQuoteAnswer(
 ): CheckResult {
   const f = new Failure(opts.rules)
   const q = 'qoute_validation'
-  if (typeof results !== 'object' || results === null) {
+  const parsed = parseQuoteAnswer(results)
+  if (!parsed.ok) {
     f.add(
       `${q}.invalid_data`,
-      { message: 'parsing agent get quote respone failed', data: 'no results' },
+      { message: 'parsing agent get quote respone failed', data: parsed.problem },
       false,
     )
     return { kind: 'fail', failure: f }
   }
-  const r = results as Record<string, unknown>
-  const entry = r.ima_measurement_list_entry ?? 0
-  const boottime = r.boottime ?? 0
-  if (
-    typeof r.quote !== 'string' ||
-    !Number.isSafeInteger(entry) ||
-    !Number.isSafeInteger(boottime) ||
-    (r.pubkey !== undefined && r.pubkey !== null && typeof r.pubkey !== 'string') ||
-    (r.ima_measurement_list !== undefined &&
-      r.ima_measurement_list !== null &&
-      typeof r.ima_measurement_list !== 'string') ||
-    (r.mb_measurement_list !== undefined &&
-      r.mb_measurement_list !== null &&
-      typeof r.mb_measurement_list !== 'string')
-  ) {
-    f.add(
-      `${q}.invalid_data`,
-      { message: 'parsing agent get quote respone failed', data: 'bad field types' },
-      false,
-    )
-    return { kind: 'fail', failure: f }
-  }
-  let pubkey = typeof r.pubkey === 'string' ? r.pubkey : null
+  const r = parsed.answer
+  let pubkey = r.pubkey ?? null
   if (pubkey === null) {
     if (rec.publicKey === '') {
       f.add(
@@ -171,9 +155,9 @@ export function checkQuoteAnswer(
       return { kind: 'fail', failure: f }
     }
   }
-  const hashAlg = String(r.hash_alg ?? '')
-  const encAlg = String(r.enc_alg ?? '')
-  const signAlg = String(r.sign_alg ?? '')
+  const hashAlg = r.hash_alg ?? ''
+  const encAlg = r.enc_alg ?? ''
+  const signAlg = r.sign_alg ?? ''
   if (!hashAlg || !isHashAlg(hashAlg) || !isAccepted(hashAlg, rec.acceptHash)) {
     f.add(
       `${q}.invalid_hash_alg`,
@@ -258,7 +242,7 @@ export function checkQuoteAnswer(
   let bootAggregates: string[] | undefined
   if (isMbPolicyNonEmpty(policies.mb)) {
     let log: Uint8Array | null = null
-    if (typeof r.mb_measurement_list === 'string' && r.mb_measurement_list !== '') {
+    if (r.mb_measurement_list !== undefined && r.mb_measurement_list !== '') {
       log = Buffer.from(r.mb_measurement_list, 'base64')
     }
     try {
@@ -290,7 +274,7 @@ export function checkQuoteAnswer(
   let ima = rec.ima
   if (pcrs.has(10)) {
     used.add(10)
-    if (typeof r.ima_measurement_list !== 'string') {
+    if (r.ima_measurement_list === undefined) {
       if (policies.ima !== null) {
         f.add(
           'pcr_validation.unused_pcr_10',
@@ -309,8 +293,8 @@ export function checkQuoteAnswer(
       }
       const res = evaluateIma({
         list: r.ima_measurement_list,
-        startEntry: entry as number,
-        bootTime: boottime as number,
+        startEntry: r.ima_measurement_list_entry ?? 0,
+        bootTime: r.boottime ?? 0,
         state: rec.ima,
         quotedPcr10: pcrs.get(10) as Uint8Array,
         bank,

@@ -1,7 +1,9 @@
 /**
  * Entry of a check worker (`check-pool.ts`): runs `checkQuoteAnswer` for rounds with an IMA list
- * or a measured-boot log, off the main thread. Messages are plain data (`check-job.ts`): an
- * `init` with the severity rules and check options, then jobs; each job is answered once.
+ * or a measured-boot log, and `/verify/evidence` bodies, off the main thread. Messages are plain
+ * data (`check-job.ts`): an `init` with the severity rules and check options, then jobs; each job
+ * is answered exactly once, and nothing a job carries can throw out of the handler (a job that
+ * throws is answered `error`; an answer that cannot be posted is replaced by an `error`).
  *
  * Per worker it caches the compiled runtime policies (by `id:version`, bounded), the parsed
  * `tpm_policy` texts and the AK KeyObjects (by AK).
@@ -11,9 +13,8 @@
 import 'reflect-metadata'
 import type { KeyObject } from 'node:crypto'
 import type { PolicyLease } from '../ima/index.ts'
-import type { CheckJob, CheckJobResult } from './check-job.ts'
+import type { CheckJob, CheckJobResult, EvidenceJob } from './check-job.ts'
 import type { CheckOptions } from './check-quote.ts'
-import type { TpmPolicy } from './tpm-policy.ts'
 
 declare const self: Worker
 
@@ -21,17 +22,20 @@ declare const self: Worker
 // still loading would be lost) and waits for the modules. They are loaded after the
 // reflect-metadata polyfill on purpose: in a compiled binary the bundler may otherwise initialise
 // @peculiar/x509 (tsyringe) first, which refuses to load without it.
-const queue: MessageEvent<CheckWorkerInit | CheckJob>[] = []
-let handle: ((e: MessageEvent<CheckWorkerInit | CheckJob>) => void) | undefined
-self.onmessage = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
+type Message = CheckWorkerInit | CheckJob | EvidenceJob
+const queue: MessageEvent<Message>[] = []
+let handle: ((e: MessageEvent<Message>) => void) | undefined
+self.onmessage = (e: MessageEvent<Message>) => {
   if (handle === undefined) queue.push(e)
   else handle(e)
 }
 const { PolicyCache } = await import('../ima/index.ts')
 const { BoundedCache } = await import('../protocol/bounded-cache.ts')
 const { parseTpm2bPublic, toKeyObject } = await import('../tpm/public-area.ts')
-const { cachedTpmPolicy, recordFromData, resultToData } = await import('./check-job.ts')
+const { cachedTpmPolicy, recordFromData, resultToData, tpmPolicyCache, WORKER_POLICY_SLOTS } =
+  await import('./check-job.ts')
 const { checkQuoteAnswer } = await import('./check-quote.ts')
+const { verifyEvidenceBody } = await import('./evaluate-evidence.ts')
 const { SeverityRules } = await import('./failure.ts')
 
 /** The first message a worker gets. */
@@ -48,25 +52,28 @@ let opts: CheckOptions | undefined
 const policyCache = new PolicyCache(8)
 const policies = new Map<string, PolicyLease>()
 // keyed by text from the enrolment (tpm_policy, ak_tpm): bounded in bytes as well as entries
-const tpmPolicies = new BoundedCache<TpmPolicy>({
-  maxEntries: 1024,
-  maxBytes: 16 * 1024 * 1024,
-  sizeOf: () => 256,
-})
+const tpmPolicies = tpmPolicyCache()
 const aks = new BoundedCache<KeyObject>({
   maxEntries: 50_000,
   maxBytes: 64 * 1024 * 1024,
   sizeOf: () => 1024,
 })
 
-function run(job: CheckJob): CheckJobResult {
+function run(job: CheckJob | EvidenceJob): CheckJobResult {
   if (opts === undefined) return { seq: job.seq, kind: 'error', error: 'not initialised' }
+  if (job.type === 'evidence') {
+    return {
+      seq: job.seq,
+      kind: 'evidence',
+      verdict: verifyEvidenceBody(new Uint8Array(job.body), opts),
+    }
+  }
   let ima = null
   if (job.imaKey !== null) {
     let lease = policies.get(job.imaKey)
     if (lease === undefined && job.imaText !== undefined) {
       lease = policyCache.acquire(job.imaText)
-      if (policies.size >= 16) {
+      if (policies.size >= WORKER_POLICY_SLOTS) {
         for (const l of policies.values()) l.release()
         policies.clear()
       }
@@ -78,19 +85,32 @@ function run(job: CheckJob): CheckJobResult {
     ima = lease.policy
   }
   const rec = recordFromData(job.rec, cachedTpmPolicy(tpmPolicies, job.rec.tpmPolicyText))
-  let ak = aks.get(job.rec.akTpm)
-  if (ak === undefined) {
-    ak = toKeyObject(parseTpm2bPublic(Buffer.from(job.rec.akTpm, 'base64')))
-    aks.set(job.rec.akTpm, ak)
-  }
-  rec.akKey = ak
+  rec.akKey = akOf(job.rec.akTpm)
   return resultToData(
     job.seq,
     checkQuoteAnswer(rec, job.results, job.nonce, { ima, mb: job.mb }, opts),
   )
 }
 
-handle = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
+/** The AK KeyObject, cached; undefined when it does not parse (the check reports that). */
+function akOf(akTpm: string): KeyObject | undefined {
+  let ak = aks.get(akTpm)
+  if (ak === undefined) {
+    try {
+      ak = toKeyObject(parseTpm2bPublic(Buffer.from(akTpm, 'base64')))
+    } catch {
+      return undefined
+    }
+    aks.set(akTpm, ak)
+  }
+  return ak
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : 'non-error exception'
+}
+
+handle = (e: MessageEvent<Message>) => {
   const m = e.data
   if ('type' in m && m.type === 'init') {
     opts = {
@@ -102,13 +122,17 @@ handle = (e: MessageEvent<CheckWorkerInit | CheckJob>) => {
     postMessage({ seq: -1, kind: 'ready' })
     return
   }
-  const job = m as CheckJob
+  const job = m as CheckJob | EvidenceJob
   let out: CheckJobResult
   try {
     out = run(job)
   } catch (err) {
-    out = { seq: job.seq, kind: 'error', error: err instanceof Error ? err.message : String(err) }
+    out = { seq: job.seq, kind: 'error', error: errorText(err) }
   }
-  postMessage(out)
+  try {
+    postMessage(out)
+  } catch (err) {
+    postMessage({ seq: job.seq, kind: 'error', error: `answer not sent: ${errorText(err)}` })
+  }
 }
 for (const e of queue.splice(0)) handle(e)

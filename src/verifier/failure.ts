@@ -78,6 +78,8 @@ export class Failure {
   readonly events: FailureEvent[] = []
   recoverable = true
   highest: FailureEvent | undefined
+  /** Events dropped when the list was capped on its way here (see {@link keptEvents}). */
+  omitted = 0
   readonly #rules: SeverityRules
 
   constructor(rules: SeverityRules) {
@@ -117,4 +119,16 @@ export class Failure {
   ): void {
     for (const e of list) this.add(e.event_id, e.context, e.recoverable)
   }
+}
+
+/**
+ * The events of `f` to pass on when at most about `max` may go (a worker's answer, an API
+ * answer): the first `max`, plus the highest when it came later, so the verdict a receiver
+ * rebuilds from them (`highest`) is the same. A hostile IMA list can yield one event per line.
+ */
+export function keptEvents(f: Failure, max: number): FailureEvent[] {
+  if (f.events.length <= max) return f.events
+  const kept = f.events.slice(0, max)
+  if (f.highest !== undefined && !kept.includes(f.highest)) kept.push(f.highest)
+  return kept
 }

@@ -11,7 +11,7 @@ import { BadRequest } from '../errors.ts'
 import { versionPrefixes } from '../http/api-version.ts'
 import type { KeylimeApp } from '../http/create-app.ts'
 import { envelopeResponse } from '../http/envelope.ts'
-import { readJsonObject } from '../http/read-json.ts'
+import { readJsonBytes, readJsonObject } from '../http/read-json.ts'
 import { checkAgentId, type VerifierService } from './service.ts'
 
 /** What `/metrics` and `/health` read. */
@@ -116,7 +116,7 @@ export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Ob
       envelopeResponse(200, 'Success', await svc.verifyIdentity(c.req.query())),
     )
     app.post(`${p}/verify/evidence`, async (c) => {
-      const [code, results] = svc.verifyEvidence(await readJsonObject(c))
+      const [code, results] = await svc.verifyEvidence(await readJsonBytes(c))
       return envelopeResponse(code, code === 200 ? 'Success' : 'Bad Request', results)
     })
   }

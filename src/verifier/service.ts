@@ -5,17 +5,15 @@
  *
  * @module
  */
-import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto'
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { BadRequest, Conflict, KeylimeError, NotFound, Unauthorized } from '../errors.ts'
 import { CURRENT_API_VERSION, SUPPORTED_API_VERSIONS } from '../http/api-version.ts'
 import {
   emptyRuntimePolicy,
-  evaluateImaEvidence,
   isImaError,
   loadRuntimePolicy,
   type CompiledRuntimePolicy,
 } from '../ima/index.ts'
-import { evaluateMeasuredBootEvidence } from '../mb/index.ts'
 import { readPemBlock } from '../protocol/read-pem-block.ts'
 import { isHashAlg } from '../tpm/constants.ts'
 import { checkNkBinding } from '../tpm/extend-pcr.ts'
@@ -24,7 +22,9 @@ import { verifyQuote } from '../tpm/verify-quote.ts'
 import type { AgentRecord } from './agent-record.ts'
 import { tpmPolicyText } from './agent-record.ts'
 import type { AttestationLoop } from './attestation-loop.ts'
-import { Failure, type SeverityRules } from './failure.ts'
+import type { CheckPool } from './check-pool.ts'
+import { decodeBase64Field } from './decode-base64-field.ts'
+import type { EvidenceResults } from './evaluate-evidence.ts'
 import { AGENT_STATES, APPROVED_REACTIVATE_STATES, attestationStatus } from './states.ts'
 import { type AgentRow, nowSeconds, type VerifierStore } from './store.ts'
 import { parseTpmPolicy } from './tpm-policy.ts'
@@ -33,7 +33,8 @@ import { parseTpmPolicy } from './tpm-policy.ts'
 export interface VerifierServiceOptions {
   store: VerifierStore
   loop: AttestationLoop
-  rules: SeverityRules
+  /** The check workers (`/verify/evidence` runs there). */
+  checks: CheckPool
   verifierId: string
   verifierIp: string
   verifierPort: number
@@ -42,8 +43,6 @@ export interface VerifierServiceOptions {
   leaseMs: number
   enableAgentMtls: boolean
   requireAllowListSignatures: boolean
-  mbPolicyName: string
-  ignoreTomtouErrors: boolean
 }
 
 /** Agent id rule of upstream (`keylime/common/validators.py`). */
@@ -68,8 +67,6 @@ const REQUIRED_POST_KEYS = [
   'ak_tpm',
 ] as const
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/
-
 /** Enrolment PEM inputs: one block each, bounded (a 64 KiB DER certificate, an 8192-bit key). */
 const MAX_CERT_PEM = 96 * 1024
 const MAX_PRIVATE_KEY_PEM = 16 * 1024
@@ -77,13 +74,6 @@ const PRIVATE_KEY_LABELS = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']
 
 function bad(msg: string): never {
   throw new BadRequest(`Exception error: ${msg}`)
-}
-
-function b64decode(v: unknown, field: string): Buffer {
-  if (typeof v !== 'string') bad(`${field} must be a base64 string`)
-  const s = v.replace(/\s+/g, '')
-  if (s.length % 4 !== 0 || !B64.test(s)) bad(`${field} is not valid base64`)
-  return Buffer.from(s, 'base64')
 }
 
 function optString(v: unknown, field: string): string {
@@ -110,7 +100,8 @@ function loadPolicyChecked(
   requireSig: boolean,
 ): CompiledRuntimePolicy {
   let key: Buffer | undefined
-  if (typeof keyB64 === 'string' && keyB64 !== '') key = b64decode(keyB64, 'runtime_policy_key')
+  if (typeof keyB64 === 'string' && keyB64 !== '')
+    key = decodeBase64Field(keyB64, 'runtime_policy_key')
   if (requireSig && key === undefined) {
     throw new Unauthorized(
       'allowlist signature verification key is required (require_allow_list_signatures)',
@@ -152,7 +143,7 @@ export class VerifierService {
     }
     let v: string | null = null
     if (body.v !== undefined && body.v !== null) {
-      const raw = b64decode(body.v, 'v')
+      const raw = decodeBase64Field(body.v, 'v')
       if (raw.length !== 16 && raw.length !== 32) bad('v must be a 16- or 32-byte key')
       v = raw.toString('base64')
     }
@@ -188,7 +179,7 @@ export class VerifierService {
     if (o.enableAgentMtls && (mtlsCert === null || mtlsCert === 'disabled')) {
       throw new BadRequest('mTLS certificate for agent is required!')
     }
-    const akTpm = b64decode(body.ak_tpm, 'ak_tpm')
+    const akTpm = decodeBase64Field(body.ak_tpm, 'ak_tpm')
     try {
       toKeyObject(parseTpm2bPublic(akTpm))
     } catch (e) {
@@ -216,7 +207,7 @@ export class VerifierService {
 
     // runtime policy: name/policy rules
     let rpName = optString(body.runtime_policy_name, 'runtime_policy_name')
-    const rpText = b64decode(body.runtime_policy ?? '', 'runtime_policy').toString('utf8')
+    const rpText = decodeBase64Field(body.runtime_policy ?? '', 'runtime_policy').toString('utf8')
     const ima: Parameters<VerifierStore['insertAgentWithPolicies']>[1] = {}
     if (rpName) {
       const stored = await o.store.getAllowlist(rpName)
@@ -456,7 +447,7 @@ export class VerifierService {
   async putAllowlist(name: string, body: Record<string, unknown>, replace: boolean): Promise<void> {
     if (!AGENT_ID_RE.test(name)) throw new BadRequest('Invalid URL')
     if (!('runtime_policy' in body)) throw new BadRequest('Runtime policy is required')
-    const text = b64decode(body.runtime_policy, 'runtime_policy').toString('utf8')
+    const text = decodeBase64Field(body.runtime_policy, 'runtime_policy').toString('utf8')
     if (text === '') throw new BadRequest('Runtime policy is required')
     const compiled = loadPolicyChecked(
       text,
@@ -577,164 +568,16 @@ export class VerifierService {
     }
   }
 
-  /** `POST /verify/evidence` (API 2.4/2.5): returns `[status, results]`. */
-  verifyEvidence(body: Record<string, unknown>): [number, Record<string, unknown>] {
-    const f = new Failure(this.#o.rules)
-    const claims: Record<string, unknown> = {}
-    const type = body.type
-    const data = body.data
-    if (type !== 'tpm') {
-      if (type === 'tee')
-        f.add('tee_attestation.unsupported', 'TEE evidence is not supported by keylime-ts', false)
-      else f.add('default.missing_param', 'type must be "tpm" or "tee"', false)
-      return [400, this.#evidenceResult(f, claims)]
-    }
-    if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-      f.add('qoute_validation.missing_param', 'data must be an object', false)
-      return [400, this.#evidenceResult(f, claims)]
-    }
-    const d = data as Record<string, unknown>
-    for (const k of ['quote', 'nonce', 'hash_alg', 'tpm_ek', 'tpm_ak']) {
-      if (typeof d[k] !== 'string' || d[k] === '') {
-        f.add('qoute_validation.missing_param', { message: `missing parameter ${k}` }, false)
-      }
-    }
-    const has = (k: string) => d[k] !== undefined && d[k] !== null && d[k] !== ''
-    if (!has('tpm_policy') && !has('runtime_policy') && !has('mb_policy')) {
-      f.add(
-        'qoute_validation.missing_policy',
-        'at least one of tpm_policy, runtime_policy, mb_policy is required',
-        false,
-      )
-    }
-    if (f.failed) return [400, this.#evidenceResult(f, claims)]
-    const hashAlg = d.hash_alg as string
-    if (!isHashAlg(hashAlg)) {
-      f.add(
-        'qoute_validation.invalid_hash_alg',
-        { message: `unsupported hash algorithm ${hashAlg.slice(0, 20)}` },
-        false,
-      )
-      return [200, this.#evidenceResult(f, claims)]
-    }
-    let verified: ReturnType<typeof verifyQuote>
-    try {
-      const akBytes = Buffer.from(d.tpm_ak as string, 'base64')
-      let ak: ReturnType<typeof toKeyObject>
-      try {
-        ak = toKeyObject(parseTpm2bPublic(akBytes))
-      } catch {
-        ak = createPublicKey(d.tpm_ak as string)
-      }
-      verified = verifyQuote({
-        quote: d.quote as string,
-        akPublic: ak,
-        nonce: d.nonce as string,
-        hashAlg,
-      })
-    } catch (err) {
-      f.add(
-        'qoute_validation.quote_validation',
-        { message: 'Quote data validation', error: String((err as Error).message ?? err) },
-        false,
-      )
-      return [200, this.#evidenceResult(f, claims)]
-    }
-    const pcrs = verified.pcrs.get(hashAlg) ?? new Map<number, Uint8Array>()
-    claims.pcrs = Object.fromEntries(
-      [...pcrs].map(([n, v]) => [String(n), Buffer.from(v).toString('hex')]),
-    )
-    claims.clock_info = {
-      clock: Number(verified.clockInfo.clock),
-      reset_count: verified.clockInfo.resetCount,
-      restart_count: verified.clockInfo.restartCount,
-      safe: verified.clockInfo.safe,
-    }
-    const used = new Set<number>()
-    let bootAggregates: string[] | undefined
-    if (has('mb_policy')) {
-      const mb = evaluateMeasuredBootEvidence({
-        mb_log: typeof d.mb_log === 'string' ? d.mb_log : undefined,
-        mb_policy: typeof d.mb_policy === 'string' ? d.mb_policy : JSON.stringify(d.mb_policy),
-        hash_alg: hashAlg,
-        quotedPcrs: verified.pcrs,
-        policyName: this.#o.mbPolicyName,
-      })
-      const c = mb.ok ? mb.claims : mb.claims
-      if (c !== undefined) {
-        claims.measured_boot = c
-        for (const n of c.checkedPcrs) used.add(n)
-        bootAggregates = c.bootAggregates[hashAlg]
-      }
-      if (!mb.ok) f.addAll(mb.failures)
-    }
-    if (has('runtime_policy')) {
-      let policy: CompiledRuntimePolicy | null = null
-      try {
-        const text = b64decode(d.runtime_policy, 'runtime_policy').toString('utf8')
-        policy = loadRuntimePolicy(text, {})
-      } catch (err) {
-        f.add(
-          'ima.policy.invalid',
-          { message: err instanceof KeylimeError ? err.message : String(err) },
-          false,
-        )
-      }
-      if (policy !== null) {
-        const pcr10 = pcrs.get(10)
-        if (pcr10 === undefined || typeof d.ima_measurement_list !== 'string') {
-          f.add('pcr_validation.unused_pcr_10', 'IMA PCR or measurement list missing', true)
-        } else {
-          const r = evaluateImaEvidence({
-            list: d.ima_measurement_list,
-            quotedPcr10: pcr10,
-            bank: hashAlg,
-            policy,
-            bootAggregates,
-            config: { ignoreTomtouErrors: !this.#o.ignoreTomtouErrors },
-          })
-          if (r.ok === false) f.addAll(r.failures)
-          else if (r.ok === true) claims.ima = { entries_verified: r.entriesVerified }
-        }
-        used.add(10)
-      }
-    }
-    if (has('tpm_policy')) {
-      try {
-        const tp = parseTpmPolicy(d.tpm_policy)
-        for (const [n, allowed] of tp.pcrs) {
-          const got = pcrs.get(n)
-          if (got === undefined)
-            f.add(
-              'pcr_validation.missing_pcrs',
-              { context: 'PCRs are missing in quote', data: [n] },
-              true,
-            )
-          else if (!used.has(n) && !allowed.includes(Buffer.from(got).toString('hex'))) {
-            f.add(
-              `pcr_validation.invalid_pcr_${n}`,
-              {
-                context: 'PCR value is not in allowlist',
-                got: Buffer.from(got).toString('hex'),
-                expected: [...allowed],
-              },
-              true,
-            )
-          }
-        }
-      } catch (err) {
-        f.add('pcr_validation.invalid_tpm_policy', { message: (err as Error).message }, false)
-      }
-    }
-    return [200, this.#evidenceResult(f, claims)]
-  }
-
-  #evidenceResult(f: Failure, claims: Record<string, unknown>): Record<string, unknown> {
-    return {
-      valid: !f.failed,
-      claims,
-      failures: f.events.map((e) => ({ type: e.event_id, context: e.context })),
-    }
+  /**
+   * `POST /verify/evidence` (API 2.4/2.5): the raw JSON body in, `[status, results]` out. The
+   * evaluation (`evaluate-evidence.ts`) runs on a check worker, off the event loop.
+   *
+   * @throws KeylimeError (400) for a body that is not a JSON object, as `readJsonObject`
+   */
+  async verifyEvidence(body: ArrayBuffer): Promise<[number, EvidenceResults]> {
+    const v = await this.#o.checks.evidence(body)
+    if (v.kind === 'rejected') throw new KeylimeError(v.code, v.message, { status: v.status })
+    return [v.answer.status, v.answer.results]
   }
 
   /** Upstream's `now` for tests of timestamps. */

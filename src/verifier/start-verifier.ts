@@ -52,6 +52,8 @@ export interface StartVerifierOptions {
   connectsPerSecond?: number
   /** Check workers (default: one per core; 0 = every check on the main thread). */
   checkWorkers?: number
+  /** Check worker entry (tests: a worker that misbehaves); default `check-worker.ts`. */
+  checkWorkerEntry?: string
   /** Webhook fetch (tests). */
   fetch?: typeof fetch
 }
@@ -117,6 +119,7 @@ export async function startVerifier(
   }
   const checks = await CheckPool.start({
     size: options.checkWorkers,
+    entry: options.checkWorkerEntry,
     check,
     labels,
     severityPolicy,
@@ -198,7 +201,7 @@ export async function startVerifier(
   const service = new VerifierService({
     store,
     loop,
-    rules,
+    checks,
     verifierId: v.uuid,
     verifierIp: v.ip,
     verifierPort: v.port,
@@ -207,8 +210,6 @@ export async function startVerifier(
     leaseMs,
     enableAgentMtls: v.enable_agent_mtls && v.mode !== 'push',
     requireAllowListSignatures: v.require_allow_list_signatures,
-    mbPolicyName: v.measured_boot_policy_name,
-    ignoreTomtouErrors: v.ignore_tomtou_errors,
   })
   const app = createApp({
     log,

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { createTestCa } from '../../src/verifier/test-support.ts'
 
 /** Path of the source entry point. */
 export const MAIN_TS = resolve(import.meta.dir, '../../src/main.ts')
@@ -114,4 +115,33 @@ export function spawnCollect(cmd: string[], env: Record<string, string>): ChildR
       return proc.exited
     },
   }
+}
+
+/**
+ * A `keylime --verifier` child process on a free port of 127.0.0.1 with a fresh cv_ca in its own
+ * `KEYLIME_DIR` (`dir`; client material in `dir/cv_ca`), embedded database, WARNING logs; `env`
+ * adds or overrides variables, `main` is the entry (default this tree's), `bunArgs` go before it
+ * (e.g. `--preload`). Resolves once it serves.
+ */
+export async function spawnVerifier(
+  env: Record<string, string> = {},
+  opts: { main?: string; bunArgs?: string[] } = {},
+): Promise<{ run: ChildRun; url: string; dir: string }> {
+  const base = await controlPlaneEnv()
+  await createTestCa(base.dir)
+  const port = await freePort()
+  const cmd = [process.execPath, ...(opts.bunArgs ?? []), opts.main ?? MAIN_TS, '--verifier']
+  const run = spawnCollect(cmd, {
+    ...base.env,
+    KEYLIME_VERIFIER_IP: '127.0.0.1',
+    KEYLIME_VERIFIER_PORT: String(port),
+    KEYLIME_VERIFIER_DATABASE_URL: 'sqlite',
+    KEYLIME_LOGGING_LEVEL: 'WARNING',
+    ...env,
+  })
+  await run.waitFor(/keylime control plane started/, 60_000).catch((err) => {
+    if (run.proc.exitCode === null) run.proc.kill('SIGKILL')
+    throw err
+  })
+  return { run, url: `https://127.0.0.1:${port}`, dir: base.dir }
 }
