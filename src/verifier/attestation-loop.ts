@@ -375,8 +375,14 @@ export class AttestationLoop {
           break
       }
     } catch (err) {
-      outcome = 'error'
-      this.#roundThrew(rec, epoch, err)
+      if (isDatabaseUnavailable(err) && rec.epoch === epoch) {
+        // the database, not the agent: try the round again later (the outage is logged once)
+        outcome = 'retry'
+        this.scheduler.schedule(id, performance.now() + Math.abs(this.#o.retryInterval) * 1000)
+      } else {
+        outcome = 'error'
+        this.#roundThrew(rec, epoch, err)
+      }
     } finally {
       rec.busy = false
       if (outcome !== 'none') {
@@ -392,7 +398,7 @@ export class AttestationLoop {
    * when the state changes, not per round. Never throws.
    */
   #roundThrew(rec: AgentRecord, epoch: number, err: unknown): void {
-    const error = err instanceof Error ? `${err.name}: ${err.message}` : 'non-error exception'
+    const error = describeError(err)
     try {
       if (rec.epoch !== epoch) return
       const before = rec.state

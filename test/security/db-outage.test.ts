@@ -28,6 +28,7 @@ import {
   makeSoftwareEk,
   SoftwareAgent,
 } from '../../src/registrar/software-agent.ts'
+import { AGENT_STATES } from '../../src/verifier/states.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { createTestCa, startTestVerifier } from '../../src/verifier/test-support.ts'
 import { databaseTargets, type FreshLocation } from '../support/databases.ts'
@@ -198,6 +199,20 @@ describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a 
       10_000,
       `${kind}: attestation continuing during the outage`,
     )
+    // a round that must read its policies from the database meanwhile waits for it; the agent
+    // is not failed for the database's outage
+    expect(fleet.agents.every((a) => verifier.loop.records.get(a.uuid)?.imaPolicyId != null)).toBe(
+      true,
+    )
+    verifier.loop.invalidatePolicies()
+    await Bun.sleep(1500)
+    const failed = fleet.agents.filter(
+      (a) => verifier.loop.records.get(a.uuid)?.state === AGENT_STATES.FAILED,
+    )
+    expect(
+      failed.map((a) => a.uuid),
+      `${kind}: agents failed for the outage`,
+    ).toEqual([])
     const flushes = lines.filter((l) => l.includes('batched state write failed')).length
     const leaseTicks = lines.filter((l) => l.includes('lease maintenance failed')).length
     const down = lines.filter((l) => / ERROR - database unavailable /.test(l)).length
@@ -219,6 +234,14 @@ describe.skipIf(postgresql === undefined)('database outage (PostgreSQL behind a 
       async () => (await counts()).every((c, i) => c.stored >= (healedAt[i] ?? 0)),
       10_000,
       () => `${kind}: snapshots held back during the outage written`,
+    )
+    await until(
+      () =>
+        fleet.agents.every(
+          (a, i) => (verifier.loop.records.get(a.uuid)?.attestationCount ?? 0) > (healedAt[i] ?? 0),
+        ),
+      10_000,
+      `${kind}: attestation resumed with policies read again`,
     )
     const up = lines.filter((l) => l.includes('INFO - database available again')).length
 
