@@ -13,10 +13,14 @@ interface Row {
 }
 
 /** A compare-and-set kind over a Map, recording every statement it receives. */
-function table(options: { bad?: (r: Row) => boolean; gate?: () => Promise<void> } = {}) {
+function table(
+  options: { bad?: (r: Row) => boolean; gate?: () => Promise<void>; down?: boolean } = {},
+) {
   const data = new Map<string, number>()
   const statements: { form: 'one' | 'many'; ids: string[] }[] = []
   const apply = (r: Row): boolean => {
+    if (options.down)
+      throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
     if (options.bad?.(r)) throw new Error(`bad row ${r.id}`)
     if (data.get(r.id) !== r.expect) return false
     data.set(r.id, r.value)
@@ -34,7 +38,7 @@ function table(options: { bad?: (r: Row) => boolean; gate?: () => Promise<void> 
       statements.push({ form: 'many', ids: rs.map((r) => r.id) })
       await options.gate?.()
       // All or nothing, like one SQL statement: check every row before changing any.
-      for (const r of rs) if (options.bad?.(r)) throw new Error(`bad row ${r.id}`)
+      for (const r of rs) if (options.bad?.(r) || options.down) apply(r)
       return rs.filter(apply).map((r) => r.id)
     },
   }
@@ -105,6 +109,18 @@ describe('WriteBatcher', () => {
     expect(Object.fromEntries(t.data)).toEqual({ ok1: 1, ok2: 3 })
     expect(t.statements.map((s) => s.form)).toEqual(['many', 'one', 'one', 'one'])
     expect(batcher.stats.fallbacks).toBe(1)
+  })
+
+  test('a multi-row statement failed by an outage is not retried row by row: every caller fails at once', async () => {
+    const t = table({ down: true })
+    const batcher = new WriteBatcher(t.kind)
+    const results = await Promise.allSettled([
+      batcher.write({ id: 'a', value: 1 }),
+      batcher.write({ id: 'b', value: 2 }),
+    ])
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+    expect(t.statements.map((s) => s.form)).toEqual(['many'])
+    expect(batcher.stats.fallbacks).toBe(0)
   })
 
   test('at the in-flight bound, new rows wait and go out together when a statement ends', async () => {

@@ -17,10 +17,12 @@
  * - on an error of the multi-row statement (one bad row, a deadlock, a serialization failure)
  *   runs each row's single statement instead, so one bad row cannot fail the others: every caller
  *   gets the outcome or the error of its own row. A failed statement changed nothing, so re-running
- *   its rows one by one is safe.
+ *   its rows one by one is safe. A database outage (`isDatabaseUnavailable`) fails every row at
+ *   once instead: the single statements could only time out again.
  *
  * @module
  */
+import { isDatabaseUnavailable } from '../db/database-unavailable.ts'
 
 /** One kind of conditional write, in single-row and multi-row form. */
 export interface BatchKind<Row> {
@@ -184,7 +186,12 @@ export class WriteBatcher<Row> {
     let written: Set<string>
     try {
       written = new Set(await this.#kind.many(batch.map((p) => p.row)))
-    } catch {
+    } catch (e) {
+      if (isDatabaseUnavailable(e)) {
+        // an outage fails the single statements too: answer now, not after a second timeout
+        for (const p of batch) p.reject(e)
+        return
+      }
       this.#stats.fallbacks++
       await Promise.all(batch.map((p) => this.#single(p)))
       return
