@@ -97,3 +97,10 @@ describe(`fuzz: ${CASES} mutated cases per parser return or throw TpmError`, () 
     expect(Buffer.from(mutate(seeds, again.caseSeed)).toString('hex')).toBe(again.inputHex)
   })
 })
+
+test('mutate never changes its seeds, Buffer seeds included (a Buffer slice is a view)', () => {
+  const seeds = [Buffer.from('0123456789abcdef'), new Uint8Array(64).fill(7)]
+  const before = seeds.map((s) => Buffer.from(s).toString('hex'))
+  for (let i = 0; i < 2000; i++) mutate(seeds, caseSeed(3, i))
+  expect(seeds.map((s) => Buffer.from(s).toString('hex'))).toEqual(before)
+})

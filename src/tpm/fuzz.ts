@@ -103,10 +103,14 @@ function lengthValue(p: Prng, len: number, max: number): number {
 
 type Mutation = (p: Prng, b: Uint8Array, seeds: readonly Uint8Array[]) => Uint8Array
 
+/** A copy of `b` (of a range of it): a Buffer's `slice` is a view, and a seed must never change. */
+const copyOf = (b: Uint8Array, start = 0, end = b.length): Uint8Array =>
+  Uint8Array.prototype.slice.call(b, start, end)
+
 const MUTATIONS: readonly Mutation[] = [
   // flip 1-8 bits
   (p, b) => {
-    const out = b.slice()
+    const out = copyOf(b)
     if (out.length === 0) return out
     const n = 1 + p.int(8)
     for (let i = 0; i < n; i++) {
@@ -117,12 +121,12 @@ const MUTATIONS: readonly Mutation[] = [
   },
   // interesting byte
   (p, b) => {
-    const out = b.slice()
+    const out = copyOf(b)
     if (out.length > 0) out[p.int(out.length)] = p.pick(INTERESTING)
     return out
   },
   // truncate
-  (p, b) => b.slice(0, p.int(b.length + 1)),
+  (p, b) => copyOf(b, 0, p.int(b.length + 1)),
   // extend
   (p, b) => {
     const extra = p.bytes(1 + p.int(32))
@@ -133,7 +137,7 @@ const MUTATIONS: readonly Mutation[] = [
   },
   // u16 BE/LE length tamper
   (p, b) => {
-    const out = b.slice()
+    const out = copyOf(b)
     if (out.length < 2) return out
     const at = p.int(out.length - 1)
     const v = lengthValue(p, out.length - at, 0xffff)
@@ -143,7 +147,7 @@ const MUTATIONS: readonly Mutation[] = [
   },
   // u32 BE/LE length tamper
   (p, b) => {
-    const out = b.slice()
+    const out = copyOf(b)
     if (out.length < 4) return out
     const at = p.int(out.length - 3)
     const v = p.int(4) === 0 ? 0xffffffff : lengthValue(p, out.length - at, 0xffffffff)
@@ -152,7 +156,7 @@ const MUTATIONS: readonly Mutation[] = [
   },
   // delete a chunk
   (p, b) => {
-    if (b.length === 0) return b.slice()
+    if (b.length === 0) return copyOf(b)
     const at = p.int(b.length)
     const n = 1 + p.int(Math.min(64, b.length - at))
     const out = new Uint8Array(b.length - n)
@@ -172,7 +176,7 @@ const MUTATIONS: readonly Mutation[] = [
   },
   // duplicate a chunk
   (p, b) => {
-    if (b.length === 0) return b.slice()
+    if (b.length === 0) return copyOf(b)
     const at = p.int(b.length)
     const chunk = b.subarray(at, at + 1 + p.int(32))
     const out = new Uint8Array(b.length + chunk.length)
