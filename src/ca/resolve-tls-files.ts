@@ -10,10 +10,12 @@
  * - `trusted_client_ca` / `trusted_server_ca`: `default` → `[<KEYLIME_DIR>/cv_ca/cacert.crt]`
  *   (the verifier's CA, whatever `tls_dir` is, as upstream), `all` → no peer verification, else a
  *   list of paths relative to `tls_dir`.
+ * - `client_crl` (keylime-ts): CRLs of client certificates, see `client-crl.ts`.
  *
  * @module
  */
 import { isAbsolute, join, resolve } from 'node:path'
+import { type ClientCrlSources, resolveClientCrlFiles } from './client-crl.ts'
 import { CaError } from './errors.ts'
 
 /** Inputs of {@link resolveTlsFiles}: the raw option values of one component. */
@@ -36,6 +38,8 @@ export interface ResolveTlsFilesParams {
   trustedCa?: string[] | string
   /** Name of the trusted-CA option for messages (default `trusted_client_ca`). */
   trustedCaOption?: string
+  /** `client_crl` of a server (keylime-ts hardening); default `default`. */
+  clientCrl?: string | string[]
 }
 
 /** Resolved absolute paths; the passwords are carried along for {@link loadTlsMaterial}. */
@@ -52,6 +56,8 @@ export interface TlsFiles {
   trustedCa: string[] | 'all'
   /** Option name that produced `trustedCa`, for messages. */
   trustedCaOption: string
+  /** CRL files for client certificates (`client_crl`); empty: no CRL check. */
+  clientCrl: ClientCrlSources['files']
 }
 
 /**
@@ -136,5 +142,6 @@ export function resolveTlsFiles(p: ResolveTlsFilesParams): TlsFiles {
     clientCert: file(p.clientCert, 'client-cert.crt'),
     trustedCa,
     trustedCaOption: p.trustedCaOption ?? 'trusted_client_ca',
+    clientCrl: resolveClientCrlFiles(p.clientCrl ?? 'default', trustedCa, dir),
   }
 }

@@ -129,6 +129,8 @@ export const VERIFIER_SCHEMA = {
     auto_recover_attestation_failures: bool('False'),
     shutdown_drain_timeout: ufloat('10'),
     nonce_lifetime: uint('60'),
+    // keylime-ts hardening (step 1): CRLs of admin client certificates (src/ca/client-crl.ts)
+    client_crl: str('default'),
   },
   revocations: {
     enabled_revocation_notifications: opt(LIST, "['agent']"),
@@ -162,6 +164,8 @@ export const REGISTRAR_SCHEMA = {
       'default',
     ),
     malformed_cert_action: opt({ type: 'enum', values: ['warn', 'reject', 'ignore'] }, 'warn'),
+    // keylime-ts hardening (step 1): CRLs of admin client certificates (src/ca/client-crl.ts)
+    client_crl: str('default'),
   },
 } as const satisfies ComponentSchema
 

@@ -91,6 +91,7 @@ export async function startRegistrar(
           cert: tls.serverCert,
           ca: tls.ca,
           requestCert: tls.verifyPeer,
+          crl: tls.crl,
         },
         log,
       }),
