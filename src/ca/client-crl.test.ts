@@ -5,7 +5,8 @@ import { join } from 'node:path'
 import { X509Certificate } from '@peculiar/x509'
 import { resolveCaSettings } from './ca-settings.ts'
 import { CertAuthority } from './cert-authority.ts'
-import { loadClientCrls, resolveClientCrlFiles } from './client-crl.ts'
+import { loadClientCrls } from './client-crl.ts'
+import { resolveClientCrlFiles } from './resolve-tls-files.ts'
 import { setLogSink } from '../log/logger.ts'
 import { CaError } from './errors.ts'
 
@@ -58,6 +59,10 @@ describe('client CRLs', () => {
   test('none, trusted_client_ca = all, and a CA without CRL files give no CRL check', async () => {
     expect(resolveClientCrlFiles('none', [join(root, 'ca', 'cacert.crt')], root)).toEqual([])
     expect(resolveClientCrlFiles('default', 'all', root)).toEqual([])
+    expect(resolveClientCrlFiles('', [join(root, 'ca', 'cacert.crt')], root)).toHaveLength(1)
+    expect(() => resolveClientCrlFiles('all', [join(root, 'ca', 'cacert.crt')], root)).toThrow(
+      CaError,
+    )
     const bare = join(root, 'bare')
     rmSync(bare, { recursive: true, force: true })
     mkdirSync(bare)

@@ -5,11 +5,8 @@
  * {@link ClientCrlSet}: the PEM list `Bun.serve({ tls: { crl } })` enforces at the handshake,
  * and a checker for code that sees the peer certificate itself.
  *
- * `[verifier]` / `[registrar]` `client_crl` (keylime-ts hardening; not in upstream):
- * - `default`: the `cacrl.der` (else `cacrl.pem`) beside each `trusted_client_ca` file; a CA with
- *   neither has no CRL;
- * - `none`: no CRL check;
- * - a list of files (PEM or DER; relative to `tls_dir`), each of which must exist.
+ * `[verifier]` / `[registrar]` `client_crl` (keylime-ts hardening; not in upstream) names the files;
+ * `resolveClientCrlFiles` in `resolve-tls-files.ts` resolves it.
  *
  * Every CRL must be signed by one of the trusted client CAs. An unreadable, unsigned or foreign
  * CRL is an error, never silently skipped: skipping it would let its revoked certificates in.
@@ -17,7 +14,6 @@
  * @module
  */
 import { createHash } from 'node:crypto'
-import { dirname, join, resolve } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { X509Certificate, X509Crl } from '@peculiar/x509'
 import { fileExists, readBounded } from './ca-files.ts'
@@ -48,42 +44,6 @@ export interface ClientCrlSet {
   readonly digest: string
   /** True when `cert` is listed in the CRL of its issuer. */
   isRevoked(cert: X509Certificate): boolean
-}
-
-/**
- * Resolves `client_crl` for a listener.
- *
- * @param option - The raw option: `default`, `none`, or a list (Python literal or comma list).
- * @param trustedCa - The resolved `trusted_client_ca` files, or `all` (no client verification).
- * @param tlsDir - Base directory of relative paths.
- * @returns the file entries, or an empty list when no CRL applies.
- */
-export function resolveClientCrlFiles(
-  option: string | string[],
-  trustedCa: string[] | 'all',
-  tlsDir: string,
-): ClientCrlSources['files'] {
-  if (trustedCa === 'all') return []
-  const list = Array.isArray(option) ? option : parseCrlOption(option)
-  if (list === 'none') return []
-  if (list === 'default') {
-    return trustedCa.map((ca) => ({
-      candidates: [join(dirname(ca), 'cacrl.der'), join(dirname(ca), 'cacrl.pem')],
-      required: false,
-    }))
-  }
-  return list.map((f) => ({ candidates: [resolve(tlsDir, f)], required: true }))
-}
-
-function parseCrlOption(value: string): string[] | 'default' | 'none' {
-  const v = value.trim()
-  if (v === 'default' || v === '') return 'default'
-  if (v === 'none') return 'none'
-  const inner = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v
-  return inner
-    .split(',')
-    .map((s) => s.trim().replace(/^(['"])(.*)\1$/, '$2'))
-    .filter((s) => s.length > 0)
 }
 
 /** Hex serial without leading zeros, lower case (certificates and CRL entries may pad). */
