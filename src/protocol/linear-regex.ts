@@ -37,7 +37,10 @@ export interface LinearRegexOptions {
   dialect: 'js' | 'python'
   /** `RegExp` flags that apply (`i`, `s`, `m`). */
   flags: string
-  /** `start`: the match begins at 0 (Python `re.match`); `full`: it spans the whole text. */
+  /**
+   * `start`: as `RegExp('^(?:…)')` — the match begins at 0 (Python `re.match`), or at a line
+   * start with `m`; `full`: as `RegExp('^(?:…)$')`.
+   */
   anchor: 'start' | 'full'
 }
 
