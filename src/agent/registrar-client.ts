@@ -119,7 +119,7 @@ async function candidateVersions(
  *   TPM errors from ActivateCredential pass through.
  */
 export async function registerAgent(opts: RegisterOptions): Promise<{ apiVersion: string }> {
-  const base = opts.registrarUrl.replace(/\/+$/, '')
+  const base = opts.registrarUrl.replace(/(?<!\/)\/+$/, '') // linear, unlike /\/+$/
   const timeoutMs = opts.timeoutMs ?? 15_000
   const enabled = opts.apiVersions ?? AGENT_API_VERSIONS
   const body = {

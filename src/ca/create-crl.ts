@@ -5,7 +5,8 @@
  * Fixes against upstream: upstream sets nextUpdate = thisUpdate (stale at once, so OpenSSL's
  * `-crl_check` reports "CRL has expired") and stamps every entry with the current time. keylime-ts
  * sets nextUpdate = thisUpdate + `validityDays` and keeps each serial's revocation date. It also
- * adds AuthorityKeyIdentifier and a CRL number (RFC 5280 §5.2.1, §5.2.3).
+ * adds AuthorityKeyIdentifier and a CRL number (RFC 5280 §5.2.1, §5.2.3), and an invalidityDate
+ * to each entry (§5.3.2) so that strict DER parsers accept it.
  *
  * @module
  */
@@ -69,9 +70,12 @@ export async function createCrl(p: CreateCrlParams): Promise<X509Crl> {
         derInteger(Math.max(0, Math.floor(p.now.getTime() / 1000))),
       ),
     ],
+    // invalidityDate keeps each entry's extensions non-empty: @peculiar/x509 otherwise writes an
+    // empty SEQUENCE, which is not DER and which BoringSSL (Bun's TLS) refuses to decode.
     entries: p.revoked.map((r) => ({
       serialNumber: serialToHex(r.serial),
       revocationDate: r.date,
+      invalidity: r.date,
     })),
   })
 }

@@ -3,7 +3,11 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { X509Certificate as NodeX509 } from 'node:crypto'
 import { resolveCaSettings } from './ca-settings.ts'
+import { X509Crl, X509CrlGenerator } from '@peculiar/x509'
+import { CertAuthority } from './cert-authority.ts'
+import { tlsAcceptsCrl } from './client-crl.ts'
 import { ensureCvCa } from './ensure-cv-ca.ts'
+import { RSA_SIGNING_ALGORITHM } from './rsa-keys.ts'
 import { CaError } from './errors.ts'
 import { decryptPrivateKeyPem } from './rsa-keys.ts'
 import { OPENSSL, modeOf, openssl, tempDir } from './test-helpers.ts'
@@ -185,5 +189,44 @@ describe('ensureCvCa', () => {
       (e: unknown) => e,
     )
     expect((err as CaError).code).toBe('ERR_CA_LOCK_TIMEOUT')
+  })
+
+  test('a start renews a CRL that TLS cannot decode or that expires soon, keeping revocations', async () => {
+    const ca = await CertAuthority.open(dir, settings, settings.password)
+    await ca.createCert('revoked-admin')
+    await ca.revoke({ name: 'revoked-admin' })
+    const revokedSerial = serial(join(dir, 'revoked-admin-cert.crt'))
+    // As keylime-ts wrote it before step 1: an entry with an empty extension SEQUENCE.
+    const keys = (await crypto.subtle.generateKey(
+      { ...RSA_SIGNING_ALGORITHM, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) },
+      true,
+      ['sign', 'verify'],
+    )) as CryptoKeyPair
+    const old = await X509CrlGenerator.create({
+      issuer: ca.caCert.subjectName,
+      thisUpdate: new Date(),
+      nextUpdate: new Date(Date.now() + 864e5 * 300),
+      signingAlgorithm: RSA_SIGNING_ALGORITHM,
+      signingKey: keys.privateKey,
+      entries: [{ serialNumber: revokedSerial, revocationDate: new Date() }],
+    })
+    writeFileSync(join(dir, 'cacrl.der'), new Uint8Array(old.rawData))
+    expect(tlsAcceptsCrl(new Uint8Array(old.rawData))).toBe(false)
+    const check = async () => {
+      const der = new Uint8Array(readFileSync(join(dir, 'cacrl.der')))
+      const crl = new X509Crl(der)
+      expect(tlsAcceptsCrl(der)).toBe(true)
+      expect(await crl.verify({ publicKey: ca.caCert.publicKey })).toBe(true)
+      expect(crl.entries.map((e) => e.serialNumber.replace(/^0+/, ''))).toContain(
+        revokedSerial.replace(/^0+/, ''),
+      )
+      return crl
+    }
+    await ensureCvCa({ keylimeDir, settings, hostname: 'testhost' })
+    const renewed = await check()
+    // 340 days on, the 365-day CRL is within the 30-day renewal window.
+    const later = new Date(Date.now() + 340 * 864e5)
+    await ensureCvCa({ keylimeDir, settings, hostname: 'testhost', now: later })
+    expect((await check()).thisUpdate.getTime()).toBeGreaterThan(renewed.thisUpdate.getTime())
   })
 })

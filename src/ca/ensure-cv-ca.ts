@@ -12,9 +12,18 @@
  */
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { CA_FILES, caPath, certFileNames, ensureCaDir, fileExists } from './ca-files.ts'
+import { X509Crl } from '@peculiar/x509'
+import {
+  CA_FILES,
+  caPath,
+  certFileNames,
+  ensureCaDir,
+  fileExists,
+  readBounded,
+} from './ca-files.ts'
 import type { CaSettings } from './ca-settings.ts'
 import { CertAuthority } from './cert-authority.ts'
+import { tlsAcceptsCrl } from './client-crl.ts'
 import { getSanEntries } from './san-entries.ts'
 import { type DirLockOptions, withDirLock } from './with-dir-lock.ts'
 import { getLogger } from '../log/logger.ts'
@@ -60,6 +69,43 @@ export interface EnsureCvCaResult {
 async function leafPresent(dir: string, name: string): Promise<boolean> {
   const f = certFileNames(name)
   return (await fileExists(caPath(dir, f.cert))) && (await fileExists(caPath(dir, f.privateKey)))
+}
+
+/** A CRL expiring within this many days is renewed at start. */
+const CRL_RENEW_DAYS = 30
+
+/**
+ * Renews `cacrl.der`/`cacrl.pem` when missing, unreadable, not strict DER (written by keylime-ts
+ * before step 1 with revoked entries) or about to expire: the admin TLS ports
+ * enforce the CRL (`client_crl`), and TLS refuses every client of a CA whose CRL has expired
+ * (upstream writes CRLs that expire at once). Without the CA password it only warns.
+ */
+async function refreshStaleCrl(
+  dir: string,
+  settings: CaSettings,
+  password: string,
+  now: Date,
+  open: CertAuthority | undefined,
+): Promise<void> {
+  try {
+    const der = new Uint8Array(await readBounded(caPath(dir, CA_FILES.crlDer)))
+    const nextUpdate = new X509Crl(der).nextUpdate
+    const fresh =
+      nextUpdate !== undefined && nextUpdate.getTime() - now.getTime() > CRL_RENEW_DAYS * 864e5
+    if (fresh && tlsAcceptsCrl(der)) return
+  } catch {
+    // missing or unreadable: renew
+  }
+  try {
+    const ca = open ?? (await CertAuthority.open(dir, settings, password))
+    await ca.regenerateCrl(now)
+    log.info('renewed the CA revocation list', { dir })
+  } catch (err) {
+    log.warn('cannot renew the CA revocation list', {
+      dir,
+      error: err instanceof Error ? err.message : String(err),
+    })
+  }
 }
 
 /**
@@ -115,6 +161,7 @@ export async function ensureCvCa(opts: EnsureCvCaOptions): Promise<EnsureCvCaRes
         await ca.createCert('client', { kind: 'client', keyPassword: opts.clientKeyPassword, now })
         created.client = true
       }
+      if (!created.ca) await refreshStaleCrl(dir, opts.settings, password, now, ca)
     },
     opts.lock,
   )

@@ -6,10 +6,12 @@
  * @module
  */
 import { X509Certificate } from '@peculiar/x509'
+import { getLogger, type Logger } from '../log/logger.ts'
 import { readTextBounded } from './ca-files.ts'
 import { CaError } from './errors.ts'
 import type { TlsFiles } from './resolve-tls-files.ts'
 import { decryptPrivateKeyPem } from './rsa-keys.ts'
+import { ClientCrlWatcher } from './watch-client-crl.ts'
 
 /** PEM material for one component. */
 export interface TlsMaterial {
@@ -23,12 +25,16 @@ export interface TlsMaterial {
   ca: string[]
   /** False when the trusted CA option is `all` (upstream: peer verification disabled). */
   verifyPeer: boolean
+  /** Client CRLs of a server, kept current (absent: no CRL applies). */
+  crl?: ClientCrlWatcher
 }
 
 /** Which parts to load (default: whatever is set in `files`). */
 export interface LoadTlsMaterialOptions {
   server?: boolean
   client?: boolean
+  /** Logger for the client-CRL watcher of a server (default: the `ca` logger). */
+  log?: Logger
 }
 
 /** True when `text` starts a parseable PEM certificate (the first one of a bundle is checked). */
@@ -46,9 +52,11 @@ function isCertPem(text: string): boolean {
 /**
  * Loads and checks the TLS files.
  *
- * @throws {CaError} `ERR_CA_FILE_MISSING` naming the file and the option to check;
+ * @throws {CaError} `ERR_CA_FILE_MISSING` naming the file and the option to check (a configured
+ *   client CRL too);
  *   `ERR_CA_KEY_PASSWORD` when a key is encrypted and its password is missing or wrong;
- *   `ERR_CA_MALFORMED` when a certificate file holds no certificate.
+ *   `ERR_CA_MALFORMED` when a certificate file holds no certificate, or a client CRL is malformed
+ *   or not signed by a trusted client CA.
  */
 export async function loadTlsMaterial(
   files: TlsFiles,
@@ -89,6 +97,13 @@ export async function loadTlsMaterial(
   }
   if (files.trustedCa !== 'all') {
     for (const path of files.trustedCa) out.ca.push(await readCert(path, files.trustedCaOption))
+  }
+  if (wantServer && out.verifyPeer && files.clientCrl.length > 0) {
+    out.crl = await ClientCrlWatcher.start({
+      sources: { caPems: out.ca, files: files.clientCrl },
+      log: opts.log ?? getLogger('ca'),
+      name: files.component ?? 'server',
+    })
   }
   return out
 }

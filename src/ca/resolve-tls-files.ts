@@ -10,10 +10,12 @@
  * - `trusted_client_ca` / `trusted_server_ca`: `default` → `[<KEYLIME_DIR>/cv_ca/cacert.crt]`
  *   (the verifier's CA, whatever `tls_dir` is, as upstream), `all` → no peer verification, else a
  *   list of paths relative to `tls_dir`.
+ * - `client_crl` (keylime-ts): CRLs of client certificates, see `client-crl.ts`.
  *
  * @module
  */
-import { isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import type { ClientCrlSources } from './client-crl.ts'
 import { CaError } from './errors.ts'
 
 /** Inputs of {@link resolveTlsFiles}: the raw option values of one component. */
@@ -36,6 +38,8 @@ export interface ResolveTlsFilesParams {
   trustedCa?: string[] | string
   /** Name of the trusted-CA option for messages (default `trusted_client_ca`). */
   trustedCaOption?: string
+  /** `client_crl` of a server (keylime-ts hardening); default `default`. */
+  clientCrl?: string | string[]
 }
 
 /** Resolved absolute paths; the passwords are carried along for {@link loadTlsMaterial}. */
@@ -52,6 +56,8 @@ export interface TlsFiles {
   trustedCa: string[] | 'all'
   /** Option name that produced `trustedCa`, for messages. */
   trustedCaOption: string
+  /** CRL files for client certificates (`client_crl`); empty: no CRL check. */
+  clientCrl: ClientCrlSources['files']
 }
 
 /**
@@ -66,6 +72,34 @@ export function parseListOption(value: string): string[] | 'default' | 'all' {
     .split(',')
     .map((s) => s.trim().replace(/^(['"])(.*)\1$/, '$2'))
     .filter((s) => s.length > 0)
+}
+
+/**
+ * Resolves `client_crl` (keylime-ts hardening, not in upstream) for a server:
+ * - `default`: the `cacrl.der` (else `cacrl.pem`) beside each trusted client CA file — where
+ *   `keylime_ca -c revoke` writes it; a CA with neither has no CRL;
+ * - `none`: no CRL check;
+ * - a list of files (PEM or DER; relative to `tls_dir`), each of which must exist.
+ *
+ * @returns the CRL file entries; empty when no CRL applies (also with `trusted_client_ca = all`).
+ * @throws {CaError} `ERR_CA_INVALID_INPUT` for `all`, which means nothing for a CRL.
+ */
+export function resolveClientCrlFiles(
+  option: string | string[],
+  trustedCa: string[] | 'all',
+  tlsDir: string,
+): ClientCrlSources['files'] {
+  let list = Array.isArray(option) ? option : parseListOption(option)
+  if (Array.isArray(list) && list.length === 0) list = 'default'
+  if (list === 'all') throw new CaError('ERR_CA_INVALID_INPUT', 'client_crl cannot be all')
+  if (trustedCa === 'all' || (list.length === 1 && list[0] === 'none')) return []
+  if (list === 'default') {
+    return trustedCa.map((ca) => ({
+      candidates: [join(dirname(ca), 'cacrl.der'), join(dirname(ca), 'cacrl.pem')],
+      required: false,
+    }))
+  }
+  return list.map((f) => ({ candidates: [resolve(tlsDir, f)], required: true }))
 }
 
 /**
@@ -136,5 +170,6 @@ export function resolveTlsFiles(p: ResolveTlsFilesParams): TlsFiles {
     clientCert: file(p.clientCert, 'client-cert.crt'),
     trustedCa,
     trustedCaOption: p.trustedCaOption ?? 'trusted_client_ca',
+    clientCrl: resolveClientCrlFiles(p.clientCrl ?? 'default', trustedCa, dir),
   }
 }

@@ -105,6 +105,7 @@ async function verifierTls(
     clientKeyPassword: v.client_key_password,
     clientCert: v.client_cert,
     trustedCa: v.trusted_client_ca,
+    clientCrl: v.client_crl,
   })
   return loadTlsMaterial(files)
 }
@@ -135,6 +136,7 @@ async function registrarTls(
     serverKeyPassword: r.server_key_password,
     serverCert: r.server_cert,
     trustedCa: r.trusted_client_ca,
+    clientCrl: r.client_crl,
   })
   return loadTlsMaterial(files, { server: true, client: false })
 }

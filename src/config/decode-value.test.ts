@@ -14,6 +14,17 @@ describe('unquote', () => {
     expect(unquote("'")).toBe("'")
     expect(unquote('a"b')).toBe('a"b')
   })
+
+  test('is linear on a long inner run of spaces and quotes (was /[" ]+$/, quadratic)', () => {
+    // 64 Ki characters first (c9aa72c: ~1.5 s), then 1 Mi (c9aa72c: ~6 min).
+    for (const n of [32 * 1024, 512 * 1024]) {
+      const inner = ' "'.repeat(n)
+      const t0 = performance.now()
+      expect(unquote(` "x${inner}y" `)).toBe(`x${inner}y`)
+      expect(unquote(`${inner}`)).toBe('')
+      expect(performance.now() - t0).toBeLessThan(100)
+    }
+  })
 })
 
 describe('decodeValue', () => {

@@ -89,7 +89,12 @@ const FLOAT_TEXT =
 
 /** Removes quotes as upstream's `.strip('" ')` does, then one matched pair of single quotes. */
 export function unquote(raw: string): string {
-  const stripped = raw.replace(/^[" ]+|[" ]+$/g, '')
+  // Index scans, not /[" ]+$/: that regex backtracks quadratically on a long inner run of spaces.
+  let start = 0
+  let end = raw.length
+  while (start < end && (raw[start] === '"' || raw[start] === ' ')) start++
+  while (end > start && (raw[end - 1] === '"' || raw[end - 1] === ' ')) end--
+  const stripped = raw.slice(start, end)
   if (stripped.length >= 2 && stripped.startsWith("'") && stripped.endsWith("'")) {
     return stripped.slice(1, -1)
   }

@@ -110,6 +110,60 @@ describe('parseIni', () => {
     expect(syntaxError('[]\n').location.line).toBe(1)
   })
 
+  describe('runs in linear time on hostile lines (finding 9: OPTION_LINE backtracked quadratically)', () => {
+    const MiB = 1024 * 1024
+    /** Parses `text`, returning the elapsed milliseconds and the error code if any. */
+    const timed = (text: string): { ms: number; code?: string } => {
+      const t0 = performance.now()
+      try {
+        parseIni(text, 'hostile.conf')
+        return { ms: performance.now() - t0 }
+      } catch (err) {
+        return { ms: performance.now() - t0, code: (err as ConfigError).code }
+      }
+    }
+    // Each shape is tried at 64 Ki characters (c9aa72c: seconds) and then at ~1 MiB (minutes).
+    // Limits: 100 ms for one long line (the issue's bound); many-line shapes get 400 ms (~30 ms here).
+    const shapes: Array<[string, (n: number) => string, string | undefined, number?]> = [
+      ['key, spaces, no delimiter', (n) => `[s]\nkey${' '.repeat(n)}x\n`, 'ERR_CONFIG_SYNTAX'],
+      [
+        'key, tabs and spaces, no delimiter',
+        (n) => `[s]\nk${' \t'.repeat(n / 2)}x`,
+        'ERR_CONFIG_SYNTAX',
+      ],
+      ['words and spaces, no delimiter', (n) => `[s]\n${'a '.repeat(n / 2)}b`, 'ERR_CONFIG_SYNTAX'],
+      ['spaces then a late delimiter', (n) => `[s]\nkey${' '.repeat(n)}= v\n`, undefined],
+      ['only spaces before the delimiter', (n) => `[s]\n${' '.repeat(n)}=\n`, 'ERR_CONFIG_SYNTAX'],
+      [
+        'value padded with spaces',
+        (n) => `[s]\nk =${' '.repeat(n / 2)}v${' '.repeat(n / 2)}\n`,
+        undefined,
+      ],
+      [
+        'many short continuation lines',
+        (n) => `[s]\nk = v\n${'  x\n'.repeat(n / 4)}`,
+        undefined,
+        400,
+      ],
+      ['many delimiters', (n) => `[s]\nk${'=:'.repeat(n / 2)}\n`, undefined],
+    ]
+    for (const [name, make, code, limit = 100] of shapes) {
+      test(name, () => {
+        for (const n of [64 * 1024, MiB - 64]) {
+          const r = timed(make(n))
+          expect(r.code).toBe(code)
+          expect(r.ms).toBeLessThan(limit)
+        }
+      })
+    }
+
+    test('a 1 MiB line keeps the upstream split: first delimiter, stripped name and value', () => {
+      const pad = ' '.repeat(MiB / 2 - 16)
+      const store = parseIni(`[s]\nKey${pad}:${pad}a = b\n`, 'x.conf')
+      expect(getIniEntry(store, 's', 'key')?.value).toBe('a = b')
+    })
+  })
+
   test('oversized input is rejected', () => {
     expect(syntaxError(`[s]\nk = ${'x'.repeat(1024 * 1024)}\n`).reason).toContain('larger')
   })

@@ -70,7 +70,18 @@ interface OpenValue {
   lines: string[]
 }
 
-const OPTION_LINE = /^(.*?)\s*([=:])\s*(.*)$/s
+/**
+ * Splits a stripped option line as Python's `OPTCRE` (`(?P<option>.*?)\s*(?P<vi>=|:)\s*(?P<value>.*)$`)
+ * does: at the first `=` or `:`. Written as two scans, not that regex: its lazy group and the
+ * `\s*` after it backtrack quadratically on a long line without a delimiter.
+ */
+function splitOptionLine(stripped: string): { name: string; value: string } | undefined {
+  const eq = stripped.indexOf('=')
+  const colon = stripped.indexOf(':')
+  const at = eq < 0 ? colon : colon < 0 ? eq : Math.min(eq, colon)
+  if (at < 0) return undefined
+  return { name: stripped.slice(0, at).trimEnd(), value: stripped.slice(at + 1).trim() }
+}
 
 /**
  * Parses one file's text into `store` (a fresh store when omitted) and returns the store, so
@@ -156,9 +167,9 @@ export function parseIni(text: string, file: string, store: IniStore = createIni
         line: lineNo,
       })
     }
-    const match = OPTION_LINE.exec(stripped)
-    const name = match?.[1]?.trimEnd().toLowerCase()
-    if (match === null || name === undefined || name === '') {
+    const option = splitOptionLine(stripped)
+    const name = option?.name.toLowerCase()
+    if (option === undefined || name === undefined || name === '') {
       throw new ConfigError(
         'ERR_CONFIG_SYNTAX',
         'line is neither a section, an option nor a comment',
@@ -184,7 +195,7 @@ export function parseIni(text: string, file: string, store: IniStore = createIni
     }
     seenOptions.add(key)
     const entry: IniEntry = { value: '', file, line: lineNo }
-    open = { entry, lines: [(match[3] ?? '').trim()] }
+    open = { entry, lines: [option.value] }
     opened.push(open)
     current.set(name, entry)
   }

@@ -136,6 +136,8 @@ export const VERIFIER_SCHEMA = {
     // keylime-ts hardening (step 1): limits on agent answers, in bytes
     max_agent_response_size: opt({ type: 'int', min: 65536, max: 1073741824 }, '268435456'),
     max_agent_response_buffer: opt({ type: 'int', min: 65536 }, '536870912'),
+    // keylime-ts hardening (step 1): CRLs of admin client certificates (src/ca/client-crl.ts)
+    client_crl: str('default'),
   },
   revocations: {
     enabled_revocation_notifications: opt(LIST, "['agent']"),
@@ -174,6 +176,8 @@ export const REGISTRAR_SCHEMA = {
     max_concurrent_uploads: opt({ type: 'int', min: 1 }, '128'),
     // keylime-ts hardening (step 1): bound of a PostgreSQL statement in s (then 503); 0 = none
     database_timeout: ufloat('5'),
+    // keylime-ts hardening (step 1): CRLs of admin client certificates (src/ca/client-crl.ts)
+    client_crl: str('default'),
   },
 } as const satisfies ComponentSchema
 

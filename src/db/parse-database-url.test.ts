@@ -101,6 +101,12 @@ describe('parseDatabaseUrl', () => {
       expect(code === 'ERR_DB_CONFIG' || code === undefined).toBe(true)
     }
     expect(codeOf(() => parseDatabaseUrl('not a url', '/k'))).toBe('ERR_DB_CONFIG')
+    // A long inner run of slashes is linear (was /\/+$/, quadratic: ~1.5 s at c9aa72c).
+    const t0 = performance.now()
+    expect(codeOf(() => parseDatabaseUrl(`sqlite:///?${'/'.repeat(64 * 1024)}x`, '/k'))).toBe(
+      'ERR_DB_CONFIG',
+    )
+    expect(performance.now() - t0).toBeLessThan(100)
     try {
       parseDatabaseUrl('postgresql:kl:topsecret@host', '/k')
     } catch (error) {

@@ -101,7 +101,7 @@ function sqliteToPglite(value: string): PgliteTarget {
   const match = /^sqlite(?:\+[a-z0-9]+)?:\/\/\/(.*)$/i.exec(value)
   const raw = match?.[1]?.split('?')[0]
   if (raw === undefined || raw === '' || raw === ':memory:') {
-    if (raw === ':memory:' || value.toLowerCase().replace(/\/+$/, '') === 'sqlite:') {
+    if (raw === ':memory:' || value.toLowerCase().replace(/(?<!\/)\/+$/, '') === 'sqlite:') {
       return { kind: 'pglite', dataDir: null, location: 'memory://' }
     }
     throw new DatabaseError(

@@ -8,7 +8,7 @@
 import type { TlsMaterial } from '../ca/index.ts'
 import type { KeylimeDatabase } from '../db/index.ts'
 import type { Logger } from '../log/logger.ts'
-import type { RunningServer } from './serve.ts'
+import type { RunningServer, ServerTls } from './serve.ts'
 
 /** What every role receives at start. */
 export interface RoleContext<C> {
@@ -37,4 +37,21 @@ export interface RoleHandle {
 /** Stops every server of a role in parallel. */
 export async function stopServers(servers: RunningServer[], drainMs: number): Promise<void> {
   await Promise.all(servers.map((s) => s.stop(drainMs)))
+}
+
+/**
+ * The TLS settings of a role's admin listener: its server certificate, client certificates from
+ * `trusted_client_ca` required (unless `all`), checked against the client CRLs.
+ */
+export function adminListenerTls(tls: TlsMaterial): ServerTls {
+  if (tls.serverKey === undefined || tls.serverCert === undefined) {
+    throw new Error('no server certificate or key loaded (check tls_dir)')
+  }
+  return {
+    key: tls.serverKey,
+    cert: tls.serverCert,
+    ca: tls.ca,
+    requestCert: tls.verifyPeer,
+    crl: tls.crl,
+  }
 }

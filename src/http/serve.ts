@@ -10,6 +10,14 @@
 import { constants } from 'node:crypto'
 import type { Logger } from '../log/logger.ts'
 
+/** The client CRLs a TLS listener enforces, and word when they change (`ClientCrlWatcher`). */
+export interface TlsCrlFeed {
+  /** The CRLs in force (PEM); empty: no CRL check. */
+  readonly pems: readonly string[]
+  /** Calls `onChange` after each accepted change; returns the unsubscribe function. */
+  subscribe(onChange: () => void): () => void
+}
+
 /** TLS material for a listener: PEM strings, private keys already decrypted. */
 export interface ServerTls {
   /** Server private key (PEM). */
@@ -20,6 +28,8 @@ export interface ServerTls {
   ca?: string[]
   /** Require and verify a client certificate (mTLS). */
   requestCert: boolean
+  /** CRLs of the client CAs, enforced at the handshake and re-applied when they change. */
+  crl?: TlsCrlFeed
 }
 
 /** Options of {@link startServer}. */
@@ -62,27 +72,34 @@ export class ListenError extends Error {
 const TLS_MIN_1_2 =
   constants.SSL_OP_NO_SSLv3 | constants.SSL_OP_NO_TLSv1 | constants.SSL_OP_NO_TLSv1_1
 
+/** How long a listener replaced for new CRLs may finish its in-flight requests. */
+const CRL_SWAP_DRAIN_MS = 10_000
+
 /** Starts a listener and logs where it listens. */
 export function startServer(options: StartServerOptions): RunningServer {
   const { name, hostname, port, tls, log } = options
   let server: ReturnType<typeof Bun.serve>
-  try {
-    server = Bun.serve({
+  const serve = (bindPort: number) =>
+    Bun.serve({
       hostname,
-      port,
+      port: bindPort,
       fetch: options.fetch,
       maxRequestBodySize: options.maxRequestBodySize,
+      reusePort: tls?.crl !== undefined, // lets a listener with new CRLs take over the port
       tls: tls
         ? {
             key: tls.key,
             cert: tls.cert,
             ca: tls.ca,
+            crl: tls.crl?.pems.length ? [...tls.crl.pems] : undefined,
             requestCert: tls.requestCert,
             rejectUnauthorized: tls.requestCert,
             secureOptions: TLS_MIN_1_2,
           }
         : undefined,
     })
+  try {
+    server = serve(port)
   } catch (err) {
     throw new ListenError(name, hostname, port, err)
   }
@@ -90,12 +107,32 @@ export function startServer(options: StartServerOptions): RunningServer {
   const host = hostname.includes(':') ? `[${hostname}]` : hostname
   const url = `${tls ? 'https' : 'http'}://${host}:${boundPort}`
   log.info(`${name} listening`, { url, mtls: tls?.requestCert ?? false })
+  // Bun's server.reload does not swap TLS settings (1.4.5): new CRLs get a new listener on the
+  // same port (SO_REUSEPORT), and the old one finishes its in-flight requests, then closes.
+  const replaced = new Set<ReturnType<typeof Bun.serve>>()
+  const unsubscribe = tls?.crl?.subscribe(() => {
+    const old = server
+    try {
+      server = serve(boundPort)
+    } catch (err) {
+      log.error(`${name}: cannot apply the new client CRLs; the previous ones stay`, {
+        error: err instanceof Error ? err.message : String(err),
+      })
+      return
+    }
+    replaced.add(old)
+    void old.stop(false).then(() => replaced.delete(old))
+    setTimeout(() => void old.stop(true), CRL_SWAP_DRAIN_MS).unref()
+    log.info(`${name}: client CRLs applied`)
+  })
   return {
     name,
     url,
     port: boundPort,
     async stop(drainMs: number) {
-      const graceful = server.stop(false)
+      unsubscribe?.()
+      const all = [server, ...replaced]
+      const graceful = Promise.all(all.map((s) => s.stop(false)))
       const timedOut = await Promise.race([
         graceful.then(() => false),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(true), drainMs).unref()),
@@ -103,7 +140,7 @@ export function startServer(options: StartServerOptions): RunningServer {
       if (timedOut) {
         log.warn(`${name}: in-flight requests did not finish within ${drainMs} ms; closing`)
       }
-      await server.stop(true)
+      await Promise.all(all.map((s) => s.stop(true)))
     },
   }
 }

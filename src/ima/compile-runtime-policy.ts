@@ -1,7 +1,7 @@
 /**
  * Loads a runtime policy once into a compact, shareable index: `path → digest` maps (a single
  * digest is stored as a plain string, several as an array), the exclude list as one anchored
- * RegExp, the ignored keyrings as a Set and the `verification-keys` keyring loaded. The parsed
+ * matcher, the ignored keyrings as a Set and the `verification-keys` keyring loaded. The parsed
  * JSON document is dropped, so many agents sharing one policy share one index
  * ({@link PolicyCache}).
  *
@@ -9,6 +9,7 @@
  */
 
 import { createHash } from 'node:crypto'
+import type { TextMatcher } from '../protocol/linear-regex.ts'
 import type { HashAlg } from '../tpm/constants.ts'
 import { isDsseEnvelope, parseDsseEnvelope, verifyDsseEnvelope } from './dsse.ts'
 import { ImaError } from './errors.ts'
@@ -28,8 +29,8 @@ export interface CompiledRuntimePolicy {
   readonly digests: DigestIndex
   readonly keyrings: DigestIndex
   readonly imaBuf: DigestIndex
-  /** Combined exclude regex (Python `re.match` semantics), or null. */
-  readonly exclude: RegExp | null
+  /** Combined exclude matcher (Python `re.match` semantics, linear time), or null. */
+  readonly exclude: TextMatcher | null
   /** `ima.ignored_keyrings` (may contain `*`). */
   readonly ignoredKeyrings: ReadonlySet<string>
   /** Keys from `verification-keys` (upstream's tenant keyring), or null when empty. */

@@ -51,3 +51,34 @@ test('state JSON is validated', () => {
     imaStateFromJSON({ next_ima_ml_entry: 1, boottime: 0, pcr10: { sha256: 'ab' } }),
   ).toThrow('pcr10.sha256')
 })
+
+describe('exclude list runs in linear time on agent-chosen names (finding 9 audit)', () => {
+  // Ordinary-looking excludes that backtrack super-linearly in RegExp on a long name that does
+  // not match: at c9aa72c the first took ~2–6 s on a 4 KiB name and ~2 min on 16 KiB.
+  const hostile: Array<[string, (n: number) => string]> = [
+    ['/usr/.*/.*/.*\\.so', (n) => `/usr/${'a/'.repeat(n / 2 - 4)}x`],
+    ['/var/.*-.*-.*\\.log$', (n) => `/var/${'-'.repeat(n - 6)}x`],
+    ['/opt/(\\w+/?)+\\.so', (n) => `/opt/${'a'.repeat(n - 6)}!`], // exponential
+  ]
+  for (const [exclude, make] of hostile) {
+    test(exclude, () => {
+      const re = compileExcludeList(['/tmp/.*', exclude])
+      for (const n of [4096, 16 * 1024]) {
+        const t0 = performance.now()
+        expect(re?.test(make(n))).toBe(false)
+        expect(performance.now() - t0).toBeLessThan(100)
+      }
+    })
+  }
+
+  test('long lists are split over several automata; back-references keep a RegExp', () => {
+    const excludes = Array.from({ length: 300 }, (_, i) => `/opt/app${i}/.*`)
+    excludes.push('(?P<d>/srv)/(?P=d)')
+    const re = compileExcludeList(excludes)
+    expect(re?.test('/opt/app0/x')).toBe(true)
+    expect(re?.test('/opt/app299/x')).toBe(true)
+    expect(re?.test('/opt/app300/x')).toBe(false)
+    expect(re?.test('/srv//srv')).toBe(true)
+    expect(re?.test('/srv/x')).toBe(false)
+  })
+})

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { compileLinearRegex, type TextMatcher } from '../protocol/linear-regex.ts'
 import { ImaError } from './errors.ts'
 
 /** Translates one Python pattern to JavaScript source and collects its global flags. */
@@ -84,12 +85,18 @@ export function translatePythonRegex(src: string, flags: Set<string>): string {
   return out
 }
 
+/** Excludes per linear-time automaton. */
+const EXCLUDE_CHUNK = 64
+
 /**
- * Compiles an exclude list into one anchored RegExp, or null for an empty list.
+ * Compiles an exclude list into one matcher, or null for an empty list. Excludes run in the
+ * linear-time matcher (`src/protocol/linear-regex.ts`): they are tested against file names an
+ * agent chooses, and a backtracking `/usr/.*\/.*\/.*\.so` spends minutes on one long name. The
+ * few that need backtracking (back-references, lookaround) stay in a `RegExp`.
  *
  * @throws {ImaError} `ERR_IMA_POLICY_REGEX` naming the index of the bad entry.
  */
-export function compileExcludeList(excludes: readonly string[]): RegExp | null {
+export function compileExcludeList(excludes: readonly string[]): TextMatcher | null {
   if (excludes.length === 0) return null
   const flags = new Set<string>()
   const parts: string[] = []
@@ -111,11 +118,33 @@ export function compileExcludeList(excludes: readonly string[]): RegExp | null {
     for (const x of f) flags.add(x)
     parts.push(`(${js})`)
   })
+  const flagText = [...flags].join('')
+  let combined: RegExp
   try {
-    return new RegExp(`^(?:${parts.join('|')})`, [...flags].join(''))
+    combined = new RegExp(`^(?:${parts.join('|')})`, flagText)
   } catch (err) {
     throw new ImaError('ERR_IMA_POLICY_REGEX', 'the combined exclude list does not compile', {
       cause: err,
     })
   }
+  // As upstream, flags found in any exclude apply to all of them.
+  const options = { dialect: 'python', flags: flagText, anchor: 'start' } as const
+  const linear: string[] = []
+  const backtracking: string[] = []
+  excludes.forEach((e, idx) => {
+    if (compileLinearRegex(e, options) === null) backtracking.push(parts[idx] as string)
+    else linear.push(e)
+  })
+  if (backtracking.length === excludes.length) return combined
+  const matchers: TextMatcher[] = []
+  // One automaton per chunk keeps each program under the matcher's size limit.
+  for (let k = 0; k < linear.length; k += EXCLUDE_CHUNK) {
+    const chunk = linear.slice(k, k + EXCLUDE_CHUNK)
+    const m = compileLinearRegex(chunk, options)
+    if (m !== null) matchers.push(m)
+    else for (const e of chunk) matchers.push(compileLinearRegex(e, options) as TextMatcher)
+  }
+  if (backtracking.length > 0) matchers.push(new RegExp(`^(?:${backtracking.join('|')})`, flagText))
+  if (matchers.length === 1) return matchers[0] as TextMatcher
+  return { test: (path) => matchers.some((m) => m.test(path)), source: combined.source }
 }

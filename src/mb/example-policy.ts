@@ -20,6 +20,7 @@
  */
 
 import { createHash } from 'node:crypto'
+import { compileTextMatcher, type TextMatcher } from '../protocol/linear-regex.ts'
 import { MbError } from './errors.ts'
 import { describeEvent, type EventView, eventView } from './event-view.ts'
 import { EFI_GUID, LINUX_EVENT_TAG } from './event-types.ts'
@@ -147,12 +148,15 @@ export function validateExampleRefstate(x: unknown): ExampleRefstate {
   }
 }
 
-/** Compiles a Python-style regex for full matching (`re.fullmatch`). */
-export function compileRegex(src: string, at: string): RegExp {
+/**
+ * Compiles a Python-style regex for full matching (`re.fullmatch`), in linear time: it is matched
+ * against the kernel command line the agent's event log reports.
+ */
+export function compileRegex(src: string, at: string): TextMatcher {
   if (src.length > 4096)
     throw new MbError('ERR_MB_REFSTATE', `${at} is longer than 4096 characters`)
   try {
-    return new RegExp(`^(?:${src})$`, 's')
+    return compileTextMatcher(src, 'full', 's')
   } catch {
     throw new MbError('ERR_MB_REFSTATE', `${at} is not a valid regular expression`)
   }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { buildAgileLog, grubStyleEvents } from '../../test/fixtures/mb/synthetic.ts'
 import { isMbError } from './errors.ts'
 import { parseEventLog } from './parse-event-log.ts'
+import { compileRegex } from './example-policy.ts'
 import { getPolicy } from './policies.ts'
 import { compileRulePolicy, evaluateRulePolicy } from './rule-policy.ts'
 
@@ -102,5 +103,37 @@ describe('declarative policies', () => {
     expect(getPolicy('example').relevantPcrs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14])
     expect(getPolicy('grub-boot', [doc]).evaluate(null, log)).toBe('')
     expect(() => getPolicy('missing', [doc])).toThrow(/no measured-boot policy named/)
+  })
+})
+
+describe('policy regexes run in linear time on agent-chosen event text (finding 9 audit)', () => {
+  // `.*=.*=.*=x` backtracks cubically in RegExp: ~2 KiB of '=' took seconds at c9aa72c.
+  const cubic = 'kernel_cmdline: .*=.*=.*=x'
+  const text = (n: number) => `kernel_cmdline: ${'='.repeat(n)}`
+
+  test('rule-policy field patterns', () => {
+    const policy = compileRulePolicy({
+      name: 'cmdline-only',
+      default: 'accept',
+      rules: [{ id: 'cmdline', match: { pcr: 8, type: 'EV_IPL' }, fields: { String: cubic } }],
+    })
+    for (const n of [2048, 16 * 1024]) {
+      const hostile = parseEventLog(
+        buildAgileLog([{ pcr: 8, type: 13, data: new TextEncoder().encode(`${text(n)}\0`) }]),
+      )
+      const t0 = performance.now()
+      expect(evaluateRulePolicy(policy, hostile)).toContain('does not match')
+      expect(performance.now() - t0).toBeLessThan(100)
+    }
+  })
+
+  test('example-refstate kernel_cmdline', () => {
+    const re = compileRegex(cubic, 'kernel_cmdline')
+    for (const n of [2048, 16 * 1024]) {
+      const t0 = performance.now()
+      expect(re.test(text(n))).toBe(false)
+      expect(performance.now() - t0).toBeLessThan(100)
+    }
+    expect(re.test('kernel_cmdline: a=b=c=x')).toBe(true)
   })
 })

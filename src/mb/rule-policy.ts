@@ -12,6 +12,7 @@
  * @module
  */
 
+import { compileTextMatcher, type TextMatcher } from '../protocol/linear-regex.ts'
 import { MbError } from './errors.ts'
 import { describeEvent, type EventView, eventView } from './event-view.ts'
 import { EVENT_TYPE } from './event-types.ts'
@@ -22,10 +23,10 @@ interface Rule {
   id: string
   pcrs: Set<number> | null
   types: Set<string> | null
-  matchFields: Array<[string, RegExp]>
+  matchFields: Array<[string, TextMatcher]>
   action: 'accept' | 'reject'
   digests: Array<Record<string, string>> | null
-  fields: Array<[string, RegExp]>
+  fields: Array<[string, TextMatcher]>
   sequence: Array<Record<string, string>> | null
   min: number
   max: number
@@ -61,16 +62,17 @@ function only(o: Record<string, unknown>, keys: readonly string[], at: string): 
   for (const k of Object.keys(o))
     if (!keys.includes(k)) bad(`${at} has unknown key ${JSON.stringify(k.slice(0, 40))}`)
 }
-function regex(x: unknown, at: string): RegExp {
+/** A field pattern: matched against event text from the agent, so in linear time. */
+function regex(x: unknown, at: string): TextMatcher {
   if (typeof x !== 'string' || x.length > LIMITS.regex)
     bad(`${at} is not a string of at most ${LIMITS.regex} characters`)
   try {
-    return new RegExp(`^(?:${x})$`, 's')
+    return compileTextMatcher(x, 'full', 's')
   } catch {
     bad(`${at} is not a valid regular expression`)
   }
 }
-function fieldMap(x: unknown, at: string): Array<[string, RegExp]> {
+function fieldMap(x: unknown, at: string): Array<[string, TextMatcher]> {
   if (x === undefined) return []
   if (!isObj(x)) bad(`${at} is not an object`)
   return Object.entries(x).map(([k, v]) => {
@@ -194,7 +196,7 @@ function digestMatch(v: EventView, good: Record<string, string>): boolean {
   for (const [alg, h] of Object.entries(good)) if (v.digests[alg] === h) return true
   return false
 }
-function fieldsReason(v: EventView, fields: Array<[string, RegExp]>): string {
+function fieldsReason(v: EventView, fields: Array<[string, TextMatcher]>): string {
   for (const [k, re] of fields) {
     const val = v.fields[k]
     if (val === undefined) return `has no field ${k}`

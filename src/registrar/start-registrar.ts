@@ -14,7 +14,7 @@ import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
-import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
+import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
 import { CertStoreCache } from './cert-store-cache.ts'
 import { addRegistrarRoutes } from './routes.ts'
@@ -112,12 +112,7 @@ export async function startRegistrar(
         fetch: adminApp.fetch,
         hostname: r.ip,
         port: r.tls_port,
-        tls: {
-          key: tls.serverKey,
-          cert: tls.serverCert,
-          ca: tls.ca,
-          requestCert: tls.verifyPeer,
-        },
+        tls: adminListenerTls(tls),
         maxRequestBodySize,
         log,
       }),

@@ -16,6 +16,7 @@ import { unzipSync, zipSync } from 'fflate'
 import { CertAuthority } from '../ca/cert-authority.ts'
 import { type CaSettings, resolveCaSettings } from '../ca/ca-settings.ts'
 import { loadCaConfig } from '../config/load-ca-config.ts'
+import { readZip, ZipError } from '../protocol/read-zip.ts'
 import { inputError, TenantError } from './errors.ts'
 import type { TenantContext } from './tenant-context.ts'
 
@@ -31,6 +32,10 @@ export interface CertPackageResult {
   metadata: { cert_serial: number; subject: string }
   /** The CA directory used. */
   caDir: string
+}
+
+function zipReason(e: unknown): string {
+  return e instanceof ZipError ? `: ${e.message}` : ''
 }
 
 /** Files `--include` adds: a directory's regular files (not recursive), or a file; a `.zip` merges. */
@@ -59,12 +64,11 @@ export function readIncludes(path: string): Record<string, Uint8Array> {
       if (statSync(p).isFile()) files[name] = read(p)
     }
   } else if (path.toLowerCase().endsWith('.zip')) {
+    const zip = read(path)
     try {
-      for (const [name, data] of Object.entries(unzipSync(read(path)))) {
-        if (!name.endsWith('/')) files[name] = data
-      }
+      for (const e of readZip(zip)) if (!e.isDirectory) files[e.name] = e.data
     } catch (e) {
-      throw inputError(`--include ${path} is not a valid zip file`, undefined, e)
+      throw inputError(`--include ${path} is not a valid zip file${zipReason(e)}`, undefined, e)
     }
   } else {
     files[basename(path)] = read(path)
@@ -138,6 +142,15 @@ export async function buildCertPackage(
   for (const [name, data] of Object.entries(extra)) files[name] = data
   // Stored, not deflated, as upstream (ZIP_STORED: extraction in a small tmpfs).
   const zip = zipSync(files, { level: 0 })
+  try {
+    readZip(zip) // what the agent will check: an --include name must not collide with ours
+  } catch (e) {
+    throw inputError(
+      `the certificate package with --include is not extractable${zipReason(e)}`,
+      undefined,
+      e,
+    )
+  }
   return {
     zip,
     revocationKey: Buffer.from(revKey).toString('utf8'),

@@ -183,3 +183,32 @@ test('--include: a directory adds its files, a .zip merges its entries, a missin
   expect(new TextDecoder().decode(readIncludes(join(dir, 'payload.zip'))['a.txt'])).toBe('A')
   expect(exitOf(() => readIncludes(join(dir, 'missing')))).toBe(6)
 })
+
+test('--include x.zip: unsafe or colliding archives exit 6 with the reason (finding 11)', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs')
+  const { tmpdir } = await import('node:os')
+  const { join } = await import('node:path')
+  const { buildZip } = await import('../../test/support/zip-builder.ts')
+  const { readIncludes } = await import('./cert-package.ts')
+  const dir = mkdtempSync(join(tmpdir(), 'kl-inc-'))
+  const cases: Array<[Parameters<typeof buildZip>, string]> = [
+    [[[{ name: 'a' }, { name: 'a/b' }]], 'both a file and a directory'],
+    [[[{ name: '../escape' }]], 'segment'],
+    [[[{ name: 'l', externalAttr: 0o120777 * 65536 }]], 'symlink'],
+    [[[{ name: 'a' }], { zip64: { count: 65_535 } }], 'entries'],
+  ]
+  for (const [args, reason] of cases) {
+    writeFileSync(join(dir, 'bad.zip'), buildZip(...args))
+    let message = ''
+    const code = exitOf(() => {
+      try {
+        readIncludes(join(dir, 'bad.zip'))
+      } catch (e) {
+        message = (e as Error).message
+        throw e
+      }
+    })
+    expect(code).toBe(6)
+    expect(message).toContain(reason)
+  }
+})

@@ -17,7 +17,7 @@ import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { publicRoutesOnly } from '../http/public-routes-only.ts'
 import { MtlsClient } from '../http/mtls-client.ts'
-import { type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
+import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { startServer } from '../http/serve.ts'
 import { AgentConnections, sessionFileFor } from './agent-connections.ts'
 import { AttestationLoop } from './attestation-loop.ts'
@@ -258,7 +258,7 @@ export async function startVerifier(
       fetch: app.fetch,
       hostname: v.ip,
       port: v.port,
-      tls: { key: tls.serverKey, cert: tls.serverCert, ca: tls.ca, requestCert: tls.verifyPeer },
+      tls: adminListenerTls(tls),
       maxRequestBodySize: serverBodyCeiling(v.max_upload_size),
       log,
     }),

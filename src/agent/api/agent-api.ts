@@ -142,7 +142,8 @@ export class AgentApi {
   }
 
   async #route(req: Request, url: URL): Promise<Response> {
-    const path = url.pathname.replace(/\/+$/, '') || '/'
+    // (?<!\/) starts the match at the run's first slash: /\/+$/ alone is quadratic on '////…x'.
+    const path = url.pathname.replace(/(?<!\/)\/+$/, '') || '/'
     if (path === '/version') {
       if (req.method !== 'GET') return this.#notAllowed('GET')
       const newest = [...this.#versionList].sort((a, b) => versionKey(b) - versionKey(a))[0]

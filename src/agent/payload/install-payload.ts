@@ -2,7 +2,8 @@
  * What the agent does with a payload once K is derived (wire-formats §4, rust-keylime
  * `payloads.rs`): K goes to `secure/<enc_keyname>` and the decrypted payload to
  * `secure/unzipped/<dec_payload_file>` (0600); a zip is extracted into `secure/unzipped/`
- * (`extract_payload_zip`; entries escaping the directory are refused); `payload_script`
+ * (`extract_payload_zip`; unsafe, colliding or oversized archives are refused whole, before
+ * anything is written: `src/protocol/read-zip.ts`); `payload_script`
  * (`autorun.sh`) runs with `sh -c` in that directory, its exit status logged and otherwise
  * ignored; scripts named in `action_list` become 0700; `RevocationNotifier-cert.crt` is returned
  * so the API can verify revocation notices. Only ever called after the auth_tag matched and
@@ -13,7 +14,7 @@
 
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, normalize, sep } from 'node:path'
-import { unzipSync } from 'fflate'
+import { readZip, type ZipEntry, ZipError, type ZipLimits } from '../../protocol/read-zip.ts'
 import { decryptPayload } from '../api/decrypt-payload.ts'
 import { AgentError } from '../errors.ts'
 
@@ -31,6 +32,8 @@ export interface InstallPayloadOptions {
   payloadScript: string
   /** Log sink (no secrets). */
   log?: (msg: string, fields?: Record<string, unknown>) => void
+  /** Bounds on the payload zip (default `DEFAULT_ZIP_LIMITS`). */
+  zipLimits?: Partial<ZipLimits>
 }
 
 /** The outcome. */
@@ -53,9 +56,39 @@ function safeJoin(dir: string, name: string): string | undefined {
 }
 
 /**
+ * Extracts a payload zip into `dir`, which holds only `dec_payload_file` so far. The archive is
+ * validated whole first (`readZip`: names, collisions, types, sizes), so every failure is typed.
+ */
+function extractZip(zip: Uint8Array, dir: string, opts: InstallPayloadOptions): string[] {
+  let entries: ZipEntry[]
+  try {
+    entries = readZip(zip, { limits: opts.zipLimits, reserved: [opts.decPayloadFile] })
+  } catch (cause) {
+    const reason = cause instanceof ZipError ? cause.message : 'unreadable'
+    throw new AgentError('ERR_AGENT_PAYLOAD', `payload zip rejected: ${reason}`, { cause })
+  }
+  const files: string[] = []
+  try {
+    for (const e of entries) {
+      const path = join(dir, e.name)
+      if (e.isDirectory) mkdirSync(path, { recursive: true, mode: 0o700 })
+      else {
+        mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+        writeFileSync(path, e.data, { mode: 0o600, flag: 'wx' })
+        files.push(e.name)
+      }
+    }
+  } catch (cause) {
+    throw new AgentError('ERR_AGENT_PAYLOAD', 'payload zip does not extract', { cause })
+  }
+  return files
+}
+
+/**
  * Stores K, decrypts and installs the payload (if one came with U), runs the payload script.
  *
- * @throws {AgentError} `ERR_AGENT_PAYLOAD` if the payload does not decrypt or the zip is bad.
+ * @throws {AgentError} `ERR_AGENT_PAYLOAD` if the payload does not decrypt or the zip is bad
+ *   (the cause is then a `ZipError` with its own code).
  */
 export async function installPayload(
   k: Uint8Array,
@@ -77,27 +110,7 @@ export async function installPayload(
   const plain = decryptPayload(k, payloadB64)
   writeFileSync(join(unzipped, opts.decPayloadFile), plain, { mode: 0o600 })
   const isZip = plain[0] === 0x50 && plain[1] === 0x4b
-  if (opts.extractZip && isZip) {
-    let entries: Record<string, Uint8Array>
-    try {
-      entries = unzipSync(plain)
-    } catch (cause) {
-      throw new AgentError('ERR_AGENT_PAYLOAD', 'payload zip does not extract', { cause })
-    }
-    for (const [name, data] of Object.entries(entries)) {
-      if (name.endsWith('/')) continue
-      const path = safeJoin(unzipped, name)
-      if (path === undefined) {
-        throw new AgentError(
-          'ERR_AGENT_PAYLOAD',
-          `payload zip entry "${name}" escapes the directory`,
-        )
-      }
-      mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-      writeFileSync(path, data, { mode: 0o600 })
-      out.files.push(name)
-    }
-  }
+  if (opts.extractZip && isZip) out.files = extractZip(plain, unzipped, opts)
   const certPath = join(unzipped, 'RevocationNotifier-cert.crt')
   if (existsSync(certPath)) out.revocationCertPem = readFileSync(certPath, 'utf8')
   const actionList = join(unzipped, 'action_list')
