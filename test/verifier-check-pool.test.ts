@@ -9,7 +9,7 @@
  * @module
  */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { enrollAgent } from '../bench/fleet/enroll-agent.ts'
+import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
 import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
 import { openDatabase } from '../src/db/index.ts'
@@ -56,11 +56,7 @@ async function startSetup(count: number, seed: string, options: StartVerifierOpt
     return enrollAgent({
       verifierUrl: v.servers[0]?.url as string,
       tls: caDir.client,
-      uuid: a.uuid,
-      ip: a.contactIp,
-      port: a.contactPort,
-      akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-      mtlsCert: a.mtlsCertPem,
+      ...simAgentIdentity(a),
       ...p,
     })
   }

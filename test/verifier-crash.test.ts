@@ -17,7 +17,7 @@
 import { afterAll, describe, expect, test } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { enrollAgent } from '../bench/fleet/enroll-agent.ts'
+import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
 import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
 import { MtlsClient } from '../src/http/mtls-client.ts'
@@ -131,11 +131,7 @@ async function enrolAll(s: Setup, port: number): Promise<void> {
     await enrollAgent({
       verifierUrl: `https://127.0.0.1:${port}`,
       tls: s.tls,
-      uuid: a.uuid,
-      ip: a.contactIp,
-      port: a.contactPort,
-      akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-      mtlsCert: a.mtlsCertPem,
+      ...simAgentIdentity(a),
     })
   }
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { enrollAgent } from '../bench/fleet/enroll-agent.ts'
+import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
 import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
@@ -47,11 +47,7 @@ for (const target of databaseTargets()) {
         await enrollAgent({
           verifierUrl: a.servers[0]!.url,
           tls: caDir.client,
-          uuid: ag.uuid,
-          ip: ag.contactIp,
-          port: ag.contactPort,
-          akTpm: Buffer.from(ag.tpm.akTpm2b).toString('base64'),
-          mtlsCert: ag.mtlsCertPem,
+          ...simAgentIdentity(ag),
         })
       }
     }, 60_000)

@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { constants, generateKeyPairSync, verify } from 'node:crypto'
-import { enrollAgent } from '../bench/fleet/enroll-agent.ts'
+import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
 import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
@@ -59,11 +59,7 @@ for (const target of databaseTargets()) {
         await enrollAgent({
           verifierUrl: url,
           tls: caDir.client,
-          uuid: a.uuid,
-          ip: a.contactIp,
-          port: a.contactPort,
-          akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-          mtlsCert: a.mtlsCertPem,
+          ...simAgentIdentity(a),
           withKeys: i === 0,
           tpmPolicy: JSON.stringify({ '15': [ZERO32], mask: '0x8000' }),
         })

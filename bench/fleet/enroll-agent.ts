@@ -19,7 +19,7 @@ import { parseTpm2bPublic } from '../../src/tpm/public-area.ts'
 import { verifyQuote } from '../../src/tpm/verify-quote.ts'
 import { isHashAlg } from '../../src/tpm/constants.ts'
 import { FleetError } from './errors.ts'
-import { newestCommonVersion } from './sim-agent.ts'
+import { newestCommonVersion, type SimAgent } from './sim-agent.ts'
 
 /** Client TLS material (PEM) from the keylime CA: cv_ca `cacert.crt`, `client-cert.crt`, key. */
 export interface ClientTls {
@@ -65,6 +65,19 @@ export interface EnrollAgentOptions {
   verifierApiVersion?: string
   /** Per-request timeout in ms (default 30 s). */
   timeoutMs?: number
+}
+
+/** The enrolment fields that identify a simulated agent: uuid, contact, AK and mTLS certificate. */
+export function simAgentIdentity(
+  a: SimAgent,
+): Pick<EnrollAgentOptions, 'uuid' | 'ip' | 'port' | 'akTpm' | 'mtlsCert'> {
+  return {
+    uuid: a.uuid,
+    ip: a.contactIp,
+    port: a.contactPort,
+    akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+    mtlsCert: a.mtlsCertPem,
+  }
 }
 
 /** What {@link enrollAgent} did. */

@@ -31,7 +31,7 @@ import { makeCredential } from '../../src/tpm/make-credential.ts'
 import { computeName, parseTpm2bPublic } from '../../src/tpm/public-area.ts'
 import { verifyQuote } from '../../src/tpm/verify-quote.ts'
 import { createAgentCert } from './agent-cert.ts'
-import { enrollAgent } from './enroll-agent.ts'
+import { enrollAgent, simAgentIdentity } from './enroll-agent.ts'
 import { agentAddress, type Fleet, startFleet } from './fleet.ts'
 import { type CaDirMaterial, loadCaDir } from './load-ca-dir.ts'
 import { FAULT_PCR, type SimAgent } from './sim-agent.ts'
@@ -405,11 +405,7 @@ describe('enrolment and the U/V key exchange', () => {
       const r = await enrollAgent({
         verifierUrl: `https://127.0.0.1:${verifier.port}`,
         tls: ca.client,
-        uuid: a.uuid,
-        ip: a.contactIp,
-        port: a.contactPort,
-        akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-        mtlsCert: a.mtlsCertPem,
+        ...simAgentIdentity(a),
         withKeys: true,
         payload,
       })

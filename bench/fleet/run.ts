@@ -17,7 +17,7 @@
 import 'reflect-metadata'
 import { parseArgs } from 'node:util'
 import { isHashAlg } from '../../src/tpm/constants.ts'
-import { enrollAgent, negotiateVerifierVersion } from './enroll-agent.ts'
+import { enrollAgent, simAgentIdentity, negotiateVerifierVersion } from './enroll-agent.ts'
 import { FleetError } from './errors.ts'
 import { type FleetFaultSpec, type ListenMode, startFleet } from './fleet.ts'
 import { loadCaDir } from './load-ca-dir.ts'
@@ -234,11 +234,7 @@ export async function main(argv: string[]): Promise<number> {
             verifierUrl,
             verifierApiVersion,
             tls: ca.client,
-            uuid: agent.uuid,
-            ip: agent.contactIp,
-            port: agent.contactPort,
-            akTpm: Buffer.from(agent.tpm.akTpm2b).toString('base64'),
-            mtlsCert: agent.mtlsCertPem,
+            ...simAgentIdentity(agent),
             tpmPolicy,
             runtimePolicy,
             withKeys: values['with-keys'],

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { enrollAgent } from '../../bench/fleet/enroll-agent.ts'
+import { enrollAgent, simAgentIdentity } from '../../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../../bench/fleet/fleet.ts'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
 import type { KeylimeDatabase } from '../../src/db/index.ts'
@@ -53,11 +53,7 @@ describe('hostile agent answers', () => {
       await enrollAgent({
         verifierUrl: url,
         tls: caDir.client,
-        uuid: a.uuid,
-        ip: a.contactIp,
-        port: a.contactPort,
-        akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-        mtlsCert: a.mtlsCertPem,
+        ...simAgentIdentity(a),
         withKeys: false,
         tpmPolicy: JSON.stringify({ '15': [ZERO32], mask: '0x8000' }),
       })

@@ -17,7 +17,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
-import { enrollAgent } from '../../bench/fleet/enroll-agent.ts'
+import { enrollAgent, simAgentIdentity } from '../../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../../bench/fleet/fleet.ts'
 import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
@@ -53,11 +53,7 @@ async function enrolFleet(
     await enrollAgent({
       verifierUrl: verifier.servers[0]!.url,
       tls: caDir.client,
-      uuid: a.uuid,
-      ip: a.contactIp,
-      port: a.contactPort,
-      akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-      mtlsCert: a.mtlsCertPem,
+      ...simAgentIdentity(a),
     })
   }
 }

@@ -5,7 +5,11 @@
  *
  * @module
  */
-import { type EnrollAgentOptions, enrollAgent } from '../../bench/fleet/enroll-agent.ts'
+import {
+  type EnrollAgentOptions,
+  enrollAgent,
+  simAgentIdentity,
+} from '../../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../../bench/fleet/fleet.ts'
 import { type CaDirMaterial, loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
 import type { SimAgent } from '../../bench/fleet/sim-agent.ts'
@@ -54,11 +58,7 @@ export async function startAttestedFleet(o: {
       await enrollAgent({
         verifierUrl: url,
         tls: caDir.client,
-        uuid: agent.uuid,
-        ip: agent.contactIp,
-        port: agent.contactPort,
-        akTpm: Buffer.from(agent.tpm.akTpm2b).toString('base64'),
-        mtlsCert: agent.mtlsCertPem,
+        ...simAgentIdentity(agent),
         ...extra,
       })
     },
