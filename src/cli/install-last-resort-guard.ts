@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { stackFrames } from '../log/describe-error.ts'
 import type { Logger } from '../log/logger.ts'
 
 /** Most guard lines logged per minute. */
@@ -19,14 +20,6 @@ export const GUARD_LINES_PER_MINUTE = 10
 export interface GuardCounts {
   uncaughtExceptions: number
   unhandledRejections: number
-}
-
-function describe(err: unknown): { error: string; stack?: string } {
-  if (!(err instanceof Error)) return { error: `non-error value (${typeof err})` }
-  return {
-    error: `${err.name}: ${err.message}`.slice(0, 500),
-    stack: err.stack?.split('\n').slice(1, 6).join(' | '),
-  }
 }
 
 /**
@@ -54,7 +47,11 @@ export function installLastResortGuard(
       return
     }
     lines++
-    log.error(`${kind} caught by the last-resort guard; still serving`, describe(err))
+    // the logger describes `error` safely (no query parameters or quoted values)
+    log.error(`${kind} caught by the last-resort guard; still serving`, {
+      error: err,
+      stack: stackFrames(err),
+    })
   }
   const onException = (err: unknown) => {
     counts.uncaughtExceptions++
