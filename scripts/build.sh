@@ -10,7 +10,8 @@ mkdir -p dist
 "$BUN" build --compile --bytecode --format=esm --minify-syntax src/main.ts src/verifier/check-worker.ts \
   --outfile dist/keylime
 for name in keylime_verifier keylime_registrar keylime_tenant keylime_ca keylime-policy \
-  keylime_create_policy keylime_sign_runtime_policy keylime_userdata_encrypt create_mb_refstate; do
+  keylime_create_policy keylime_sign_runtime_policy keylime_convert_runtime_policy keylime_userdata_encrypt \
+  create_mb_refstate; do
   ln -sf keylime "dist/$name"
 done
 ls -l dist/keylime
