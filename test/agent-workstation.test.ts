@@ -8,7 +8,8 @@
  *   the agent with a message naming `run_as` before it sends anything to the registrar; a good
  *   account runs the agent, owns the secure tmpfs, and the tmpfs is unmounted when the agent
  *   stops — on SIGTERM, and after a SIGKILL too (the root helper);
- * - as root without `run_as`, the tmpfs the agent mounted is unmounted on SIGINT.
+ * - as root without `run_as`, the tmpfs the agent mounted is unmounted on SIGINT; one that was
+ *   mounted before it started is left alone.
  *
  * @module
  */
@@ -252,6 +253,26 @@ describe.skipIf(missing.length > 0)('keylime-agent on a workstation with swtpm',
       expect(await run.proc.exited).toBe(0)
       expect(run.output()).toContain('secure directory unmounted')
       expect(mounted(join(dir, 'secure'))).toBe(false)
+    },
+    60_000,
+  )
+
+  test.skipIf(!isRoot)(
+    'a tmpfs that was mounted before the agent started stays mounted when it stops',
+    async () => {
+      const dir = join(work, 'premounted')
+      const secure = join(dir, 'secure')
+      mkdirSync(secure, { recursive: true, mode: 0o700 })
+      expect(
+        Bun.spawnSync(['mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', secure])
+          .exitCode,
+      ).toBe(0)
+      const { run } = await startAgent(dir, {})
+      await run.waitFor(/registered and activated/, 30_000)
+      expect(await run.stop()).toBe(0)
+      expect(run.output()).not.toContain('secure directory unmounted')
+      expect(mounted(secure)).toBe(true)
+      Bun.spawnSync(['umount', secure])
     },
     60_000,
   )

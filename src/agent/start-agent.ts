@@ -83,7 +83,7 @@ export async function startAgent(
   const tcti = opts.tcti ?? resolveTcti()
   try {
     applyRunAs(config, secure, tcti, cleanup)
-    return await bringUp(config, tcti, opts, cleanup.release)
+    return await bringUp(config, tcti, opts, () => releaseSecureDir(secure, cleanup.release))
   } catch (err) {
     await releaseSecureDir(secure, cleanup.release)
     throw err
@@ -137,7 +137,7 @@ async function bringUp(
   config: AgentConfig,
   tcti: TctiSpec,
   opts: StartAgentOptions,
-  release: ReleaseSecureDir,
+  releaseSecure: () => Promise<void>,
 ): Promise<RunningAgent> {
   const raw = config.raw
   const nk = loadOrCreateNk(config.paths.payloadKey)
@@ -186,10 +186,7 @@ async function bringUp(
       async stop() {
         listening.stop(true)
         await tpm.close()
-        await releaseSecureDir(
-          { path: config.paths.secureDir, tmpfs: true, mounted: true },
-          release,
-        )
+        await releaseSecure()
       },
     }
   } catch (err) {
