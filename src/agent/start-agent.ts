@@ -29,6 +29,7 @@ import { ImaListFile, readBootTime, uefiLogReader } from './read-measurement-log
 import { registerAgent } from './registrar-client.ts'
 import { type HardwareAgentTpm, openHardwareAgentTpm } from './tpm/hardware-agent-tpm.ts'
 import { TpmAccess } from './tpm/tpm-access.ts'
+import { loadTpmDeviceAddon } from './transport/load-tpm-device-addon.ts'
 import { resolveTcti, type TctiSpec } from './transport/open-transport.ts'
 
 /** A running agent. */
@@ -81,6 +82,8 @@ export async function startAgent(
     release: async () => (secure.mounted ? unmountSecureDir(secure.path) : undefined),
   }
   const tcti = opts.tcti ?? resolveTcti()
+  // load the device addon while still root: Bun unpacks it into TMPDIR, which run_as may not write
+  if (tcti.kind === 'device') loadTpmDeviceAddon()
   try {
     applyRunAs(config, secure, tcti, cleanup)
     return await bringUp(config, tcti, opts, () => releaseSecureDir(secure, cleanup.release))
@@ -157,7 +160,6 @@ async function bringUp(
     await access.close()
     throw err
   })
-  log.info('TPM ready', { tcti: tpm.transport, connection: 'per operation' })
   const uuid = agentUuid(raw.uuid, tpm)
   log.info('agent identity', {
     agent_id: uuid,

@@ -164,11 +164,6 @@ export class HardwareAgentTpm implements AgentTpm {
     this.banks = init.banks
   }
 
-  /** The transport description (for the start-up log). */
-  get transport(): string {
-    return this.#access.description
-  }
-
   /**
    * Loads the EK for one operation: its persistent handle, else its saved context, else (the
    * context no longer loads) CreatePrimary again. `flush` says whether the caller must flush it.
@@ -443,6 +438,7 @@ export async function openHardwareAgentTpm(
   const init = await opts.access.use(async (client) => {
     const loaded: number[] = []
     try {
+      log('TPM transport open', { tcti: client.description, connection: opts.access.connection })
       if (opts.startup === true) await client.startup()
       const ek = await bringUpEk(client, opts, loaded)
       log('EK ready', { handle: `0x${ek.handle.toString(16)}`, persistent: ek.persistent })

@@ -89,6 +89,11 @@ export class TpmAccess {
     })
   }
 
+  /** `kept` for a connection held for the agent's life, else `per operation`. */
+  get connection(): 'kept' | 'per operation' {
+    return this.#keepOpen ? 'kept' : 'per operation'
+  }
+
   /** The transport description (from the last connection opened). */
   get description(): string {
     return this.#description
