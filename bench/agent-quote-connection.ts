@@ -39,23 +39,26 @@ const swtpm = await startSwtpm({ banks: 'sha256' })
 const work = mkdtempSync(join(tmpdir(), 'kl-bench-quote-'))
 const spec = { kind: 'swtpm', host: '127.0.0.1', port: swtpm.port } as const
 const nk = payloadKeyFrom(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey)
+/** The agent's TPM identity on the bench swtpm, over `access` (default: a new one). */
+function openAgentTpm(
+  keepOpen: boolean,
+  access = new TpmAccess({ open: () => openTransport(spec), description: 'swtpm', keepOpen }),
+) {
+  return openHardwareAgentTpm({
+    access,
+    hashAlg: 'sha256',
+    encAlg: 'rsa',
+    signAlg: 'rsassa',
+    agentDataPath: join(work, 'agent_data.json'),
+    nk,
+  })
+}
+
 try {
   const results: Record<string, number[]> = { 'per operation': [], 'kept open': [] }
   for (let r = 0; r < runs; r++) {
     for (const keepOpen of [false, true]) {
-      const access = new TpmAccess({
-        open: () => openTransport(spec),
-        description: 'swtpm',
-        keepOpen,
-      })
-      const tpm = await openHardwareAgentTpm({
-        access,
-        hashAlg: 'sha256',
-        encAlg: 'rsa',
-        signAlg: 'rsassa',
-        agentDataPath: join(work, 'agent_data.json'),
-        nk,
-      })
+      const tpm = await openAgentTpm(keepOpen)
       for (let i = 0; i < 10; i++) await tpm.quote(`warm${i}`, [0, 10])
       const t = performance.now()
       for (let i = 0; i < quotes; i++) await tpm.quote(`n${i}`, [0, 10])
@@ -69,14 +72,7 @@ try {
   const sha256 = new Bun.CryptoHasher('sha256').update(pem).digest()
   for (let r = 0; r < runs; r++) {
     const access = new TpmAccess({ open: () => openTransport(spec), description: 'swtpm' })
-    const tpm = await openHardwareAgentTpm({
-      access,
-      hashAlg: 'sha256',
-      encAlg: 'rsa',
-      signAlg: 'rsassa',
-      agentDataPath: join(work, 'agent_data.json'),
-      nk,
-    })
+    const tpm = await openAgentTpm(true, access)
     held.push(
       await access.use(async (c) => {
         const data = JSON.parse(readFileSync(join(work, 'agent_data.json'), 'utf8')) as {

@@ -180,35 +180,25 @@ describe.skipIf(missing.length > 0)('keylime-agent on a workstation with swtpm',
   }, 60_000)
 
   test.skipIf(!isRoot)(
-    'run_as naming a missing user or group stops the agent before it registers',
+    'run_as naming a missing user or group, or an account that cannot write keylime_dir, stops the agent before it registers',
     async () => {
-      for (const [runAs, message] of [
-        ['no-such-user:tss', 'no user "no-such-user"'],
-        ['nobody:no-such-group', 'no group "no-such-group"'],
+      const rootOwned = join(work, 'root-owned')
+      mkdirSync(rootOwned, { mode: 0o700 })
+      for (const [runAs, dir, message] of [
+        ['no-such-user:tss', join(work, 'no-user'), 'no user "no-such-user"'],
+        ['nobody:no-such-group', join(work, 'no-group'), 'no group "no-such-group"'],
+        [
+          'nobody:nogroup',
+          rootOwned,
+          `${rootOwned} is not writable by that account (chown -R nobody:nogroup ${rootOwned})`,
+        ],
       ] as const) {
-        const dir = join(work, `missing-${runAs.split(':')[0]}`)
         const { run } = await startAgent(dir, { KEYLIME_AGENT_RUN_AS: runAs }, stub.port)
         expect(await run.proc.exited).toBe(1)
         expect(run.output()).toContain(`option run_as = "${runAs}": ${message}`)
         expect(run.output()).not.toContain('registrar')
         expect(mounted(join(dir, 'secure'))).toBe(false)
       }
-      expect(stubHits).toBe(0)
-    },
-    60_000,
-  )
-
-  test.skipIf(!isRoot)(
-    'run_as an account that cannot write keylime_dir stops the agent before it registers',
-    async () => {
-      const dir = join(work, 'root-owned')
-      mkdirSync(dir, { mode: 0o700 })
-      const { run } = await startAgent(dir, { KEYLIME_AGENT_RUN_AS: 'nobody:nogroup' }, stub.port)
-      expect(await run.proc.exited).toBe(1)
-      expect(run.output()).toContain(
-        `${dir} is not writable by that account (chown -R nobody:nogroup ${dir})`,
-      )
-      expect(mounted(join(dir, 'secure'))).toBe(false)
       expect(stubHits).toBe(0)
     },
     60_000,
