@@ -36,10 +36,11 @@ describe('SAN entries', () => {
     expect(s).toEqual({ dns: ['localhost', 'reg.local'], ips: ['127.0.0.1', '192.0.2.7', '::1'] })
   })
 
-  test('the host name is left out inside a container (podman, Docker)', () => {
-    const host = () => 'node7'
-    expect(sanHostname(() => false, host)).toBe('node7')
-    expect(sanHostname((p) => p === '/run/.containerenv', host)).toBeUndefined()
-    expect(sanHostname((p) => p === '/.dockerenv', host)).toBeUndefined()
+  test('the host name is left out inside a container (podman, Docker, systemd-nspawn)', () => {
+    const probe = { exists: () => false, env: {}, hostname: () => 'node7' }
+    expect(sanHostname(probe)).toBe('node7')
+    expect(sanHostname({ ...probe, env: { container: 'podman' } })).toBeUndefined()
+    expect(sanHostname({ ...probe, exists: (p) => p === '/run/.containerenv' })).toBeUndefined()
+    expect(sanHostname({ ...probe, exists: (p) => p === '/.dockerenv' })).toBeUndefined()
   })
 })

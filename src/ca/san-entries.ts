@@ -40,15 +40,24 @@ function isUnspecified(ip: string): boolean {
 /** Files a container engine creates in every container: podman, then Docker. */
 const CONTAINER_MARKERS = ['/run/.containerenv', '/.dockerenv']
 
+/** Where {@link sanHostname} looks; replaceable in tests. */
+export interface ContainerProbe {
+  exists: (path: string) => boolean
+  env: NodeJS.ProcessEnv
+  hostname: () => string
+}
+
+const HOST_PROBE: ContainerProbe = { exists: existsSync, env: process.env, hostname: osHostname }
+
 /**
- * The host name for the SANs: `os.hostname()` on a host, none inside a container (podman's
- * `/run/.containerenv` or Docker's `/.dockerenv` exists), where it names the container instance.
+ * The host name for the SANs: `os.hostname()` on a host, none inside a container, where it names
+ * the container instance. A container is recognised by the `container` variable (systemd's
+ * convention, set by podman, systemd-nspawn, LXC) or podman's `/run/.containerenv` or Docker's
+ * `/.dockerenv` (`podman run --read-only` hides `/run/.containerenv` under a tmpfs).
  */
-export function sanHostname(
-  exists: (path: string) => boolean = existsSync,
-  hostname: () => string = osHostname,
-): string | undefined {
-  return CONTAINER_MARKERS.some(exists) ? undefined : hostname()
+export function sanHostname(probe: ContainerProbe = HOST_PROBE): string | undefined {
+  if (probe.env.container || CONTAINER_MARKERS.some(probe.exists)) return undefined
+  return probe.hostname()
 }
 
 /** Inputs of {@link getSanEntries}. */
