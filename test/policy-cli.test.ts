@@ -91,4 +91,20 @@ describe('keylime policy', () => {
       }
     },
   )
+
+  // `process.exit` used to drop what a pipe had not taken yet: podman's log pipe or `| jq` got the
+  // first 64 KiB of a large policy.
+  test('a large policy on stdout arrives whole through a slow pipe', () => {
+    const allowlist = join(dir, 'big-allowlist.txt')
+    const line = (i: number) => `${i.toString(16).padStart(64, '0')}  /usr/lib/file-${i}\n`
+    writeFileSync(allowlist, Array.from({ length: 40_000 }, (_, i) => line(i)).join(''))
+    const cmd = `'${process.execPath}' '${MAIN_TS}' policy create runtime -a '${allowlist}'`
+    const r = Bun.spawnSync(['sh', '-c', `${cmd} | (sleep 0.5; cat)`], {
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' },
+    })
+    expect(r.stdout.length).toBeGreaterThan(1 << 20)
+    expect(Object.keys(JSON.parse(r.stdout.toString()).digests)).toHaveLength(40_000)
+  })
 })
