@@ -30,6 +30,7 @@ export const COMMAND_NAMES = [
   'keylime-policy',
   'keylime_create_policy',
   'keylime_sign_runtime_policy',
+  'keylime_convert_runtime_policy',
   'keylime_userdata_encrypt',
   'create_mb_refstate',
 ] as const

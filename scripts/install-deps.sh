@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Installs the npm dependencies (Bun itself is one: the `bun` package). `npm ci` first; when the
-# registry mirror lacks some platform-specific optional packages (e.g. @biomejs/cli-darwin-*),
-# npm ci's strict lock check refuses, and `npm install` — which tolerates missing optional
-# packages — installs the same pinned versions.
+# Installs the npm dependencies exactly as package-lock.json pins them (Bun itself is one: the
+# `bun` package). `npm ci` only: it never rewrites the tracked lock file, and a lock file out of
+# step with package.json is an error to fix in the repository, not something to paper over here.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-npm ci --no-audit --no-fund >/dev/null 2>&1 && exit 0
-npm install --no-audit --no-fund >/dev/null 2>&1 && exit 0
-echo "npm install failed; run 'npm install' to see why" >&2
-exit 1
+echo "keylime-ts: installing the npm dependencies (npm ci; once, about a minute)…" >&2
+if ! npm ci --no-audit --no-fund --loglevel=error >&2; then
+  echo "keylime-ts: npm ci failed (see above); nothing was started" >&2
+  exit 1
+fi
+echo "keylime-ts: dependencies installed" >&2

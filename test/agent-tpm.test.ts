@@ -2,7 +2,9 @@
  * The agent's TPM layer against swtpm on loopback: the socket transport, each command the agent
  * uses (GetCapability, CreatePrimary EK = swtpm_setup's persistent EK, NV EK certificate,
  * AK Create/Load under a PolicySecret session, ActivateCredential, PCR_Reset/Extend/Read, Quote,
- * FlushContext), AK persistence across restarts and swtpm's 3-slot limit. Quotes are checked
+ * FlushContext, ContextSave/ContextLoad), AK persistence across restarts, swtpm's 3-slot limit,
+ * and the connection per operation: between the agent's operations another client has the
+ * TPM and finds nothing of the agent's loaded. Quotes are checked
  * with src/tpm verifyQuote and the PCR16 NK binding; ActivateCredential must recover a secret
  * made by src/tpm makeCredential.
  *
@@ -15,6 +17,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type HardwareAgentTpm, openHardwareAgentTpm } from '../src/agent/tpm/hardware-agent-tpm.ts'
+import { TpmAccess } from '../src/agent/tpm/tpm-access.ts'
 import { TpmClient } from '../src/agent/tpm/tpm-client.ts'
 import { payloadKeyFrom } from '../src/agent/load-or-create-nk.ts'
 import { openSwtpmSocket } from '../src/agent/transport/swtpm-socket-transport.ts'
@@ -50,7 +53,7 @@ describe.skipIf(missing.length > 0)('agent TPM layer on swtpm', () => {
     over: Partial<Parameters<typeof openHardwareAgentTpm>[0]> = {},
   ): Promise<HardwareAgentTpm> =>
     openHardwareAgentTpm({
-      client: await client(),
+      access: TpmAccess.forTcti({ kind: 'swtpm', host: '127.0.0.1', port: swtpm.port }),
       hashAlg: 'sha256',
       encAlg: 'rsa',
       signAlg: 'rsassa',
@@ -179,7 +182,15 @@ describe.skipIf(missing.length > 0)('agent TPM layer on swtpm', () => {
       const bad = serializeCredentialBlob(makeCredential(ek, wrongName, secret))
       const err = await tpm.activateCredential(bad).catch((e: unknown) => e)
       expect(isAgentError(err, 'ERR_AGENT_TPM_RC')).toBe(true)
-      await tpm.releaseEk() // persistent EK: nothing to flush, still usable
+      // the failed command's policy session was flushed too: nothing of the agent's is loaded
+      const c = await client()
+      try {
+        expect(await c.getHandles(0x02000000)).toEqual([])
+        expect(await c.getHandles(0x03000000)).toEqual([])
+        expect(await c.getHandles(0x80000000)).toEqual([])
+      } finally {
+        await c.close()
+      }
       expect(Buffer.from(await tpm.activateCredential(blob)).equals(secret)).toBe(true)
     } finally {
       await tpm.close()
@@ -202,8 +213,7 @@ describe.skipIf(missing.length > 0)('agent TPM layer on swtpm', () => {
         signAlg: 'ecdsa',
       })
       checkNkBinding(v.pcrs, 'sha256', tpm.nkPem)
-      await tpm.releaseEk()
-      // after releasing the transient EK, activation re-creates it
+      // the transient EK comes back from its saved context for the activation
       const ek = parseTpm2bPublic(tpm.ekTpm2b)
       const secret = randomBytes(32)
       const blob = serializeCredentialBlob(
@@ -223,6 +233,54 @@ describe.skipIf(missing.length > 0)('agent TPM layer on swtpm', () => {
         quote: q,
         akPublic: parseTpm2bPublic(tpm.akTpm2b),
         nonce: 'after',
+        hashAlg: 'sha256',
+      })
+    } finally {
+      await tpm.close()
+    }
+  }, 30_000)
+
+  test('connection per operation: another client has the TPM between quotes, concurrent quotes queue', async () => {
+    const tpm = await open()
+    try {
+      for (let i = 0; i < 3; i++) {
+        await tpm.quote(`between-${i}`, [10])
+        // with the agent's connection held open, this connect would wait for swtpm forever
+        const c = await client()
+        try {
+          expect(await c.getHandles(0x80000000)).toEqual([])
+          await c.pcrExtend(23, [{ hashAlg: TPM_ALG_ID.SHA256, digest: randomBytes(32) }])
+        } finally {
+          await c.close()
+        }
+      }
+      const nonces = ['q0', 'q1', 'q2', 'q3', 'q4']
+      const quotes = await Promise.all(nonces.map((n) => tpm.quote(n, [0, 23])))
+      quotes.forEach((quote, i) => {
+        const v = verifyQuote({
+          quote,
+          akPublic: parseTpm2bPublic(tpm.akTpm2b),
+          nonce: nonces[i]!,
+          hashAlg: 'sha256',
+          signAlg: 'rsassa',
+        })
+        checkNkBinding(v.pcrs, 'sha256', tpm.nkPem)
+      })
+    } finally {
+      await tpm.close()
+    }
+  })
+
+  test('swtpm restarted under a running agent: the next quote reconnects and reloads the AK', async () => {
+    const tpm = await open()
+    try {
+      await tpm.quote('before', [])
+      await swtpm.restart()
+      const quote = await tpm.quote('after-restart', [16])
+      verifyQuote({
+        quote,
+        akPublic: parseTpm2bPublic(tpm.akTpm2b),
+        nonce: 'after-restart',
         hashAlg: 'sha256',
       })
     } finally {

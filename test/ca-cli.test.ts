@@ -4,7 +4,7 @@
  * @module
  */
 import { describe, expect, test } from 'bun:test'
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -155,6 +155,23 @@ describe('runCaCli in-process', () => {
     })
     expect(empty).toBe(1)
     expect(out.join('')).toContain('You must specify a password!')
+  })
+
+  test('init refuses to replace an existing CA unless --force is given', async () => {
+    const keylimeDir = mkdtempSync(join(tmpdir(), 'keylime-cli-force-'))
+    const settings = resolveCaSettings({ password: 'p' })
+    const out: string[] = []
+    const ctx = { settings, keylimeDir, stdout: () => {}, stderr: (s: string) => out.push(s) }
+    const caCert = join(keylimeDir, 'ca', 'cacert.crt')
+    expect(await runCaCli(['-c', 'init'], ctx)).toBe(0)
+    expect(await runCaCli(['-c', 'create', '-n', 'n1'], ctx)).toBe(0)
+    const before = readFileSync(caCert, 'utf8')
+    expect(await runCaCli(['-c', 'init'], ctx)).toBe(1)
+    expect(out.join('')).toContain('--force')
+    expect(readFileSync(caCert, 'utf8')).toBe(before)
+    expect(existsSync(join(keylimeDir, 'ca', 'n1-cert.crt'))).toBe(true)
+    expect(await runCaCli(['-c', 'init', '--force'], ctx)).toBe(0)
+    expect(readFileSync(caCert, 'utf8')).not.toBe(before)
   })
 
   test('import-priv via -f and -s', async () => {

@@ -1,7 +1,7 @@
 /**
  * The policy tools reached through the `keylime` dispatcher, as operators type them:
  * `keylime policy create runtime|measured-boot`, `keylime policy sign runtime` and the legacy
- * names (`keylime_create_policy`, `create_mb_refstate`).
+ * names (`keylime_create_policy`, `keylime_convert_runtime_policy`, `create_mb_refstate`).
  */
 import { describe, expect, test } from 'bun:test'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
@@ -57,6 +57,46 @@ describe('keylime policy', () => {
     const r = keylime(['keylime_create_policy', '-m', IMA_LOG, '-o', out])
     expect(r.code).toBe(0)
     expect(JSON.parse(readFileSync(out, 'utf8')).digests).toBeDefined()
+  })
+
+  test('keylime_convert_runtime_policy: flat and JSON allowlists, old policies, excludes', () => {
+    const d1 = 'a'.repeat(64)
+    const d2 = 'b'.repeat(64)
+    const flat = join(dir, 'allowlist.txt')
+    writeFileSync(flat, `${d1}  /usr/bin/true\n${d2}  %keyring:.ima\n\n`)
+    const excludes = join(dir, 'excludes.txt')
+    writeFileSync(excludes, '/tmp/.*\n')
+    const out = join(dir, 'converted.json')
+    const r = keylime(['keylime_convert_runtime_policy', '-a', flat, '-e', excludes, '-o', out])
+    expect(r.code, r.err).toBe(0)
+    const p = JSON.parse(readFileSync(out, 'utf8'))
+    expect(p.meta.version).toBe(1)
+    expect(p.digests).toEqual({ '/usr/bin/true': [d1] })
+    expect(p.keyrings).toEqual({ '.ima': [d2] })
+    expect(p.excludes).toEqual(['/tmp/.*'])
+
+    const json = join(dir, 'allowlist.json')
+    writeFileSync(json, JSON.stringify({ meta: { version: 1 }, hashes: { '/bin/sh': [d2] } }))
+    expect(keylime(['keylime_convert_runtime_policy', '-a', json, '-o', out]).code).toBe(0)
+    expect(JSON.parse(readFileSync(out, 'utf8')).digests).toEqual({ '/bin/sh': [d2] })
+
+    const old = join(dir, 'old-policy.json')
+    writeFileSync(old, JSON.stringify({ meta: { version: 1 }, digests: { '/bin/ls': [d1] } }))
+    const asAllowlist = keylime(['keylime_convert_runtime_policy', '-a', old, '-o', out])
+    expect(asAllowlist.code).toBe(1)
+    expect(asAllowlist.err).toContain('-i')
+    expect(keylime(['keylime_convert_runtime_policy', '-i', old, '-o', out]).code).toBe(0)
+    expect(JSON.parse(readFileSync(out, 'utf8')).digests).toEqual({ '/bin/ls': [d1] })
+
+    const bad = join(dir, 'bad-allowlist.json')
+    writeFileSync(bad, JSON.stringify({ hashes: { '/bin/sh': 'not-a-list' } }))
+    const refused = keylime(['keylime_convert_runtime_policy', '-a', bad, '-o', out])
+    expect(refused.code).toBe(1)
+    expect(refused.err).toContain('keylime_convert_runtime_policy:')
+    expect(keylime(['keylime_convert_runtime_policy', '-a', flat]).code).toBe(2)
+    expect(keylime(['keylime_convert_runtime_policy', '-a', flat, '-i', old, '-o', out]).code).toBe(
+      2,
+    )
   })
 
   test('usage errors exit 2', () => {

@@ -190,6 +190,14 @@ describe('usage, input and connectivity errors', () => {
     expect(r.err).toContain('client_cert')
   })
 
+  test('a KEYLIME_DIR without cv_ca exits 8 naming the certificate path and the directory used', async () => {
+    const empty = join(work, 'no-control-plane-here')
+    const r = await tenant(['-c', 'reglist'], { KEYLIME_DIR: empty })
+    expect(r.code).toBe(8)
+    expect(r.err).toContain(join(empty, 'cv_ca', 'client-cert.crt'))
+    expect(r.err).toContain(`KEYLIME_DIR is ${empty}`)
+  })
+
   test('invalid input files exit 6, nothing is enrolled', async () => {
     const a = fleet.agents[5]!
     const bad = join(work, 'bad-policy.json')

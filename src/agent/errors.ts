@@ -23,6 +23,10 @@ export const AGENT_ERROR_CODES = [
   'ERR_AGENT_REQUEST',
   /** Keys, payload or revocation handling failed. */
   'ERR_AGENT_PAYLOAD',
+  /** `run_as` cannot be applied: switching accounts failed, or the account cannot use its files. */
+  'ERR_AGENT_PRIVILEGES',
+  /** SIGTERM or SIGINT arrived before the agent was up. */
+  'ERR_AGENT_STOPPED',
 ] as const
 
 /** A stable agent error code. */

@@ -41,19 +41,27 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const log = getLogger('agent')
+  // listen for SIGTERM/SIGINT from the start, so a stop during start-up (registration retries)
+  // still cleans up (the secure tmpfs) instead of killing the process
+  const stopping = new AbortController()
+  const onSignal = () => stopping.abort()
+  process.once('SIGTERM', onSignal)
+  process.once('SIGINT', onSignal)
   try {
     const config = loadAgentConfig({ file, warn: (m) => log.warn(m) })
     log.info('configuration loaded', { files: config.files.join(',') || '(defaults)' })
-    const agent = await startAgent(config)
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve()
-      process.once('SIGTERM', stop)
-      process.once('SIGINT', stop)
-    })
+    const agent = await startAgent(config, { signal: stopping.signal })
+    if (!stopping.signal.aborted) {
+      await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve))
+    }
     log.info('stopping')
     await agent.stop()
     return 0
   } catch (err) {
+    if (isAgentError(err, 'ERR_AGENT_STOPPED')) {
+      log.info(err.message)
+      return 0
+    }
     if (isAgentError(err)) {
       log.error(err.message, { code: err.code })
       return 1

@@ -1,33 +1,36 @@
 /**
- * Brings the agent up as rust-keylime's `main.rs` does: keylime_dir and the secure directory, the
- * NK, the TPM transport (`TCTI`), EK / EK certificate / AK, the agent UUID (`generate`,
- * `hash_ek` or as configured), the mTLS server identity, registration and activation with the
- * registrar (retried with back-off while it is unreachable), then the agent API on
- * `ip:port` — mTLS requiring a client certificate from `trusted_client_ca` unless
- * `enable_agent_mtls = false` — and finally `run_as`.
+ * Brings the agent up as rust-keylime's `main.rs` does: keylime_dir and the secure directory,
+ * `run_as` (so a bad account stops the agent before anything else), the NK, the TPM (`TCTI`,
+ * one connection per operation: tpm/tpm-access.ts), EK / EK certificate / AK, the agent UUID
+ * (`generate`, `hash_ek` or as configured), the mTLS server identity, the agent API on `ip:port`
+ * — mTLS requiring a client certificate from `trusted_client_ca` unless `enable_agent_mtls =
+ * false` — then registration and activation with the registrar (retried with back-off while it
+ * is unreachable). Stopping unmounts the secure tmpfs the agent mounted.
  *
  * @module
  */
 
 import { createHash, randomUUID } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { getLogger } from '../log/logger.ts'
 import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
 import { AgentApi } from './api/agent-api.ts'
 import { KeyExchange } from './api/key-exchange.ts'
 import type { AgentConfig } from './config/load-agent-config.ts'
-import { dropPrivileges } from './drop-privileges.ts'
+import { checkRunAsAccess, dropPrivileges, resolveRunAs } from './drop-privileges.ts'
 import { AgentError, isAgentError } from './errors.ts'
 import { loadOrCreateNk } from './load-or-create-nk.ts'
 import { loadOrCreateServerCert } from './load-or-create-server-cert.ts'
 import { installPayload } from './payload/install-payload.ts'
-import { prepareSecureDir } from './payload/prepare-secure-dir.ts'
+import { prepareSecureDir, type SecureDir } from './payload/prepare-secure-dir.ts'
 import { runRevocationActions } from './payload/run-revocation-actions.ts'
+import { guardSecureMount, unmountSecureDir } from './payload/unmount-secure-dir.ts'
 import { ImaListFile, readBootTime, uefiLogReader } from './read-measurement-logs.ts'
 import { registerAgent } from './registrar-client.ts'
 import { type HardwareAgentTpm, openHardwareAgentTpm } from './tpm/hardware-agent-tpm.ts'
-import { TpmClient } from './tpm/tpm-client.ts'
-import { openTransport, resolveTcti, type TctiSpec } from './transport/open-transport.ts'
+import { TpmAccess } from './tpm/tpm-access.ts'
+import { loadTpmDeviceAddon } from './transport/load-tpm-device-addon.ts'
+import { resolveTcti, type TctiSpec } from './transport/open-transport.ts'
 
 /** A running agent. */
 export interface RunningAgent {
@@ -39,7 +42,7 @@ export interface RunningAgent {
   tpm: HardwareAgentTpm
   /** The listener. */
   server: ReturnType<typeof Bun.serve>
-  /** Stops listening and closes the TPM. */
+  /** Stops listening, closes the TPM and unmounts the secure tmpfs the agent mounted. */
   stop(): Promise<void>
 }
 
@@ -49,34 +52,101 @@ export interface StartAgentOptions {
   tcti?: TctiSpec
   /** Skip registration (tests of the API alone). */
   skipRegistration?: boolean
+  /** Aborted by SIGTERM/SIGINT: start-up stops (`ERR_AGENT_STOPPED`) and cleans up. */
+  signal?: AbortSignal
 }
+
+/** Gives the secure directory back; resolves with a failure message, or undefined. */
+type ReleaseSecureDir = () => Promise<string | undefined>
 
 const log = getLogger('agent')
 
 /**
  * Starts the agent.
  *
- * @throws {AgentError} for configuration, TPM and registration failures.
+ * @throws {AgentError} for configuration, `run_as`, TPM and registration failures, and
+ *   `ERR_AGENT_STOPPED` when `opts.signal` aborts start-up.
  */
 export async function startAgent(
   config: AgentConfig,
   opts: StartAgentOptions = {},
 ): Promise<RunningAgent> {
-  const raw = config.raw
   if (!existsSync(config.keylimeDir)) mkdirSync(config.keylimeDir, { recursive: true, mode: 0o700 })
-  const secure = prepareSecureDir(config.paths.secureDir, raw.secure_size)
+  const secure = prepareSecureDir(config.paths.secureDir, config.raw.secure_size)
   log.info('secure directory ready', {
     path: secure.path,
     tmpfs: secure.tmpfs,
     ...(secure.note ? { note: secure.note } : {}),
   })
-  const nk = loadOrCreateNk(config.paths.payloadKey)
-
+  const cleanup: { release: ReleaseSecureDir } = {
+    release: async () => (secure.mounted ? unmountSecureDir(secure.path) : undefined),
+  }
   const tcti = opts.tcti ?? resolveTcti()
-  const client = new TpmClient(await openTransport(tcti))
-  log.info('TPM transport open', { tcti: client.description })
+  // load the device addon while still root: Bun unpacks it into TMPDIR, which run_as may not write
+  if (tcti.kind === 'device') loadTpmDeviceAddon()
+  try {
+    applyRunAs(config, secure, tcti, cleanup)
+    return await bringUp(config, tcti, opts, () => releaseSecureDir(secure, cleanup.release))
+  } catch (err) {
+    await releaseSecureDir(secure, cleanup.release)
+    throw err
+  }
+}
+
+/** Unmounts the secure tmpfs through `release` and logs the outcome. */
+async function releaseSecureDir(secure: SecureDir, release: ReleaseSecureDir): Promise<void> {
+  if (!secure.mounted) return
+  const failure = await release()
+  if (failure === undefined) log.info('secure directory unmounted', { path: secure.path })
+  else log.warn('secure directory not unmounted', { path: secure.path, error: failure })
+}
+
+/**
+ * `run_as`, as root: hands the secure directory to the account, leaves its unmount to a root
+ * helper if the agent mounted it (`cleanup.release` then asks the helper), switches accounts,
+ * and checks that the account can use keylime_dir, the agent's files and the TPM device.
+ */
+function applyRunAs(
+  config: AgentConfig,
+  secure: SecureDir,
+  tcti: TctiSpec,
+  cleanup: { release: ReleaseSecureDir },
+): void {
+  const account = resolveRunAs(config.raw.run_as, (m) => log.warn(m))
+  if (account === undefined) return
+  chownSync(secure.path, account.uid, account.gid)
+  if (secure.mounted) {
+    const guard = guardSecureMount(secure.path)
+    cleanup.release = () => guard.release()
+  }
+  dropPrivileges(account)
+  const p = config.paths
+  checkRunAsAccess(account, config.keylimeDir, [
+    p.serverKey,
+    p.serverCert,
+    p.agentData,
+    p.payloadKey,
+    ...(tcti.kind === 'device' ? [tcti.path] : []),
+  ])
+  log.info('dropped privileges', { run_as: account.spec, uid: account.uid, gid: account.gid })
+}
+
+function stopped(): AgentError {
+  return new AgentError('ERR_AGENT_STOPPED', 'stopped by a signal before the agent was up')
+}
+
+/** Everything after the secure directory and `run_as`: keys, TPM, API, registration. */
+async function bringUp(
+  config: AgentConfig,
+  tcti: TctiSpec,
+  opts: StartAgentOptions,
+  releaseSecure: () => Promise<void>,
+): Promise<RunningAgent> {
+  const raw = config.raw
+  const nk = loadOrCreateNk(config.paths.payloadKey)
+  const access = TpmAccess.forTcti(tcti)
   const tpm = await openHardwareAgentTpm({
-    client,
+    access,
     hashAlg: config.hashAlg,
     encAlg: config.encAlg,
     signAlg: config.signAlg,
@@ -86,16 +156,11 @@ export async function startAgent(
     endorsementAuth: config.endorsementAuth,
     startup: tcti.kind === 'swtpm',
     log: (msg, fields) => log.info(msg, fields),
+  }).catch(async (err: unknown) => {
+    await access.close()
+    throw err
   })
-
-  let uuid = raw.uuid.trim()
-  if (uuid === 'generate') uuid = randomUUID()
-  else if (uuid === 'hash_ek') {
-    const pem = String(
-      toKeyObject(parseTpm2bPublic(tpm.ekTpm2b)).export({ format: 'pem', type: 'spki' }),
-    )
-    uuid = createHash('sha256').update(pem).digest('hex')
-  }
+  const uuid = agentUuid(raw.uuid, tpm)
   log.info('agent identity', {
     agent_id: uuid,
     hash_alg: config.hashAlg,
@@ -103,40 +168,88 @@ export async function startAgent(
     sign_alg: config.signAlg,
     ek_cert: tpm.ekCertPem !== undefined,
   })
-
-  const mtls = raw.enable_agent_mtls
-  let tls: Parameters<typeof Bun.serve>[0]['tls']
-  let mtlsCertPem = 'disabled'
-  if (mtls) {
-    const id = await loadOrCreateServerCert({
-      keyPath: config.paths.serverKey,
-      certPath: config.paths.serverCert,
-      password: raw.server_key_password,
+  let server: ReturnType<typeof Bun.serve> | undefined
+  try {
+    const { tls, mtlsCertPem } = await serverTls(config, uuid)
+    const api = createApi(config, uuid, tpm, tls !== undefined)
+    server = Bun.serve({ hostname: raw.ip, port: raw.port, tls, fetch: (req) => api.handle(req) })
+    log.info('agent API listening', {
+      url: `${tls !== undefined ? 'https' : 'http'}://${raw.ip}:${server.port}`,
+      versions: config.apiVersions.join(','),
+    })
+    if (opts.skipRegistration !== true)
+      await registerWithRetries(config, uuid, tpm, mtlsCertPem, opts.signal)
+    const listening = server
+    return {
       uuid,
-      contactIp: raw.contact_ip,
-    })
-    mtlsCertPem = id.certPem
-    const cas = config.paths.trustedClientCa.map((p) => {
-      if (!existsSync(p)) {
-        throw new AgentError(
-          'ERR_AGENT_CONFIG',
-          `option trusted_client_ca: ${p} does not exist (copy the verifier's cv_ca/cacert.crt there)`,
-        )
-      }
-      return readFileSync(p, 'utf8')
-    })
-    tls = {
-      key: id.keyPem,
-      cert: id.certPem,
-      ca: cas,
-      requestCert: true,
-      rejectUnauthorized: true,
+      api,
+      tpm,
+      server: listening,
+      async stop() {
+        listening.stop(true)
+        await tpm.close()
+        await releaseSecure()
+      },
     }
-  } else {
-    log.warn('agent mTLS is disabled (enable_agent_mtls = false)')
+  } catch (err) {
+    server?.stop(true)
+    await tpm.close().catch(() => undefined)
+    throw err
   }
-  const payloadsAllowed = mtls || raw.enable_insecure_payload
+}
 
+/** The agent id: as configured, `generate` (random) or `hash_ek` (SHA-256 of the EK PEM). */
+function agentUuid(configured: string, tpm: HardwareAgentTpm): string {
+  const uuid = configured.trim()
+  if (uuid === 'generate') return randomUUID()
+  if (uuid !== 'hash_ek') return uuid
+  const pem = String(
+    toKeyObject(parseTpm2bPublic(tpm.ekTpm2b)).export({ format: 'pem', type: 'spki' }),
+  )
+  return createHash('sha256').update(pem).digest('hex')
+}
+
+/** The mTLS server identity and client CA, or no TLS with `enable_agent_mtls = false`. */
+async function serverTls(
+  config: AgentConfig,
+  uuid: string,
+): Promise<{ tls: Parameters<typeof Bun.serve>[0]['tls']; mtlsCertPem: string }> {
+  const raw = config.raw
+  if (!raw.enable_agent_mtls) {
+    log.warn('agent mTLS is disabled (enable_agent_mtls = false)')
+    return { tls: undefined, mtlsCertPem: 'disabled' }
+  }
+  const id = await loadOrCreateServerCert({
+    keyPath: config.paths.serverKey,
+    certPath: config.paths.serverCert,
+    password: raw.server_key_password,
+    uuid,
+    contactIp: raw.contact_ip,
+  })
+  const cas = config.paths.trustedClientCa.map((p) => {
+    if (!existsSync(p)) {
+      throw new AgentError(
+        'ERR_AGENT_CONFIG',
+        `option trusted_client_ca: ${p} does not exist (copy the verifier's cv_ca/cacert.crt there)`,
+      )
+    }
+    return readFileSync(p, 'utf8')
+  })
+  return {
+    tls: { key: id.keyPem, cert: id.certPem, ca: cas, requestCert: true, rejectUnauthorized: true },
+    mtlsCertPem: id.certPem,
+  }
+}
+
+/** The agent API with its key exchange, payload installation and revocation hooks. */
+function createApi(
+  config: AgentConfig,
+  uuid: string,
+  tpm: HardwareAgentTpm,
+  mtls: boolean,
+): AgentApi {
+  const raw = config.raw
+  const payloadsAllowed = mtls || raw.enable_insecure_payload
   let unzippedDir = `${config.paths.secureDir}/unzipped`
   let api: AgentApi | undefined
   const keys = new KeyExchange({
@@ -197,66 +310,63 @@ export async function startAgent(
       },
     },
   })
+  return api
+}
 
-  const server = Bun.serve({
-    hostname: raw.ip,
-    port: raw.port,
-    tls,
-    fetch: (req) => api.handle(req),
-  })
-  log.info('agent API listening', {
-    url: `${mtls ? 'https' : 'http'}://${raw.ip}:${server.port}`,
-    versions: config.apiVersions.join(','),
-  })
-
-  if (opts.skipRegistration !== true) {
-    const registrarUrl = `http://${raw.registrar_ip}:${raw.registrar_port}`
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const r = await registerAgent({
-          registrarUrl,
-          uuid,
-          tpm,
-          contactIp: raw.contact_ip,
-          contactPort: raw.contact_port,
-          mtlsCertPem,
-          apiVersions: config.apiVersions,
-        })
-        log.info('registered and activated', { agent_id: uuid, registrar_api: r.apiVersion })
-        break
-      } catch (err) {
-        const unreachable = !(err instanceof AgentError) && attempt < raw.max_retries
-        const msg = err instanceof Error ? err.message : String(err)
-        if (!unreachable) {
-          server.stop(true)
-          await tpm.close().catch(() => undefined)
-          throw isAgentError(err)
-            ? err
-            : new AgentError('ERR_AGENT_REGISTRATION', `registrar ${registrarUrl}: ${msg}`, {
-                cause: err,
-              })
-        }
-        const wait = raw.exponential_backoff
-          ? raw.retry_interval * 2 ** attempt
-          : raw.retry_interval
-        log.warn('registrar not reachable, retrying', { error: msg, retry_in_ms: wait })
-        await Bun.sleep(wait)
-      }
+/** Resolves after `ms`, or rejects with `ERR_AGENT_STOPPED` as soon as `signal` aborts. */
+function sleepUnlessStopped(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(stopped())
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer)
+      reject(stopped())
     }
-  }
-  await tpm.releaseEk()
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
 
-  const dropped = dropPrivileges(raw.run_as)
-  if (dropped !== undefined) log.info('dropped privileges', { run_as: raw.run_as })
-
-  return {
-    uuid,
-    api,
-    tpm,
-    server,
-    async stop() {
-      server.stop(true)
-      await tpm.close()
-    },
+/**
+ * Registers and activates, retrying with back-off while the registrar is unreachable
+ * (`max_retries`, `retry_interval`, `exponential_backoff`); a refusal is final.
+ */
+async function registerWithRetries(
+  config: AgentConfig,
+  uuid: string,
+  tpm: HardwareAgentTpm,
+  mtlsCertPem: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const raw = config.raw
+  const registrarUrl = `http://${raw.registrar_ip}:${raw.registrar_port}`
+  for (let attempt = 0; ; attempt++) {
+    if (signal?.aborted) throw stopped()
+    try {
+      const r = await registerAgent({
+        registrarUrl,
+        uuid,
+        tpm,
+        contactIp: raw.contact_ip,
+        contactPort: raw.contact_port,
+        mtlsCertPem,
+        apiVersions: config.apiVersions,
+      })
+      log.info('registered and activated', { agent_id: uuid, registrar_api: r.apiVersion })
+      return
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err)
+      if (isAgentError(err)) throw err
+      if (attempt >= raw.max_retries) {
+        throw new AgentError('ERR_AGENT_REGISTRATION', `registrar ${registrarUrl}: ${msg}`, {
+          cause: err,
+        })
+      }
+      const wait = raw.exponential_backoff ? raw.retry_interval * 2 ** attempt : raw.retry_interval
+      log.warn('registrar not reachable, retrying', { error: msg, retry_in_ms: wait })
+      await sleepUnlessStopped(wait, signal)
+    }
   }
 }

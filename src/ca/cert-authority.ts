@@ -168,6 +168,14 @@ export class CertAuthority {
     )
   }
 
+  /** Whether `dir` holds any part of a CA (`cacert.crt` or `private.yml`), complete or not. */
+  static async hasAnyTrace(dir: string): Promise<boolean> {
+    return (
+      (await fileExists(caPath(dir, CA_FILES.caCert))) ||
+      (await fileExists(caPath(dir, CA_FILES.privateYml)))
+    )
+  }
+
   /**
    * Creates a new CA in `dir` (`keylime_ca -c init`): removes old `*.pem`, `*.crt`, `*.zip`,
    * `*.der` and `private.yml` as upstream does, then writes the CA certificate, public key, an

@@ -27,6 +27,8 @@ export const CA_ERROR_CODES = {
   lockTimeout: 'ERR_CA_LOCK_TIMEOUT',
   /** The CA is not initialised in the directory (no cacert.crt / private.yml). */
   notInitialized: 'ERR_CA_NOT_INITIALIZED',
+  /** `init` found a CA in the directory and was not told to replace it (`--force`). */
+  exists: 'ERR_CA_EXISTS',
 } as const
 
 /** One of the {@link CA_ERROR_CODES} values. */

@@ -5,7 +5,9 @@
  * keylime_ca -c init|create|pkg|revoke|import-priv [-n NAME] [-d DIR] [-i] [-f FILE] [-s SERIAL]
  * ```
  *
- * - `init` creates a CA in DIR (default `$KEYLIME_DIR/ca/`), replacing any previous one.
+ * - `init` creates a CA in DIR (default `$KEYLIME_DIR/ca/`); it refuses to replace an existing CA
+ *   (its key, serials and every certificate it issued) unless `--force` is given (upstream
+ *   replaces it silently).
  * - `create -n NAME` issues `NAME-cert.crt`, `NAME-private.pem`, `NAME-public.pem`.
  * - `pkg -n NAME [-i]` writes `NAME-pkg.zip`; the key inside is protected unless `-i`.
  * - `revoke -n NAME` (or `-s SERIAL`) revokes and rewrites `cacrl.der` / `cacrl.pem`.
@@ -42,7 +44,7 @@ export interface CaCliContext {
 }
 
 /** Usage text. */
-export const CA_CLI_USAGE = `usage: keylime_ca [-h] -c COMMAND [-n NAME] [-d DIR] [-i] [-f FILE] [-s SERIAL]
+export const CA_CLI_USAGE = `usage: keylime_ca [-h] -c COMMAND [-n NAME] [-d DIR] [-i] [-f FILE] [-s SERIAL] [--force]
 
 options:
   -h, --help            show this help message and exit
@@ -53,6 +55,8 @@ options:
                         USE WITH CAUTION!
   -f, --file FILE       file path of the private key of the CA cert (default ca-private.pem)
   -s, --serial SERIAL   last serial number the CA has used (import-priv), or serial to revoke
+  --force               init: replace the CA already in DIR (its key and every certificate it
+                        issued stop being trusted)
 `
 
 const COMMANDS = new Set(['init', 'create', 'pkg', 'revoke', 'import-priv'])
@@ -129,6 +133,7 @@ export async function runCaCli(argv: string[], ctx: CaCliContext): Promise<numbe
     insecure?: boolean
     file?: string
     serial?: string
+    force?: boolean
     help?: boolean
   }
   try {
@@ -143,6 +148,7 @@ export async function runCaCli(argv: string[], ctx: CaCliContext): Promise<numbe
         insecure: { type: 'boolean', short: 'i' },
         file: { type: 'string', short: 'f' },
         serial: { type: 'string', short: 's' },
+        force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values
@@ -192,6 +198,12 @@ export async function runCaCli(argv: string[], ctx: CaCliContext): Promise<numbe
     await ensureCaDir(dir)
     await withDirLock(dir, async () => {
       if (command === 'init') {
+        if (!values.force && (await CertAuthority.hasAnyTrace(dir))) {
+          throw new CaError(
+            'ERR_CA_EXISTS',
+            `a CA already exists in ${dir}; init would replace its key and every certificate it issued (pass --force to do so)`,
+          )
+        }
         await CertAuthority.init(dir, settings, password, now)
         out(`CA certificate created successfully in ${dir}\n`)
         return

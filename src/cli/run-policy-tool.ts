@@ -5,6 +5,7 @@
  * @module
  */
 import {
+  runLegacyConvertPolicy,
   runLegacyCreatePolicy,
   runLegacySignPolicy,
   runPolicyCreateRuntime,
@@ -48,6 +49,8 @@ export function runLegacyTool(
       return runLegacyCreatePolicy(args, ctx)
     case 'keylime_sign_runtime_policy':
       return runLegacySignPolicy(args, ctx)
+    case 'keylime_convert_runtime_policy':
+      return runLegacyConvertPolicy(args, ctx)
     case 'create_mb_refstate':
       return runCreateMbRefstate(args, ctx)
     default:

@@ -20,5 +20,6 @@ commands:
 
 The binary also answers to the names keylime_verifier, keylime_registrar, keylime_tenant,
 keylime_ca, keylime-policy, keylime_create_policy, keylime_sign_runtime_policy,
-keylime_userdata_encrypt and create_mb_refstate (symlinks), taking upstream Keylime's arguments.
+keylime_convert_runtime_policy, keylime_userdata_encrypt and create_mb_refstate (symlinks),
+taking upstream Keylime's arguments.
 `

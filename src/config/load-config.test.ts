@@ -132,6 +132,16 @@ describe('upstream 2.6-shaped files load unchanged', () => {
     expect(cfg.tenant).toEqual(loadTenantConfig({ env: {}, etcDir: root, usrEtcDir: root }).tenant)
   })
 
+  test('tenant.conf: the default tpm_cert_store follows KEYLIME_DIR, another value does not', () => {
+    installFixture('tenant.conf')
+    const cfg = loadTenantConfig(opts({ KEYLIME_DIR: '/srv/kl' }))
+    expect(cfg.tenant.tpm_cert_store).toBe('/srv/kl/tpm_cert_store')
+    const own = loadTenantConfig(
+      opts({ KEYLIME_DIR: '/srv/kl', KEYLIME_TENANT_TPM_CERT_STORE: '/etc/keylime/ek-cas' }),
+    )
+    expect(own.tenant.tpm_cert_store).toBe('/etc/keylime/ek-cas')
+  })
+
   test('ca.conf', () => {
     installFixture('ca.conf')
     const cfg = loadCaConfig(opts())

@@ -6,6 +6,7 @@
  * - {@link runPolicySignRuntime}: `keylime policy sign runtime`
  * - {@link runLegacyCreatePolicy}: `keylime_create_policy`
  * - {@link runLegacySignPolicy}: `keylime_sign_runtime_policy`
+ * - {@link runLegacyConvertPolicy}: `keylime_convert_runtime_policy`
  *
  * Flags follow upstream (keylime-api §4.4). RPM repository options are recognised and rejected
  * with a clear "not supported" error.
@@ -191,6 +192,51 @@ export function runLegacyCreatePolicy(argv: string[], ctx: CliContext): Promise<
     })
     if (v['no-hashes'] === true) policy.digests = {}
     write(ctx, abs(ctx, str(v.output)), JSON.stringify(policy))
+  })
+}
+
+/** Upstream's `nargs="+"` for `-v`: `-v k1 k2` becomes `-v k1 -v k2`. */
+function expandVerificationKeys(argv: string[]): string[] {
+  const out: string[] = []
+  let inKeys = false
+  for (const a of argv) {
+    if (a === '-v' || a === '--verification_keys') inKeys = true
+    else if (a.startsWith('-')) inKeys = false
+    else if (inKeys && out[out.length - 1] !== '-v') out.push('-v')
+    out.push(a)
+  }
+  return out
+}
+
+/**
+ * `keylime_convert_runtime_policy -a ALLOWLIST | -i POLICY [-e EXCLUDES] [-v KEY…] -o OUT`: a
+ * legacy allowlist (flat or JSON) or an older runtime policy to the current runtime-policy format.
+ */
+export function runLegacyConvertPolicy(argv: string[], ctx: CliContext): Promise<number> {
+  return run(ctx, 'keylime_convert_runtime_policy', () => {
+    const { values: v } = parse(expandVerificationKeys(argv), {
+      allowlist: { type: 'string', short: 'a' },
+      runtime_policy: { type: 'string', short: 'i' },
+      excludelist: { type: 'string', short: 'e' },
+      verification_keys: { type: 'string', short: 'v', multiple: true },
+      output_file: { type: 'string', short: 'o' },
+    })
+    const allowlist = abs(ctx, str(v.allowlist))
+    const basePolicy = abs(ctx, str(v.runtime_policy))
+    if (allowlist !== undefined && basePolicy !== undefined)
+      throw new Usage('give either --allowlist or --runtime_policy, not both')
+    if (allowlist === undefined && basePolicy === undefined)
+      throw new Usage('either --allowlist (-a) or --runtime_policy (-i) is required')
+    const out = abs(ctx, str(v.output_file))
+    if (out === undefined) throw new Usage('an output file (-o, --output_file) is required')
+    const policy = createRuntimePolicy({
+      allowlist,
+      basePolicy,
+      excludeList: abs(ctx, str(v.excludelist)),
+      verificationKeys: list(v.verification_keys).map((p) => abs(ctx, p) as string),
+    })
+    write(ctx, out, JSON.stringify(policy))
+    ctx.stderr.write(`wrote the runtime policy to ${out}\n`)
   })
 }
 

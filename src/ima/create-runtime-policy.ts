@@ -77,16 +77,63 @@ function push(m: MapList, k: string, v: string): void {
   else l.push(v)
 }
 
-/** Parses a flat `digest  path` allowlist (spaces in paths become `_`). */
-export function parseFlatAllowlist(text: string, into: MapList = {}): MapList {
+/**
+ * Parses a flat `digest  path` allowlist (spaces in paths become `_`); `%keyring:NAME` lines go to
+ * `keyrings` when given, as upstream's converter files them.
+ */
+export function parseFlatAllowlist(text: string, into: MapList = {}, keyrings?: MapList): MapList {
   for (const raw of text.split('\n')) {
     const line = raw.trim()
     if (line === '') continue
     const m = /^(\S+)\s+(.*)$/.exec(line)
     if (!m) continue
-    push(into, (m[2] as string).replaceAll(' ', '_'), (m[1] as string).toLowerCase())
+    const digest = (m[1] as string).toLowerCase()
+    const path = m[2] as string
+    if (keyrings !== undefined && path.startsWith('%keyring:')) {
+      push(keyrings, path.slice('%keyring:'.length), digest)
+    } else push(into, path.replaceAll(' ', '_'), digest)
   }
   return into
+}
+
+/**
+ * A legacy allowlist (upstream `convert_legacy_allowlist`) as policy fields: the JSON format
+ * (`{"hashes": {...}, "excludes": [...], ...}`) or the flat `digest  path` format.
+ *
+ * @throws {ImaError} `ERR_IMA_TOOL` for a file that already is a runtime policy or has no digests.
+ */
+export function readLegacyAllowlist(text: string): Partial<RuntimePolicy> {
+  let json: unknown
+  try {
+    json = JSON.parse(text)
+  } catch {
+    const fields = { digests: {}, keyrings: {} }
+    parseFlatAllowlist(text, fields.digests, fields.keyrings)
+    return fields
+  }
+  const o = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>
+  if (o.digests !== undefined) {
+    throw new ImaError('ERR_IMA_TOOL', 'the allowlist is already a runtime policy (give it as -i)')
+  }
+  if (typeof o.hashes !== 'object' || o.hashes === null) {
+    throw new ImaError('ERR_IMA_TOOL', 'the JSON allowlist has no "hashes" digest list')
+  }
+  const { hashes, meta: _oldMeta, ...rest } = o
+  // The current policy's shape checks (typed errors with a JSON path) guard the merge below.
+  const fields = { ...emptyRuntimePolicy(), ...rest, digests: hashes } as RuntimePolicy
+  validateRuntimePolicy(fields)
+  return fields
+}
+
+/** Adds the fields of `base` (an older or partial policy) to `policy`. */
+function mergeFields(policy: RuntimePolicy, base: Partial<RuntimePolicy>): void {
+  merge(policy.digests, base.digests ?? {})
+  policy.excludes.push(...(base.excludes ?? []))
+  merge(policy.keyrings, base.keyrings ?? {})
+  merge(policy['ima-buf'], base['ima-buf'] ?? {})
+  if (base.ima?.log_hash_alg !== undefined) policy.ima.log_hash_alg = base.ima.log_hash_alg
+  policy.ima.ignored_keyrings.push(...(base.ima?.ignored_keyrings ?? []))
+  if (base['verification-keys']) policy['verification-keys'] = base['verification-keys']
 }
 
 /** Digests of ima-ng / ima-sig lines of an ASCII list (path → digests), as upstream. */
@@ -279,13 +326,7 @@ export function createRuntimePolicy(o: CreateRuntimePolicyOptions): RuntimePolic
       if (e instanceof ImaError) throw e
       throw new ImaError('ERR_IMA_TOOL', 'base policy is not valid JSON', { cause: e })
     }
-    merge(policy.digests, base.digests ?? {})
-    policy.excludes.push(...(base.excludes ?? []))
-    merge(policy.keyrings, base.keyrings ?? {})
-    merge(policy['ima-buf'], base['ima-buf'] ?? {})
-    policy.ima.log_hash_alg = base.ima?.log_hash_alg ?? 'sha1'
-    policy.ima.ignored_keyrings.push(...(base.ima?.ignored_keyrings ?? []))
-    policy['verification-keys'] = base['verification-keys'] ?? ''
+    mergeFields(policy, base)
     validateRuntimePolicy(policy)
   }
   let listText: string | undefined
@@ -294,7 +335,7 @@ export function createRuntimePolicy(o: CreateRuntimePolicyOptions): RuntimePolic
     digestsFromMeasurementList(listText, policy.digests)
   }
   if (o.allowlist !== undefined)
-    parseFlatAllowlist(readText(o.allowlist, 'allowlist'), policy.digests)
+    mergeFields(policy, readLegacyAllowlist(readText(o.allowlist, 'allowlist')))
   let algo = o.algo
   if (algo === undefined && listText !== undefined) {
     const a = bootAggregateAlg(listText)

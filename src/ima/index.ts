@@ -8,6 +8,7 @@
 export { AsciiEntryParser } from './ascii-entry-parser.ts'
 export {
   type CliContext,
+  runLegacyConvertPolicy,
   runLegacyCreatePolicy,
   runLegacySignPolicy,
   runPolicyCreateRuntime,

@@ -5,11 +5,12 @@
  * when it verifies client certificates (not with `trusted_client_ca = all`).
  *
  * Trust anchors for EK, IAK and IDevID certificates come from `[tenant] tpm_cert_store`, as in
- * upstream's registrar, re-read every 30 s.
+ * upstream's registrar, re-read every 30 s; its default follows `KEYLIME_DIR`
+ * (`$KEYLIME_DIR/tpm_cert_store`).
  *
  * @module
  */
-import { type RegistrarConfig, loadTenantConfig } from '../config/index.ts'
+import { type RegistrarConfig, loadTenantConfig, resolveTpmCertStore } from '../config/index.ts'
 import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
@@ -24,7 +25,7 @@ import type { WriteBatcherOptions } from './write-batcher.ts'
 /** The whole registration body must arrive within this time once its read starts. */
 const BODY_READ_TIMEOUT_MS = 10_000
 
-/** Upstream's default `[tenant] tpm_cert_store`. */
+/** Upstream's default `[tenant] tpm_cert_store` (resolved against `KEYLIME_DIR`). */
 const DEFAULT_TPM_CERT_STORE = '/var/lib/keylime/tpm_cert_store'
 
 /** Optional overrides of {@link startRegistrar} (tests, embedding). */
@@ -43,11 +44,12 @@ function tenantCertStore(ctx: RoleContext<RegistrarConfig>): string {
   try {
     return loadTenantConfig({ warn: () => {} }).tenant.tpm_cert_store
   } catch (e) {
+    const store = resolveTpmCertStore(DEFAULT_TPM_CERT_STORE)
     ctx.log.warn('tenant.conf unreadable; using the default tpm_cert_store', {
       error: e instanceof Error ? e.message : String(e),
-      tpm_cert_store: DEFAULT_TPM_CERT_STORE,
+      tpm_cert_store: store,
     })
-    return DEFAULT_TPM_CERT_STORE
+    return store
   }
 }
 

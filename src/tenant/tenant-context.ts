@@ -141,8 +141,10 @@ export class TenantContext {
         },
       )
     }
+    // The usual cause is a control plane started with another KEYLIME_DIR: say which one we used.
+    const where = this.env.KEYLIME_DIR ? 'KEYLIME_DIR is' : 'KEYLIME_DIR is not set, so'
     const hint = (option: string) =>
-      `check [tenant] ${option} and tls_dir in tenant.conf; the verifier creates ${this.keylimeDir}/cv_ca at its first start`
+      `${where} ${this.keylimeDir}; the verifier creates its cv_ca there at first start: run the tenant with the control plane's KEYLIME_DIR, or set [tenant] ${option} / tls_dir in tenant.conf`
     const readCert = async (path: string, option: string): Promise<string> => {
       const text = await readTextBounded(path, hint(option))
       try {

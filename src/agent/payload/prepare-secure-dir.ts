@@ -2,7 +2,7 @@
  * The agent's secure directory (`<keylime_dir>/secure`, wire-formats §4): a tmpfs mounted
  * `size=<secure_size>,mode=0700` when running as root and it is not mounted yet (rust-keylime
  * `secure_mount.rs`), else a plain 0700 directory (tests, unprivileged runs). Keys and payloads
- * live only here.
+ * live only here. A tmpfs the agent mounted is unmounted when it stops (unmount-secure-dir.ts).
  *
  * @module
  */
@@ -15,6 +15,8 @@ export interface SecureDir {
   path: string
   /** True if it is a tmpfs mount. */
   tmpfs: boolean
+  /** True if this call mounted it (and so the agent unmounts it when it stops). */
+  mounted: boolean
   /** Why it is not a tmpfs (for the start-up log), if it is not. */
   note?: string
 }
@@ -37,16 +39,21 @@ function isTmpfs(path: string): boolean {
 export function prepareSecureDir(path: string, size: string, mount = true): SecureDir {
   if (!existsSync(path)) mkdirSync(path, { recursive: true, mode: 0o700 })
   chmodSync(path, 0o700)
-  if (isTmpfs(path)) return { path, tmpfs: true }
+  if (isTmpfs(path)) return { path, tmpfs: true, mounted: false }
   if (!mount || process.getuid?.() !== 0) {
-    return { path, tmpfs: false, note: 'not root: plain 0700 directory' }
+    return { path, tmpfs: false, mounted: false, note: 'not root: plain 0700 directory' }
   }
   const r = Bun.spawnSync(['mount', '-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', path], {
     stdout: 'ignore',
     stderr: 'pipe',
   })
   if (r.exitCode !== 0) {
-    return { path, tmpfs: false, note: `mount failed: ${r.stderr.toString().trim()}` }
+    return {
+      path,
+      tmpfs: false,
+      mounted: false,
+      note: `mount failed: ${r.stderr.toString().trim()}`,
+    }
   }
-  return { path, tmpfs: true }
+  return { path, tmpfs: true, mounted: true }
 }

@@ -16,6 +16,8 @@ export const TPM_CC = {
   PolicySecret: 0x151,
   Create: 0x153,
   Load: 0x157,
+  ContextLoad: 0x161,
+  ContextSave: 0x162,
   Quote: 0x158,
   FlushContext: 0x165,
   NV_ReadPublic: 0x169,

@@ -1,5 +1,5 @@
 /**
- * {@link AgentTpm} on a real TPM (or swtpm) through {@link TpmClient}, following rust-keylime's
+ * {@link AgentTpm} on a real TPM (or swtpm) through {@link TpmAccess}, following rust-keylime's
  * start-up (wire-formats §6.5 "Agent boot order"):
  *
  * 1. EK: a persistent EK made from the default template if the TPM has one (0x8101xxxx, or the
@@ -8,8 +8,11 @@
  *    0x01c00100–0x01c001ff, as PEM.
  * 3. AK: Load the blobs saved in `agent_data.json` (0600) if their algorithms and EK match, else
  *    Create under the EK (PolicySecret(endorsement) session) and save them.
- * 4. After activation, {@link HardwareAgentTpm.releaseEk} flushes a transient EK: swtpm has only
- *    3 transient slots, and a quote needs only the AK.
+ * 4. The AK (and a transient EK) are kept as saved contexts (TPM2_ContextSave) and flushed:
+ *    each operation loads what it needs and flushes it again, so between operations nothing of
+ *    the agent's is loaded in the TPM (swtpm has only 3 transient slots) and the connection can
+ *    be closed (see tpm-access.ts). A context that no longer loads (the TPM was reset, swtpm
+ *    restarted) is made again from the AK blobs.
  *
  * Quotes re-bind PCR16 to the NK each time and re-read PCRs until their digest matches the one
  * in the attest (a PCR such as 10 may move between Quote and PCR_Read).
@@ -35,10 +38,11 @@ import type { PcrSelection } from '../../tpm/pcr-selection.ts'
 import { parseTpm2bPublic } from '../../tpm/public-area.ts'
 import { serializeQuoteString } from '../../tpm/quote-string.ts'
 import type { AgentTpm } from '../agent-tpm.ts'
-import { AgentError } from '../errors.ts'
+import { AgentError, isAgentError } from '../errors.ts'
 import type { PayloadKey } from '../load-or-create-nk.ts'
 import { EK_NV, HANDLE_RANGE } from './command-codes.ts'
 import { akTemplate, ekTemplate, isDefaultEk } from './ek-templates.ts'
+import type { TpmAccess } from './tpm-access.ts'
 import type { CreatedKey, TpmClient } from './tpm-client.ts'
 
 /** NK binding PCR (wire-formats §1.5). */
@@ -48,8 +52,8 @@ const QUOTE_ATTEMPTS = 5
 
 /** Options of {@link openHardwareAgentTpm}. */
 export interface HardwareAgentTpmOptions {
-  /** The command layer. */
-  client: TpmClient
+  /** The TPM, one operation at a time. */
+  access: TpmAccess
   /** `tpm_hash_alg`. */
   hashAlg: HashAlg
   /** `tpm_encryption_alg`. */
@@ -110,6 +114,9 @@ function toPem(der: Uint8Array): string {
   return `-----BEGIN CERTIFICATE-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`
 }
 
+/** The EK as the agent holds it between operations. */
+type EkRef = { persistent: true; handle: number } | { persistent: false; context: Uint8Array }
+
 /** The agent's TPM identity on a real TPM. */
 export class HardwareAgentTpm implements AgentTpm {
   readonly hashAlg: HashAlg
@@ -119,26 +126,27 @@ export class HardwareAgentTpm implements AgentTpm {
   readonly akTpm2b: Uint8Array
   readonly ekCertPem: string | undefined
   readonly nkPem: string
+  /** The AK's handle at start-up (each operation loads the AK again, under a new handle). */
   readonly akHandle: number
   /** Whether the AK was loaded from `agent_data.json` (false: newly created). */
   readonly akReused: boolean
   /** The TPM banks PCR16 is bound in. */
   readonly banks: readonly HashAlg[]
-  readonly #client: TpmClient
+  readonly #access: TpmAccess
   readonly #nk: PayloadKey
   readonly #endorsementAuth: Uint8Array | undefined
-  #ekHandle: number | undefined
-  readonly #ekPersistent: boolean
+  readonly #akBlobs: CreatedKey
+  #akContext: Uint8Array
+  #ek: EkRef
 
   constructor(init: {
-    client: TpmClient
     opts: HardwareAgentTpmOptions
-    ek: { handle: number; tpm2b: Uint8Array; persistent: boolean }
+    ek: EkRef & { tpm2b: Uint8Array }
     ekCertPem: string | undefined
-    ak: { handle: number; tpm2b: Uint8Array; reused: boolean }
+    ak: { handle: number; blobs: CreatedKey; context: Uint8Array; reused: boolean }
     banks: HashAlg[]
   }) {
-    this.#client = init.client
+    this.#access = init.opts.access
     this.hashAlg = init.opts.hashAlg
     this.encAlg = init.opts.encAlg
     this.signAlg = init.opts.signAlg
@@ -146,51 +154,101 @@ export class HardwareAgentTpm implements AgentTpm {
     this.nkPem = init.opts.nk.publicPem
     this.#endorsementAuth = init.opts.endorsementAuth
     this.ekTpm2b = init.ek.tpm2b
-    this.#ekHandle = init.ek.handle
-    this.#ekPersistent = init.ek.persistent
+    this.#ek = init.ek
     this.ekCertPem = init.ekCertPem
-    this.akTpm2b = init.ak.tpm2b
+    this.akTpm2b = init.ak.blobs.publicArea
+    this.#akBlobs = init.ak.blobs
+    this.#akContext = init.ak.context
     this.akHandle = init.ak.handle
     this.akReused = init.ak.reused
     this.banks = init.banks
   }
 
-  /** The transport description (for the start-up log). */
-  get transport(): string {
-    return this.#client.description
-  }
-
-  async #ek(): Promise<number> {
-    if (this.#ekHandle === undefined) {
-      const ek = await this.#client.createPrimary(
-        TPM_RH.ENDORSEMENT,
-        ekTemplate(this.encAlg),
-        this.#endorsementAuth,
-      )
-      this.#ekHandle = ek.handle
+  /**
+   * Loads the EK for one operation: its persistent handle, else its saved context, else (the
+   * context no longer loads) CreatePrimary again. `flush` says whether the caller must flush it.
+   */
+  async #loadEk(c: TpmClient): Promise<{ handle: number; flush: boolean }> {
+    const ek = this.#ek
+    if (ek.persistent) return { handle: ek.handle, flush: false }
+    try {
+      return { handle: await c.contextLoad(ek.context), flush: true }
+    } catch (err) {
+      if (!isAgentError(err, 'ERR_AGENT_TPM_RC')) throw err
     }
-    return this.#ekHandle
-  }
-
-  /** Flushes the EK if the agent created it (persistent EKs stay). */
-  async releaseEk(): Promise<void> {
-    if (this.#ekHandle !== undefined && !this.#ekPersistent) {
-      await this.#client.flushContext(this.#ekHandle)
-      this.#ekHandle = undefined
-    }
-  }
-
-  async activateCredential(blob: Uint8Array): Promise<Uint8Array> {
-    const { credentialBlob, encryptedSecret } = parseCredentialBlob(blob)
-    const ek = await this.#ek()
-    const session = await this.#client.endorsementSession(this.#endorsementAuth)
-    return this.#client.activateCredential(
-      this.akHandle,
-      ek,
-      { kind: 'policy', session },
-      credentialBlob,
-      encryptedSecret,
+    const created = await c.createPrimary(
+      TPM_RH.ENDORSEMENT,
+      ekTemplate(this.encAlg),
+      this.#endorsementAuth,
     )
+    try {
+      this.#ek = { persistent: false, context: await c.contextSave(created.handle) }
+    } catch (err) {
+      await c.flushContext(created.handle).catch(() => undefined)
+      throw err
+    }
+    return { handle: created.handle, flush: true }
+  }
+
+  /** Loads the AK (saved context, else its blobs under the EK), runs `fn`, flushes the AK. */
+  async #withAk<T>(c: TpmClient, fn: (ak: number) => Promise<T>): Promise<T> {
+    let ak: number
+    try {
+      ak = await c.contextLoad(this.#akContext)
+    } catch (err) {
+      if (!isAgentError(err, 'ERR_AGENT_TPM_RC')) throw err
+      ak = await this.#reloadAk(c)
+    }
+    try {
+      return await fn(ak)
+    } finally {
+      await c.flushContext(ak).catch(() => undefined)
+    }
+  }
+
+  /** TPM2_Load of the AK blobs (after a TPM reset); saves the new context. */
+  async #reloadAk(c: TpmClient): Promise<number> {
+    const ek = await this.#loadEk(c)
+    try {
+      const session = await c.endorsementSession(this.#endorsementAuth)
+      const loaded = await c.load(ek.handle, { kind: 'policy', session }, this.#akBlobs)
+      try {
+        this.#akContext = await c.contextSave(loaded.handle)
+      } catch (err) {
+        await c.flushContext(loaded.handle).catch(() => undefined)
+        throw err
+      }
+      return loaded.handle
+    } finally {
+      if (ek.flush) await c.flushContext(ek.handle).catch(() => undefined)
+    }
+  }
+
+  activateCredential(blob: Uint8Array): Promise<Uint8Array> {
+    const { credentialBlob, encryptedSecret } = parseCredentialBlob(blob)
+    return this.#access.use(async (c) => {
+      const ek = await this.#loadEk(c)
+      try {
+        return await this.#withAk(c, async (ak) => {
+          const session = await c.endorsementSession(this.#endorsementAuth)
+          try {
+            return await c.activateCredential(
+              ak,
+              ek.handle,
+              { kind: 'policy', session },
+              credentialBlob,
+              encryptedSecret,
+            )
+          } catch (err) {
+            // a failed command leaves its session loaded
+            await c.flushContext(session).catch(() => undefined)
+            throw err
+          }
+        })
+      } finally {
+        if (ek.flush) await c.flushContext(ek.handle).catch(() => undefined)
+      }
+    })
   }
 
   decryptWithNk(ciphertext: Uint8Array): Uint8Array {
@@ -198,10 +256,10 @@ export class HardwareAgentTpm implements AgentTpm {
   }
 
   /** PCR_Reset(16) and PCR_Extend(16) with H_bank(NK PEM) in every bank we can hash. */
-  async #bindNk(): Promise<void> {
-    await this.#client.pcrReset(NK_PCR)
+  async #bindNk(c: TpmClient): Promise<void> {
+    await c.pcrReset(NK_PCR)
     const pem = Buffer.from(this.nkPem, 'utf8')
-    await this.#client.pcrExtend(
+    await c.pcrExtend(
       NK_PCR,
       this.banks.map((b) => ({
         hashAlg: HASH_ALG_ID[b],
@@ -210,40 +268,44 @@ export class HardwareAgentTpm implements AgentTpm {
     )
   }
 
-  async quote(nonce: string, pcrs: readonly number[]): Promise<string> {
+  quote(nonce: string, pcrs: readonly number[]): Promise<string> {
     const nonceBytes = Buffer.from(nonce, 'utf8')
-    if (nonceBytes.byteLength > 64) throw new AgentError('ERR_AGENT_REQUEST', 'nonce too long')
+    if (nonceBytes.byteLength > 64) {
+      return Promise.reject(new AgentError('ERR_AGENT_REQUEST', 'nonce too long'))
+    }
     const indices = [...new Set([...pcrs, NK_PCR])].sort((a, b) => a - b)
     const bank = HASH_ALG_ID[this.hashAlg]
     const selection: PcrSelection[] = [{ hashAlg: bank, pcrs: indices }]
-    await this.#bindNk()
-    for (let attempt = 1; ; attempt++) {
-      const q = await this.#client.quote(this.akHandle, nonceBytes, selection)
-      const values = (await this.#client.pcrRead(bank, indices)).flat()
-      const attest = parseTpmsAttest(q.attest, { expectType: TPM_ST.ATTEST_QUOTE })
-      if (attest.type !== TPM_ST.ATTEST_QUOTE) continue
-      const h = createHash(this.hashAlg)
-      for (const v of values) h.update(v)
-      const digest = h.digest()
-      const quoted = attest.quote.pcrDigest
-      if (quoted.byteLength === digest.byteLength && timingSafeEqual(quoted, digest)) {
-        return serializeQuoteString({
-          attest: q.attest,
-          signature: q.signature,
-          pcrBlob: serializePcrBlob(selection, values),
-        })
-      }
-      if (attempt >= QUOTE_ATTEMPTS) {
-        throw new AgentError('ERR_AGENT_TPM_RESPONSE', 'PCRs kept changing during the quote')
-      }
-    }
+    return this.#access.use((c) =>
+      this.#withAk(c, async (ak) => {
+        await this.#bindNk(c)
+        for (let attempt = 1; ; attempt++) {
+          const q = await c.quote(ak, nonceBytes, selection)
+          const values = (await c.pcrRead(bank, indices)).flat()
+          const attest = parseTpmsAttest(q.attest, { expectType: TPM_ST.ATTEST_QUOTE })
+          if (attest.type !== TPM_ST.ATTEST_QUOTE) continue
+          const h = createHash(this.hashAlg)
+          for (const v of values) h.update(v)
+          const digest = h.digest()
+          const quoted = attest.quote.pcrDigest
+          if (quoted.byteLength === digest.byteLength && timingSafeEqual(quoted, digest)) {
+            return serializeQuoteString({
+              attest: q.attest,
+              signature: q.signature,
+              pcrBlob: serializePcrBlob(selection, values),
+            })
+          }
+          if (attempt >= QUOTE_ATTEMPTS) {
+            throw new AgentError('ERR_AGENT_TPM_RESPONSE', 'PCRs kept changing during the quote')
+          }
+        }
+      }),
+    )
   }
 
-  /** Flushes the AK and a transient EK (the kernel RM would do it on close, swtpm would not). */
-  async close(): Promise<void> {
-    await this.releaseEk().catch(() => undefined)
-    await this.#client.flushContext(this.akHandle).catch(() => undefined)
-    await this.#client.close()
+  /** Closes the TPM access (nothing of the agent's is loaded between operations). */
+  close(): Promise<void> {
+    return this.#access.close()
   }
 }
 
@@ -287,53 +349,41 @@ function readAgentData(path: string): AgentData | undefined {
   }
 }
 
-/**
- * Brings up the agent's TPM identity (EK, EK certificate, AK) on `opts.client`.
- *
- * @throws {AgentError} on TPM failures (`ERR_AGENT_TPM_RC`, `ERR_AGENT_TRANSPORT`, …).
- */
-export async function openHardwareAgentTpm(
+/** Step 1: the persistent EK, else a transient one (its handle goes to `loaded`). */
+async function bringUpEk(
+  client: TpmClient,
   opts: HardwareAgentTpmOptions,
-): Promise<HardwareAgentTpm> {
-  const { client } = opts
-  const log = opts.log ?? (() => {})
-  if (opts.startup === true) await client.startup()
-
-  // 1. EK
-  let ek: { handle: number; tpm2b: Uint8Array; persistent: boolean }
+  loaded: number[],
+): Promise<{ handle: number; tpm2b: Uint8Array; persistent: boolean }> {
   if (opts.ekHandle !== undefined) {
     const obj = await client.readPublic(opts.ekHandle)
-    ek = { handle: opts.ekHandle, tpm2b: obj.publicArea, persistent: true }
-  } else {
-    const found = await findPersistentEk(client, opts.encAlg)
-    if (found !== undefined) {
-      ek = { ...found, persistent: true }
-    } else {
-      const created = await client.createPrimary(
-        TPM_RH.ENDORSEMENT,
-        ekTemplate(opts.encAlg),
-        opts.endorsementAuth,
-      )
-      ek = { handle: created.handle, tpm2b: created.publicArea, persistent: false }
-    }
+    return { handle: opts.ekHandle, tpm2b: obj.publicArea, persistent: true }
   }
-  log('EK ready', {
-    handle: `0x${ek.handle.toString(16)}`,
-    persistent: ek.persistent,
-  })
+  const found = await findPersistentEk(client, opts.encAlg)
+  if (found !== undefined) return { ...found, persistent: true }
+  const created = await client.createPrimary(
+    TPM_RH.ENDORSEMENT,
+    ekTemplate(opts.encAlg),
+    opts.endorsementAuth,
+  )
+  loaded.push(created.handle)
+  return { handle: created.handle, tpm2b: created.publicArea, persistent: false }
+}
 
-  // 2. EK certificate
-  const ekCertPem = await readEkCertPem(client, opts.encAlg)
-  if (ekCertPem === undefined) log('no EK certificate in NV')
-
-  // 3. AK
+/** Step 3: the stored AK if it matches and loads, else a new one saved to `agent_data.json`. */
+async function bringUpAk(
+  client: TpmClient,
+  opts: HardwareAgentTpmOptions,
+  ek: { handle: number; tpm2b: Uint8Array },
+  loaded: number[],
+): Promise<{ handle: number; blobs: CreatedKey; reused: boolean }> {
+  const log = opts.log ?? (() => {})
   const ekHash = createHash('sha256').update(ek.tpm2b).digest('hex')
   const policy = async () => ({
     kind: 'policy' as const,
     session: await client.endorsementSession(opts.endorsementAuth),
   })
   const stored = readAgentData(opts.agentDataPath)
-  let ak: { handle: number; tpm2b: Uint8Array; reused: boolean } | undefined
   if (
     stored !== undefined &&
     stored.ak_hash_alg === opts.hashAlg &&
@@ -341,48 +391,83 @@ export async function openHardwareAgentTpm(
     (stored.ak_enc_alg ?? opts.encAlg) === opts.encAlg &&
     stored.ek_hash === ekHash
   ) {
-    const key: CreatedKey = {
+    const blobs: CreatedKey = {
       publicArea: Uint8Array.from(stored.ak_public),
       privateArea: Uint8Array.from(stored.ak_private),
     }
     try {
-      const loaded = await client.load(ek.handle, await policy(), key)
-      ak = { handle: loaded.handle, tpm2b: key.publicArea, reused: true }
+      const { handle } = await client.load(ek.handle, await policy(), blobs)
+      loaded.push(handle)
+      return { handle, blobs, reused: true }
     } catch (err) {
       log('stored AK does not load; creating a new one', {
         error: err instanceof Error ? err.message : String(err),
       })
     }
   }
-  if (ak === undefined) {
-    const created = await client.create(
-      ek.handle,
-      await policy(),
-      akTemplate(opts.encAlg, opts.signAlg, opts.hashAlg),
-    )
-    const data: AgentData = {
-      ak_hash_alg: opts.hashAlg,
-      ak_sign_alg: opts.signAlg,
-      ak_enc_alg: opts.encAlg,
-      ak_public: [...created.publicArea],
-      ak_private: [...created.privateArea],
-      ek_hash: ekHash,
-    }
-    writeFileSync(opts.agentDataPath, JSON.stringify(data), { mode: 0o600 })
-    chmodSync(opts.agentDataPath, 0o600)
-    const loaded = await client.load(ek.handle, await policy(), created)
-    ak = { handle: loaded.handle, tpm2b: created.publicArea, reused: false }
+  const blobs = await client.create(
+    ek.handle,
+    await policy(),
+    akTemplate(opts.encAlg, opts.signAlg, opts.hashAlg),
+  )
+  const data: AgentData = {
+    ak_hash_alg: opts.hashAlg,
+    ak_sign_alg: opts.signAlg,
+    ak_enc_alg: opts.encAlg,
+    ak_public: [...blobs.publicArea],
+    ak_private: [...blobs.privateArea],
+    ek_hash: ekHash,
   }
-  log('AK ready', { handle: `0x${ak.handle.toString(16)}`, reused: ak.reused })
+  writeFileSync(opts.agentDataPath, JSON.stringify(data), { mode: 0o600 })
+  chmodSync(opts.agentDataPath, 0o600)
+  const { handle } = await client.load(ek.handle, await policy(), blobs)
+  loaded.push(handle)
+  return { handle, blobs, reused: false }
+}
 
-  const banks = (await client.getPcrBanks())
-    .map((id) => hashAlgName(id))
-    .filter((b): b is HashAlg => b !== undefined)
-  if (!banks.includes(opts.hashAlg)) {
-    throw new AgentError(
-      'ERR_AGENT_CONFIG',
-      `option tpm_hash_alg: the TPM has no ${opts.hashAlg} PCR bank (has ${banks.join(', ')})`,
-    )
-  }
-  return new HardwareAgentTpm({ client, opts, ek, ekCertPem, ak, banks })
+/**
+ * Brings up the agent's TPM identity (EK, EK certificate, AK) in one operation on
+ * `opts.access`, and leaves nothing loaded: the AK and a transient EK are kept as saved contexts.
+ *
+ * @throws {AgentError} on TPM failures (`ERR_AGENT_TPM_RC`, `ERR_AGENT_TRANSPORT`, …).
+ */
+export async function openHardwareAgentTpm(
+  opts: HardwareAgentTpmOptions,
+): Promise<HardwareAgentTpm> {
+  const log = opts.log ?? (() => {})
+  const init = await opts.access.use(async (client) => {
+    const loaded: number[] = []
+    try {
+      log('TPM transport open', { tcti: client.description, connection: opts.access.connection })
+      if (opts.startup === true) await client.startup()
+      const ek = await bringUpEk(client, opts, loaded)
+      log('EK ready', { handle: `0x${ek.handle.toString(16)}`, persistent: ek.persistent })
+      const ekCertPem = await readEkCertPem(client, opts.encAlg)
+      if (ekCertPem === undefined) log('no EK certificate in NV')
+      const ak = await bringUpAk(client, opts, ek, loaded)
+      log('AK ready', { handle: `0x${ak.handle.toString(16)}`, reused: ak.reused })
+      const banks = (await client.getPcrBanks())
+        .map((id) => hashAlgName(id))
+        .filter((b): b is HashAlg => b !== undefined)
+      if (!banks.includes(opts.hashAlg)) {
+        throw new AgentError(
+          'ERR_AGENT_CONFIG',
+          `option tpm_hash_alg: the TPM has no ${opts.hashAlg} PCR bank (has ${banks.join(', ')})`,
+        )
+      }
+      const ekRef: EkRef = ek.persistent
+        ? { persistent: true, handle: ek.handle }
+        : { persistent: false, context: await client.contextSave(ek.handle) }
+      const akContext = await client.contextSave(ak.handle)
+      return {
+        ek: { ...ekRef, tpm2b: ek.tpm2b },
+        ekCertPem,
+        ak: { ...ak, context: akContext },
+        banks,
+      }
+    } finally {
+      for (const h of loaded) await client.flushContext(h).catch(() => undefined)
+    }
+  })
+  return new HardwareAgentTpm({ opts, ...init })
 }

@@ -547,8 +547,33 @@ export class TpmClient {
       const start = params.offset
       readTpmtSignature(params)
       const end = params.offset
-      return { attest, signature: sigBytes(params, start, end) }
+      return { attest, signature: consumedBytes(params, start, end) }
     })
+  }
+
+  /**
+   * TPM2_ContextSave (Part 3 §28.2): the TPMS_CONTEXT of a loaded object, as marshalled bytes.
+   * An object context can be loaded again any number of times (each load makes a new transient
+   * handle), so the agent keeps its AK as a saved context and loads it per operation.
+   */
+  async contextSave(handle: number): Promise<Uint8Array> {
+    const { params } = await this.#exec('ContextSave', [handle], undefined, EMPTY)
+    return this.#parse('ContextSave', () => {
+      const start = params.offset
+      params.u64() // sequence
+      params.u32() // savedHandle
+      params.u32() // hierarchy
+      params.tpm2b() // contextBlob
+      const end = params.offset
+      params.end()
+      return consumedBytes(params, start, end)
+    })
+  }
+
+  /** TPM2_ContextLoad (Part 3 §28.3) of a {@link contextSave} result: the new transient handle. */
+  async contextLoad(context: Uint8Array): Promise<number> {
+    const { handles } = await this.#exec('ContextLoad', [], undefined, context, 1)
+    return handles[0]!
   }
 
   /** TPM2_FlushContext (the handle is a parameter). */
@@ -563,6 +588,6 @@ function tpm2bBytes(contents: Uint8Array): Uint8Array {
 }
 
 /** The bytes [start, end) a reader consumed. */
-function sigBytes(r: ByteReader, start: number, end: number): Uint8Array {
+function consumedBytes(r: ByteReader, start: number, end: number): Uint8Array {
   return new Uint8Array(r.source.subarray(start, end))
 }
