@@ -1,7 +1,8 @@
 /**
  * The compiled `dist/keylime` (built by `scripts/build.sh`, which the test command runs first) works
  * on its own: copied to a directory with no node_modules, it starts the control plane on the embedded
- * database, serves mTLS, and answers to its busybox names (`keylime_ca`, `keylime_tenant`, …).
+ * database, serves mTLS, checks it with `keylime health` (the image's health check), and answers to
+ * its busybox names (`keylime_ca`, `keylime_tenant`, …).
  */
 import { afterAll, describe, expect, test } from 'bun:test'
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, symlinkSync } from 'node:fs'
@@ -42,6 +43,9 @@ describe.skipIf(!present)('compiled dist/keylime', () => {
     })
     const res = await client.request(`https://127.0.0.1:${ports.verifier}/version`)
     expect(res.body).toMatchObject({ code: 200, results: { current_version: '2.6' } })
+    const health = Bun.spawn([bin, 'health'], { env: { ...env, PWD: binDir }, stdout: 'pipe' })
+    expect(await health.exited).toBe(0)
+    expect(await new Response(health.stdout).text()).toBe('verifier: ok\nregistrar: ok\n')
     expect(await run.stop()).toBe(0)
     // The verifier's check workers are inside the binary (second entry point of scripts/build.sh).
     expect(run.output()).not.toContain('check worker')

@@ -52,6 +52,7 @@ describe.skipIf(!hasOpenssl)('TLS listeners and client', () => {
       name: 'agent',
       url: `https://127.0.0.1:${s.port}`,
       port: s.port ?? 0,
+      state: 'serving',
       stop: async () => void s.stop(true),
     }
   })

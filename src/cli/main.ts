@@ -85,6 +85,10 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
         const { runTenant } = await import('../tenant/run-tenant.ts')
         return await runTenant(command.args, io)
       }
+      case 'health': {
+        const { runHealth } = await import('./run-health.ts')
+        return await runHealth(command.args, io)
+      }
       case 'policy': {
         const { runPolicyCommand } = await import('./run-policy-tool.ts')
         return await runPolicyCommand(command.args, toolContext(io))

@@ -58,6 +58,11 @@ describe('resolveCommand', () => {
     })
     expect(resolveCommand('keylime', ['ca', '-c', 'pkg', '-n', 'x']).kind).toBe('ca')
     expect(resolveCommand('keylime', ['policy', 'sign', 'runtime']).kind).toBe('policy')
+    expect(resolveCommand('keylime', ['health'])).toEqual({ kind: 'health', args: [] })
+    expect(resolveCommand('keylime', ['health', '--registrar', '--timeout', '2'])).toEqual({
+      kind: 'health',
+      args: ['--registrar', '--timeout', '2'],
+    })
     expect(resolveCommand('keylime', ['create_mb_refstate', 'a', 'b'])).toEqual({
       kind: 'tool',
       tool: 'create_mb_refstate',

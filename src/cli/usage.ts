@@ -16,6 +16,8 @@ commands:
   tenant …                 the tenant CLI (also as keylime_tenant)
   ca …                     the certificate authority (also as keylime_ca)
   policy …                 runtime and measured-boot policy tools (also as keylime-policy)
+  health [--verifier] [--registrar] [--timeout S]
+                           ask the running roles for GET /health over mTLS; exit 0 when healthy
   version                  print the version
 
 The binary also answers to the names keylime_verifier, keylime_registrar, keylime_tenant,

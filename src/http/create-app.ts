@@ -10,7 +10,8 @@
  *   `Content-Length` does not help, and read under the role's shared concurrency bound
  *   (`limit-body.ts`);
  * - a client that disconnects mid-request is logged at DEBUG, not as a server error;
- * - trailing slashes accepted (`/agents/` = `/agents`), as upstream's router does.
+ * - trailing slashes accepted (`/agents/` = `/agents`), as upstream's router does;
+ * - with `requestMetrics`, every request timed by route and method (`ops/request-metrics.ts`).
  *
  * @module
  */
@@ -23,6 +24,7 @@ import { isClientAbort } from './body-errors.ts'
 import { BodyReadLimiter } from './body-read-limiter.ts'
 import { envelopeResponse } from './envelope.ts'
 import { limitBody } from './limit-body.ts'
+import type { RequestMetrics } from './ops/request-metrics.ts'
 import { unavailableResponse } from './unavailable-response.ts'
 
 /** Upstream's default `max_upload_size` (100 MiB). */
@@ -38,6 +40,8 @@ export interface CreateAppOptions {
   bodyReads?: BodyReadLimiter
   /** The whole body must arrive within this many ms (default: no deadline). */
   bodyReadTimeoutMs?: number
+  /** Times every request and sees every answer, refusals of the body limit included. */
+  requestMetrics?: RequestMetrics
 }
 
 /** The hono app type used by all keylime-ts listeners. */
@@ -57,6 +61,7 @@ export function createApp(options: CreateAppOptions): KeylimeApp {
   const maxSize = options.maxUploadSize ?? DEFAULT_MAX_UPLOAD_SIZE
   const app = new Hono({ strict: false })
 
+  if (options.requestMetrics) app.use('*', options.requestMetrics.middleware)
   app.use(
     '*',
     limitBody({

@@ -49,12 +49,20 @@ export interface StartServerOptions {
   log: Logger
 }
 
+/**
+ * Where a listener is in its life: `serving` from the bind on, `stopping` while it drains,
+ * `closed` once stopped. Bun reports no other end of a listener, so this is its whole truth.
+ */
+export type ListenerState = 'serving' | 'stopping' | 'closed'
+
 /** A listening server. */
 export interface RunningServer {
   name: string
   /** Base URL, e.g. `https://127.0.0.1:8881`. */
   url: string
   port: number
+  /** Its state, as `/health` reports it. */
+  readonly state: ListenerState
   /** Stops accepting, waits up to `drainMs` for in-flight requests, then closes everything. */
   stop(drainMs: number): Promise<void>
 }
@@ -107,6 +115,7 @@ export function startServer(options: StartServerOptions): RunningServer {
   const host = hostname.includes(':') ? `[${hostname}]` : hostname
   const url = `${tls ? 'https' : 'http'}://${host}:${boundPort}`
   log.info(`${name} listening`, { url, mtls: tls?.requestCert ?? false })
+  let state: ListenerState = 'serving'
   // Bun's server.reload does not swap TLS settings (1.4.5): new CRLs get a new listener on the
   // same port (SO_REUSEPORT), and the old one finishes its in-flight requests, then closes.
   const replaced = new Set<ReturnType<typeof Bun.serve>>()
@@ -129,7 +138,11 @@ export function startServer(options: StartServerOptions): RunningServer {
     name,
     url,
     port: boundPort,
+    get state() {
+      return state
+    },
     async stop(drainMs: number) {
+      if (state === 'serving') state = 'stopping'
       unsubscribe?.()
       const all = [server, ...replaced]
       const graceful = Promise.all(all.map((s) => s.stop(false)))
@@ -141,6 +154,7 @@ export function startServer(options: StartServerOptions): RunningServer {
         log.warn(`${name}: in-flight requests did not finish within ${drainMs} ms; closing`)
       }
       await Promise.all(all.map((s) => s.stop(true)))
+      state = 'closed'
     },
   }
 }

@@ -22,6 +22,7 @@ import type { KeylimeApp } from '../http/create-app.ts'
 import { envelopeResponse } from '../http/envelope.ts'
 import { readJsonObject } from '../http/read-json.ts'
 import { RegistrarError } from './errors.ts'
+import type { RegistrarMetrics } from './registrar-metrics.ts'
 import type { RegistrarService } from './service.ts'
 
 /** Which listener the routes are mounted on. */
@@ -38,23 +39,31 @@ function versionOf(c: Context): string {
  *
  * @example
  * ```ts
- * addRegistrarRoutes(agentApp, service, 'http')
- * addRegistrarRoutes(adminApp, service, 'mtls')
+ * addRegistrarRoutes(agentApp, service, 'http', metrics)
+ * addRegistrarRoutes(adminApp, service, 'mtls', metrics)
  * ```
+ *
+ * @param metrics counts the registrations and activations accepted (failures are counted as
+ *   they answer, by `metrics.requests`)
  */
 export function addRegistrarRoutes(
   app: KeylimeApp,
   service: RegistrarService,
   listener: RegistrarListener,
+  metrics?: RegistrarMetrics,
 ): void {
-  const register = async (c: Context, agentId: unknown) => {
+  // the agent id is in the path (v2 legacy) or in the body
+  const register = async (c: Context, idInPath: boolean) => {
     const body = await readJsonObject(c)
+    const agentId = idInPath ? c.req.param('agent_id') : body.agent_id
     const { blob } = await service.register(agentId, body, versionOf(c))
+    if (metrics) metrics.registrations++
     return success({ blob })
   }
   const activate = async (c: Context) => {
     const body = await readJsonObject(c)
     await service.activate(c.req.param('agent_id'), body)
+    if (metrics) metrics.activations++
     return success()
   }
   const adminOnly = () => {
@@ -67,14 +76,10 @@ export function addRegistrarRoutes(
   for (const major of [2, 3] as const) {
     for (const p of versionPrefixes(major)) {
       // Agent self-registration (public; upstream allow_insecure).
-      app.post(`${p}/agents`, async (c) => {
-        const body = await readJsonObject(c)
-        const { blob } = await service.register(body.agent_id, body, versionOf(c))
-        return success({ blob })
-      })
+      app.post(`${p}/agents`, (c) => register(c, false))
       app.post(`${p}/agents/:agent_id/activate`, activate)
       if (major === 2) {
-        app.post(`${p}/agents/:agent_id`, (c) => register(c, c.req.param('agent_id')))
+        app.post(`${p}/agents/:agent_id`, (c) => register(c, true))
         app.put(`${p}/agents/:agent_id/activate`, activate)
         app.put(`${p}/agents/:agent_id`, activate)
       }

@@ -2,7 +2,9 @@
  * The registrar role: agent-facing HTTP on `[registrar] ip:port` (8890, plain, as upstream) and the
  * admin API over mTLS on `ip:tls_port` (8891). Both serve `GET /version`; registration and
  * activation are served on both, the admin routes on the mTLS port only (`routes.ts`), and only
- * when it verifies client certificates (not with `trusted_client_ca = all`).
+ * when it verifies client certificates (not with `trusted_client_ca = all`). So are `GET /metrics`
+ * (`registrar-metrics.ts`) and `GET /health`: 503 while the database cannot serve or either
+ * listener is not serving (`http/ops/role-health.ts`).
  *
  * Trust anchors for EK, IAK and IDevID certificates come from `[tenant] tpm_cert_store`, as in
  * upstream's registrar, re-read every 30 s; its default follows `KEYLIME_DIR`
@@ -15,9 +17,12 @@ import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
+import { addOpsRoutes } from '../http/ops/add-ops-routes.ts'
+import { roleHealth } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
-import { startServer } from '../http/serve.ts'
+import { type RunningServer, startServer } from '../http/serve.ts'
 import { CertStoreCache } from './cert-store-cache.ts'
+import { RegistrarMetrics } from './registrar-metrics.ts'
 import { addRegistrarRoutes } from './routes.ts'
 import { type CertStoreSource, RegistrarService } from './service.ts'
 import type { WriteBatcherOptions } from './write-batcher.ts'
@@ -53,11 +58,17 @@ function tenantCertStore(ctx: RoleContext<RegistrarConfig>): string {
   }
 }
 
+/** A started registrar. */
+export interface RegistrarHandle extends RoleHandle {
+  /** Its counters, as `/metrics` shows them. */
+  metrics: RegistrarMetrics
+}
+
 /** Starts the registrar's two listeners. */
 export async function startRegistrar(
   ctx: RoleContext<RegistrarConfig>,
   options: StartRegistrarOptions = {},
-): Promise<RoleHandle> {
+): Promise<RegistrarHandle> {
   const { config, tls, log } = ctx
   const r = config.registrar
   if (!tls.serverKey || !tls.serverCert) {
@@ -74,6 +85,7 @@ export async function startRegistrar(
     now: options.now,
     batching: options.batching,
   })
+  const metrics = new RegistrarMetrics()
   // Both listeners share one body-read bound; registration bodies are a few KB, so a slow one is
   // cut off after BODY_READ_TIMEOUT_MS.
   const appOptions = {
@@ -81,23 +93,30 @@ export async function startRegistrar(
     maxUploadSize: r.max_upload_size,
     bodyReads: new BodyReadLimiter({ maxConcurrent: r.max_concurrent_uploads }),
     bodyReadTimeoutMs: BODY_READ_TIMEOUT_MS,
+    requestMetrics: metrics.requests,
   }
   const maxRequestBodySize = serverBodyCeiling(r.max_upload_size)
+  const servers: RunningServer[] = []
   const agentApp = createApp(appOptions)
   addVersionRoutes(agentApp)
-  addRegistrarRoutes(agentApp, service, 'http')
+  addRegistrarRoutes(agentApp, service, 'http', metrics)
   // With `trusted_client_ca = all` no client certificate is verified, so nobody can be an admin:
   // the TLS listener then refuses the admin routes too (upstream: anonymous → denied).
   const adminApp = createApp(appOptions)
   addVersionRoutes(adminApp)
-  addRegistrarRoutes(adminApp, service, tls.verifyPeer ? 'mtls' : 'http')
-  if (!tls.verifyPeer) {
+  addRegistrarRoutes(adminApp, service, tls.verifyPeer ? 'mtls' : 'http', metrics)
+  if (tls.verifyPeer) {
+    addOpsRoutes(adminApp, {
+      metricsText: () => metrics.render(),
+      health: () => roleHealth(ctx.database, servers),
+    })
+  } else {
     log.warn(
       'trusted_client_ca = all: no client certificate can be verified; the registrar admin API (list, show, delete) is refused on both ports',
     )
   }
 
-  const servers = [
+  servers.push(
     startServer({
       name: 'registrar',
       fetch: agentApp.fetch,
@@ -106,7 +125,7 @@ export async function startRegistrar(
       maxRequestBodySize,
       log,
     }),
-  ]
+  )
   try {
     servers.push(
       startServer({
@@ -123,5 +142,5 @@ export async function startRegistrar(
     await stopServers(servers, 0)
     throw err
   }
-  return { servers, stop: (drainMs) => stopServers(servers, drainMs) }
+  return { servers, metrics, stop: (drainMs) => stopServers(servers, drainMs) }
 }

@@ -10,13 +10,10 @@
  *
  * @module
  */
-import { X509Certificate } from 'node:crypto'
-import { readTextBounded } from '../ca/ca-files.ts'
-import { resolveTlsFiles } from '../ca/resolve-tls-files.ts'
-import { decryptPrivateKeyPem } from '../ca/rsa-keys.ts'
 import type { TenantConfig } from '../config/schemas.ts'
 import { formatHostPort, MtlsClient, type MtlsResponse } from '../http/mtls-client.ts'
 import { TenantError } from './errors.ts'
+import { type ClientTls, loadClientTls } from './load-client-tls.ts'
 import type { TenantOptions } from './parse-tenant-args.ts'
 import type { TenantOutput } from './tenant-output.ts'
 
@@ -51,14 +48,6 @@ export function envelopeStatus(body: unknown): string | undefined {
     return typeof s === 'string' ? s : undefined
   }
   return undefined
-}
-
-/** Client TLS material, loaded once. */
-interface ClientTls {
-  cert: string
-  key: string
-  ca: string[]
-  verifyPeer: boolean
 }
 
 /** The shared state of one tenant invocation. */
@@ -114,60 +103,12 @@ export class TenantContext {
   }
 
   /**
-   * The client TLS material from tenant.conf.
+   * The client TLS material from tenant.conf (`load-client-tls.ts`).
    *
    * @throws {TenantError} `ERR_TENANT_CONFIG` naming the file and the option to check.
    */
   async tls(): Promise<ClientTls> {
-    if (this.#tls) return this.#tls
-    const c = this.cfg
-    const trusted = c.trusted_server_ca as unknown
-    const files = resolveTlsFiles({
-      keylimeDir: this.keylimeDir,
-      tlsDir: c.tls_dir,
-      component: 'tenant',
-      clientKey: c.client_key,
-      clientKeyPassword: c.client_key_password,
-      clientCert: c.client_cert,
-      trustedCa: trusted as string | string[],
-      trustedCaOption: 'trusted_server_ca',
-    })
-    if (!files.clientCert || !files.clientKey) {
-      throw new TenantError(
-        'ERR_TENANT_CONFIG',
-        '[tenant] client_cert and client_key must be set',
-        {
-          hint: 'set them in tenant.conf (default: cv_ca/client-cert.crt and client-private.pem)',
-        },
-      )
-    }
-    // The usual cause is a control plane started with another KEYLIME_DIR: say which one we used.
-    const where = this.env.KEYLIME_DIR ? 'KEYLIME_DIR is' : 'KEYLIME_DIR is not set, so'
-    const hint = (option: string) =>
-      `${where} ${this.keylimeDir}; the verifier creates its cv_ca there at first start: run the tenant with the control plane's KEYLIME_DIR, or set [tenant] ${option} / tls_dir in tenant.conf`
-    const readCert = async (path: string, option: string): Promise<string> => {
-      const text = await readTextBounded(path, hint(option))
-      try {
-        new X509Certificate(text)
-      } catch (cause) {
-        throw new TenantError('ERR_TENANT_CONFIG', `no PEM certificate in ${path}`, {
-          hint: hint(option),
-          cause,
-        })
-      }
-      return text
-    }
-    const cert = await readCert(files.clientCert, 'client_cert')
-    const key = decryptPrivateKeyPem(
-      await readTextBounded(files.clientKey, hint('client_key')),
-      files.clientKeyPassword,
-      `${files.clientKey} ([tenant] client_key, client_key_password)`,
-    )
-    const ca: string[] = []
-    if (files.trustedCa !== 'all') {
-      for (const p of files.trustedCa) ca.push(await readCert(p, 'trusted_server_ca'))
-    }
-    this.#tls = { cert, key, ca, verifyPeer: files.trustedCa !== 'all' }
+    this.#tls ??= await loadClientTls(this.cfg, this.keylimeDir, this.env)
     return this.#tls
   }
 

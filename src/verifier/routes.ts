@@ -1,8 +1,6 @@
 /**
  * The verifier's v2 REST routes (keylime-api.md §1.2–§1.4) on every `/v2[.x]` prefix, plus
- * `GET /metrics` (Prometheus text) and `GET /health`. All of them sit behind the mTLS listener,
- * so only holders of a client certificate from the trusted CA reach them (upstream has no metrics
- * or health endpoint; putting them behind the same mTLS keeps the single-port model).
+ * `GET /metrics` and `GET /health` (`http/ops/add-ops-routes.ts`), all behind the mTLS listener.
  *
  * @module
  */
@@ -11,14 +9,9 @@ import { BadRequest } from '../errors.ts'
 import { versionPrefixes } from '../http/api-version.ts'
 import type { KeylimeApp } from '../http/create-app.ts'
 import { envelopeResponse } from '../http/envelope.ts'
+import { addOpsRoutes, type Observability } from '../http/ops/add-ops-routes.ts'
 import { readJsonBytes, readJsonObject } from '../http/read-json.ts'
 import { checkAgentId, type VerifierService } from './service.ts'
-
-/** What `/metrics` and `/health` read. */
-export interface Observability {
-  metricsText(): string
-  health(): { status: string; agents: number; lag: number; [k: string]: unknown }
-}
 
 function param(c: Context, name: string): string {
   const v = c.req.param(name)
@@ -28,19 +21,7 @@ function param(c: Context, name: string): string {
 
 /** Registers the routes. */
 export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Observability): void {
-  app.get(
-    '/metrics',
-    () =>
-      new Response(obs.metricsText(), { headers: { 'content-type': 'text/plain; version=0.0.4' } }),
-  )
-  app.get('/health', () => {
-    const h = obs.health()
-    return envelopeResponse(
-      h.status === 'ok' ? 200 : 503,
-      h.status === 'ok' ? 'Success' : 'Unhealthy',
-      h,
-    )
-  })
+  addOpsRoutes(app, obs)
   for (const p of versionPrefixes(2)) {
     app.get(p, () => envelopeResponse(405, 'Not Implemented: Use /agents/ interface instead'))
     app.get(`${p}/agents`, async (c) => {

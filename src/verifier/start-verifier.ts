@@ -8,7 +8,6 @@
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
-import type { DatabaseHealthStatus } from '../db/database-health.ts'
 import type { KeylimeDatabase } from '../db/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { BodyReadLimiter } from '../http/body-read-limiter.ts'
@@ -17,8 +16,9 @@ import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { publicRoutesOnly } from '../http/public-routes-only.ts'
 import { MtlsClient } from '../http/mtls-client.ts'
+import { type RoleHealth, roleHealth, withReason } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
-import { startServer } from '../http/serve.ts'
+import { type RunningServer, startServer } from '../http/serve.ts'
 import { AgentConnections, sessionFileFor } from './agent-connections.ts'
 import { AttestationLoop } from './attestation-loop.ts'
 import { CheckPool } from './check-pool.ts'
@@ -75,23 +75,18 @@ export interface VerifierHandle extends RoleHandle {
 
 /**
  * `/health`'s verdict: `ok`, or `unhealthy` (HTTP 503) with the reason while the database cannot
- * serve or the loop's state writes keep failing; the state of the database either way.
+ * serve, the listener is not serving, or the loop's state writes keep failing.
  */
 function verdict(
   database: KeylimeDatabase,
+  servers: readonly RunningServer[],
   loop: AttestationLoop,
-): { status: string; reason?: string; database: DatabaseHealthStatus & { location: string } } {
-  const db = { location: database.location, ...database.health.status }
-  if (db.state === 'down') {
-    return { status: 'unhealthy', reason: `database unavailable: ${db.reason ?? ''}`, database: db }
-  }
+): RoleHealth {
   const failing = loop.writeFailure
-  if (failing !== undefined) {
-    const since = new Date(failing.since).toISOString()
-    const reason = `${failing.what} (failing since ${since}): ${failing.error}`
-    return { status: 'unhealthy', reason, database: db }
-  }
-  return { status: 'ok', database: db }
+  if (failing === undefined) return roleHealth(database, servers)
+  const since = new Date(failing.since).toISOString()
+  const reason = `${failing.what} (failing since ${since}): ${failing.error}`
+  return withReason(roleHealth(database, servers), reason)
 }
 
 /** Starts the verifier's listener and loop. */
@@ -215,6 +210,7 @@ export async function startVerifier(
     log,
     maxUploadSize: v.max_upload_size,
     bodyReads: new BodyReadLimiter({ maxConcurrent: v.max_concurrent_uploads }),
+    requestMetrics: metrics.requests,
   })
   if (!tls.verifyPeer) {
     log.warn(
@@ -226,6 +222,7 @@ export async function startVerifier(
     )
   }
   addVersionRoutes(app)
+  const servers: RunningServer[] = []
   addVerifierRoutes(app, service, {
     metricsText: () => {
       const byState = new Map<string, number>()
@@ -244,7 +241,7 @@ export async function startVerifier(
       })
     },
     health: () => ({
-      ...verdict(ctx.database, loop),
+      ...verdict(ctx.database, servers, loop),
       agents: loop.records.size,
       lag: Math.round(loop.scheduler.currentLag()) / 1000,
       in_flight: loop.scheduler.inFlight,
@@ -252,7 +249,7 @@ export async function startVerifier(
       live_instances: loop.liveInstances,
     }),
   })
-  const servers = [
+  servers.push(
     startServer({
       name: 'verifier',
       fetch: app.fetch,
@@ -262,7 +259,7 @@ export async function startVerifier(
       maxRequestBodySize: serverBodyCeiling(v.max_upload_size),
       log,
     }),
-  ]
+  )
   try {
     await loop.start()
   } catch (err) {
