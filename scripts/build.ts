@@ -28,6 +28,7 @@ export const COMMAND_NAMES = [
   'keylime_tenant',
   'keylime_ca',
   'keylime-policy',
+  'keylime-health',
   'keylime_create_policy',
   'keylime_sign_runtime_policy',
   'keylime_convert_runtime_policy',

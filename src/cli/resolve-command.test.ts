@@ -59,6 +59,10 @@ describe('resolveCommand', () => {
     expect(resolveCommand('keylime', ['ca', '-c', 'pkg', '-n', 'x']).kind).toBe('ca')
     expect(resolveCommand('keylime', ['policy', 'sign', 'runtime']).kind).toBe('policy')
     expect(resolveCommand('keylime', ['health'])).toEqual({ kind: 'health', args: [] })
+    expect(resolveCommand('/usr/local/bin/keylime-health', [])).toEqual({
+      kind: 'health',
+      args: [],
+    })
     expect(resolveCommand('keylime', ['health', '--registrar', '--timeout', '2'])).toEqual({
       kind: 'health',
       args: ['--registrar', '--timeout', '2'],

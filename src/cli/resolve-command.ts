@@ -76,6 +76,9 @@ export function resolveCommand(argv0: string, args: string[]): Command {
       return controlPlane(args, { verifier: false, registrar: true })
     case 'keylime-policy':
       return { kind: 'policy', args }
+    // one word for a container's --health-cmd, which runlabel cannot give a space
+    case 'keylime-health':
+      return { kind: 'health', args }
   }
   if ((LEGACY_TOOLS as readonly string[]).includes(name)) {
     return { kind: 'tool', tool: name as LegacyTool, args }
