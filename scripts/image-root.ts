@@ -6,8 +6,9 @@
  * - `/usr/local/bin/keylime` and its command symlinks ({@link buildKeylime});
  * - the `keylime` user and group (uid/gid `KEYLIME_UID`, default 490) appended to BASE's
  *   `/etc/passwd` and `/etc/group` unless BASE has them;
- * - `/var/lib/keylime` owned by that user (a fresh named volume is initialised from it) and an
- *   empty `/etc/keylime` for bind-mounted configuration;
+ * - `/var/lib/keylime` owned by that user (a fresh named volume is initialised from it), with an
+ *   empty `tpm_cert_store/` for the EK CA certificates the tenant checks against (`podman cp`
+ *   them in), and an empty `/etc/keylime` for bind-mounted configuration;
  * - a last check that the binary runs in BASE (`keylime --version`).
  *
  * The build args reach it as environment variables (buildah sets them for RUN).
@@ -39,9 +40,11 @@ ensureEntry(
   'keylime',
   `keylime:x:${uid}:${uid}:Keylime:/var/lib/keylime:/sbin/nologin`,
 )
-mkdirSync('/var/lib/keylime', { recursive: true })
-chownSync('/var/lib/keylime', uid, uid)
-chmodSync('/var/lib/keylime', 0o755)
+for (const dir of ['/var/lib/keylime', '/var/lib/keylime/tpm_cert_store']) {
+  mkdirSync(dir, { recursive: true })
+  chownSync(dir, uid, uid)
+  chmodSync(dir, 0o755)
+}
 mkdirSync('/etc/keylime', { recursive: true })
 
 const version = Bun.spawnSync([bin, '--version'], { stderr: 'inherit' })
