@@ -446,7 +446,7 @@ down_ms=$(ms_since "$t")
 status=$(podman inspect "$cp_ctr" --format '{{.State.Health.Status}}/{{.State.Health.FailingStreak}}')
 podman start "$pg_ctr" >/dev/null 2>&1 || fail "podman start $pg_ctr failed"
 t=$(date +%s%N)
-wait_health "$cp_ctr" healthy 60
+wait_health "$cp_ctr" healthy 90
 log "health check: healthy; PostgreSQL stopped → unhealthy after $down_ms ms (status/streak $status); started → healthy after $(ms_since "$t") ms"
 register_agents "$work/cca" 2
 expected=$(registrar_uuids "$work/cca")
