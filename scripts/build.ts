@@ -17,28 +17,14 @@
 import { mkdirSync, rmSync, statSync, symlinkSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { PROGRAM_NAMES } from '../src/cli/resolve-command.ts'
 
 /** The repository root (this file is `scripts/build.ts`). */
 const ROOT = resolve(import.meta.dir, '..')
 
-/** The names besides `keylime` the binary answers to (`src/cli/resolve-command.ts`). */
-export const COMMAND_NAMES = [
-  'keylime_verifier',
-  'keylime_registrar',
-  'keylime_tenant',
-  'keylime_ca',
-  'keylime-policy',
-  'keylime-health',
-  'keylime_create_policy',
-  'keylime_sign_runtime_policy',
-  'keylime_convert_runtime_policy',
-  'keylime_userdata_encrypt',
-  'create_mb_refstate',
-] as const
-
 /**
  * Compiles `OUT_DIR/keylime` with the Bun running this script and links every
- * {@link COMMAND_NAMES} entry to it; returns the binary's path.
+ * {@link PROGRAM_NAMES} entry to it; returns the binary's path.
  *
  * `bun build --compile` writes its temporary file into the working directory, so it runs in
  * `outDir` (the source tree may be a read-only mount, as in the Containerfile).
@@ -65,7 +51,7 @@ export function buildKeylime(outDir: string): string {
     { cwd: dir, stdout: 'inherit', stderr: 'inherit' },
   )
   if (r.exitCode !== 0) throw new Error(`bun build --compile exited ${r.exitCode}`)
-  for (const name of COMMAND_NAMES) {
+  for (const name of PROGRAM_NAMES) {
     const link = join(dir, name)
     rmSync(link, { force: true })
     symlinkSync('keylime', link)

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { resolveCommand } from './resolve-command.ts'
+import { PROGRAM_NAMES, resolveCommand } from './resolve-command.ts'
 
 describe('resolveCommand', () => {
   test('no arguments: both roles', () => {
@@ -84,5 +84,13 @@ describe('resolveCommand', () => {
       message: 'unknown argument "--frob"',
     })
     expect(resolveCommand('keylime', ['--help'])).toEqual({ kind: 'help' })
+  })
+
+  test('every symlink name the build makes is dispatched on (none starts both roles)', () => {
+    for (const name of PROGRAM_NAMES) {
+      expect(resolveCommand(`/usr/local/bin/${name}`, [])).not.toEqual(
+        resolveCommand('keylime', []),
+      )
+    }
   })
 })

@@ -39,6 +39,20 @@ export const LEGACY_TOOLS = [
 /** A legacy tool name. */
 export type LegacyTool = (typeof LEGACY_TOOLS)[number]
 
+/**
+ * Every name besides `keylime` that {@link resolveCommand} dispatches on: the symlinks
+ * `scripts/build.ts` makes next to the binary (and in the image).
+ */
+export const PROGRAM_NAMES = [
+  'keylime_verifier',
+  'keylime_registrar',
+  'keylime_tenant',
+  'keylime_ca',
+  'keylime-policy',
+  'keylime-health',
+  ...LEGACY_TOOLS,
+] as const
+
 /** The program name from `argv0` (a path or a bare name; `.exe`-free on Linux). */
 export function programName(argv0: string): string {
   return basename(argv0)
