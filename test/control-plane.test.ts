@@ -8,6 +8,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { readFileSync, statSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { join } from 'node:path'
+import { sanHostname } from '../src/ca/san-entries.ts'
 import { MtlsClient, PeerUnreachable } from '../src/http/mtls-client.ts'
 import { hasOpenssl, makeTestPki } from './support/openssl-pki.ts'
 import {
@@ -119,6 +120,29 @@ describe('keylime control plane', () => {
     expect((await client.request(`https://127.0.0.1:${ports.verifier}/version`)).status).toBe(200)
     expect(await second.stop()).toBe(0)
   }, 60_000)
+
+  test("the generated server certificate names both roles' configured names", async () => {
+    const { env, dir } = await controlPlaneEnv()
+    env.KEYLIME_VERIFIER_CERT_SUBJECT_ALTERNATIVE_NAMES = 'verifier.example,192.0.2.10'
+    env.KEYLIME_REGISTRAR_CERT_SUBJECT_ALTERNATIVE_NAMES = 'registrar.example'
+    const run = start(env)
+    await run.waitFor(/keylime control plane started/)
+    expect(await run.stop()).toBe(0)
+    const cert = new X509Certificate(readFileSync(join(dir, 'cv_ca/server-cert.crt')))
+    const names = (cert.subjectAltName ?? '').split(', ').sort()
+    const host = sanHostname()
+    expect(names).toEqual(
+      [
+        'DNS:localhost',
+        'DNS:registrar.example',
+        'DNS:verifier.example',
+        'IP Address:127.0.0.1',
+        'IP Address:192.0.2.10',
+        'IP Address:0:0:0:0:0:0:0:1',
+        ...(host === undefined ? [] : [`DNS:${host}`]),
+      ].sort(),
+    )
+  }, 30_000)
 
   test('--verifier runs only the verifier', async () => {
     const { env, ports } = await controlPlaneEnv()

@@ -1,7 +1,10 @@
 /**
- * Runs `test/image-e2e.sh` (the OCI image as MicroOS users run it: runlabel install/run, mTLS with
- * the copied cacert, simulated agents, `keylime_tenant -c reglist` from the image, restart/kill
- * persistence, non-root, compose with PostgreSQL) when it is cheap enough or asked for:
+ * Runs `test/image-e2e.sh` (the OCI image as MicroOS users run it: a build from nothing but BASE,
+ * runlabel install/run hardened and health-checked, mTLS with the copied cacert under the
+ * configured names, simulated agents, `keylime_tenant` from the image with flags and with
+ * KEYLIME_TENANT_* variables, the policy tool over a read-only host tree, a bind-mounted policy
+ * for the tenant, restart/re-creation persistence, non-root, compose with PostgreSQL and its
+ * health check through an outage) when it is cheap enough or asked for:
  *
  * - `KEYLIME_IMAGE_TEST=1`: always (sets podman up, builds the base images when missing; about
  *   5–10 minutes on a fresh 2-core machine, most of it debootstrap and apt).
@@ -53,7 +56,7 @@ if (!p.run) console.log(`skipping image e2e: ${p.reason}`)
 
 describe('OCI image (test/image-e2e.sh)', () => {
   test.skipIf(!p.run)(
-    'runlabels, mTLS, agents, tenant reglist, persistence, non-root, compose + PostgreSQL',
+    'build, runlabels, health, mTLS, agents, tenant, policy tool, persistence, compose + PostgreSQL',
     () => {
       const r = spawnSync('bash', [SCRIPT], {
         env: { ...process.env, ...p.env },

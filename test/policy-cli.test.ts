@@ -4,7 +4,7 @@
  * names (`keylime_create_policy`, `keylime_convert_runtime_policy`, `create_mb_refstate`).
  */
 import { describe, expect, test } from 'bun:test'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { MAIN_TS } from './support/control-plane-process.ts'
@@ -13,10 +13,21 @@ const FIX = resolve(import.meta.dir, 'fixtures')
 const IMA_LOG = join(FIX, 'ima/vm/a/ascii_runtime_measurements')
 const MB_LOG = join(FIX, 'mb/vm-plain/binary_bios_measurements')
 
-function keylime(args: string[]) {
-  const r = Bun.spawnSync([process.execPath, MAIN_TS, ...args], { stdout: 'pipe', stderr: 'pipe' })
+function keylime(args: string[], asUser: string[] = []) {
+  const r = Bun.spawnSync([...asUser, process.execPath, MAIN_TS, ...args], {
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' },
+  })
   return { code: r.exitCode, out: r.stdout.toString(), err: r.stderr.toString() }
 }
+
+/** Root bypasses file modes: as root, the tool runs as `nobody` (setpriv); else as this user. */
+const IS_ROOT = process.getuid?.() === 0
+const HAS_SETPRIV = Bun.which('setpriv') !== null
+const AS_UNPRIVILEGED = IS_ROOT
+  ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--']
+  : []
 
 describe('keylime policy', () => {
   const dir = mkdtempSync(join(tmpdir(), 'kl-policy-'))
@@ -91,5 +102,49 @@ describe('keylime policy', () => {
   test('usage errors exit 2', () => {
     expect(keylime(['policy', 'frobnicate', 'runtime']).code).toBe(2)
     expect(keylime(['policy', 'create', 'runtime', '--no-such-flag']).code).toBe(2)
+  })
+
+  // Run as a user that cannot read everything (the container's uid 490 without `--user 0`), the
+  // tree walk used to leave unreadable files out silently, exit 0, and a policy missing them.
+  test.skipIf(IS_ROOT && !HAS_SETPRIV)(
+    'create runtime --rootfs warns about what it cannot read, naming count and paths',
+    () => {
+      const root = mkdtempSync(join(tmpdir(), 'kl-rootfs-'))
+      chmodSync(root, 0o755)
+      mkdirSync(join(root, 'bin'))
+      writeFileSync(join(root, 'bin/tool'), 'tool\n')
+      writeFileSync(join(root, 'bin/secret'), 'secret\n', { mode: 0o600 })
+      mkdirSync(join(root, 'private'), { mode: 0o700 })
+      writeFileSync(join(root, 'private/key'), 'key\n')
+      if (!IS_ROOT) chmodSync(join(root, 'private'), 0o000)
+      const r = keylime(['policy', 'create', 'runtime', '--rootfs', root], AS_UNPRIVILEGED)
+      if (!IS_ROOT) chmodSync(join(root, 'private'), 0o700)
+      expect(r.code).toBe(0)
+      const warning = r.err.split('\n').find((l) => l.includes('warning:')) ?? ''
+      expect(warning).toContain(`under ${root} could not be read (EACCES)`)
+      expect(warning).toContain(join(root, 'private'))
+      if (IS_ROOT) {
+        // root-owned files only are hashed (as upstream): secret is unreadable, tool is in
+        expect(warning).toContain(`2 paths under ${root}`)
+        expect(warning).toContain(join(root, 'bin/secret'))
+        expect(Object.keys(JSON.parse(r.out).digests)).toEqual(['/bin/tool'])
+      }
+    },
+  )
+
+  // `process.exit` used to drop what a pipe had not taken yet: podman's log pipe or `| jq` got the
+  // first 64 KiB of a large policy.
+  test('a large policy on stdout arrives whole through a slow pipe', () => {
+    const allowlist = join(dir, 'big-allowlist.txt')
+    const line = (i: number) => `${i.toString(16).padStart(64, '0')}  /usr/lib/file-${i}\n`
+    writeFileSync(allowlist, Array.from({ length: 40_000 }, (_, i) => line(i)).join(''))
+    const cmd = `'${process.execPath}' '${MAIN_TS}' policy create runtime -a '${allowlist}'`
+    const r = Bun.spawnSync(['sh', '-c', `${cmd} | (sleep 0.5; cat)`], {
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' },
+    })
+    expect(r.stdout.length).toBeGreaterThan(1 << 20)
+    expect(Object.keys(JSON.parse(r.stdout.toString()).digests)).toHaveLength(40_000)
   })
 })

@@ -40,8 +40,11 @@ export interface EnsureCvCaOptions {
   password?: string
   /** Directory name under `keylimeDir`: `cv_ca` (verifier, default) or `reg_ca` (registrar). */
   dirName?: string
-  /** The component's bind address `ip` (added as a SAN unless unspecified). */
-  ip?: string
+  /**
+   * The bind address `ip` of each component serving this certificate (added as SANs unless
+   * unspecified).
+   */
+  ip?: string | readonly string[]
   /** `cert_subject_alternative_names` (comma list). */
   subjectAltNames?: string
   /** `server_key_password`: encrypts `server-private.pem` when non-empty. */
@@ -50,7 +53,7 @@ export interface EnsureCvCaOptions {
   clientKeyPassword?: string
   /** Also create the client certificate (verifier: yes; registrar's `reg_ca`: no). Default true. */
   withClient?: boolean
-  /** Host name for the SANs (defaults to `os.hostname()`). */
+  /** Host name for the SANs (defaults to `sanHostname()`: none inside a container). */
   hostname?: string
   /** Clock for new certificates. */
   now?: Date

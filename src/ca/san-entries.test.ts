@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { getSanEntries, parseSanConfig } from './san-entries.ts'
+import { getSanEntries, parseSanConfig, sanHostname } from './san-entries.ts'
 
 describe('SAN entries', () => {
   test('defaults: localhost, loopbacks, host name', () => {
@@ -29,5 +29,18 @@ describe('SAN entries', () => {
     expect(s.dns).toEqual(['a.example', 'b.example', 'h', 'localhost'])
     expect(s.ips).toEqual(['127.0.0.1', '192.0.2.1', '::1', 'fd00::1'])
     expect(parseSanConfig('')).toEqual({ dns: [], ips: [] })
+  })
+
+  test('bind addresses of both roles: each specified one added', () => {
+    const s = getSanEntries({ hostname: '', bindAddress: ['0.0.0.0', '192.0.2.7', ' reg.local '] })
+    expect(s).toEqual({ dns: ['localhost', 'reg.local'], ips: ['127.0.0.1', '192.0.2.7', '::1'] })
+  })
+
+  test('the host name is left out inside a container (podman, Docker, systemd-nspawn)', () => {
+    const probe = { exists: () => false, env: {}, hostname: () => 'node7' }
+    expect(sanHostname(probe)).toBe('node7')
+    expect(sanHostname({ ...probe, env: { container: 'podman' } })).toBeUndefined()
+    expect(sanHostname({ ...probe, exists: (p) => p === '/run/.containerenv' })).toBeUndefined()
+    expect(sanHostname({ ...probe, exists: (p) => p === '/.dockerenv' })).toBeUndefined()
   })
 })

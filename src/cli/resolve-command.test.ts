@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { resolveCommand } from './resolve-command.ts'
+import { PROGRAM_NAMES, resolveCommand } from './resolve-command.ts'
 
 describe('resolveCommand', () => {
   test('no arguments: both roles', () => {
@@ -59,6 +59,10 @@ describe('resolveCommand', () => {
     expect(resolveCommand('keylime', ['ca', '-c', 'pkg', '-n', 'x']).kind).toBe('ca')
     expect(resolveCommand('keylime', ['policy', 'sign', 'runtime']).kind).toBe('policy')
     expect(resolveCommand('keylime', ['health'])).toEqual({ kind: 'health', args: [] })
+    expect(resolveCommand('/usr/local/bin/keylime-health', [])).toEqual({
+      kind: 'health',
+      args: [],
+    })
     expect(resolveCommand('keylime', ['health', '--registrar', '--timeout', '2'])).toEqual({
       kind: 'health',
       args: ['--registrar', '--timeout', '2'],
@@ -80,5 +84,13 @@ describe('resolveCommand', () => {
       message: 'unknown argument "--frob"',
     })
     expect(resolveCommand('keylime', ['--help'])).toEqual({ kind: 'help' })
+  })
+
+  test('every symlink name the build makes is dispatched on (none starts both roles)', () => {
+    for (const name of PROGRAM_NAMES) {
+      expect(resolveCommand(`/usr/local/bin/${name}`, [])).not.toEqual(
+        resolveCommand('keylime', []),
+      )
+    }
   })
 })

@@ -39,6 +39,20 @@ export const LEGACY_TOOLS = [
 /** A legacy tool name. */
 export type LegacyTool = (typeof LEGACY_TOOLS)[number]
 
+/**
+ * Every name besides `keylime` that {@link resolveCommand} dispatches on: the symlinks
+ * `scripts/build.ts` makes next to the binary (and in the image).
+ */
+export const PROGRAM_NAMES = [
+  'keylime_verifier',
+  'keylime_registrar',
+  'keylime_tenant',
+  'keylime_ca',
+  'keylime-policy',
+  'keylime-health',
+  ...LEGACY_TOOLS,
+] as const
+
 /** The program name from `argv0` (a path or a bare name; `.exe`-free on Linux). */
 export function programName(argv0: string): string {
   return basename(argv0)
@@ -76,6 +90,9 @@ export function resolveCommand(argv0: string, args: string[]): Command {
       return controlPlane(args, { verifier: false, registrar: true })
     case 'keylime-policy':
       return { kind: 'policy', args }
+    // one word for a container's --health-cmd, which runlabel cannot give a space
+    case 'keylime-health':
+      return { kind: 'health', args }
   }
   if ((LEGACY_TOOLS as readonly string[]).includes(name)) {
     return { kind: 'tool', tool: name as LegacyTool, args }

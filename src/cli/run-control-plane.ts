@@ -77,18 +77,29 @@ async function roleDatabase(
   return database
 }
 
+/**
+ * The verifier's TLS material. With `tls_dir = generate` it creates cv_ca; `registrar` is the
+ * registrar's section when it serves cv_ca's server certificate too (`tls_dir = default` in the
+ * same process), so that certificate also carries the registrar's `ip` and
+ * `cert_subject_alternative_names`.
+ */
 async function verifierTls(
   cfg: VerifierConfig,
   keylimeDir: string,
   ca: ReturnType<typeof loadCaConfig>,
+  registrar?: RegistrarConfig['registrar'],
 ): Promise<TlsMaterial> {
   const v = cfg.verifier
   if (v.tls_dir.trim() === 'generate') {
+    const names = [
+      ...v.cert_subject_alternative_names,
+      ...(registrar?.cert_subject_alternative_names ?? []),
+    ]
     const result = await ensureCvCa({
       keylimeDir,
       settings: ca.ca,
-      ip: v.ip,
-      subjectAltNames: v.cert_subject_alternative_names.join(','),
+      ip: registrar === undefined ? v.ip : [v.ip, registrar.ip],
+      subjectAltNames: names.join(','),
       serverKeyPassword: v.server_key_password,
       clientKeyPassword: v.client_key_password,
     })
@@ -176,7 +187,14 @@ export async function runControlPlane(opts: ControlPlaneOptions): Promise<Contro
     // TLS and database set-up are independent: run them side by side. The verifier's TLS goes
     // before the registrar's: with tls_dir = generate it creates the cv_ca the registrar reuses.
     const tlsReady = (async () => ({
-      verifier: verifierCfg && (await verifierTls(verifierCfg, keylimeDir, ca)),
+      verifier:
+        verifierCfg &&
+        (await verifierTls(
+          verifierCfg,
+          keylimeDir,
+          ca,
+          registrarCfg?.registrar.tls_dir.trim() === 'default' ? registrarCfg.registrar : undefined,
+        )),
       registrar: registrarCfg && (await registrarTls(registrarCfg, keylimeDir, ca)),
     }))()
     const dbReady = (async () => ({

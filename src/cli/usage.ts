@@ -18,6 +18,7 @@ commands:
   policy …                 runtime and measured-boot policy tools (also as keylime-policy)
   health [--verifier] [--registrar] [--timeout S]
                            ask the running roles for GET /health over mTLS; exit 0 when healthy
+                           (also as keylime-health)
   version                  print the version
 
 The binary also answers to the names keylime_verifier, keylime_registrar, keylime_tenant,

@@ -142,6 +142,7 @@ export function runPolicyCreateRuntime(argv: string[], ctx: CliContext): Promise
       ramdiskDir: abs(ctx, str(v['ramdisk-dir'])),
       skipPath: str(v['skip-path']),
       progress: (m) => ctx.stderr.write(`${m}\n`),
+      warn: (m) => ctx.stderr.write(`keylime policy create runtime: warning: ${m}\n`),
     })
     const out = abs(ctx, str(v.output))
     write(

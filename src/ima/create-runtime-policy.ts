@@ -51,6 +51,8 @@ export interface CreateRuntimePolicyOptions {
   /** Progress sink for long walks (a line every `progressEvery` files). */
   progress?: (msg: string) => void
   progressEvery?: number
+  /** Warning sink: paths under `rootfs` that could not be read ({@link rootfsDigests}). */
+  warn?: (msg: string) => void
   /** Clock for `meta.timestamp`. */
   now?: Date
 }
@@ -205,24 +207,61 @@ function hashFile(path: string, algo: string, buf: Uint8Array): string {
   return h.digest('hex')
 }
 
+/** Options of {@link rootfsDigests}. */
+export interface RootfsDigestsOptions {
+  /** Paths not entered (`--skip-path`), absolute or relative to the working directory. */
+  skip?: readonly string[]
+  /** Progress sink (a line every `progressEvery` files). */
+  progress?: (msg: string) => void
+  progressEvery?: number
+  /**
+   * Warning sink, called once at the end when directories or root-owned files could not be read
+   * (`EACCES` when not run as root, …): they are missing from the policy.
+   */
+  warn?: (msg: string) => void
+}
+
+/** How many unreadable paths a warning names. */
+const UNREADABLE_SHOWN = 5
+
+/** One warning line for the paths a walk could not read, by error code. */
+export function describeUnreadable(root: string, unreadable: ReadonlyMap<string, string>): string {
+  const one = unreadable.size === 1
+  const codes = [...new Set(unreadable.values())].sort().join(', ')
+  const paths = [...unreadable.keys()].slice(0, UNREADABLE_SHOWN)
+  const more = unreadable.size > paths.length ? `, … (${unreadable.size - paths.length} more)` : ''
+  return (
+    `${unreadable.size} ${one ? 'path' : 'paths'} under ${root} could not be read (${codes}) and ` +
+    `${one ? 'is' : 'are'} not in the policy: ${paths.join(', ')}${more}; run the tool as root ` +
+    `to include ${one ? 'it' : 'them'}`
+  )
+}
+
+const errorCode = (e: unknown): string => (e as NodeJS.ErrnoException).code ?? 'error'
+
 /**
  * Digests every regular, root-owned file under `rootfs` (symlinks and special files skipped,
  * symlinked directories never followed, {@link BASE_EXCLUDE_DIRS} and `skip` not entered).
+ * Directories and root-owned files that cannot be read are left out and reported through
+ * `o.warn`; paths that vanish during the walk (`ENOENT`) are not.
  */
 export function rootfsDigests(
   rootfs: string,
   algo: string,
-  skip: readonly string[],
   into: MapList = {},
-  progress?: (msg: string) => void,
-  every = 1000,
+  o: RootfsDigestsOptions = {},
 ): MapList {
   const root = resolve(rootfs)
   const excluded = new Set(BASE_EXCLUDE_DIRS)
-  for (const s of skip) {
+  for (const s of o.skip ?? []) {
     const abs = resolve(s)
     if (root === abs || root.startsWith(`${abs}/`)) return into
     if (abs.startsWith(`${root}/`)) excluded.add(abs.slice(root === '/' ? 0 : root.length))
+  }
+  const every = o.progressEvery ?? 1000
+  const unreadable = new Map<string, string>()
+  const failed = (path: string, e: unknown) => {
+    if (errorCode(e) !== 'ENOENT') unreadable.set(path, errorCode(e))
   }
   const buf = new Uint8Array(1 << 20)
   let count = 0
@@ -231,8 +270,9 @@ export function rootfsDigests(
     const dir = stack.pop() as string
     let names: string[]
     try {
-      names = readdirSync(dir)
-    } catch {
+      names = readdirSync(dir).sort()
+    } catch (e) {
+      failed(dir, e)
       continue
     }
     for (const name of names) {
@@ -240,7 +280,8 @@ export function rootfsDigests(
       let st: ReturnType<typeof lstatSync>
       try {
         st = lstatSync(full)
-      } catch {
+      } catch (e) {
+        failed(full, e)
         continue
       }
       const rel = root === '/' ? full : full.slice(root.length)
@@ -251,14 +292,16 @@ export function rootfsDigests(
       if (!st.isFile() || st.uid !== 0) continue
       try {
         push(into, rel.replaceAll(' ', '_'), hashFile(full, algo, buf))
-      } catch {
+      } catch (e) {
+        failed(full, e)
         continue
       }
       count++
-      if (progress !== undefined && count % every === 0) progress(`${count} files hashed`)
+      if (o.progress !== undefined && count % every === 0) o.progress(`${count} files hashed`)
     }
   }
-  if (progress !== undefined && count >= every) progress(`${count} files hashed (done)`)
+  if (o.progress !== undefined && count >= every) o.progress(`${count} files hashed (done)`)
+  if (unreadable.size > 0) o.warn?.(describeUnreadable(root, unreadable))
   return into
 }
 
@@ -305,7 +348,12 @@ export function createRuntimePolicy(o: CreateRuntimePolicyOptions): RuntimePolic
     ramdiskDigests(o.ramdiskDir, algo, policy.digests, { progress: o.progress })
   if (o.rootfs !== undefined) {
     const skip = (o.skipPath ?? '').split(',').filter((s) => s !== '')
-    rootfsDigests(o.rootfs, algo, skip, policy.digests, o.progress, o.progressEvery)
+    rootfsDigests(o.rootfs, algo, policy.digests, {
+      skip,
+      progress: o.progress,
+      progressEvery: o.progressEvery,
+      warn: o.warn,
+    })
   }
   if (o.excludeList !== undefined) {
     for (const raw of readText(o.excludeList, 'exclude list').split('\n')) {
