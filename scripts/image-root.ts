@@ -1,7 +1,7 @@
 /**
- * The Containerfile's one RUN step, run inside BASE by the context's own Bun
- * (`/src/node_modules/.bin/bun`, the context bind-mounted read-only at `/src`), so BASE needs no
- * shell, no package manager and no network:
+ * The Containerfile's one RUN step, run inside BASE in `/usr/src/keylime-ts` (the sources COPYed
+ * there) by the context's own Bun (`node_modules/.bin/bun`, `node_modules` bind-mounted, never
+ * copied into a layer), so BASE needs no shell, no package manager and no network:
  *
  * - `/usr/local/bin/keylime` and its command symlinks ({@link buildKeylime});
  * - the `keylime` user and group (uid/gid `KEYLIME_UID`, default 490) appended to BASE's
