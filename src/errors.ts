@@ -63,17 +63,6 @@ export class Unauthorized extends KeylimeError {
   }
 }
 
-/** 403: the caller may not do this. */
-export class Forbidden extends KeylimeError {
-  constructor(
-    message: string,
-    options: Omit<KeylimeErrorOptions, 'status'> & { code?: string } = {},
-  ) {
-    super(options.code ?? 'ERR_FORBIDDEN', message, { ...options, status: 403 })
-    this.name = 'Forbidden'
-  }
-}
-
 /** 404: the named resource does not exist. */
 export class NotFound extends KeylimeError {
   constructor(

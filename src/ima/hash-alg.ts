@@ -7,7 +7,6 @@
  */
 
 import type { HashAlg } from '../tpm/constants.ts'
-import { ImaError } from './errors.ts'
 
 /** Digest sizes in bytes of the algorithms IMA can use for template hashes and PCR banks. */
 export const IMA_HASH_SIZE = {
@@ -62,11 +61,4 @@ const ONE_SHOT: Record<HashAlg, OneShot> = {
 export function hashInto(alg: HashAlg, data: Uint8Array, out: Uint8Array): Uint8Array {
   ONE_SHOT[alg].hash(data, out)
   return out.subarray(0, IMA_HASH_SIZE[alg])
-}
-
-/** Parses a hash algorithm name, throwing a typed error for anything else. */
-export function requireImaHashAlg(s: string, what: string): HashAlg {
-  if (!isImaHashAlg(s))
-    throw new ImaError('ERR_IMA_UNSUPPORTED_ALG', `${what}: unsupported hash algorithm`)
-  return s
 }

@@ -38,25 +38,8 @@ export function decodeHexInto(
   return bytes
 }
 
-/** True when `s[start, end)` is an even-length hex string. */
-export function isHex(s: string, start = 0, end = s.length): boolean {
-  if (((end - start) & 1) !== 0) return false
-  for (let i = start; i < end; i++) {
-    const c = s.charCodeAt(i)
-    if (c >= 128 || (HEX_VALUE[c] as number) < 0) return false
-  }
-  return true
-}
-
 /** True when every byte of `b` is zero. */
 export function isAllZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false
-  return true
-}
-
-/** Byte equality (not constant time: for public log data; use timingSafeEqual for secrets). */
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }

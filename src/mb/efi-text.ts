@@ -81,17 +81,6 @@ export function decodeAsciiz(b: Uint8Array): string {
   }
 }
 
-/** UTF-16LE bytes of `s` followed by a NUL code unit (what EFI CHAR16 strings look like). */
-export function encodeUtf16z(s: string): Uint8Array {
-  const out = new Uint8Array((s.length + 1) * 2)
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    out[2 * i] = c & 0xff
-    out[2 * i + 1] = c >> 8
-  }
-  return out
-}
-
 /** Parses `8be4df61-93ca-…` back into the 16 mixed-endian bytes (inverse of {@link formatGuid}). */
 export function parseGuid(s: string): Uint8Array {
   const m = /^([0-9a-f]{8})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{4})-([0-9a-f]{12})$/i.exec(s)

@@ -72,16 +72,10 @@ export type CheckResult =
   | { kind: 'fail'; failure: Failure; ima?: ImaAgentState }
   | { kind: 'reboot'; ima: ImaAgentState }
 
-const akCache = new WeakMap<AgentRecord, KeyObject>()
-
-/** The AK of a record, parsed once. */
+/** The AK of a record, parsed once and kept on the record. */
 export function akKeyOf(rec: AgentRecord): KeyObject {
-  let k = rec.akKey ?? akCache.get(rec)
-  if (k === undefined) {
-    k = toKeyObject(parseTpm2bPublic(Buffer.from(rec.akTpm, 'base64')))
-    rec.akKey = k
-  }
-  return k
+  rec.akKey ??= toKeyObject(parseTpm2bPublic(Buffer.from(rec.akTpm, 'base64')))
+  return rec.akKey
 }
 
 function isMbPolicyNonEmpty(mb: string | null): boolean {

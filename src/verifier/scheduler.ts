@@ -33,8 +33,6 @@ export class Scheduler {
   #inFlight = 0
   #stopped = false
   readonly #idle = new Set<() => void>()
-  /** Largest lateness seen since the last {@link takeMaxLag}. */
-  #maxLag = 0
 
   constructor(opts: SchedulerOptions) {
     this.#opts = opts
@@ -57,13 +55,6 @@ export class Scheduler {
     return top === undefined ? 0 : Math.max(0, now - top.due)
   }
 
-  /** The largest start lateness since the previous call. */
-  takeMaxLag(): number {
-    const m = this.#maxLag
-    this.#maxLag = 0
-    return m
-  }
-
   /** Schedules `key` to run at `due` (`performance.now()` ms), replacing any earlier schedule. */
   schedule(key: string, due: number): void {
     if (this.#stopped) return
@@ -76,11 +67,6 @@ export class Scheduler {
   /** Removes `key` from the schedule (a running round is not interrupted). */
   cancel(key: string): void {
     this.#gens.delete(key)
-  }
-
-  /** Whether `key` is scheduled. */
-  has(key: string): boolean {
-    return this.#gens.has(key)
   }
 
   /** Stops dispatching; resolves when running rounds finished or `drainMs` passed. */
@@ -137,7 +123,6 @@ export class Scheduler {
       }
       this.#gens.delete(top.key)
       const lag = now - (top.from ?? top.due)
-      if (lag > this.#maxLag) this.#maxLag = lag
       this.#opts.onLag?.(lag)
       this.#inFlight++
       this.#opts.run(top.key).finally(() => {
