@@ -33,9 +33,9 @@ import {
   encryptToNk,
   generatePayloadKeys,
   type PayloadKeys,
-  randomAlnum,
   xorBytes,
 } from './payload-keys.ts'
+import { randomPassword } from '../protocol/random-password.ts'
 import {
   type CommandResult,
   fetchRegistrarAgent,
@@ -246,7 +246,7 @@ async function identityQuote(
 async function verifyKeyDerivation(ctx: TenantContext, link: AgentLink, k: Buffer): Promise<void> {
   const uuid = ctx.opts.agentUuid
   const max = ctx.cfg.max_retries
-  const challenge = randomAlnum(20)
+  const challenge = randomPassword(20)
   for (let tries = 1; ; tries++) {
     let res: MtlsResponse | undefined
     try {
@@ -360,7 +360,7 @@ export async function addAgent(ctx: TenantContext): Promise<CommandResult> {
   }
 
   if (link !== undefined) {
-    const nonce = randomAlnum(20)
+    const nonce = randomPassword(20)
     const answer = await identityQuote(ctx, link, nonce)
     checkAgentIdentity(ctx, reg, answer, nonce)
     if (delivery.keys !== undefined) {

@@ -86,17 +86,3 @@ export function encryptToNk(nkPem: string, key: Uint8Array): string {
     key,
   ).toString('base64')
 }
-
-const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-
-/** Upstream `tpm_util.random_password(n)`: n random alphanumerics (nonces, challenges). */
-export function randomAlnum(n: number): string {
-  const bytes = randomBytes(n * 2)
-  let s = ''
-  for (let i = 0; i < bytes.byteLength && s.length < n; i++) {
-    const b = bytes[i]!
-    if (b < 248) s += ALNUM[b % 62]
-  }
-  while (s.length < n) s += ALNUM[randomBytes(1)[0]! % 62]
-  return s
-}

@@ -21,7 +21,6 @@ import {
   encryptPayload,
   encryptToNk,
   generatePayloadKeys,
-  randomAlnum,
   xorBytes,
 } from './payload-keys.ts'
 import { pyJson } from './tenant-output.ts'
@@ -147,10 +146,6 @@ describe('keys and payload', () => {
       Buffer.from(enc, 'base64'),
     )
     expect(dec).toEqual(u)
-  })
-
-  test('nonces are 20 alphanumerics', () => {
-    expect(randomAlnum(20)).toMatch(/^[A-Za-z0-9]{20}$/)
   })
 
   test('key file: K, U, V lines (userdata_encrypt writes k, v, u — both combine)', () => {

@@ -27,9 +27,10 @@
  *
  * @module
  */
-import { constants, publicEncrypt, randomBytes, randomInt } from 'node:crypto'
+import { constants, publicEncrypt, randomInt } from 'node:crypto'
 import { hostname } from 'node:os'
 import { isDatabaseUnavailable } from '../db/database-unavailable.ts'
+import { randomPassword } from '../protocol/random-password.ts'
 import type { DatabaseHealth } from '../db/database-health.ts'
 import { compareApiVersions } from '../http/api-version.ts'
 import {
@@ -100,25 +101,6 @@ export interface AttestationLoopOptions {
    * change of state.
    */
   dbHealth?: DatabaseHealth
-}
-
-/** Random bytes drawn from the CSPRNG a block at a time (one call per ~200 nonces, not per nonce). */
-let randomPool = Buffer.alloc(0)
-let randomAt = 0
-
-/** Random alphanumerics (upstream `random_password(20)`), unbiased (bytes ≥ 248 are redrawn). */
-export function randomNonce(n = 20): string {
-  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-  let s = ''
-  while (s.length < n) {
-    if (randomAt >= randomPool.length) {
-      randomPool = randomBytes(4096)
-      randomAt = 0
-    }
-    const x = randomPool[randomAt++] as number
-    if (x < 248) s += abc[x % 62]
-  }
-  return s
 }
 
 interface PolicyEntry {
@@ -498,7 +480,7 @@ export class AttestationLoop {
     if (rec.state === AGENT_STATES.START) this.#setState(rec, AGENT_STATES.GET_QUOTE)
     const p = this.#policies(rec)
     const policies = p instanceof Promise ? await p : p
-    const nonce = randomNonce()
+    const nonce = randomPassword(20)
     const mask = formatMask(requestMask(rec, policies))
     const path =
       `/v${rec.supportedVersion}/quotes/integrity?nonce=${nonce}&mask=${mask}` +
