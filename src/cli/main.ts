@@ -18,8 +18,6 @@ export const EXIT = {
   OK: 0,
   FAILURE: 1,
   USAGE: 2,
-  /** sysexits EX_UNAVAILABLE: the command exists upstream but is not built yet. */
-  UNAVAILABLE: 69,
 } as const
 
 /** Where the CLI writes; replaceable in tests. */
@@ -99,10 +97,7 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
           return runUserdataEncrypt(command.args, io)
         }
         const { runLegacyTool } = await import('./run-policy-tool.ts')
-        const run = runLegacyTool(command.tool, command.args, toolContext(io))
-        if (run) return await run
-        io.stderr(`${command.tool}: not available yet in this build of keylime-ts\n`)
-        return EXIT.UNAVAILABLE
+        return await runLegacyTool(command.tool, command.args, toolContext(io))
       }
       case 'control-plane': {
         const started = performance.now()

@@ -38,12 +38,12 @@ export async function runPolicyCommand(args: string[], ctx: ToolContext): Promis
   return 2
 }
 
-/** Runs a legacy tool by name; undefined when that tool is not built yet. */
+/** Runs a legacy policy tool by name (`keylime_userdata_encrypt` is the tenant's). */
 export function runLegacyTool(
-  tool: LegacyTool,
+  tool: Exclude<LegacyTool, 'keylime_userdata_encrypt'>,
   args: string[],
   ctx: ToolContext,
-): Promise<number> | undefined {
+): Promise<number> {
   switch (tool) {
     case 'keylime_create_policy':
       return runLegacyCreatePolicy(args, ctx)
@@ -53,7 +53,5 @@ export function runLegacyTool(
       return runLegacyConvertPolicy(args, ctx)
     case 'create_mb_refstate':
       return runCreateMbRefstate(args, ctx)
-    default:
-      return undefined
   }
 }
