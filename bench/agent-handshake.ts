@@ -14,7 +14,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createTestCa } from '../src/verifier/test-support.ts'
+import { createTestCa } from '../test/support/verifier-harness.ts'
 import { createAgentCert } from './fleet/agent-cert.ts'
 
 /**

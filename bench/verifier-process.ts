@@ -20,12 +20,12 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { openDatabase, verifiermain } from '../src/db/index.ts'
 import { setLogLevel } from '../src/log/logger.ts'
-import { runningHeapGovernor } from '../src/verifier/heap-governor.ts'
-import { stateName } from '../src/verifier/states.ts'
-import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
+import { runningHeapGovernor } from '../src/verifier/ops/heap-governor.ts'
+import { stateName } from '../src/protocol/agent-states.ts'
+import { createTestCa, startTestVerifier } from '../test/support/verifier-harness.ts'
 import type { BenchFleetFile } from './verifier-fleet.ts'
 
-/** What the heap governor did since start (`src/verifier/heap-governor.ts`). */
+/** What the heap governor did since start (`src/verifier/ops/heap-governor.ts`). */
 function governorFigures(): Record<string, number> | undefined {
   const g = runningHeapGovernor()
   if (g === undefined) return undefined

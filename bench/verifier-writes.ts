@@ -15,7 +15,7 @@
 import { parseArgs } from 'node:util'
 import { sql } from 'drizzle-orm'
 import { openDatabase } from '../src/db/open-database.ts'
-import { VerifierStore } from '../src/verifier/store.ts'
+import { VerifierStore } from '../src/verifier/store/store.ts'
 import { freshPglite, scratchPostgres } from '../test/support/databases.ts'
 import { roundSnapshots, verifiermainUpdateStats } from '../test/support/round-snapshots.ts'
 

@@ -19,7 +19,7 @@ import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import postgres from 'postgres'
-import { createTestCa } from '../src/verifier/test-support.ts'
+import { createTestCa } from '../test/support/verifier-harness.ts'
 import { scratchPostgres } from '../test/support/databases.ts'
 
 const { values } = parseArgs({

@@ -44,7 +44,7 @@ export function buildKeylime(outDir: string): string {
       '--format=esm',
       '--minify-syntax',
       join(ROOT, 'src/main.ts'),
-      join(ROOT, 'src/verifier/check-worker.ts'),
+      join(ROOT, 'src/verifier/checks/check-worker.ts'),
       '--outfile',
       bin,
     ],

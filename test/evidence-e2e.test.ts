@@ -23,7 +23,7 @@ import { replayImaList, runPolicyCreateRuntime } from '../src/ima/index.ts'
 import { runPolicyCreateMeasuredBoot } from '../src/mb/create-refstate-cli.ts'
 import { parseEventLog, replayEventLog } from '../src/mb/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
-import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
+import { createTestCa, startTestVerifier } from './support/verifier-harness.ts'
 import { databaseTargets } from './support/databases.ts'
 
 const IMA_PATH = join(import.meta.dir, 'fixtures/ima/vm/b/ascii_runtime_measurements')

@@ -23,7 +23,7 @@ import { DEFAULT_CA_SETTINGS, ensureCvCa } from '../src/ca/index.ts'
 import { type KeylimeDatabase, openDatabase } from '../src/db/index.ts'
 import type { Envelope } from '../src/http/envelope.ts'
 import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../src/registrar/software-agent.ts'
-import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
+import { createTestCa, startTestVerifier } from './support/verifier-harness.ts'
 import {
   type ChildRun,
   controlPlaneEnv,

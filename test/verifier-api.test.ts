@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { KeylimeDatabase } from '../src/db/index.ts'
 import { emptyRuntimePolicy } from '../src/ima/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
-import { createTestCa, startTestVerifier } from '../src/verifier/test-support.ts'
+import { createTestCa, startTestVerifier } from './support/verifier-harness.ts'
 import { databaseTargets } from './support/databases.ts'
 
 const policyB64 = (p: object) => Buffer.from(JSON.stringify(p)).toString('base64')

@@ -21,8 +21,8 @@ import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
 import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
 import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
 import { MtlsClient } from '../src/http/mtls-client.ts'
-import { AGENT_STATES } from '../src/verifier/states.ts'
-import { createTestCa } from '../src/verifier/test-support.ts'
+import { AGENT_STATES } from '../src/protocol/agent-states.ts'
+import { createTestCa } from './support/verifier-harness.ts'
 import {
   type ChildRun,
   controlPlaneEnv,

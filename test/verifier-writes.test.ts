@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
 import { type KeylimeDatabase, queryRows } from '../src/db/index.ts'
-import { VerifierStore } from '../src/verifier/store.ts'
+import { VerifierStore } from '../src/verifier/store/store.ts'
 import { databaseTargets } from './support/databases.ts'
 import { roundSnapshots, verifiermainUpdateStats } from './support/round-snapshots.ts'
 

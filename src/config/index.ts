@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { loadVerifierConfig, getKeylimeDir } from '../config/index.ts'
+ * import { loadVerifierConfig, getKeylimeDir } from './index.ts'
  * const cfg = loadVerifierConfig()
  * console.log(cfg.verifier.port, cfg.verifier.database_pool_sz_ovfl, getKeylimeDir())
  * ```

@@ -3,7 +3,7 @@
  *
  * @example
  * ```ts
- * import { openDatabase, registrarmain } from '../db/index.ts'
+ * import { openDatabase, registrarmain } from './index.ts'
  * const kdb = await openDatabase({ url: '', keylimeDir: '/var/lib/keylime' })
  * await kdb.db.insert(registrarmain).values({ agent_id: 'd432fbb3-…', regcount: 1 })
  * ```

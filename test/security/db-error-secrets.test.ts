@@ -26,7 +26,7 @@ import {
   SoftwareAgent,
 } from '../../src/registrar/software-agent.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
-import { createTestCa, startTestVerifier } from '../../src/verifier/test-support.ts'
+import { createTestCa, startTestVerifier } from '../support/verifier-harness.ts'
 import { databaseTargets } from '../support/databases.ts'
 import { registrarApps } from '../support/registrar-apps.ts'
 

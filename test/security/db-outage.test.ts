@@ -28,9 +28,9 @@ import {
   makeSoftwareEk,
   SoftwareAgent,
 } from '../../src/registrar/software-agent.ts'
-import { AGENT_STATES } from '../../src/verifier/states.ts'
+import { AGENT_STATES } from '../../src/protocol/agent-states.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
-import { createTestCa, startTestVerifier } from '../../src/verifier/test-support.ts'
+import { createTestCa, startTestVerifier } from '../support/verifier-harness.ts'
 import { databaseTargets, type FreshLocation } from '../support/databases.ts'
 import { registrarApps } from '../support/registrar-apps.ts'
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts'

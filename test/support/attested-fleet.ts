@@ -16,7 +16,7 @@ import type { SimAgent } from '../../bench/fleet/sim-agent.ts'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
 import { MtlsClient } from '../../src/http/mtls-client.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
-import { createTestCa, startTestVerifier } from '../../src/verifier/test-support.ts'
+import { createTestCa, startTestVerifier } from './verifier-harness.ts'
 
 /** The running set-up. */
 export interface AttestedFleet {

@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createTestCa } from '../../src/verifier/test-support.ts'
+import { createTestCa } from './verifier-harness.ts'
 
 /** Path of the source entry point. */
 export const MAIN_TS = resolve(import.meta.dir, '../../src/main.ts')

@@ -23,16 +23,16 @@ import {
   resultFromData,
   resultToData,
   tpmPolicyCache,
-} from '../../src/verifier/check-job.ts'
+} from '../../src/verifier/checks/check-job.ts'
 import {
   type CheckOptions,
   type CheckResult,
   checkQuoteAnswer,
   type RoundPolicies,
-} from '../../src/verifier/check-quote.ts'
-import { SeverityRules } from '../../src/verifier/failure.ts'
-import { QUOTE_ANSWER_SHAPE } from '../../src/verifier/parse-quote-answer.ts'
-import type { TpmPolicy } from '../../src/verifier/tpm-policy.ts'
+} from '../../src/verifier/checks/check-quote.ts'
+import { SeverityRules } from '../../src/verifier/checks/failure.ts'
+import { QUOTE_ANSWER_SHAPE } from '../../src/verifier/checks/parse-quote-answer.ts'
+import type { TpmPolicy } from '../../src/protocol/tpm-policy.ts'
 import {
   algVariant,
   type FuzzKit,

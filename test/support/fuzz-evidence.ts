@@ -19,8 +19,8 @@ import {
   evaluateEvidence,
   MAX_EVIDENCE_FAILURES,
   verifyEvidenceBody,
-} from '../../src/verifier/evaluate-evidence.ts'
-import { SeverityRules } from '../../src/verifier/failure.ts'
+} from '../../src/verifier/checks/evaluate-evidence.ts'
+import { SeverityRules } from '../../src/verifier/checks/failure.ts'
 import {
   algVariant,
   type FuzzKit,

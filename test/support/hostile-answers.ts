@@ -8,7 +8,7 @@
  * @module
  */
 
-import { QUOTE_ANSWER_SHAPE } from '../../src/verifier/parse-quote-answer.ts'
+import { QUOTE_ANSWER_SHAPE } from '../../src/verifier/checks/parse-quote-answer.ts'
 
 /** The fields of a valid answer the cases start from (wire-formats §1.3). */
 export interface BaseAnswer {

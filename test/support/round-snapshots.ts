@@ -7,7 +7,7 @@
  */
 import { sql } from 'drizzle-orm'
 import { type Db, queryRows } from '../../src/db/index.ts'
-import type { HotSnapshot } from '../../src/verifier/store.ts'
+import type { HotSnapshot } from '../../src/verifier/store/store.ts'
 
 /** One {@link HotSnapshot} per id, with counters and clock at `n`. */
 export function roundSnapshots(ids: readonly string[], n: number): HotSnapshot[] {

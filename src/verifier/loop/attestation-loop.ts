@@ -29,22 +29,22 @@
  */
 import { constants, publicEncrypt, randomInt } from 'node:crypto'
 import { hostname } from 'node:os'
-import { isDatabaseUnavailable } from '../db/database-unavailable.ts'
-import { randomPassword } from '../protocol/random-password.ts'
-import type { DatabaseHealth } from '../db/database-health.ts'
-import { compareApiVersions } from '../http/api-version.ts'
+import { isDatabaseUnavailable } from '../../db/database-unavailable.ts'
+import { randomPassword } from '../../protocol/random-password.ts'
+import type { DatabaseHealth } from '../../db/database-health.ts'
+import { compareApiVersions } from '../../http/api-version.ts'
 import {
   AnswerBufferFull,
   type MtlsResponse,
   PeerAnswerTooLarge,
   PeerBadResponse,
   PeerUnreachable,
-} from '../http/mtls-client.ts'
-import { type CompiledRuntimePolicy, PolicyCache } from '../ima/index.ts'
-import { describeError } from '../log/describe-error.ts'
-import { LogThrottle } from '../log/log-throttle.ts'
-import type { LogFields, Logger } from '../log/logger.ts'
-import type { AgentConnections, AgentTarget } from './agent-connections.ts'
+} from '../../http/mtls-client.ts'
+import { type CompiledRuntimePolicy, PolicyCache } from '../../ima/index.ts'
+import { describeError } from '../../log/describe-error.ts'
+import { LogThrottle } from '../../log/log-throttle.ts'
+import type { LogFields, Logger } from '../../log/logger.ts'
+import type { AgentConnections, AgentTarget } from '../../http/agent-client/agent-connections.ts'
 import {
   type AgentRecord,
   coldUnchanged,
@@ -53,21 +53,21 @@ import {
   recordFromRow,
   snapshotOf,
 } from './agent-record.ts'
-import type { CheckPool } from './check-pool.ts'
-import { type CheckOptions, type RoundPolicies, requestMask } from './check-quote.ts'
-import { Failure, type FailureEvent, type SeverityRules } from './failure.ts'
-import type { VerifierMetrics } from './metrics.ts'
-import type { RevocationNotifier, RevocationSubject } from './revocation-notifier.ts'
+import type { CheckPool } from '../checks/check-pool.ts'
+import { type CheckOptions, type RoundPolicies, requestMask } from '../checks/check-quote.ts'
+import { Failure, type FailureEvent, type SeverityRules } from '../checks/failure.ts'
+import type { VerifierMetrics } from '../ops/metrics.ts'
+import type { RevocationNotifier, RevocationSubject } from '../notify/revocation-notifier.ts'
 import { Scheduler } from './scheduler.ts'
-import { AGENT_STATES, APPROVED_REACTIVATE_STATES, stateName } from './states.ts'
+import { AGENT_STATES, APPROVED_REACTIVATE_STATES, stateName } from '../../protocol/agent-states.ts'
 import {
   type AgentRow,
   type AgentSnapshot,
   type HotSnapshot,
   nowSeconds,
   type VerifierStore,
-} from './store.ts'
-import { formatMask } from './tpm-policy.ts'
+} from '../store/store.ts'
+import { formatMask } from '../../protocol/tpm-policy.ts'
 
 /** Agent API versions the verifier speaks to agents (pull mode): 2.1 … 2.6. */
 export const AGENT_API_VERSIONS = ['2.1', '2.2', '2.3', '2.4', '2.5', '2.6'] as const

@@ -6,28 +6,28 @@
  * @module
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto'
-import { BadRequest, Conflict, KeylimeError, NotFound, Unauthorized } from '../errors.ts'
-import { CURRENT_API_VERSION, SUPPORTED_API_VERSIONS } from '../http/api-version.ts'
+import { BadRequest, Conflict, KeylimeError, NotFound, Unauthorized } from '../../errors.ts'
+import { CURRENT_API_VERSION, SUPPORTED_API_VERSIONS } from '../../http/api-version.ts'
 import {
   emptyRuntimePolicy,
   isImaError,
   loadRuntimePolicy,
   type CompiledRuntimePolicy,
-} from '../ima/index.ts'
-import { readPemBlock } from '../protocol/read-pem-block.ts'
-import { isHashAlg } from '../tpm/constants.ts'
-import { checkNkBinding } from '../tpm/extend-pcr.ts'
-import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
-import { verifyQuote } from '../tpm/verify-quote.ts'
-import type { AgentRecord } from './agent-record.ts'
-import { tpmPolicyText } from './agent-record.ts'
-import type { AttestationLoop } from './attestation-loop.ts'
-import type { CheckPool } from './check-pool.ts'
-import { decodeBase64Field } from './decode-base64-field.ts'
-import type { EvidenceResults } from './evaluate-evidence.ts'
-import { AGENT_STATES, APPROVED_REACTIVATE_STATES, attestationStatus } from './states.ts'
-import { type AgentRow, nowSeconds, type VerifierStore } from './store.ts'
-import { parseTpmPolicy } from './tpm-policy.ts'
+} from '../../ima/index.ts'
+import { readPemBlock } from '../../protocol/read-pem-block.ts'
+import { isHashAlg } from '../../tpm/constants.ts'
+import { checkNkBinding } from '../../tpm/extend-pcr.ts'
+import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
+import { verifyQuote } from '../../tpm/verify-quote.ts'
+import type { AgentRecord } from '../loop/agent-record.ts'
+import { tpmPolicyText } from '../loop/agent-record.ts'
+import type { AttestationLoop } from '../loop/attestation-loop.ts'
+import type { CheckPool } from '../checks/check-pool.ts'
+import { decodeBase64Field } from '../../protocol/decode-base64-field.ts'
+import type { EvidenceResults } from '../checks/evaluate-evidence.ts'
+import { AGENT_STATES, APPROVED_REACTIVATE_STATES, attestationStatus } from '../../protocol/agent-states.ts'
+import { type AgentRow, nowSeconds, type VerifierStore } from '../store/store.ts'
+import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
 
 /** Settings the service needs. */
 export interface VerifierServiceOptions {

@@ -7,10 +7,10 @@
  * @module
  */
 import { describe, expect, test } from 'bun:test'
-import { freshSoftTpm } from '../../bench/fleet/soft-tpm.ts'
-import { buildFuzzKit } from '../../test/support/answer-fuzz-kit.ts'
-import { fuzzCheckQuote } from '../../test/support/fuzz-check-quote.ts'
-import { fuzzEvidence } from '../../test/support/fuzz-evidence.ts'
+import { freshSoftTpm } from '../../../bench/fleet/soft-tpm.ts'
+import { buildFuzzKit } from '../../../test/support/answer-fuzz-kit.ts'
+import { fuzzCheckQuote } from '../../../test/support/fuzz-check-quote.ts'
+import { fuzzEvidence } from '../../../test/support/fuzz-evidence.ts'
 
 const kit = buildFuzzKit(freshSoftTpm())
 

@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { Histogram } from '../http/ops/histogram.ts'
-import { writeProcessMetrics } from '../http/ops/process-metrics.ts'
-import { PrometheusText } from '../http/ops/prometheus-text.ts'
-import { RequestMetrics } from '../http/ops/request-metrics.ts'
+import { Histogram } from '../../http/ops/histogram.ts'
+import { writeProcessMetrics } from '../../http/ops/process-metrics.ts'
+import { PrometheusText } from '../../http/ops/prometheus-text.ts'
+import { RequestMetrics } from '../../http/ops/request-metrics.ts'
 
 /** The verifier's metrics. */
 export class VerifierMetrics {

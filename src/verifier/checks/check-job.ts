@@ -7,14 +7,14 @@
  *
  * @module
  */
-import { type ImaAgentStateJson, imaStateFromJSON, imaStateToJSON } from '../ima/index.ts'
-import { BoundedCache } from '../protocol/bounded-cache.ts'
-import type { AgentRecord, StoredClockInfo } from './agent-record.ts'
+import { type ImaAgentStateJson, imaStateFromJSON, imaStateToJSON } from '../../ima/index.ts'
+import { BoundedCache } from '../../protocol/bounded-cache.ts'
+import type { AgentRecord, StoredClockInfo } from '../loop/agent-record.ts'
 import type { CheckResult } from './check-quote.ts'
-import { VerifierError } from './errors.ts'
+import { VerifierError } from '../errors.ts'
 import type { EvidenceVerdict } from './evaluate-evidence.ts'
 import { Failure, keptEvents, type SeverityRules } from './failure.ts'
-import { parseTpmPolicy, type TpmPolicy } from './tpm-policy.ts'
+import { parseTpmPolicy, type TpmPolicy } from '../../protocol/tpm-policy.ts'
 
 /** The record fields the checks read. */
 export interface CheckRecordData {

@@ -5,12 +5,12 @@
  * @module
  */
 import type { Context } from 'hono'
-import { BadRequest } from '../errors.ts'
-import { versionPrefixes } from '../http/api-version.ts'
-import type { KeylimeApp } from '../http/create-app.ts'
-import { envelopeResponse } from '../http/envelope.ts'
-import { addOpsRoutes, type Observability } from '../http/ops/add-ops-routes.ts'
-import { readJsonBytes, readJsonObject } from '../http/read-json.ts'
+import { BadRequest } from '../../errors.ts'
+import { versionPrefixes } from '../../http/api-version.ts'
+import type { KeylimeApp } from '../../http/create-app.ts'
+import { envelopeResponse } from '../../http/envelope.ts'
+import { addOpsRoutes, type Observability } from '../../http/ops/add-ops-routes.ts'
+import { readJsonBytes, readJsonObject } from '../../http/read-json.ts'
 import { checkAgentId, type VerifierService } from './service.ts'
 
 function param(c: Context, name: string): string {

@@ -7,20 +7,20 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Server, Socket, TCPSocketListener } from 'bun'
-import { type AgentCert, createAgentCert } from '../../bench/fleet/agent-cert.ts'
-import { ByteBudget } from '../http/byte-budget.ts'
+import { type AgentCert, createAgentCert } from '../../../bench/fleet/agent-cert.ts'
+import { ByteBudget } from '../byte-budget.ts'
 import {
   AnswerBufferFull,
   PeerAnswerTooLarge,
   PeerBadResponse,
   PeerUnreachable,
-} from '../http/mtls-client.ts'
+} from '../mtls-client.ts'
 import { AgentConnections, type AgentTarget, sessionFileFor } from './agent-connections.ts'
-import { createTestCa, type TestCa } from './test-support.ts'
+import { createTestCa, type TestCa } from '../../../test/support/verifier-harness.ts'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { hasOpenssl } from '../../test/support/openssl-pki.ts'
+import { hasOpenssl } from '../../../test/support/openssl-pki.ts'
 
 let ca: TestCa
 let agentCert: AgentCert

@@ -25,17 +25,17 @@ import {
   evaluateIma,
   type ImaAgentState,
   ImaKeyring,
-} from '../ima/index.ts'
-import { evaluateMeasuredBoot, MEASUREDBOOT_PCRS } from '../mb/index.ts'
-import { ProtocolError } from '../protocol/errors.ts'
-import { readRsaPublicKeyPem } from '../protocol/read-rsa-public-key-pem.ts'
-import { isHashAlg, type HashAlg } from '../tpm/constants.ts'
-import { isTpmError } from '../tpm/errors.ts'
-import { checkNkBinding } from '../tpm/extend-pcr.ts'
-import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
-import { verifyQuote } from '../tpm/verify-quote.ts'
-import { type AgentRecord, checkQuoteTiming, type StoredClockInfo } from './agent-record.ts'
-import { isAccepted } from './algorithms.ts'
+} from '../../ima/index.ts'
+import { evaluateMeasuredBoot, MEASUREDBOOT_PCRS } from '../../mb/index.ts'
+import { ProtocolError } from '../../protocol/errors.ts'
+import { readRsaPublicKeyPem } from '../../protocol/read-rsa-public-key-pem.ts'
+import { isHashAlg, type HashAlg } from '../../tpm/constants.ts'
+import { isTpmError } from '../../tpm/errors.ts'
+import { checkNkBinding } from '../../tpm/extend-pcr.ts'
+import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
+import { verifyQuote } from '../../tpm/verify-quote.ts'
+import { type AgentRecord, checkQuoteTiming, type StoredClockInfo } from '../loop/agent-record.ts'
+import { isAccepted } from '../../protocol/algorithms.ts'
 import { Failure, type SeverityRules } from './failure.ts'
 import { parseQuoteAnswer } from './parse-quote-answer.ts'
 

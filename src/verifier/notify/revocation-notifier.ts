@@ -15,10 +15,10 @@
  * @module
  */
 import { constants, createHash, createPrivateKey, type KeyObject, sign } from 'node:crypto'
-import { formatHostPort, type MtlsClient } from '../http/mtls-client.ts'
-import type { Logger } from '../log/logger.ts'
-import { BoundedCache } from '../protocol/bounded-cache.ts'
-import type { FailureEvent } from './failure.ts'
+import { formatHostPort, type MtlsClient } from '../../http/mtls-client.ts'
+import type { Logger } from '../../log/logger.ts'
+import { BoundedCache } from '../../protocol/bounded-cache.ts'
+import type { FailureEvent } from '../checks/failure.ts'
 
 /** What a notice is about. */
 export interface RevocationSubject {

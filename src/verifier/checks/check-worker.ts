@@ -12,7 +12,7 @@
  */
 import 'reflect-metadata'
 import type { KeyObject } from 'node:crypto'
-import type { PolicyLease } from '../ima/index.ts'
+import type { PolicyLease } from '../../ima/index.ts'
 import type { CheckJob, CheckJobResult, EvidenceJob } from './check-job.ts'
 import type { CheckOptions } from './check-quote.ts'
 
@@ -29,9 +29,9 @@ self.onmessage = (e: MessageEvent<Message>) => {
   if (handle === undefined) queue.push(e)
   else handle(e)
 }
-const { PolicyCache } = await import('../ima/index.ts')
-const { BoundedCache } = await import('../protocol/bounded-cache.ts')
-const { parseTpm2bPublic, toKeyObject } = await import('../tpm/public-area.ts')
+const { PolicyCache } = await import('../../ima/index.ts')
+const { BoundedCache } = await import('../../protocol/bounded-cache.ts')
+const { parseTpm2bPublic, toKeyObject } = await import('../../tpm/public-area.ts')
 const { cachedTpmPolicy, recordFromData, resultToData, tpmPolicyCache, WORKER_POLICY_SLOTS } =
   await import('./check-job.ts')
 const { checkQuoteAnswer } = await import('./check-quote.ts')

@@ -10,8 +10,8 @@
  *
  * Messages are plain data (`check-job.ts`). A runtime policy text is sent to a worker once per
  * `id:version`. In a compiled binary the worker is an extra entry point of `bun build --compile`
- * (`src/main.ts src/verifier/check-worker.ts`), which Bun stores as
- * `/$bunfs/root/verifier/check-worker.js`; the pool tries that path after the source-relative
+ * (`src/main.ts src/verifier/checks/check-worker.ts`), which Bun stores as
+ * `/$bunfs/root/verifier/checks/check-worker.js`; the pool tries that path after the source-relative
  * one. When no entry loads (a binary built without it) or a worker dies, the checks run inline
  * on the main thread: slower under load, never wrong. A job the worker answers `error` (it threw)
  * is not re-run anywhere: it is that round's failure, turned into the agent's
@@ -21,8 +21,8 @@
  * @module
  */
 import { availableParallelism } from 'node:os'
-import type { Logger } from '../log/logger.ts'
-import type { AgentRecord } from './agent-record.ts'
+import type { Logger } from '../../log/logger.ts'
+import type { AgentRecord } from '../loop/agent-record.ts'
 import {
   type CheckJob,
   type CheckJobResult,
@@ -71,12 +71,12 @@ interface Slot {
 
 /**
  * Where the worker entry may be: next to this module (running from source), or where
- * `bun build --compile src/main.ts src/verifier/check-worker.ts` puts it inside the binary.
+ * `bun build --compile src/main.ts src/verifier/checks/check-worker.ts` puts it inside the binary.
  */
 export function workerEntries(): string[] {
   const here = new URL('./check-worker.ts', import.meta.url).href
   return import.meta.url.includes('$bunfs')
-    ? [here, '/$bunfs/root/verifier/check-worker.js', '/$bunfs/root/check-worker.js']
+    ? [here, '/$bunfs/root/verifier/checks/check-worker.js', '/$bunfs/root/check-worker.js']
     : [here]
 }
 

@@ -16,17 +16,17 @@
  * @module
  */
 import { createPublicKey } from 'node:crypto'
-import { isKeylimeError } from '../errors.ts'
-import { parseJsonObject } from '../http/read-json.ts'
-import { type CompiledRuntimePolicy, evaluateImaEvidence, loadRuntimePolicy } from '../ima/index.ts'
-import { evaluateMeasuredBootEvidence } from '../mb/index.ts'
-import { readPemBlock } from '../protocol/read-pem-block.ts'
-import { isHashAlg } from '../tpm/constants.ts'
-import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
-import { verifyQuote } from '../tpm/verify-quote.ts'
-import { decodeBase64Field } from './decode-base64-field.ts'
+import { isKeylimeError } from '../../errors.ts'
+import { parseJsonObject } from '../../http/read-json.ts'
+import { type CompiledRuntimePolicy, evaluateImaEvidence, loadRuntimePolicy } from '../../ima/index.ts'
+import { evaluateMeasuredBootEvidence } from '../../mb/index.ts'
+import { readPemBlock } from '../../protocol/read-pem-block.ts'
+import { isHashAlg } from '../../tpm/constants.ts'
+import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
+import { verifyQuote } from '../../tpm/verify-quote.ts'
+import { decodeBase64Field } from '../../protocol/decode-base64-field.ts'
 import { Failure, type SeverityRules } from './failure.ts'
-import { parseTpmPolicy } from './tpm-policy.ts'
+import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
 
 /** Most failures an answer lists; the rest are counted in `failures_omitted`. */
 export const MAX_EVIDENCE_FAILURES = 100

@@ -11,12 +11,12 @@ import {
   imaStateFromJSON,
   imaStateToJSON,
   initialImaState,
-} from '../ima/index.ts'
-import { MAX_PUBLIC_KEY_PEM } from '../protocol/read-rsa-public-key-pem.ts'
-import type { ClockInfo } from '../tpm/attest.ts'
-import type { AgentTarget } from './agent-connections.ts'
-import type { AgentRow, AgentSnapshot, HotSnapshot } from './store.ts'
-import { parseTpmPolicy, type TpmPolicy } from './tpm-policy.ts'
+} from '../../ima/index.ts'
+import { MAX_PUBLIC_KEY_PEM } from '../../protocol/read-rsa-public-key-pem.ts'
+import type { ClockInfo } from '../../tpm/attest.ts'
+import type { AgentTarget } from '../../http/agent-client/agent-connections.ts'
+import type { AgentRow, AgentSnapshot, HotSnapshot } from '../store/store.ts'
+import { parseTpmPolicy, type TpmPolicy } from '../../protocol/tpm-policy.ts'
 
 /** The stored clock state (`tpm_clockinfo`), as upstream's `TPMClockInfo.to_dict`. */
 export interface StoredClockInfo {

@@ -10,15 +10,15 @@
  * @module
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { ImaLog } from '../../bench/fleet/ima-log.ts'
-import { freshSoftTpm, type SoftTpm } from '../../bench/fleet/soft-tpm.ts'
-import { type BaseAnswer, baseAnswer, hostileCases } from '../../test/support/hostile-answers.ts'
-import { initialImaState, imaStateToJSON, loadRuntimePolicy } from '../ima/index.ts'
-import { getLogger } from '../log/logger.ts'
+import { ImaLog } from '../../../bench/fleet/ima-log.ts'
+import { freshSoftTpm, type SoftTpm } from '../../../bench/fleet/soft-tpm.ts'
+import { type BaseAnswer, baseAnswer, hostileCases } from '../../../test/support/hostile-answers.ts'
+import { initialImaState, imaStateToJSON, loadRuntimePolicy } from '../../ima/index.ts'
+import { getLogger } from '../../log/logger.ts'
 import { cachedTpmPolicy, recordFromData, tpmPolicyCache } from './check-job.ts'
 import { CheckPool } from './check-pool.ts'
 import { type CheckOptions, type CheckResult, checkQuoteAnswer } from './check-quote.ts'
-import { isKeylimeError } from '../errors.ts'
+import { isKeylimeError } from '../../errors.ts'
 import { SeverityRules } from './failure.ts'
 
 const opts: CheckOptions = {
@@ -165,7 +165,7 @@ describe('check pool failure paths (misbehaving worker)', () => {
   beforeAll(async () => {
     pool = await CheckPool.start({
       size: 1,
-      entry: new URL('../../test/support/misbehaving-check-worker.ts', import.meta.url).href,
+      entry: new URL('../../../test/support/misbehaving-check-worker.ts', import.meta.url).href,
       check: opts,
       labels: [],
       severityPolicy: [],

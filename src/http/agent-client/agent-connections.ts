@@ -30,13 +30,13 @@ import type { Socket, SocketHandler } from 'bun'
 import { createHash } from 'node:crypto'
 import { chmodSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { BodyLimitError, BoundedBody, DEFAULT_MAX_ANSWER_BYTES } from '../http/bounded-body.ts'
-import type { ByteBudget } from '../http/byte-budget.ts'
+import { BodyLimitError, BoundedBody, DEFAULT_MAX_ANSWER_BYTES } from '../bounded-body.ts'
+import type { ByteBudget } from '../byte-budget.ts'
 import {
   Http1Error,
   type Http1Response,
   Http1ResponseReader,
-} from '../http/http1-response-reader.ts'
+} from '../http1-response-reader.ts'
 import {
   formatHostPort,
   type MtlsResponse,
@@ -44,7 +44,7 @@ import {
   PeerUnreachable,
   parseMtlsResponse,
   peerLimitError,
-} from '../http/mtls-client.ts'
+} from '../mtls-client.ts'
 
 /** Identity and limits of an {@link AgentConnections} pool. */
 export interface AgentConnectionsOptions {

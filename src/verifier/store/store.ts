@@ -15,8 +15,8 @@ import {
   queryRows,
   verifier_instances,
   verifiermain,
-} from '../db/index.ts'
-import { AGENT_STATES } from './states.ts'
+} from '../../db/index.ts'
+import { AGENT_STATES } from '../../protocol/agent-states.ts'
 
 /** A `verifiermain` row. */
 export type AgentRow = typeof verifiermain.$inferSelect
