@@ -130,7 +130,8 @@ async function serve(dir: string, wireBytes: number, framing: string, plain: boo
 /** Child: reads one answer and prints what it cost. */
 async function read(dir: string, port: number, plain: boolean) {
   const mod =
-    process.env.AGENT_CONNECTIONS ?? resolve(HERE, '../../src/http/agent-client/agent-connections.ts')
+    process.env.AGENT_CONNECTIONS ??
+    resolve(HERE, '../../src/http/agent-client/agent-connections.ts')
   const { AgentConnections } = await import(mod)
   const pool = new AgentConnections({ timeoutMs: 600_000, maxResponseBytes: 1024 * 1024 * 1024 })
   const target = {

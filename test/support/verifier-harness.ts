@@ -7,12 +7,21 @@
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ensureCvCa, loadTlsMaterial, resolveTlsFiles, type TlsMaterial } from '../../src/ca/index.ts'
+import {
+  ensureCvCa,
+  loadTlsMaterial,
+  resolveTlsFiles,
+  type TlsMaterial,
+} from '../../src/ca/index.ts'
 import { resolveCaSettings } from '../../src/ca/ca-settings.ts'
 import { loadVerifierConfig, type VerifierConfig } from '../../src/config/index.ts'
 import type { KeylimeDatabase } from '../../src/db/index.ts'
 import { getLogger } from '../../src/log/logger.ts'
-import { type StartVerifierOptions, startVerifier, type VerifierHandle } from '../../src/verifier/start-verifier.ts'
+import {
+  type StartVerifierOptions,
+  startVerifier,
+  type VerifierHandle,
+} from '../../src/verifier/start-verifier.ts'
 
 /** A cv_ca directory and the verifier's TLS material from it. */
 export interface TestCa {

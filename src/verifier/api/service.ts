@@ -25,7 +25,11 @@ import type { AttestationLoop } from '../loop/attestation-loop.ts'
 import type { CheckPool } from '../checks/check-pool.ts'
 import { decodeBase64Field } from '../../protocol/decode-base64-field.ts'
 import type { EvidenceResults } from '../checks/evaluate-evidence.ts'
-import { AGENT_STATES, APPROVED_REACTIVATE_STATES, attestationStatus } from '../../protocol/agent-states.ts'
+import {
+  AGENT_STATES,
+  APPROVED_REACTIVATE_STATES,
+  attestationStatus,
+} from '../../protocol/agent-states.ts'
 import { type AgentRow, nowSeconds, type VerifierStore } from '../store/store.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
 

@@ -18,7 +18,11 @@
 import { createPublicKey } from 'node:crypto'
 import { isKeylimeError } from '../../errors.ts'
 import { parseJsonObject } from '../../http/read-json.ts'
-import { type CompiledRuntimePolicy, evaluateImaEvidence, loadRuntimePolicy } from '../../ima/index.ts'
+import {
+  type CompiledRuntimePolicy,
+  evaluateImaEvidence,
+  loadRuntimePolicy,
+} from '../../ima/index.ts'
 import { evaluateMeasuredBootEvidence } from '../../mb/index.ts'
 import { readPemBlock } from '../../protocol/read-pem-block.ts'
 import { isHashAlg } from '../../tpm/constants.ts'
