@@ -12,6 +12,7 @@
 
 import { createHash } from 'node:crypto'
 import type { HashAlg } from '../tpm/constants.ts'
+import { MEASUREDBOOT_PCRS } from '../protocol/keylime-pcrs.ts'
 import { comparePcrs, type PcrMismatch } from './compare-pcrs.ts'
 import { toHex } from './efi-text.ts'
 import { isMbError } from './errors.ts'
@@ -19,10 +20,8 @@ import { type EventLog, parseEventLog } from './parse-event-log.ts'
 import { getPolicy, type MbPolicy } from './policies.ts'
 import { replayEventLog } from './replay-event-log.ts'
 
-/** PCRs that carry measured boot (upstream `MEASUREDBOOT_PCRS`). */
-export const MEASUREDBOOT_PCRS: readonly number[] = [
-  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15,
-]
+/** PCRs that carry measured boot (upstream `MEASUREDBOOT_PCRS`); one list for every role. */
+export { MEASUREDBOOT_PCRS }
 
 /** One failure event, shaped like upstream's `Failure` events. */
 export interface MbFailure {

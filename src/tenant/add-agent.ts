@@ -36,6 +36,7 @@ import {
   xorBytes,
 } from './payload-keys.ts'
 import { randomPassword } from '../protocol/random-password.ts'
+import { formatMask, tpmPolicyToJson } from '../protocol/tpm-policy.ts'
 import {
   type CommandResult,
   fetchRegistrarAgent,
@@ -293,7 +294,7 @@ function enrolmentBody(
     cloudagent_port: agentPort ?? null,
     verifier_ip: ctx.verifierIp,
     verifier_port: ctx.verifierPort,
-    tpm_policy: pyJson(p.tpmPolicy),
+    tpm_policy: pyJson(tpmPolicyToJson(p.tpmPolicy)),
     runtime_policy: p.runtimePolicy,
     runtime_policy_name: p.runtimePolicyName,
     runtime_policy_key: p.runtimePolicyKey,
@@ -420,7 +421,7 @@ export async function addAgent(ctx: TenantContext): Promise<CommandResult> {
     push_model: o.pushModel,
     payload: delivery.kind,
     verified,
-    tpm_policy_mask: policies.tpmPolicy.mask,
+    tpm_policy_mask: formatMask(policies.tpmPolicy.mask),
     operational_state: o.pushModel ? null : agentStateName(status.operational_state),
   }
   return {

@@ -21,24 +21,21 @@ import { readFileSync } from 'node:fs'
 import { createRuntimePolicy } from '../ima/create-runtime-policy.ts'
 import { parseRuntimePolicyDocument } from '../ima/compile-runtime-policy.ts'
 import { getPubkey, ImaKeyring } from '../ima/ima-keyring.ts'
+import { IMA_PCR, MEASUREDBOOT_PCRS } from '../protocol/keylime-pcrs.ts'
+import {
+  checkUserTpmPolicy,
+  formatMask,
+  parseTpmPolicy,
+  pcrMask,
+  type TpmPolicy,
+  TpmPolicyError,
+} from '../protocol/tpm-policy.ts'
 import { inputError, TenantError, usageError } from './errors.ts'
 import type { TenantContext } from './tenant-context.ts'
 import { pyJson } from './tenant-output.ts'
 
-/** PCR of the IMA log (`config.IMA_PCR`). */
-export const IMA_PCR = 10
-/** PCR the agent extends with its NK (`config.TPM_DATA_PCR`). */
-export const TPM_DATA_PCR = 16
-/** Measured-boot PCRs (`config.MEASUREDBOOT_PCRS`). */
-export const MEASUREDBOOT_PCRS: readonly number[] = [
-  0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15,
-]
-
 /** Largest policy file read. */
 const MAX_POLICY_BYTES = 64 * 1024 * 1024
-
-/** A `tpm_policy` object: PCR → allowed digests, plus `mask`. */
-export type TpmPolicy = Record<string, string[] | string> & { mask: string }
 
 /** The policies in the form `POST /agents` and the policy routes take. */
 export interface BuiltPolicies {
@@ -56,66 +53,59 @@ export interface BuiltPolicies {
 }
 
 /**
- * Parses `--tpm_policy` (upstream `readPolicy`).
+ * Reads `--tpm_policy` (upstream `readPolicy`): the shared `tpm_policy` grammar plus the tenant's
+ * rule ({@link checkUserTpmPolicy}); any `mask` given is replaced by the one the PCRs select.
  *
  * @throws {TenantError} `ERR_TENANT_USAGE` for invalid JSON, PCR numbers, PCR 10/16, non-hex digests.
  */
-export function parseTpmPolicy(text: string | undefined): TpmPolicy {
-  let raw: unknown = {}
-  if (text !== undefined) {
-    try {
-      raw = JSON.parse(text)
-    } catch {
-      throw usageError(
+export function readTpmPolicyOption(text: string | undefined): TpmPolicy {
+  try {
+    // upstream json.loads: '' is not JSON and null is not an object, whatever the verifier stores
+    if (text !== undefined && text.trim() === '')
+      throw new TpmPolicyError('json', 'tpm_policy is not valid JSON')
+    if (text !== undefined && text.trim() === 'null')
+      throw new TpmPolicyError('not-object', 'tpm_policy must be a JSON object')
+    const policy = parseTpmPolicy(text ?? '{}')
+    checkUserTpmPolicy(policy)
+    return { pcrs: policy.pcrs, mask: pcrMask(policy.pcrs.keys()) }
+  } catch (e) {
+    if (!(e instanceof TpmPolicyError)) throw e
+    throw tpmPolicyUsageError(e)
+  }
+}
+
+/** The tenant's wording of a {@link TpmPolicyError}. */
+function tpmPolicyUsageError(e: TpmPolicyError): TenantError {
+  switch (e.reason) {
+    case 'json':
+      return usageError(
         '--tpm_policy is not valid JSON',
         `example: --tpm_policy '{"15":["${'0'.repeat(64)}"]}'`,
       )
-    }
+    case 'not-object':
+      return usageError('--tpm_policy must be a JSON object of PCR number → digest(s)')
+    case 'mask':
+    case 'pcr':
+      return usageError(`Invalid tpm policy pcr number: ${e.key}`)
+    case 'data-pcr':
+      return usageError(e.message, 'remove PCR 16 from --tpm_policy')
+    case 'ima-pcr':
+      return usageError(e.message, 'remove PCR 10 from --tpm_policy; use --runtime-policy for IMA')
+    case 'digest':
+      return usageError(`--tpm_policy PCR ${e.key} must be a hex digest or a list of hex digests`)
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
-    throw usageError('--tpm_policy must be a JSON object of PCR number → digest(s)')
-  let mask = 0
-  const policy: Record<string, string[]> = {}
-  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
-    if (key === 'mask') continue
-    if (!/^\d+$/.test(key) || Number(key) > 23)
-      throw usageError(`Invalid tpm policy pcr number: ${key}`)
-    const pcr = Number(key)
-    if (pcr === TPM_DATA_PCR)
-      throw usageError(
-        `Invalid allowlist PCR number ${key}, keylime uses this PCR to bind data.`,
-        'remove PCR 16 from --tpm_policy',
-      )
-    if (pcr === IMA_PCR)
-      throw usageError(
-        `Invalid allowlist PCR number ${key}, this PCR is used for IMA.`,
-        'remove PCR 10 from --tpm_policy; use --runtime-policy for IMA',
-      )
-    const list = typeof value === 'string' ? [value] : value
-    if (
-      !Array.isArray(list) ||
-      list.some((d) => typeof d !== 'string' || !/^[0-9a-fA-F]+$/.test(d))
-    )
-      throw usageError(`--tpm_policy PCR ${key} must be a hex digest or a list of hex digests`)
-    policy[key] = (list as string[]).map((d) => d.toLowerCase())
-    mask |= 1 << pcr
-  }
-  return { ...policy, mask: `0x${mask.toString(16)}` } as TpmPolicy
 }
 
 function addToMask(p: TpmPolicy, pcrs: readonly number[]): void {
-  let m = Number.parseInt(p.mask, 16)
-  for (const pcr of pcrs) m |= 1 << pcr
-  p.mask = `0x${(m >>> 0).toString(16)}`
+  p.mask = (p.mask | pcrMask(pcrs)) >>> 0
 }
 
 /** Refuses `tpm_policy` PCRs that another policy owns (upstream `enforce_pcrs`, which exits 1). */
 function enforcePcrs(p: TpmPolicy, protectedPcrs: readonly number[], use: string): void {
-  for (const key of Object.keys(p)) {
-    if (key === 'mask') continue
-    if (protectedPcrs.includes(Number(key)))
+  for (const pcr of p.pcrs.keys()) {
+    if (protectedPcrs.includes(pcr))
       throw usageError(
-        `PCR ${key} is specified in "tpm_policy", but will in fact be used by ${use}. Please remove it from policy`,
+        `PCR ${pcr} is specified in "tpm_policy", but will in fact be used by ${use}. Please remove it from policy`,
       )
   }
 }
@@ -244,7 +234,7 @@ function buildKeyring(files: readonly string[]): string {
  */
 export async function buildPolicies(ctx: TenantContext): Promise<BuiltPolicies> {
   const o = ctx.opts
-  const tpmPolicy = parseTpmPolicy(o.tpmPolicy)
+  const tpmPolicy = readTpmPolicyOption(o.tpmPolicy)
   const out: BuiltPolicies = {
     tpmPolicy,
     runtimePolicy: '',
@@ -359,6 +349,6 @@ export async function buildPolicies(ctx: TenantContext): Promise<BuiltPolicies> 
     out.mbPolicyName = o.mbPolicyName
     addToMask(tpmPolicy, MEASUREDBOOT_PCRS)
   }
-  ctx.out.info(`TPM PCR Mask from policy is ${tpmPolicy.mask}`)
+  ctx.out.info(`TPM PCR Mask from policy is ${formatMask(tpmPolicy.mask)}`)
   return out
 }

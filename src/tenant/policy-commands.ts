@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { tpmPolicyToJson } from '../protocol/tpm-policy.ts'
 import { buildPolicies } from './build-policies.ts'
 import { usageError } from './errors.ts'
 import type { TenantCommand } from './parse-tenant-args.ts'
@@ -75,7 +76,7 @@ export async function runPolicyCommand(
           ? 'list the policies with -c listruntimepolicy'
           : 'a policy with this name exists? use -c updateruntimepolicy',
         {
-          tpm_policy: pyJson(p.tpmPolicy),
+          tpm_policy: pyJson(tpmPolicyToJson(p.tpmPolicy)),
           runtime_policy: p.runtimePolicy,
           runtime_policy_key: p.runtimePolicyKey,
         },

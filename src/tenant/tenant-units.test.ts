@@ -12,7 +12,8 @@ import {
   constants,
 } from 'node:crypto'
 import { TenantError } from './errors.ts'
-import { parseTpmPolicy } from './build-policies.ts'
+import { tpmPolicyToJson } from '../protocol/tpm-policy.ts'
+import { readTpmPolicyOption } from './build-policies.ts'
 import { parseKeyFile } from './add-agent.ts'
 import { DEFAULT_AGENT_UUID, parseTenantArgs } from './parse-tenant-args.ts'
 import {
@@ -103,16 +104,29 @@ describe('parseTenantArgs', () => {
   })
 })
 
-describe('parseTpmPolicy', () => {
+describe('readTpmPolicyOption', () => {
   test('mask from the keys, singletons wrapped, digests lower-cased', () => {
-    const p = parseTpmPolicy('{"15":"AB", "0":["01","02"]}')
+    const p = tpmPolicyToJson(readTpmPolicyOption('{"15":"AB", "0":["01","02"]}'))
     expect(p).toEqual({ '15': ['ab'], '0': ['01', '02'], mask: '0x8001' })
-    expect(parseTpmPolicy(undefined)).toEqual({ mask: '0x0' })
+    expect(tpmPolicyToJson(readTpmPolicyOption(undefined))).toEqual({ mask: '0x0' })
+    expect(tpmPolicyToJson(readTpmPolicyOption('{"1":"aa","mask":"0xffff"}'))).toEqual({
+      '1': ['aa'],
+      mask: '0x2',
+    })
   })
 
   test('PCR 10 and 16, PCRs above 23 and non-hex digests are refused', () => {
-    for (const t of ['{"10":"00"}', '{"16":"00"}', '{"24":"00"}', '{"1":"xyz"}', '[1]', '{'])
-      expect(exitOf(() => parseTpmPolicy(t))).toBe(2)
+    for (const t of [
+      '{"10":"00"}',
+      '{"16":"00"}',
+      '{"24":"00"}',
+      '{"1":"xyz"}',
+      '[1]',
+      '{',
+      '',
+      'null',
+    ])
+      expect(exitOf(() => readTpmPolicyOption(t))).toBe(2)
   })
 })
 
