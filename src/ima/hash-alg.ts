@@ -6,15 +6,10 @@
  * @module
  */
 
-import type { HashAlg } from '../tpm/constants.ts'
+import { HASH_SIZE, type HashAlg, isHashAlg } from '../tpm/constants.ts'
 
 /** Digest sizes in bytes of the algorithms IMA can use for template hashes and PCR banks. */
-export const IMA_HASH_SIZE = {
-  sha1: 20,
-  sha256: 32,
-  sha384: 48,
-  sha512: 64,
-} as const satisfies Record<HashAlg, number>
+export const IMA_HASH_SIZE = HASH_SIZE
 
 /** Linux `enum hash_algo` (hash_info.h) → algorithm name, as used by `signature_v2_hdr.hash_algo`. */
 export const LINUX_HASH_ALGO: Readonly<Record<number, string>> = {
@@ -42,7 +37,7 @@ export const LINUX_HASH_ALGO: Readonly<Record<number, string>> = {
 
 /** True when `s` is a hash algorithm usable for template hashes and PCR banks. */
 export function isImaHashAlg(s: unknown): s is HashAlg {
-  return s === 'sha1' || s === 'sha256' || s === 'sha384' || s === 'sha512'
+  return typeof s === 'string' && isHashAlg(s)
 }
 
 type OneShot = { hash(data: Uint8Array, out: Uint8Array): unknown }

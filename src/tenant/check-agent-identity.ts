@@ -17,9 +17,10 @@
  */
 import { spawnSync } from 'node:child_process'
 import { isAbsolute, join } from 'node:path'
+import { isAccepted } from '../protocol/algorithms.ts'
 import { readRsaPublicKeyPem } from '../protocol/read-rsa-public-key-pem.ts'
 import { loadCertStore, verifyEkCertChain } from '../tpm/cert-store.ts'
-import type { HashAlg } from '../tpm/constants.ts'
+import { type HashAlg, isHashAlg } from '../tpm/constants.ts'
 import { checkEkCertKey, parseEkCert } from '../tpm/ek-cert.ts'
 import { checkNkBinding } from '../tpm/extend-pcr.ts'
 import { parseTpm2bPublic, toKeyObject } from '../tpm/public-area.ts'
@@ -35,21 +36,6 @@ export interface IdentityQuote {
   hash_alg: string
   enc_alg: string
   sign_alg: string
-}
-
-const HASH_ALGS: readonly string[] = ['sha1', 'sha256', 'sha384', 'sha512']
-
-/** Normalises an encryption algorithm name the API 2.5 way (`rsa` → `rsa2048`, `ecc` → `ecc256`). */
-function normalizeEncAlg(alg: string): string {
-  const a = alg.toLowerCase()
-  return a === 'rsa' ? 'rsa2048' : a === 'ecc' ? 'ecc256' : a
-}
-
-/** Upstream `algorithms.is_accepted`: a direct match or a match after normalisation. */
-export function isAccepted(alg: string, accepted: readonly unknown[]): boolean {
-  if (accepted.includes(alg)) return true
-  const n = normalizeEncAlg(alg)
-  return accepted.some((a) => normalizeEncAlg(String(a)) === n)
 }
 
 function fail(message: string, hint: string, cause?: unknown): never {
@@ -68,7 +54,7 @@ export function checkAgentIdentity(
   const c = ctx.cfg
   const who = `TPM Quote from agent ${uuid}`
   const algHint = (opt: string) => `add it to [tenant] ${opt} in tenant.conf if it is acceptable`
-  if (!isAccepted(answer.hash_alg, c.accept_tpm_hash_algs) || !HASH_ALGS.includes(answer.hash_alg))
+  if (!isAccepted(answer.hash_alg, c.accept_tpm_hash_algs) || !isHashAlg(answer.hash_alg))
     fail(
       `${who} is using an unaccepted hash algorithm: ${answer.hash_alg}`,
       algHint('accept_tpm_hash_algs'),
