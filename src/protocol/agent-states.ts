@@ -27,9 +27,33 @@ export type AgentState = (typeof AGENT_STATES)[AgentStateName]
 
 const NAMES: readonly AgentStateName[] = Object.keys(AGENT_STATES) as AgentStateName[]
 
+/** How the tenant prints each state (upstream `STATE_REPRESENTATIONS`). */
+export const STATE_REPRESENTATIONS = {
+  REGISTERED: 'Registered',
+  START: 'Start',
+  SAVED: 'Saved',
+  GET_QUOTE: 'Get Quote',
+  GET_QUOTE_RETRY: 'Get Quote (retry)',
+  PROVIDE_V: 'Provide V',
+  PROVIDE_V_RETRY: 'Provide V (retry)',
+  FAILED: 'Failed',
+  TERMINATED: 'Terminated',
+  INVALID_QUOTE: 'Invalid Quote',
+  TENANT_FAILED: 'Tenant Quote Failed',
+} as const satisfies Record<AgentStateName, string>
+
 /** The name of a state number (`'UNKNOWN'` for anything else). */
 export function stateName(state: number | null | undefined): AgentStateName | 'UNKNOWN' {
   return NAMES.find((n) => AGENT_STATES[n] === state) ?? 'UNKNOWN'
+}
+
+/**
+ * The printable name of a state number (upstream `state_to_str`), `Unknown (n)` for a value
+ * upstream does not define, where upstream raises `InvalidAgentState`.
+ */
+export function agentStateName(state: unknown): string {
+  const name = typeof state === 'number' ? stateName(state) : 'UNKNOWN'
+  return name === 'UNKNOWN' ? `Unknown (${String(state)})` : STATE_REPRESENTATIONS[name]
 }
 
 /** States in which an agent is polled; the verifier resumes them at start (upstream's set). */

@@ -22,7 +22,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { formatHostPort, type MtlsResponse } from '../http/mtls-client.ts'
-import { agentStateName } from './agent-state-name.ts'
+import { agentStateName } from '../protocol/agent-states.ts'
 import { type BuiltPolicies, buildPolicies } from './build-policies.ts'
 import { checkAgentIdentity, type IdentityQuote } from './check-agent-identity.ts'
 import { inputError, TenantError, usageError } from './errors.ts'

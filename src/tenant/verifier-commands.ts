@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { agentStateName } from './agent-state-name.ts'
+import { agentStateName } from '../protocol/agent-states.ts'
 import { TenantError } from './errors.ts'
 import { type CommandResult, fetchRegistrarAgent } from './registrar-commands.ts'
 import { retryDelay, sleepSeconds } from './retry-delay.ts'
