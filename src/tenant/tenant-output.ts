@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { pythonJsonDumps } from '../protocol/python-json.ts'
 import type { TenantError } from './errors.ts'
 
 /** Sinks of the output (the CLI's `CliIo`). */
@@ -33,18 +34,11 @@ function timestamp(d = new Date()): string {
 
 /**
  * Serialises like Python's `json.dumps` with default separators (`", "`, `": "`), which is what
- * upstream's tenant logs; keys keep their order.
+ * upstream's tenant logs; keys keep their order. Non-ASCII characters are written as they are
+ * (upstream's `ensure_ascii` would escape them; the two parse to the same JSON).
  */
 export function pyJson(value: unknown): string {
-  if (value === null || value === undefined) return 'null'
-  if (Array.isArray(value)) return `[${value.map(pyJson).join(', ')}]`
-  if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(
-      ([, v]) => v !== undefined,
-    )
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}: ${pyJson(v)}`).join(', ')}}`
-  }
-  return JSON.stringify(value)
+  return pythonJsonDumps(value, { ensureAscii: false })
 }
 
 /** The printer of one tenant invocation. */

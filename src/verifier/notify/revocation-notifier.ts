@@ -18,6 +18,7 @@ import { constants, createHash, createPrivateKey, type KeyObject, sign } from 'n
 import { formatHostPort, type MtlsClient } from '../../http/mtls-client.ts'
 import type { Logger } from '../../log/logger.ts'
 import { BoundedCache } from '../../protocol/bounded-cache.ts'
+import { pythonJsonDumps } from '../../protocol/python-json.ts'
 import type { FailureEvent } from '../checks/failure.ts'
 
 /** What a notice is about. */
@@ -73,27 +74,6 @@ export function asctime(d = new Date()): string {
   ]
   const p = (n: number) => String(n).padStart(2, '0')
   return `${days[d.getDay()]} ${months[d.getMonth()]} ${String(d.getDate()).padStart(2, ' ')} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())} ${d.getFullYear()}`
-}
-
-/** `json.dumps` with Python's default separators, for flat and nested JSON values. */
-export function pythonJsonDumps(v: unknown): string {
-  if (v === null || v === undefined) return 'null'
-  if (Array.isArray(v)) return `[${v.map(pythonJsonDumps).join(', ')}]`
-  if (typeof v === 'object') {
-    return `{${Object.entries(v as Record<string, unknown>)
-      .map(([k, x]) => `${pyString(k)}: ${pythonJsonDumps(x)}`)
-      .join(', ')}}`
-  }
-  if (typeof v === 'string') return pyString(v)
-  return JSON.stringify(v)
-}
-
-/** A JSON string with Python's `ensure_ascii=True` escaping. */
-function pyString(s: string): string {
-  return JSON.stringify(s).replace(
-    /[\u007f-\uffff]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  )
 }
 
 /** Builds `{msg, signature}` for a subject and event (upstream `prepare_error`). */
