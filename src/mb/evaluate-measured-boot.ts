@@ -12,6 +12,7 @@
 
 import { createHash } from 'node:crypto'
 import type { HashAlg } from '../tpm/constants.ts'
+import { decodeBase64 } from '../protocol/decode-base64.ts'
 import { MEASUREDBOOT_PCRS } from '../protocol/keylime-pcrs.ts'
 import { comparePcrs, type PcrMismatch } from './compare-pcrs.ts'
 import { toHex } from './efi-text.ts'
@@ -292,8 +293,6 @@ export interface MbEvidenceInput {
   customPolicies?: readonly unknown[]
 }
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/
-
 /**
  * The `/verify/evidence` variant: decodes `mb_log` (base64) and evaluates the policy on every call
  * (there is no attestation history; upstream passes count −1, which with `once` would silently skip
@@ -303,7 +302,9 @@ export function evaluateMeasuredBootEvidence(input: MbEvidenceInput): MbResult {
   let log: Uint8Array | null = null
   const b64 = (input.mb_log ?? '').replace(/\s+/g, '')
   if (b64 !== '') {
-    if (b64.length % 4 !== 0 || !B64.test(b64)) {
+    try {
+      log = decodeBase64(b64, { what: 'mb_log' })
+    } catch {
       return {
         ok: false,
         failures: [
@@ -313,7 +314,6 @@ export function evaluateMeasuredBootEvidence(input: MbEvidenceInput): MbResult {
         ],
       }
     }
-    log = Buffer.from(b64, 'base64')
   }
   return evaluateMeasuredBoot({
     log,

@@ -1,13 +1,13 @@
 /**
- * Strict base64 for verifier API fields (standard alphabet, padding, whitespace ignored), shared
- * by the service and the `/verify/evidence` evaluation (which runs in a check worker and so must
- * not import the service).
+ * Strict base64 for verifier API fields ({@link decodeBase64}) with upstream's error wording,
+ * shared by the service and the `/verify/evidence` evaluation (which runs in a check worker and so
+ * must not import the service).
  *
  * @module
  */
 import { BadRequest } from '../errors.ts'
-
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/
+import { decodeBase64 } from './decode-base64.ts'
+import { ProtocolError } from './errors.ts'
 
 /**
  * Decodes `v`, a base64 string field named `field`.
@@ -17,9 +17,10 @@ const B64 = /^[A-Za-z0-9+/]*={0,2}$/
 export function decodeBase64Field(v: unknown, field: string): Buffer {
   if (typeof v !== 'string')
     throw new BadRequest(`Exception error: ${field} must be a base64 string`)
-  const s = v.replace(/\s+/g, '')
-  if (s.length % 4 !== 0 || !B64.test(s)) {
-    throw new BadRequest(`Exception error: ${field} is not valid base64`)
+  try {
+    return decodeBase64(v, { what: field })
+  } catch (e) {
+    if (!(e instanceof ProtocolError)) throw e
+    throw new BadRequest(`Exception error: ${e.message}`, { cause: e })
   }
-  return Buffer.from(s, 'base64')
 }

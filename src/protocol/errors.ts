@@ -1,5 +1,5 @@
 /**
- * Typed errors of the shared protocol layer: key material and other conventions every role reads
+ * Typed errors of the shared protocol layer: key material, base64 and other conventions every role reads
  * from agents and clients. Messages never contain the key material itself.
  *
  * @module
@@ -18,12 +18,16 @@ export const PROTOCOL_ERROR_CODES = [
   'ERR_PEM_CONTENT',
   /** A key of an algorithm or size that cannot be used here. */
   'ERR_KEY_UNSUPPORTED',
+  /** Base64 text with characters outside the alphabet, or bad padding. */
+  'ERR_BASE64_FORMAT',
+  /** Base64 text longer than its field allows. */
+  'ERR_BASE64_TOO_LONG',
 ] as const
 
 /** A stable protocol error code. */
 export type ProtocolErrorCode = (typeof PROTOCOL_ERROR_CODES)[number]
 
-/** Malformed or unusable key material (HTTP 400: it came from an agent or a request body). */
+/** Malformed or unusable key material or encoding (HTTP 400: it came from an agent or a request body). */
 export class ProtocolError extends KeylimeError {
   declare readonly code: ProtocolErrorCode
 

@@ -14,6 +14,8 @@
  */
 import { type EkCertificate, type MalformedCertAction, parseEkCert } from '../tpm/ek-cert.ts'
 import { isKeylimeError } from '../errors.ts'
+import { decodeBase64 } from '../protocol/decode-base64.ts'
+import { ProtocolError } from '../protocol/errors.ts'
 import { parseTpm2bPublic, type TpmPublic } from '../tpm/public-area.ts'
 import { invalidData } from './errors.ts'
 
@@ -59,7 +61,6 @@ export interface DecodeRegistrationOptions {
 const MAX_B64_TPM = 4096
 /** Longest `ip` (upstream `String(255)` after migration 8da20383f6e1). */
 const MAX_IP_LENGTH = 255
-const B64_RE = /^[A-Za-z0-9+/]*={0,2}$/
 
 function isAbsent(v: unknown): boolean {
   return v === undefined || v === null || v === ''
@@ -73,10 +74,13 @@ function b64(
   const v = body[field]
   if (isAbsent(v)) return undefined
   if (typeof v !== 'string') throw invalidData(`${field} must be a base64 string`)
-  const text = v.replace(/\s+/g, '')
-  if (text.length > max) throw invalidData(`${field} is longer than ${max} base64 characters`)
-  if (!B64_RE.test(text) || text.length % 4 !== 0) throw invalidData(`${field} is not valid base64`)
-  const bytes = Uint8Array.from(Buffer.from(text, 'base64'))
+  let bytes: Uint8Array
+  try {
+    bytes = Uint8Array.from(decodeBase64(v, { what: field, maxLength: max }))
+  } catch (e) {
+    if (!(e instanceof ProtocolError)) throw e
+    throw invalidData(e.message, undefined, e)
+  }
   if (bytes.byteLength === 0) return undefined
   return bytes
 }

@@ -18,6 +18,7 @@
 import { spawnSync } from 'node:child_process'
 import { isAbsolute, join } from 'node:path'
 import { isAccepted } from '../protocol/algorithms.ts'
+import { decodeBase64 } from '../protocol/decode-base64.ts'
 import { readRsaPublicKeyPem } from '../protocol/read-rsa-public-key-pem.ts'
 import { loadCertStore, verifyEkCertChain } from '../tpm/cert-store.ts'
 import { type HashAlg, isHashAlg } from '../tpm/constants.ts'
@@ -84,7 +85,7 @@ export function checkAgentIdentity(
     )
   }
   try {
-    const ak = parseTpm2bPublic(Buffer.from(reg.aik_tpm, 'base64'))
+    const ak = parseTpm2bPublic(decodeBase64(reg.aik_tpm, { what: 'aik_tpm' }))
     const verified = verifyQuote({
       quote: answer.quote,
       akPublic: ak,
@@ -140,7 +141,7 @@ function checkEkCert(
   }
   try {
     const cert = parseEkCert(ekcert, { malformedCertAction: 'warn' })
-    if (ekTpm) checkEkCertKey(cert, parseTpm2bPublic(Buffer.from(ekTpm, 'base64')))
+    if (ekTpm) checkEkCertKey(cert, parseTpm2bPublic(decodeBase64(ekTpm, { what: 'ek_tpm' })))
     verifyEkCertChain(cert, loadCertStore(store), { now, intermediates: cert.chain })
   } catch (e) {
     fail(
@@ -160,7 +161,7 @@ function runEkCheckScript(ctx: TenantContext, reg: RegistrarAgent): void {
   let ekPem = ''
   try {
     ekPem = String(
-      toKeyObject(parseTpm2bPublic(Buffer.from(reg.ek_tpm, 'base64'))).export({
+      toKeyObject(parseTpm2bPublic(decodeBase64(reg.ek_tpm, { what: 'ek_tpm' }))).export({
         type: 'spki',
         format: 'pem',
       }),

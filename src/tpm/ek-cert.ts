@@ -30,6 +30,8 @@ import {
 } from '@peculiar/asn1-x509'
 import { X509Certificate } from '@peculiar/x509'
 import { getLogger } from '../log/logger.ts'
+import { decodeBase64 } from '../protocol/decode-base64.ts'
+import { ProtocolError } from '../protocol/errors.ts'
 import { ECC_CURVE_INFO } from './constants.ts'
 import { checkDer, derChildren, derContent } from './ek-cert-der.ts'
 import { EkCertError } from './ek-cert-error.ts'
@@ -167,12 +169,13 @@ function applyAction(cert: ParsedCertificate, what: string, action: MalformedCer
   })
 }
 
-function decodeBase64(text: string, what: string): Uint8Array {
-  const compact = text.replace(/\s+/g, '')
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 !== 0) {
-    malformed(`${what} is not valid base64`)
+function decodeBase64Text(text: string, what: string): Uint8Array {
+  try {
+    return Uint8Array.from(decodeBase64(text, { what }))
+  } catch (e) {
+    if (e instanceof ProtocolError) malformed(e.message, e)
+    throw e
   }
-  return Uint8Array.from(Buffer.from(compact, 'base64'))
 }
 
 const PEM_RE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----/g
@@ -203,11 +206,13 @@ export function parseEkCert(
     if (text.length > MAX_CERT_BYTES * 2 * MAX_BUNDLE_CERTS)
       malformed('EK certificate text too large')
     if (text.startsWith('-----BEGIN')) {
-      ders = [...text.matchAll(PEM_RE)].map((m, i) => decodeBase64(m[1] ?? '', `PEM block ${i}`))
+      ders = [...text.matchAll(PEM_RE)].map((m, i) =>
+        decodeBase64Text(m[1] ?? '', `PEM block ${i}`),
+      )
       if (ders.length === 0) malformed('no CERTIFICATE block in PEM text')
       if (ders.length > MAX_BUNDLE_CERTS) malformed(`more than ${MAX_BUNDLE_CERTS} certificates`)
     } else {
-      ders = [decodeBase64(text, 'EK certificate')]
+      ders = [decodeBase64Text(text, 'EK certificate')]
     }
   } else {
     if (input.byteLength === 0)
