@@ -14,6 +14,7 @@
  */
 
 import { constants, createCipheriv, createHmac, publicEncrypt, randomBytes } from 'node:crypto'
+import { randomPassword } from '../../src/protocol/random-password.ts'
 import { checkNkBinding } from '../../src/tpm/extend-pcr.ts'
 import { parseTpm2bPublic } from '../../src/tpm/public-area.ts'
 import { verifyQuote } from '../../src/tpm/verify-quote.ts'
@@ -117,14 +118,6 @@ async function call(
   return { status: res.status, body }
 }
 
-function alnum(n: number): string {
-  const abc = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
-  const bytes = randomBytes(n)
-  let s = ''
-  for (const b of bytes) s += abc[b % abc.length]
-  return s
-}
-
 /**
  * The tenant's agent-side steps: identity quote check and U delivery. Returns K and V.
  *
@@ -143,7 +136,7 @@ async function deliverU(
     checkServerIdentity: () => undefined,
   }
   const base = `https://${o.ip}:${o.port}/v${agentVersion}`
-  const nonce = alnum(20)
+  const nonce = randomPassword(20)
   const idq = await call(`${base}/quotes/identity?nonce=${nonce}`, {
     method: 'GET',
     tls,
