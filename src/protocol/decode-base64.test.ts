@@ -2,14 +2,8 @@ import { expect, test } from 'bun:test'
 import { decodeBase64 } from './decode-base64.ts'
 import { ProtocolError } from './errors.ts'
 
-function codeOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (e) {
-    return e instanceof ProtocolError ? e.code : `not a ProtocolError: ${String(e)}`
-  }
-  return 'none'
-}
+/** Matches a thrown {@link ProtocolError} with `code`. */
+const failure = (code: string) => expect.objectContaining({ name: 'ProtocolError', code })
 
 test('standard base64 with padding decodes; whitespace is ignored', () => {
   expect(decodeBase64('aGk=').toString()).toBe('hi')
@@ -19,11 +13,13 @@ test('standard base64 with padding decodes; whitespace is ignored', () => {
 
 test('characters outside the alphabet and bad padding are refused', () => {
   for (const t of ['aGk', 'aG=k', 'aGk==', 'a===', 'aGk-', 'aGk_', 'aG!k', '====', 'aGk=aGk='])
-    expect({ t, code: codeOf(() => decodeBase64(t)) }).toEqual({ t, code: 'ERR_BASE64_FORMAT' })
+    expect(() => decodeBase64(t)).toThrow(failure('ERR_BASE64_FORMAT'))
 })
 
 test('a caller-given maximum length is enforced before decoding, with the field name', () => {
-  expect(codeOf(() => decodeBase64('QUFB'.repeat(3), { maxLength: 8 }))).toBe('ERR_BASE64_TOO_LONG')
+  expect(() => decodeBase64('QUFB'.repeat(3), { maxLength: 8 })).toThrow(
+    failure('ERR_BASE64_TOO_LONG'),
+  )
   expect(() => decodeBase64('QUFBQUFB', { what: 'ak_tpm', maxLength: 4 })).toThrow(
     'ak_tpm is longer than 4 base64 characters',
   )
@@ -31,10 +27,7 @@ test('a caller-given maximum length is enforced before decoding, with the field 
   expect(decodeBase64('QUFB', { maxLength: 4 }).toString()).toBe('AAA')
 })
 
-test('errors are HTTP 400', () => {
-  try {
-    decodeBase64('*')
-  } catch (e) {
-    expect((e as ProtocolError).status).toBe(400)
-  }
+test('errors are HTTP 400 protocol errors', () => {
+  expect(() => decodeBase64('*')).toThrow(ProtocolError)
+  expect(() => decodeBase64('*')).toThrow(expect.objectContaining({ status: 400 }))
 })

@@ -7,14 +7,8 @@ import {
   tpmPolicyToJson,
 } from './tpm-policy.ts'
 
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn()
-  } catch (e) {
-    return (e as TpmPolicyError).reason
-  }
-  return 'none'
-}
+/** Matches a thrown {@link TpmPolicyError} of `reason`. */
+const problem = (reason: TpmPolicyError['reason']) => expect.objectContaining({ reason })
 
 describe('parseTpmPolicy (the grammar every role shares)', () => {
   test('singletons wrapped, digests lower-cased, mask derived from the PCRs', () => {
@@ -44,32 +38,32 @@ describe('parseTpmPolicy (the grammar every role shares)', () => {
   })
 
   test('malformed policies name their problem', () => {
-    expect(reasonOf(() => parseTpmPolicy('{'))).toBe('json')
-    expect(reasonOf(() => parseTpmPolicy('[1]'))).toBe('not-object')
-    expect(reasonOf(() => parseTpmPolicy('{"mask":"0xzz"}'))).toBe('mask')
-    expect(reasonOf(() => parseTpmPolicy('{"25":"00"}'))).toBe('pcr')
-    expect(reasonOf(() => parseTpmPolicy('{"x":"00"}'))).toBe('pcr')
-    expect(reasonOf(() => parseTpmPolicy('{"1":"xyz"}'))).toBe('digest')
-    expect(reasonOf(() => parseTpmPolicy(`{"1":"${'a'.repeat(129)}"}`))).toBe('digest')
+    expect(() => parseTpmPolicy('{')).toThrow(problem('json'))
+    expect(() => parseTpmPolicy('[1]')).toThrow(problem('not-object'))
+    expect(() => parseTpmPolicy('{"mask":"0xzz"}')).toThrow(problem('mask'))
+    expect(() => parseTpmPolicy('{"25":"00"}')).toThrow(problem('pcr'))
+    expect(() => parseTpmPolicy('{"x":"00"}')).toThrow(problem('pcr'))
+    expect(() => parseTpmPolicy('{"1":"xyz"}')).toThrow(problem('digest'))
+    expect(() => parseTpmPolicy(`{"1":"${'a'.repeat(129)}"}`)).toThrow(problem('digest'))
   })
 
   test('errors are 400 Bad Request with the verifier wording', () => {
-    try {
-      parseTpmPolicy('{"99":"00"}')
-    } catch (e) {
-      expect((e as TpmPolicyError).status).toBe(400)
-      expect((e as TpmPolicyError).code).toBe('ERR_BAD_REQUEST')
-      expect((e as Error).message).toBe('tpm_policy: invalid PCR number "99"')
-    }
+    expect(() => parseTpmPolicy('{"99":"00"}')).toThrow(
+      expect.objectContaining({
+        status: 400,
+        code: 'ERR_BAD_REQUEST',
+        message: 'tpm_policy: invalid PCR number "99"',
+      }),
+    )
   })
 })
 
 describe('checkUserTpmPolicy (the tenant rule for --tpm_policy)', () => {
   test('PCR 10, 16 and 24 are refused with upstream readPolicy messages', () => {
     const check = (t: string) => () => checkUserTpmPolicy(parseTpmPolicy(t))
-    expect(reasonOf(check('{"16":"00"}'))).toBe('data-pcr')
-    expect(reasonOf(check('{"10":"00"}'))).toBe('ima-pcr')
-    expect(reasonOf(check('{"24":"00"}'))).toBe('pcr')
+    expect(check('{"16":"00"}')).toThrow(problem('data-pcr'))
+    expect(check('{"10":"00"}')).toThrow(problem('ima-pcr'))
+    expect(check('{"24":"00"}')).toThrow(problem('pcr'))
     expect(check('{"16":"00"}')).toThrow(
       'Invalid allowlist PCR number 16, keylime uses this PCR to bind data.',
     )
