@@ -32,7 +32,7 @@ import { chmodSync, readdirSync, readFileSync, renameSync, statSync, writeFileSy
 import { basename, dirname, join } from 'node:path'
 import { BodyLimitError, BoundedBody, DEFAULT_MAX_ANSWER_BYTES } from '../bounded-body.ts'
 import type { ByteBudget } from '../byte-budget.ts'
-import { Http1Error, type Http1Response, Http1ResponseReader } from '../http1-response-reader.ts'
+import { Http1Error, type Http1Response, Http1ResponseReader } from './http1-response-reader.ts'
 import {
   formatHostPort,
   type MtlsResponse,
