@@ -259,12 +259,12 @@ export class AgentConnections {
 }
 
 /**
- * `s|ip|port|cert digest` (`p|…` for plain HTTP): a changed pinned certificate gets a new socket
- * and never resumes a session made with the old one.
+ * `s|ip|port|cert digest` (`p|ip|port|` for plain HTTP, where no certificate is used): a changed
+ * pinned certificate gets a new socket and never resumes a session made with the old one.
  */
 function buildKey(t: AgentTarget): string {
   const certId =
-    t.pinnedCert === undefined
+    t.pinnedCert === undefined || !t.https
       ? ''
       : createHash('sha256').update(t.pinnedCert).digest('base64url').slice(0, 22)
   return `${t.https ? 's' : 'p'}|${t.ip}|${t.port}|${certId}`
