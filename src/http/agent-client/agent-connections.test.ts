@@ -14,7 +14,7 @@ import {
   PeerAnswerTooLarge,
   PeerBadResponse,
   PeerUnreachable,
-} from '../mtls-client.ts'
+} from '../peer-errors.ts'
 import { AgentConnections, type AgentTarget, sessionFileFor } from './agent-connections.ts'
 import { createTestCa, type TestCa } from '../../../test/support/verifier-harness.ts'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'

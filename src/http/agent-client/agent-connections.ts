@@ -2,7 +2,7 @@
  * The verifier's one agent client: kept-alive HTTP/1.1 connections to its agents, one mTLS socket
  * per agent address reused round after round, for quotes, keys and revocation notices alike.
  *
- * Not `fetch` (`src/http/mtls-client.ts`): Bun's fetch keeps only a few dozen idle connections,
+ * Not `fetch` (`../mtls-client.ts`, the tenant's client): Bun's fetch keeps only a few dozen idle connections,
  * and a verifier polls thousands of agents in turn; Bun's native sockets also cost less CPU per
  * request than `node:tls` (docs/benchmarks.md, Verifier, session 2). The parts: sockets and their
  * TLS checks (`agent-socket.ts`), one request and its answer (`exchange-request.ts`, read by
@@ -18,7 +18,8 @@
 import { createHash } from 'node:crypto'
 import { DEFAULT_MAX_ANSWER_BYTES } from '../bounded-body.ts'
 import type { ByteBudget } from '../byte-budget.ts'
-import { type MtlsResponse, PeerUnreachable } from '../mtls-client.ts'
+import type { MtlsResponse } from '../parse-mtls-response.ts'
+import { PeerUnreachable } from '../peer-errors.ts'
 import { type AgentConn, type AgentTarget, type AgentTls, connectAgent } from './agent-socket.ts'
 import { ConnectLimiter } from './connect-limiter.ts'
 import {

@@ -8,14 +8,9 @@
  */
 import { BodyLimitError, BoundedBody } from '../bounded-body.ts'
 import type { ByteBudget } from '../byte-budget.ts'
-import {
-  formatHostPort,
-  type MtlsResponse,
-  PeerBadResponse,
-  PeerUnreachable,
-  parseMtlsResponse,
-  peerLimitError,
-} from '../mtls-client.ts'
+import { formatHostPort } from '../format-host-port.ts'
+import { type MtlsResponse, parseMtlsResponse } from '../parse-mtls-response.ts'
+import { PeerBadResponse, PeerUnreachable, peerLimitError } from '../peer-errors.ts'
 import type { AgentConn, AgentTarget } from './agent-socket.ts'
 import { Http1Error, type Http1Response, Http1ResponseReader } from './http1-response-reader.ts'
 
