@@ -159,6 +159,8 @@ export class AgentConnections {
   /** A new, verified connection to `t`, within the connect limits (`path`: for errors). */
   async #connect(t: AgentTarget, key: string, path: string, timeoutMs: number): Promise<AgentConn> {
     await this.#limiter.acquire(this.#sessions.has(key))
+    this.#open++ // before: a failed set-up may report its close at once
+    this.#opened++
     const conn = connectAgent(t, key, this.#o, {
       session: this.#sessions.get(key),
       timeoutMs,
@@ -168,8 +170,6 @@ export class AgentConnections {
         this.#forget(c)
       },
     })
-    this.#open++
-    this.#opened++
     try {
       await conn.ready
     } catch (err) {

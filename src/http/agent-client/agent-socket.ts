@@ -152,8 +152,9 @@ const HANDLERS: SocketHandler<AgentConn> = {
 }
 
 /**
- * Opens a connection to `t`; await its `ready` before writing. A peer that accepts TCP but never
- * finishes the handshake is cut off after `hooks.timeoutMs`.
+ * Opens a connection to `t`; await its `ready` before writing. Never throws: every failure,
+ * including a peer that accepts TCP but never finishes the handshake within `hooks.timeoutMs`,
+ * rejects `ready` (the hooks may run before this returns).
  */
 export function connectAgent(
   t: AgentTarget,
@@ -220,15 +221,17 @@ export function connectAgent(
         rejectUnauthorized: false,
       }
     : undefined
-  Bun.connect<AgentConn>({
-    hostname: t.ip,
-    port: t.port,
-    data: conn,
-    socket: HANDLERS,
-    ...(tls !== undefined ? { tls } : {}),
-  }).then(
-    (s) => s.setNoDelay(true),
-    (err: unknown) => conn.shut(err instanceof Error ? err : new Error(String(err))),
-  )
+  const failed = (err: unknown) => conn.shut(err instanceof Error ? err : new Error(String(err)))
+  try {
+    Bun.connect<AgentConn>({
+      hostname: t.ip,
+      port: t.port,
+      data: conn,
+      socket: HANDLERS,
+      ...(tls !== undefined ? { tls } : {}),
+    }).then((s) => s.setNoDelay(true), failed)
+  } catch (err) {
+    failed(err) // thrown at once for TLS options it cannot use (an unparsable pinned certificate)
+  }
   return conn
 }
