@@ -2,12 +2,12 @@
  * The verifier's one agent client: kept-alive HTTP/1.1 connections to its agents, one mTLS socket
  * per agent address reused round after round, for quotes, keys and revocation notices alike.
  *
- * Not `fetch` (`../mtls-client.ts`, the tenant's client): Bun's fetch keeps only a few dozen idle connections,
- * and a verifier polls thousands of agents in turn; Bun's native sockets also cost less CPU per
- * request than `node:tls` (docs/benchmarks.md, Verifier, session 2). The parts: sockets and their
- * TLS checks (`agent-socket.ts`), one request and its answer (`exchange-request.ts`, read by
- * `http1-response-reader.ts`), set-up limits (`connect-limiter.ts`), TLS sessions
- * (`tls-session-store.ts`).
+ * Not `fetch` (`../mtls-client.ts`, the tenant's client): Bun's fetch keeps only a few dozen
+ * idle connections, and a verifier polls thousands of agents in turn; Bun's native sockets also
+ * cost less CPU per request than `node:tls` (docs/benchmarks.md, Verifier, session 2). The parts:
+ * sockets and their TLS checks (`agent-socket.ts`), one request and its answer
+ * (`exchange-request.ts`, read by `http1-response-reader.ts`), set-up limits
+ * (`connect-limiter.ts`), TLS sessions (`tls-session-store.ts`).
  *
  * An agent may close an idle connection meanwhile (rust-keylime's actix server after its
  * keep-alive timeout): a request that fails on a reused connection before any answer byte is
@@ -24,7 +24,7 @@ import { type AgentConn, type AgentTarget, type AgentTls, connectAgent } from '.
 import { ConnectLimiter } from './connect-limiter.ts'
 import {
   type AgentRequest,
-  describe,
+  describeSocketError,
   exchangeRequest,
   RetryOnFresh,
   urlOf,
@@ -174,7 +174,7 @@ export class AgentConnections {
       await conn.ready
     } catch (err) {
       conn.socket?.terminate()
-      throw new PeerUnreachable(urlOf(t, path), describe(err as Error), err)
+      throw new PeerUnreachable(urlOf(t, path), describeSocketError(err as Error), err)
     }
     if (conn.resumed) this.#resumed++
     return conn

@@ -88,9 +88,9 @@ export function exchangeRequest(
     conn.onClose = (err) => {
       // only a clean close ends an answer that runs to the close
       if (reader.started && err === undefined) done(() => reader.end())
-      else if (reader.started) finish(new PeerUnreachable(url, describe(err), err))
+      else if (reader.started) finish(new PeerUnreachable(url, describeSocketError(err), err))
       else if (reused) finish(new RetryOnFresh(url, err))
-      else finish(new PeerUnreachable(url, describe(err), err))
+      else finish(new PeerUnreachable(url, describeSocketError(err), err))
     }
     conn.onData = (chunk) => done(() => reader.push(chunk))
     const socket = conn.socket
@@ -135,7 +135,7 @@ function answerError(url: string, err: unknown): Error {
 }
 
 /** A socket error as text for a {@link PeerUnreachable}. */
-export function describe(err: Error | undefined): string {
+export function describeSocketError(err: Error | undefined): string {
   if (err === undefined) return 'connection closed before a response'
   const e = err as { code?: string }
   return e.code ? `${e.code}: ${err.message}` : err.message
@@ -151,6 +151,10 @@ export class RetryOnFresh extends Error {
 
   /** The error to report when the fresh connection failed too. */
   toUnreachable(): PeerUnreachable {
-    return new PeerUnreachable(this.url, describe(this.cause as Error | undefined), this.cause)
+    return new PeerUnreachable(
+      this.url,
+      describeSocketError(this.cause as Error | undefined),
+      this.cause,
+    )
   }
 }
