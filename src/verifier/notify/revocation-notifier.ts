@@ -6,8 +6,9 @@
  * RSA-PSS-SHA256 (MGF1-SHA256, maximum salt length) by the enrolment's `revocation_key`; the
  * signature is empty without a key. Channels (`[revocations] enabled_revocation_notifications`):
  * - `agent`: POST `{msg, signature}` to `/v{ver}/notifications/revocation` of every *other* agent
- *   with this verifier_id, at most 32 at a time, each bounded by 60 s, through the verifier's one
- *   agent client (same TLS identity, connect limits and kept-alive connections as the quotes);
+ *   with this verifier_id, at most 32 at a time, once each (set-up and answer each bounded by
+ *   60 s), through the verifier's one agent client: same TLS identity, connect limits and
+ *   kept-alive connections as the quotes;
  * - `webhook`: POST the same JSON to `webhook_url`, success on 200/202, retried `max_retries`
  *   times with the `retry_interval` backoff;
  * - `zeromq`: not supported (logged once at start).
