@@ -5,7 +5,7 @@
  * full TLS 1.3 handshake and a TLS 1.3 resumption; for comparison only, the same without the
  * ML-KEM-768 key share Bun's default groups add, and a TLS 1.2 resumption. The agent side (an
  * ECC P-256 certificate as rust-keylime makes, client certificates required) runs in a child
- * process, so the figures are the client's alone. They set `RESUME_COST` in `agent-connections.ts`.
+ * process, so the figures are the client's alone. They set `RESUME_COST` in `src/http/agent-client/connect-limiter.ts`.
  *
  *   bun bench/agent-handshake.ts [connections-per-run=2000] [runs=5]
  *

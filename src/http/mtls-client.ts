@@ -1,6 +1,6 @@
 /**
- * The HTTPS client every keylime-ts role uses to talk to its peers: the verifier and tenant to agents,
- * the tenant to the registrar and verifier.
+ * The fetch-based HTTPS client of the tenant (to the registrar, verifier and agents) and of the
+ * health probes. The verifier talks to its agents through `agent-client/agent-connections.ts`.
  *
  * - Presents the client certificate from `cv_ca` (mutual TLS).
  * - Trusts either the configured CAs (`trusted_server_ca`) or, per request, one pinned peer
@@ -18,10 +18,22 @@
  * @module
  */
 import { createHash, X509Certificate } from 'node:crypto'
-import { KeylimeError } from '../errors.ts'
 import { BoundedCache } from '../protocol/bounded-cache.ts'
 import { BodyLimitError, BoundedBody, DEFAULT_MAX_ANSWER_BYTES } from './bounded-body.ts'
 import type { ByteBudget } from './byte-budget.ts'
+import { type MtlsResponse, parseMtlsResponse } from './parse-mtls-response.ts'
+import { PeerUnreachable, peerLimitError } from './peer-errors.ts'
+
+// re-exported for the modules that imported them from here (tenant, cli, verifier loop, tests)
+export { formatHostPort } from './format-host-port.ts'
+export { type MtlsResponse, parseMtlsResponse } from './parse-mtls-response.ts'
+export {
+  AnswerBufferFull,
+  PeerAnswerTooLarge,
+  PeerBadResponse,
+  PeerUnreachable,
+  peerLimitError,
+} from './peer-errors.ts'
 
 /** TLS identity and trust of a client. */
 export interface MtlsClientOptions {
@@ -50,68 +62,6 @@ export interface MtlsRequest {
   pinnedCert?: string
   timeoutMs?: number
   headers?: Record<string, string>
-}
-
-/** A parsed response. `results` is the envelope's results when the body is an envelope. */
-export interface MtlsResponse {
-  status: number
-  body: unknown
-  results: unknown
-}
-
-/** The peer could not be reached or did not complete TLS. */
-export class PeerUnreachable extends KeylimeError {
-  constructor(url: string, reason: string, cause?: unknown, code = 'ERR_PEER_UNREACHABLE') {
-    super(code, `cannot reach ${url}: ${reason}`, { status: 502, cause })
-    this.name = 'PeerUnreachable'
-  }
-}
-
-/** The peer answered something that is not JSON (or too large). */
-export class PeerBadResponse extends KeylimeError {
-  constructor(url: string, reason: string, code = 'ERR_PEER_BAD_RESPONSE') {
-    super(code, `unexpected response from ${url}: ${reason}`, { status: 502 })
-    this.name = 'PeerBadResponse'
-  }
-}
-
-/** The peer's answer is larger than the cap (`[verifier] max_agent_response_size`). */
-export class PeerAnswerTooLarge extends PeerBadResponse {
-  /** The cap (bytes). */
-  readonly limit: number
-
-  constructor(url: string, reason: string, limit: number) {
-    super(url, reason, 'ERR_PEER_ANSWER_TOO_LARGE')
-    this.name = 'PeerAnswerTooLarge'
-    this.limit = limit
-  }
-}
-
-/**
- * This process holds as many bytes of answers as it may (`[verifier] max_agent_response_buffer`):
- * the answer was dropped unread. Not the peer's fault; ask again later.
- */
-export class AnswerBufferFull extends PeerUnreachable {
-  constructor(url: string, reason: string) {
-    super(url, reason, undefined, 'ERR_ANSWER_BUFFER_FULL')
-    this.name = 'AnswerBufferFull'
-  }
-}
-
-/** The peer error for an answer that hit a {@link BodyLimitError}. */
-export function peerLimitError(
-  url: string,
-  e: BodyLimitError,
-): PeerAnswerTooLarge | AnswerBufferFull {
-  return e.code === 'ERR_ANSWER_TOO_LARGE'
-    ? new PeerAnswerTooLarge(url, e.message, e.limit)
-    : new AnswerBufferFull(url, e.message)
-}
-
-/** Formats `host:port` for a URL, bracketing IPv6 literals (upstream #1408). */
-export function formatHostPort(host: string, port: number | string): string {
-  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host
-  return `${h}:${port}`
 }
 
 const TLS_HINTS: Record<string, string> = {
@@ -254,25 +204,4 @@ async function readBody(url: string, res: Response, body: BoundedBody): Promise<
     if (err instanceof BodyLimitError) throw peerLimitError(url, err)
     throw new PeerUnreachable(url, describeFetchError(err), err)
   }
-}
-
-/**
- * An answer's status and body text as an {@link MtlsResponse}: the JSON body, and its `results`
- * when it is a Keylime envelope (the whole body otherwise). An empty body gives nulls.
- *
- * @throws PeerBadResponse when the body is not JSON
- */
-export function parseMtlsResponse(url: string, status: number, text: string): MtlsResponse {
-  if (text === '') return { status, body: null, results: null }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch {
-    throw new PeerBadResponse(url, `HTTP ${status} with a body that is not JSON`)
-  }
-  const results =
-    typeof parsed === 'object' && parsed !== null && 'results' in parsed
-      ? (parsed as { results: unknown }).results
-      : parsed
-  return { status, body: parsed, results }
 }

@@ -15,7 +15,6 @@ import { ByteBudget } from '../http/byte-budget.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { publicRoutesOnly } from '../http/public-routes-only.ts'
-import { MtlsClient } from '../http/mtls-client.ts'
 import { type RoleHealth, roleHealth, withReason } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { type RunningServer, startServer } from '../http/serve.ts'
@@ -129,7 +128,7 @@ export async function startVerifier(
   const answerBudget = new ByteBudget(
     Math.max(v.max_agent_response_buffer, v.max_agent_response_size),
   )
-  const client = new MtlsClient({
+  const agents = new AgentConnections({
     cert: tls.clientCert,
     key: tls.clientKey,
     ca: tls.ca,
@@ -137,6 +136,9 @@ export async function startVerifier(
     timeoutMs: v.request_timeout * 1000,
     maxResponseBytes: v.max_agent_response_size,
     budget: answerBudget,
+    idleMs: Math.max(30_000, 3 * quoteIntervalMs),
+    connectsPerSecond: options.connectsPerSecond,
+    sessionFile: sessionFileFor(ctx.keylimeDir, instanceId),
   })
   const notifier = new RevocationNotifier({
     channels: config.revocations.enabled_revocation_notifications.map(String),
@@ -144,7 +146,7 @@ export async function startVerifier(
     maxRetries: v.max_retries,
     retryInterval: v.retry_interval,
     exponentialBackoff: v.exponential_backoff,
-    client,
+    agents,
     log,
     fetch: options.fetch,
     targets: async (subject) =>
@@ -158,18 +160,6 @@ export async function startVerifier(
             v.enable_agent_mtls && r.mtls_cert && r.mtls_cert !== 'disabled' ? r.mtls_cert : null,
           version: r.supported_version ?? '2.6',
         })),
-  })
-  const agents = new AgentConnections({
-    cert: tls.clientCert,
-    key: tls.clientKey,
-    ca: tls.ca,
-    verifyPeer: tls.verifyPeer,
-    timeoutMs: v.request_timeout * 1000,
-    maxResponseBytes: v.max_agent_response_size,
-    budget: answerBudget,
-    idleMs: Math.max(30_000, 3 * quoteIntervalMs),
-    connectsPerSecond: options.connectsPerSecond,
-    sessionFile: sessionFileFor(ctx.keylimeDir, instanceId),
   })
   const loop = new AttestationLoop({
     store,

@@ -14,7 +14,7 @@ import {
   PeerAnswerTooLarge,
   PeerBadResponse,
   PeerUnreachable,
-} from '../mtls-client.ts'
+} from '../peer-errors.ts'
 import { AgentConnections, type AgentTarget, sessionFileFor } from './agent-connections.ts'
 import { createTestCa, type TestCa } from '../../../test/support/verifier-harness.ts'
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs'
@@ -143,6 +143,18 @@ describe('AgentConnections over mTLS', () => {
       expect(hits.get(s.port as number) ?? 0).toBe(0)
       expect(p.open).toBe(0)
     }
+  })
+
+  test('a garbled pinned certificate is a PeerUnreachable, and leaves no connection counted', async () => {
+    const s = agentServer(agentCert, () => json({ results: {} }))
+    const p = pool({ maxConnecting: 1 })
+    const t = { ...pinnedTarget(s), pinnedCert: 'not a certificate' }
+    for (let i = 0; i < 2; i++) {
+      // the second would wait forever if the first had kept its set-up slot
+      await expect(p.request(t, { path: '/' })).rejects.toBeInstanceOf(PeerUnreachable)
+    }
+    expect(p.open).toBe(0)
+    expect(hits.get(s.port as number)).toBeUndefined()
   })
 
   test('without a pinned certificate the configured CAs decide; verifyPeer false accepts any', async () => {
@@ -309,6 +321,20 @@ describe('AgentConnections over plain HTTP (enable_agent_mtls = False)', () => {
     await Bun.sleep(50)
     expect((await p.request(t, { path: '/b' })).results).toEqual({ n: 1 })
     expect(p.opened).toBe(2)
+  })
+
+  test('a kept connection the agent dropped unanswered is retried once on a fresh one', async () => {
+    const s = rawServer((n, sock) => {
+      if (n === 1)
+        sock.end() // the second request, on the kept connection: closed, no answer
+      else sock.write(ok(JSON.stringify({ results: { n } })))
+    })
+    const p = pool()
+    const t: AgentTarget = { ip: '127.0.0.1', port: s.port, https: false }
+    expect((await p.request(t, { path: '/a' })).results).toEqual({ n: 0 })
+    expect((await p.request(t, { path: '/b' })).results).toEqual({ n: 2 })
+    expect(p.opened).toBe(2)
+    p.close()
   })
 
   test('chunked transfer encoding', async () => {

@@ -6,7 +6,9 @@
  * RSA-PSS-SHA256 (MGF1-SHA256, maximum salt length) by the enrolment's `revocation_key`; the
  * signature is empty without a key. Channels (`[revocations] enabled_revocation_notifications`):
  * - `agent`: POST `{msg, signature}` to `/v{ver}/notifications/revocation` of every *other* agent
- *   with this verifier_id, at most 32 at a time, each bounded by 60 s;
+ *   with this verifier_id, at most 32 at a time, once each (set-up and answer each bounded by
+ *   60 s), through the verifier's one agent client: same TLS identity, connect limits and
+ *   kept-alive connections as the quotes;
  * - `webhook`: POST the same JSON to `webhook_url`, success on 200/202, retried `max_retries`
  *   times with the `retry_interval` backoff;
  * - `zeromq`: not supported (logged once at start).
@@ -15,7 +17,7 @@
  * @module
  */
 import { constants, createHash, createPrivateKey, type KeyObject, sign } from 'node:crypto'
-import { formatHostPort, type MtlsClient } from '../../http/mtls-client.ts'
+import type { AgentConnections, AgentTarget } from '../../http/agent-client/agent-connections.ts'
 import type { Logger } from '../../log/logger.ts'
 import { BoundedCache } from '../../protocol/bounded-cache.ts'
 import { pythonJsonDumps } from '../../protocol/python-json.ts'
@@ -47,7 +49,8 @@ export interface RevocationNotifierOptions {
   maxRetries: number
   retryInterval: number
   exponentialBackoff: boolean
-  client: MtlsClient
+  /** The verifier's agent client. */
+  agents: Pick<AgentConnections, 'request'>
   log: Logger
   /** Other agents to notify (the store query; excludes the subject). */
   targets(subject: string): Promise<NotifyTarget[]>
@@ -216,17 +219,19 @@ export class RevocationNotifier {
     const worker = async () => {
       while (next < targets.length) {
         const t = targets[next++] as NotifyTarget
-        const scheme = t.mtlsCert === null ? 'http' : 'https'
+        const target: AgentTarget = {
+          ip: t.ip,
+          port: t.port,
+          https: t.mtlsCert !== null,
+          pinnedCert: t.mtlsCert ?? undefined,
+        }
         try {
-          const res = await this.#o.client.request(
-            `${scheme}://${formatHostPort(t.ip, t.port)}/v${t.version}/notifications/revocation`,
-            {
-              method: 'POST',
-              json: tosend,
-              pinnedCert: t.mtlsCert ?? undefined,
-              timeoutMs: 60_000,
-            },
-          )
+          const res = await this.#o.agents.request(target, {
+            method: 'POST',
+            path: `/v${t.version}/notifications/revocation`,
+            json: tosend,
+            timeoutMs: 60_000,
+          })
           if (res.status === 200) this.counts.agent_ok++
           else this.counts.agent_failed++
         } catch {

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { Prng } from '../tpm/fuzz.ts'
-import { BodyLimitError, BoundedBody } from './bounded-body.ts'
+import { Prng } from '../../tpm/fuzz.ts'
+import { BodyLimitError, BoundedBody } from '../bounded-body.ts'
 import { Http1Error, type Http1Response, Http1ResponseReader } from './http1-response-reader.ts'
 
 const head = (extra: string, status = '200 OK') =>

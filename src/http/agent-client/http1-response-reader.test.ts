@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
-import { caseSeed, fuzzParser, mutate } from '../tpm/fuzz.ts'
-import { BodyLimitError, BoundedBody } from './bounded-body.ts'
-import { ByteBudget } from './byte-budget.ts'
+import { caseSeed, fuzzParser, mutate } from '../../tpm/fuzz.ts'
+import { BodyLimitError, BoundedBody } from '../bounded-body.ts'
+import { ByteBudget } from '../byte-budget.ts'
 import { http1FuzzSeeds, isHttp1TypedError, readHttp1InPieces } from './http1-fuzz-target.ts'
 import { Http1Error, type Http1Response, Http1ResponseReader } from './http1-response-reader.ts'
 

@@ -12,8 +12,8 @@
  *
  * @module
  */
-import { KeylimeError } from '../errors.ts'
-import type { BoundedBody } from './bounded-body.ts'
+import { KeylimeError } from '../../errors.ts'
+import type { BoundedBody } from '../bounded-body.ts'
 
 /** Stable codes of {@link Http1Error}. */
 export type Http1ErrorCode =
