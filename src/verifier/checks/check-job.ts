@@ -12,7 +12,7 @@ import { BoundedCache } from '../../protocol/bounded-cache.ts'
 import type { AgentRecord, StoredClockInfo } from '../loop/agent-record.ts'
 import type { CheckResult } from './check-quote.ts'
 import { VerifierError } from '../errors.ts'
-import type { EvidenceVerdict } from './evaluate-evidence.ts'
+import type { EvidenceVerdict } from './evidence-request.ts'
 import { Failure, keptEvents, type SeverityRules } from './failure.ts'
 import { parseTpmPolicy, type TpmPolicy } from '../../protocol/tpm-policy.ts'
 

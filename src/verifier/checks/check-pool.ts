@@ -39,7 +39,7 @@ import {
   type RoundPolicies,
 } from './check-quote.ts'
 import type { CheckWorkerInit } from './check-worker.ts'
-import { type EvidenceVerdict, evidenceException, verifyEvidenceBody } from './evaluate-evidence.ts'
+import { type EvidenceVerdict, evidenceException, verifyEvidenceBody } from './evidence-request.ts'
 
 /** Options of {@link CheckPool}. */
 export interface CheckPoolOptions {
