@@ -38,6 +38,24 @@ export interface RoundPolicies {
   mb: string | null
 }
 
+/** The fields of an agent's record a round's checks read (`akKey` is filled in as a cache). */
+export type RoundRecord = Pick<
+  AgentRecord,
+  | 'id'
+  | 'publicKey'
+  | 'akTpm'
+  | 'akKey'
+  | 'acceptHash'
+  | 'acceptEnc'
+  | 'acceptSign'
+  | 'clock'
+  | 'tpmPolicy'
+  | 'tpmPolicyText'
+  | 'imaSignVerificationKeys'
+  | 'attestationCount'
+  | 'ima'
+>
+
 /** What a successful check changes on the record. */
 export interface CheckUpdates {
   publicKey: string
@@ -55,7 +73,7 @@ export type CheckResult =
   | { kind: 'reboot'; ima: ImaAgentState }
 
 /** The AK of a record, parsed once and kept on the record. */
-export function akKeyOf(rec: AgentRecord): KeyObject {
+export function akKeyOf(rec: RoundRecord): KeyObject {
   rec.akKey ??= toKeyObject(parseTpm2bPublic(Buffer.from(rec.akTpm, 'base64')))
   return rec.akKey
 }
@@ -72,7 +90,7 @@ export function mbPolicyActive(mb: string | null): boolean {
 }
 
 /** The PCR mask to request: tpm_policy mask + PCR 10 with a runtime policy + MB PCRs with an MB policy. */
-export function requestMask(rec: AgentRecord, p: RoundPolicies): number {
+export function requestMask(rec: Pick<AgentRecord, 'tpmPolicy'>, p: RoundPolicies): number {
   let m = rec.tpmPolicy.mask
   if (p.ima !== null) m |= 1 << 10
   if (mbPolicyActive(p.mb)) for (const n of MEASUREDBOOT_PCRS) m |= 1 << n
@@ -84,7 +102,7 @@ export function requestMask(rec: AgentRecord, p: RoundPolicies): number {
  * Never throws for bad input: everything becomes a failure event.
  */
 export function checkQuoteAnswer(
-  rec: AgentRecord,
+  rec: RoundRecord,
   results: unknown,
   nonce: string,
   policies: RoundPolicies,
@@ -122,7 +140,7 @@ export function checkQuoteAnswer(
 }
 
 /** The NK PEM: from the answer (strictly one RSA key block) or cached on the record. */
-function answerNk(f: Failure, r: QuoteAnswer, rec: AgentRecord): string | undefined {
+function answerNk(f: Failure, r: QuoteAnswer, rec: RoundRecord): string | undefined {
   if (r.pubkey === undefined) {
     if (rec.publicKey !== '') return rec.publicKey
     const message = 'agent did not provide public key and no key or encrypted_v was cached at CV'
@@ -148,7 +166,7 @@ interface Algorithms {
 }
 
 /** The answer's `hash_alg`, `enc_alg` and `sign_alg`; undefined (event added) if one is refused. */
-function acceptedAlgorithms(f: Failure, r: QuoteAnswer, rec: AgentRecord): Algorithms | undefined {
+function acceptedAlgorithms(f: Failure, r: QuoteAnswer, rec: RoundRecord): Algorithms | undefined {
   const q = 'qoute_validation'
   const hashAlg = r.hash_alg ?? ''
   const encAlg = r.enc_alg ?? ''
@@ -173,7 +191,7 @@ function acceptedAlgorithms(f: Failure, r: QuoteAnswer, rec: AgentRecord): Algor
 
 /** The evidence of a round: the answer plus the record's clock, IMA state and policies. */
 function roundEvidence(
-  rec: AgentRecord,
+  rec: RoundRecord,
   r: QuoteAnswer,
   nonce: string,
   nk: string,
@@ -216,7 +234,7 @@ function roundEvidence(
 }
 
 /** The tenant's IMA signing keys of the record; null when none or unreadable. */
-function tenantKeyring(rec: AgentRecord): ImaKeyring | null {
+function tenantKeyring(rec: RoundRecord): ImaKeyring | null {
   if (rec.imaSignVerificationKeys === '') return null
   try {
     return ImaKeyring.fromJSON(rec.imaSignVerificationKeys)
