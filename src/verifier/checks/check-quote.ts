@@ -36,6 +36,12 @@ export interface RoundPolicies {
   ima: CompiledRuntimePolicy | null
   /** MB refstate text, or null. */
   mb: string | null
+  /** {@link mbPolicyActive} of `mb`, when the caller computed it once per policy version. */
+  mbActive?: boolean
+  /** `mb` parsed, when the caller parsed it once per policy version. */
+  mbRefstate?: unknown
+  /** {@link tenantKeyringOf} the agent's keys, when the caller keeps it. */
+  tenantKeyring?: ImaKeyring | null
 }
 
 /** The fields of an agent's record a round's checks read (`akKey` is filled in as a cache). */
@@ -93,7 +99,7 @@ export function mbPolicyActive(mb: string | null): boolean {
 export function requestMask(rec: Pick<AgentRecord, 'tpmPolicy'>, p: RoundPolicies): number {
   let m = rec.tpmPolicy.mask
   if (p.ima !== null) m |= 1 << 10
-  if (mbPolicyActive(p.mb)) for (const n of MEASUREDBOOT_PCRS) m |= 1 << n
+  if (p.mbActive ?? mbPolicyActive(p.mb)) for (const n of MEASUREDBOOT_PCRS) m |= 1 << n
   return m >>> 0
 }
 
@@ -217,15 +223,15 @@ function roundEvidence(
         state: rec.ima,
         startEntry: r.ima_measurement_list_entry ?? 0,
         boottime: r.boottime ?? 0,
-        keyring: r.ima_measurement_list === undefined ? null : tenantKeyring(rec),
+        keyring: r.ima_measurement_list === undefined ? null : keyringOf(rec, policies),
       },
     },
   }
-  if (policies.mb !== null && mbPolicyActive(policies.mb)) {
+  if (policies.mb !== null && (policies.mbActive ?? mbPolicyActive(policies.mb))) {
     const log = r.mb_measurement_list
     evidence.mb = {
       log: log === undefined || log === '' ? null : Buffer.from(log, 'base64'),
-      refstate: policies.mb,
+      refstate: policies.mbRefstate ?? policies.mb,
       evaluate: opts.mbEvaluate,
       attestationCount: rec.attestationCount,
     }
@@ -233,11 +239,17 @@ function roundEvidence(
   return evidence
 }
 
-/** The tenant's IMA signing keys of the record; null when none or unreadable. */
-function tenantKeyring(rec: RoundRecord): ImaKeyring | null {
-  if (rec.imaSignVerificationKeys === '') return null
+/** The tenant's IMA signing keys of the record: as the caller keeps them, or parsed now. */
+function keyringOf(rec: RoundRecord, policies: RoundPolicies): ImaKeyring | null {
+  if (policies.tenantKeyring !== undefined) return policies.tenantKeyring
+  return tenantKeyringOf(rec.imaSignVerificationKeys)
+}
+
+/** The agent's `ima_sign_verification_keys` as a keyring; null when none or invalid. */
+export function tenantKeyringOf(keys: string): ImaKeyring | null {
+  if (keys === '') return null
   try {
-    return ImaKeyring.fromJSON(rec.imaSignVerificationKeys)
+    return ImaKeyring.fromJSON(keys)
   } catch {
     return null
   }

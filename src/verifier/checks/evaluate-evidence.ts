@@ -52,8 +52,8 @@ export interface Unreadable {
 export interface MbEvidence {
   /** The binary event log, or null when none was sent. */
   log: Uint8Array | null
-  /** The refstate (`mb_policy`) JSON text. */
-  refstate: string
+  /** The refstate (`mb_policy`): JSON text, or already parsed. */
+  refstate: unknown
   /** `[verifier] measured_boot_evaluate`: `once` evaluates only the first attestation. */
   evaluate: string
   attestationCount: number
