@@ -125,7 +125,7 @@ export function evaluateEvidence(e: Evidence, opts: EvidenceOptions): EvidenceOu
   const quote = verifyEvidenceQuote(f, e)
   if (quote === undefined) return { kind: 'refused', failure: f }
   const pcrs = quote.pcrs.get(e.hashAlg) ?? new Map<number, Uint8Array>()
-  // PCRs an MB or IMA stage explained, which tpm_policy then leaves alone
+  // PCRs a stage explained (16, MB, IMA): tpm_policy leaves them alone
   const used = new Set<number>()
   if (e.nk !== undefined) checkPcr16(f, quote, e.hashAlg, e.nk, used)
 
