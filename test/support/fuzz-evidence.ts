@@ -15,11 +15,11 @@
  */
 import { mutate, type Prng } from '../../src/tpm/fuzz.ts'
 import {
+  answerEvidenceRequest,
   type EvidenceAnswer,
-  evaluateEvidence,
   MAX_EVIDENCE_FAILURES,
   verifyEvidenceBody,
-} from '../../src/verifier/checks/evaluate-evidence.ts'
+} from '../../src/verifier/checks/evidence-request.ts'
 import { SeverityRules } from '../../src/verifier/checks/failure.ts'
 import {
   algVariant,
@@ -194,6 +194,6 @@ export function fuzzEvidence(kit: FuzzKit, opts: AnswerFuzzOptions = {}): Answer
     }
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       return 'not an object (400 before evaluation)'
-    return outcomeOf(evaluateEvidence(body as Record<string, unknown>, OPTS))
+    return outcomeOf(answerEvidenceRequest(body as Record<string, unknown>, OPTS))
   })
 }

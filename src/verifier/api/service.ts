@@ -24,7 +24,7 @@ import { tpmPolicyText } from '../loop/agent-record.ts'
 import type { AttestationLoop } from '../loop/attestation-loop.ts'
 import type { CheckPool } from '../checks/check-pool.ts'
 import { decodeBase64Field } from '../../protocol/decode-base64-field.ts'
-import type { EvidenceResults } from '../checks/evaluate-evidence.ts'
+import type { EvidenceResults } from '../checks/evidence-request.ts'
 import {
   AGENT_STATES,
   APPROVED_REACTIVATE_STATES,

@@ -9,10 +9,10 @@
  */
 import { type ImaAgentStateJson, imaStateFromJSON, imaStateToJSON } from '../../ima/index.ts'
 import { BoundedCache } from '../../protocol/bounded-cache.ts'
-import type { AgentRecord, StoredClockInfo } from '../loop/agent-record.ts'
-import type { CheckResult } from './check-quote.ts'
+import type { StoredClockInfo } from '../loop/agent-record.ts'
+import type { CheckResult, RoundRecord } from './check-quote.ts'
 import { VerifierError } from '../errors.ts'
-import type { EvidenceVerdict } from './evaluate-evidence.ts'
+import type { EvidenceVerdict } from './evidence-request.ts'
 import { Failure, keptEvents, type SeverityRules } from './failure.ts'
 import { parseTpmPolicy, type TpmPolicy } from '../../protocol/tpm-policy.ts'
 
@@ -90,7 +90,7 @@ export type CheckJobResult =
   | { seq: number; kind: 'error'; error: string }
 
 /** The data of a record for a job. */
-export function recordData(rec: AgentRecord): CheckRecordData {
+export function recordData(rec: RoundRecord): CheckRecordData {
   return {
     id: rec.id,
     publicKey: rec.publicKey,
@@ -106,47 +106,22 @@ export function recordData(rec: AgentRecord): CheckRecordData {
   }
 }
 
-/** Worker side: a record good enough for `checkQuoteAnswer` (AK parsed by the caller's cache). */
-export function recordFromData(d: CheckRecordData, tpmPolicy: TpmPolicy): AgentRecord {
+/** Worker side: the record a round's checks read (the AK is parsed by the caller's cache). */
+export function recordFromData(d: CheckRecordData, tpmPolicy: TpmPolicy): RoundRecord {
   return {
     id: d.id,
-    state: 3,
-    ip: '',
-    port: 0,
-    mtlsCert: null,
-    v: null,
-    encryptedV: null,
     publicKey: d.publicKey,
-    tpmPolicyText: d.tpmPolicyText,
-    tpmPolicy,
-    metaData: '',
-    imaPolicyId: null,
-    mbPolicyId: null,
-    imaSignVerificationKeys: d.imaSignVerificationKeys,
-    revocationKey: '',
     akTpm: d.akTpm,
     akKey: undefined,
     acceptHash: d.acceptHash,
     acceptEnc: d.acceptEnc,
     acceptSign: d.acceptSign,
-    hashAlg: '',
-    encAlg: '',
-    signAlg: '',
-    supportedVersion: '',
-    versionChecked: true,
-    attestationCount: d.attestationCount,
-    lastReceivedQuote: 0,
-    lastSuccessfulAttestation: 0,
     clock: d.clock,
+    tpmPolicyText: d.tpmPolicyText,
+    tpmPolicy,
+    imaSignVerificationKeys: d.imaSignVerificationKeys,
+    attestationCount: d.attestationCount,
     ima: imaStateFromJSON(d.ima),
-    severityLevel: null,
-    lastEventId: null,
-    verifierId: '',
-    retries: 0,
-    epoch: 0,
-    busy: false,
-    dirty: false,
-    leaseUntil: 0,
   }
 }
 

@@ -1,28 +1,20 @@
 /**
- * The verifier's pool of check workers, sized to the cores: rounds whose checks are CPU-heavy
- * (an IMA list to replay and evaluate, a UEFI event log to replay and evaluate) run
- * `checkQuoteAnswer` in a Bun Worker, so a large list does not stall the scheduler and the other
- * rounds. Plain rounds (quote signature, nonce, PCR digest, clock, PCR 16, `tpm_policy`) stay on
- * the main thread: their check costs ~60–80 µs, about what a structured-clone round trip to a
- * worker costs, and moving them would raise CPU per attestation (measured; docs/benchmarks.md).
- * `POST /verify/evidence` bodies are evaluated there too (job `evidence`), so a 95 MB IMA list
- * does not hold the event loop either.
+ * The verifier's pool of check workers, sized to the cores. Rounds with an IMA list or a UEFI log
+ * to replay, and `POST /verify/evidence` bodies, are checked in a Bun Worker so a large list holds
+ * neither the scheduler nor other rounds. Plain rounds stay on the main thread: their check costs
+ * about what the round trip to a worker does (docs/benchmarks.md).
  *
- * Messages are plain data (`check-job.ts`). A runtime policy text is sent to a worker once per
- * `id:version`. In a compiled binary the worker is an extra entry point of `bun build --compile`
- * (`src/main.ts src/verifier/checks/check-worker.ts`), which Bun stores as
- * `/$bunfs/root/verifier/checks/check-worker.js`; the pool tries that path after the source-relative
- * one. When no entry loads (a binary built without it) or a worker dies, the checks run inline
- * on the main thread: slower under load, never wrong. A job the worker answers `error` (it threw)
- * is not re-run anywhere: it is that round's failure, turned into the agent's
- * `internal.verifier.exception` by the loop. Nothing a worker answers can throw out of the pool's
- * message handlers (issue 17: it once took the whole process down).
+ * Messages are plain data (`check-job.ts`); a runtime policy text goes to a worker once per
+ * `id:version`. In a compiled binary the worker is an extra entry of `bun build --compile`
+ * ({@link workerEntries}). Without a worker (none loads, or one died) checks run inline: slower,
+ * never wrong. A worker's `error` answer is not re-run: it is that round's failure (the loop makes
+ * it `internal.verifier.exception`), and nothing a worker answers can throw out of the pool's
+ * handlers (issue 17).
  *
  * @module
  */
 import { availableParallelism } from 'node:os'
 import type { Logger } from '../../log/logger.ts'
-import type { AgentRecord } from '../loop/agent-record.ts'
 import {
   type CheckJob,
   type CheckJobResult,
@@ -37,9 +29,10 @@ import {
   checkQuoteAnswer,
   mbPolicyActive,
   type RoundPolicies,
+  type RoundRecord,
 } from './check-quote.ts'
 import type { CheckWorkerInit } from './check-worker.ts'
-import { type EvidenceVerdict, evidenceException, verifyEvidenceBody } from './evaluate-evidence.ts'
+import { type EvidenceVerdict, evidenceException, verifyEvidenceBody } from './evidence-request.ts'
 
 /** Options of {@link CheckPool}. */
 export interface CheckPoolOptions {
@@ -88,7 +81,7 @@ export function isHeavyRound(results: unknown, policies: RoundPolicies): boolean
   return (
     typeof r.mb_measurement_list === 'string' &&
     r.mb_measurement_list.length > 0 &&
-    mbPolicyActive(policies.mb)
+    (policies.mbActive ?? mbPolicyActive(policies.mb))
   )
 }
 
@@ -245,14 +238,14 @@ export class CheckPool {
    * orphaned by a dying worker runs inline. The caller's round turns a throw or a rejection into
    * the agent's `internal.verifier.exception`.
    */
-  check(
-    rec: AgentRecord,
+  async check(
+    rec: RoundRecord,
     results: unknown,
     nonce: string,
     policies: RoundPolicies,
     imaKey: string | null,
     imaText: () => string | undefined,
-  ): CheckResult | Promise<CheckResult> {
+  ): Promise<CheckResult> {
     const inline = () => checkQuoteAnswer(rec, results, nonce, policies, this.#o.check)
     const heavy = isHeavyRound(results, policies)
     const slot = heavy ? this.#pick() : undefined

@@ -35,7 +35,7 @@ const { parseTpm2bPublic, toKeyObject } = await import('../../tpm/public-area.ts
 const { cachedTpmPolicy, recordFromData, resultToData, tpmPolicyCache, WORKER_POLICY_SLOTS } =
   await import('./check-job.ts')
 const { checkQuoteAnswer } = await import('./check-quote.ts')
-const { verifyEvidenceBody } = await import('./evaluate-evidence.ts')
+const { verifyEvidenceBody } = await import('./evidence-request.ts')
 const { SeverityRules } = await import('./failure.ts')
 
 /** The first message a worker gets. */

@@ -13,10 +13,10 @@ import {
   initialImaState,
 } from '../../ima/index.ts'
 import { MAX_PUBLIC_KEY_PEM } from '../../protocol/read-rsa-public-key-pem.ts'
-import type { ClockInfo } from '../../tpm/attest.ts'
 import type { AgentTarget } from '../../http/agent-client/agent-connections.ts'
 import type { AgentRow, AgentSnapshot, HotSnapshot } from '../store/store.ts'
 import { parseTpmPolicy, type TpmPolicy } from '../../protocol/tpm-policy.ts'
+export { checkQuoteTiming } from '../checks/quote-timing.ts'
 
 /** The stored clock state (`tpm_clockinfo`), as upstream's `TPMClockInfo.to_dict`. */
 export interface StoredClockInfo {
@@ -262,17 +262,4 @@ export function snapshotOf(r: AgentRecord): AgentSnapshot {
     pcr10: j.pcr10[bank] ?? null,
     learned_ima_keyrings: j.learned_ima_keyrings,
   }
-}
-
-/** Upstream clock check (`check_quote_timing`); returns an error text or undefined. */
-export function checkQuoteTiming(prev: StoredClockInfo, cur: ClockInfo): string | undefined {
-  const resetdiff = cur.resetCount - prev.resetcount
-  const restartdiff = cur.restartCount - prev.restartcount
-  if (resetdiff < 0) return 'resetCount value decreased on TPM between two consecutive quotes'
-  if (restartdiff < 0) return 'restartCount value decreased on TPM between two consecutive quotes'
-  if (!cur.safe) return 'clock safe flag is disabled'
-  if (!(resetdiff && restartdiff) && Number(cur.clock) - prev.clock <= 0) {
-    return 'clock timestamp did issued by TPM did not increase between two consecutive quotes'
-  }
-  return undefined
 }

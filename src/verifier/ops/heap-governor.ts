@@ -1,20 +1,10 @@
 /**
- * A soft ceiling on the verifier process's memory.
- *
- * JavaScriptCore sizes its heap from the machine's RAM: below a quarter of RAM it lets the heap
- * double between full collections. On a 24 GiB machine that is gigabytes of garbage before a full
- * collection, and a verifier churns through a lot of short-lived objects that still outlive the
- * young-generation collections (each round's promises, closures and parsed answers live across
- * awaits). Measured with 10,000 agents on the embedded database: RSS peaked at 1.06–1.37 GiB, and
- * one full collection brought it to 0.52 GiB (docs/benchmarks.md).
- *
- * The governor reads RSS every `checkMs`. Past its mark it runs a full collection
- * (`Bun.gc(true)`; an asynchronous request lets JavaScriptCore pick a young-generation collection,
- * which frees none of it), at most once per `minGapMs`. The next mark is `growth` × the lowest RSS
- * seen in the few checks after that collection, never below `softLimitBytes`, so a process whose
- * live data alone is above the soft limit does not collect over and over. The collection pauses
- * the event loop (`pauseMs`; tens of ms for a 10,000-agent heap, measured in docs/benchmarks.md),
- * well inside the slack of a `quote_interval` and rarer as the mark rises.
+ * A soft ceiling on the verifier process's memory. JavaScriptCore lets its heap double between
+ * full collections while it is under a quarter of RAM, so on a large machine a busy verifier
+ * holds gigabytes of garbage; the governor runs a full collection (`Bun.gc(true)`) when RSS passes
+ * a mark, at most once per `minGapMs`. The next mark is `growth` × the RSS left after it, never
+ * below `softLimitBytes`, so live data above the limit does not cause a collection loop.
+ * Measurements (RSS, pause) are in docs/benchmarks.md.
  *
  * @module
  */
