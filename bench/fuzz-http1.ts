@@ -12,8 +12,8 @@ import {
   http1FuzzSeeds,
   isHttp1TypedError,
   readHttp1InPieces,
-} from '../src/http/http1-fuzz-target.ts'
-import { fuzzParser } from '../src/tpm/fuzz.ts'
+} from '../test/support/fuzz/http1-target.ts'
+import { fuzzParser } from '../test/support/fuzz/fuzz-parser.ts'
 
 const cases = Number(process.argv[2] ?? 1_000_000)
 const seed = Number(process.argv[3] ?? 1)

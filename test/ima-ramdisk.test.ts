@@ -14,7 +14,7 @@ import { isImaError } from '../src/ima/errors.ts'
 import { listInitramfsImages } from '../src/ima/ramdisk-digests.ts'
 import { readCpioArchive, readCpioStream } from '../src/ima/read-cpio.ts'
 import { initramfsFiles, readInitramfs } from '../src/ima/read-initramfs.ts'
-import { fuzzParser } from '../src/tpm/fuzz.ts'
+import { fuzzParser } from './support/fuzz/fuzz-parser.ts'
 
 const FIX = resolve(import.meta.dir, 'fixtures/ima/initramfs')
 type Digests = Record<string, string[]>

@@ -17,19 +17,19 @@ import {
   privateDecrypt,
   timingSafeEqual,
 } from 'node:crypto'
-import { ByteReader } from '../tpm/byte-reader.ts'
-import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE } from '../tpm/constants.ts'
-import { parseCredentialBlob, parseIdObject } from '../tpm/credential-blob.ts'
-import { computeAuthTag } from '../tpm/hmac-proof.ts'
-import { kdfa, kdfe } from '../tpm/kdf.ts'
+import { ByteReader } from '../../src/tpm/byte-reader.ts'
+import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE } from '../../src/tpm/constants.ts'
+import { parseCredentialBlob, parseIdObject } from '../../src/tpm/credential-blob.ts'
+import { computeAuthTag } from '../../src/tpm/hmac-proof.ts'
+import { kdfa, kdfe } from '../../src/tpm/kdf.ts'
 import {
   computeName,
   parseTpm2bPublic,
   serializeTpm2bPublic,
   type TpmPublic,
   type TpmPublicInput,
-} from '../tpm/public-area.ts'
-import { ekPublicArea } from '../tpm/ek-template.ts'
+} from '../../src/tpm/public-area.ts'
+import { ekPublicArea } from '../../src/tpm/ek-template.ts'
 
 /** Key algorithm of a software key. */
 export type SoftwareKeyType = 'rsa' | 'ecc'

@@ -34,8 +34,8 @@ import {
   sign,
   timingSafeEqual,
 } from 'node:crypto'
-import { ByteReader } from '../../src/tpm/byte-reader.ts'
-import { ByteWriter } from '../../src/tpm/byte-writer.ts'
+import { ByteReader } from '../../../src/tpm/byte-reader.ts'
+import { ByteWriter } from '../../../src/tpm/byte-writer.ts'
 import {
   AK_EXPECTED_ATTRS,
   HASH_ALG_ID,
@@ -45,32 +45,32 @@ import {
   TPM_ECC_CURVE,
   TPM_GENERATED_VALUE,
   TPM_ST,
-} from '../../src/tpm/constants.ts'
+} from '../../../src/tpm/constants.ts'
 import {
   type CredentialBlob,
   parseCredentialBlob,
   parseIdObject,
-} from '../../src/tpm/credential-blob.ts'
-import { TpmError } from '../../src/tpm/errors.ts'
-import { kdfa, kdfe } from '../../src/tpm/kdf.ts'
-import { serializePcrBlob } from '../../src/tpm/pcr-blob.ts'
-import { type PcrSelection, writePcrSelection } from '../../src/tpm/pcr-selection.ts'
+} from '../../../src/tpm/credential-blob.ts'
+import { TpmError } from '../../../src/tpm/errors.ts'
+import { kdfa, kdfe } from '../../../src/tpm/kdf.ts'
+import { serializePcrBlob } from '../../../src/tpm/pcr-blob.ts'
+import { type PcrSelection, writePcrSelection } from '../../../src/tpm/pcr-selection.ts'
 import {
   computeName,
   parseTpm2bPublic,
   serializeTpm2bPublic,
   type TpmPublic,
   type TpmPublicInput,
-} from '../../src/tpm/public-area.ts'
-import { serializeQuoteString } from '../../src/tpm/quote-string.ts'
-import { serializeTpmtSignature, type TpmSignature } from '../../src/tpm/signature.ts'
-import { ekPublicArea } from '../../src/tpm/ek-template.ts'
+} from '../../../src/tpm/public-area.ts'
+import { serializeQuoteString } from '../../../src/tpm/quote-string.ts'
+import { serializeTpmtSignature, type TpmSignature } from '../../../src/tpm/signature.ts'
+import { ekPublicArea } from '../../../src/tpm/ek-template.ts'
 import { FleetError } from './errors.ts'
 
 /** Key algorithm of an EK or AK. */
 export type SoftKeyType = 'rsa' | 'ecc'
 
-export { EK_ATTRS, EK_POLICY_A } from '../../src/tpm/ek-template.ts'
+export { EK_ATTRS, EK_POLICY_A } from '../../../src/tpm/ek-template.ts'
 
 /** The OAEP label of the credential seed, NUL included (TCG Part 1 §24.4). */
 const IDENTITY_LABEL = Buffer.from('IDENTITY\0', 'latin1')

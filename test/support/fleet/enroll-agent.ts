@@ -14,10 +14,10 @@
  */
 
 import { constants, createCipheriv, createHmac, publicEncrypt, randomBytes } from 'node:crypto'
-import { checkNkBinding } from '../../src/tpm/extend-pcr.ts'
-import { parseTpm2bPublic } from '../../src/tpm/public-area.ts'
-import { verifyQuote } from '../../src/tpm/verify-quote.ts'
-import { isHashAlg } from '../../src/tpm/constants.ts'
+import { checkNkBinding } from '../../../src/tpm/extend-pcr.ts'
+import { parseTpm2bPublic } from '../../../src/tpm/public-area.ts'
+import { verifyQuote } from '../../../src/tpm/verify-quote.ts'
+import { isHashAlg } from '../../../src/tpm/constants.ts'
 import { FleetError } from './errors.ts'
 import { newestCommonVersion, type SimAgent } from './sim-agent.ts'
 
