@@ -14,11 +14,11 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   type CompiledRuntimePolicy,
-  createRuntimePolicy,
   loadRuntimePolicy,
   replayImaList,
 } from '../../src/ima/index.ts'
-import { createRefstate, parseEventLog, replayEventLog } from '../../src/mb/index.ts'
+import { parseEventLog, replayEventLog } from '../../src/mb/index.ts'
+import { createRefstate, createRuntimePolicy } from '../../src/policy-tools/index.ts'
 import type { HashAlg } from '../../src/tpm/constants.ts'
 import { mutate, type Prng } from './fuzz/fuzz-parser.ts'
 import { parsePcrBlob } from '../../src/tpm/pcr-blob.ts'
