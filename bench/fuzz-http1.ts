@@ -1,5 +1,5 @@
 /**
- * Long fuzz run over the HTTP/1.1 response reader (src/http/http1-fuzz-target.ts): N mutated
+ * Long fuzz run over the HTTP/1.1 response reader (test/support/fuzz/http1-target.ts): N mutated
  * answers (default 1,000,000), each fed in random pieces, seeded; prints accepted/rejected counts,
  * rejection codes, the slowest case and any failures (an untyped error or a slow case; each
  * failure's caseSeed reproduces its input with `mutate(seeds, caseSeed)`).

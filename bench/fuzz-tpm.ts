@@ -1,5 +1,5 @@
 /**
- * Long fuzz run over the TPM parsers (src/tpm/fuzz.ts): N mutated cases per parser (default
+ * Long fuzz run over the TPM parsers (test/support/fuzz/fuzz-parser.ts): N mutated cases per parser (default
  * 1,000,000), seeded; prints accepted/rejected counts, rejection codes and any failures (each
  * failure's caseSeed reproduces its input with `mutate(seeds, caseSeed)`).
  *
