@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createTestCa } from '../test/support/verifier-harness.ts'
-import { createAgentCert } from './fleet/agent-cert.ts'
+import { createAgentCert } from '../test/support/fleet/agent-cert.ts'
 
 /**
  * Key-exchange groups without Bun's default hybrid X25519MLKEM768, for comparison: the pool

@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { createAgentCert } from './fleet/agent-cert.ts'
+import { createAgentCert } from '../test/support/fleet/agent-cert.ts'
 
 const HERE = import.meta.path
 const MB = 1_000_000

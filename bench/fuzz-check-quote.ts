@@ -13,7 +13,7 @@ import 'reflect-metadata'
 import { buildFuzzKit } from '../test/support/answer-fuzz-kit.ts'
 import { type AnswerFuzzReport, fuzzCheckQuote } from '../test/support/fuzz-check-quote.ts'
 import { fuzzEvidence } from '../test/support/fuzz-evidence.ts'
-import { freshSoftTpm } from './fleet/soft-tpm.ts'
+import { freshSoftTpm } from '../test/support/fleet/soft-tpm.ts'
 
 const cases = Number(process.argv[2] ?? 1_000_000)
 const seed = Number(process.argv[3] ?? 1)

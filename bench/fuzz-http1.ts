@@ -1,5 +1,5 @@
 /**
- * Long fuzz run over the HTTP/1.1 response reader (src/http/agent-client/http1-fuzz-target.ts): N mutated
+ * Long fuzz run over the HTTP/1.1 response reader (test/support/fuzz/http1-target.ts): N mutated
  * answers (default 1,000,000), each fed in random pieces, seeded; prints accepted/rejected counts,
  * rejection codes, the slowest case and any failures (an untyped error or a slow case; each
  * failure's caseSeed reproduces its input with `mutate(seeds, caseSeed)`).
@@ -12,8 +12,8 @@ import {
   http1FuzzSeeds,
   isHttp1TypedError,
   readHttp1InPieces,
-} from '../src/http/agent-client/http1-fuzz-target.ts'
-import { fuzzParser } from '../src/tpm/fuzz.ts'
+} from '../test/support/fuzz/http1-target.ts'
+import { fuzzParser } from '../test/support/fuzz/fuzz-parser.ts'
 
 const cases = Number(process.argv[2] ?? 1_000_000)
 const seed = Number(process.argv[3] ?? 1)

@@ -4,8 +4,8 @@
  */
 
 import 'reflect-metadata'
-import { fuzzParser } from '../src/tpm/fuzz.ts'
-import { IMA_FUZZ_TARGETS, imaFuzzSeeds } from '../src/ima/fuzz-targets.ts'
+import { fuzzParser } from '../test/support/fuzz/fuzz-parser.ts'
+import { IMA_FUZZ_TARGETS, imaFuzzSeeds } from '../test/support/fuzz/ima-targets.ts'
 
 const cases = Number(process.argv[2] ?? 1_000_000)
 const seed = Number(process.argv[3] ?? 1)

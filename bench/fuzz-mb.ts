@@ -5,9 +5,9 @@
  */
 import { resolve } from 'node:path'
 import { isMbError } from '../src/mb/errors.ts'
-import { fuzzJsonTarget, fuzzLogTarget } from '../src/mb/fuzz-targets.ts'
+import { fuzzJsonTarget, fuzzLogTarget } from '../test/support/fuzz/mb-targets.ts'
 import { parseEventLog } from '../src/mb/parse-event-log.ts'
-import { fuzzParser } from '../src/tpm/fuzz.ts'
+import { fuzzParser } from '../test/support/fuzz/fuzz-parser.ts'
 import { buildAgileLog, edgeCases, grubStyleEvents } from '../test/fixtures/mb/synthetic.ts'
 
 const cases = Number(process.argv[2] ?? 1_000_000)

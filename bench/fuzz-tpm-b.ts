@@ -16,7 +16,7 @@ import { parseCredentialBlob, serializeCredentialBlob } from '../src/tpm/credent
 import { isEkCertError } from '../src/tpm/ek-cert-error.ts'
 import { parseEkCert } from '../src/tpm/ek-cert.ts'
 import { isTpmError } from '../src/tpm/errors.ts'
-import { type FuzzReport, fuzzParser } from '../src/tpm/fuzz.ts'
+import { type FuzzReport, fuzzParser } from '../test/support/fuzz/fuzz-parser.ts'
 import { makeCredential } from '../src/tpm/make-credential.ts'
 import { computeName, parseTpm2bPublic } from '../src/tpm/public-area.ts'
 

@@ -1,5 +1,5 @@
 /**
- * Long fuzz run over the TPM parsers (src/tpm/fuzz.ts): N mutated cases per parser (default
+ * Long fuzz run over the TPM parsers (test/support/fuzz/fuzz-parser.ts): N mutated cases per parser (default
  * 1,000,000), seeded; prints accepted/rejected counts, rejection codes and any failures (each
  * failure's caseSeed reproduces its input with `mutate(seeds, caseSeed)`).
  *
@@ -11,8 +11,8 @@
 import '../test/preload.ts'
 import { parseTpmsAttest } from '../src/tpm/attest.ts'
 import { isTpmError } from '../src/tpm/errors.ts'
-import { fuzzParser } from '../src/tpm/fuzz.ts'
-import { loadQuoteFixtures } from '../src/tpm/load-quote-fixtures.ts'
+import { fuzzParser } from '../test/support/fuzz/fuzz-parser.ts'
+import { loadQuoteFixtures } from '../test/support/load-quote-fixtures.ts'
 import { parsePcrBlob } from '../src/tpm/pcr-blob.ts'
 import { parsePcrSelection } from '../src/tpm/pcr-selection.ts'
 import { parseTpm2bPublic, toKeyObject } from '../src/tpm/public-area.ts'

@@ -7,7 +7,7 @@ import { resolve } from 'node:path'
 import { evaluateMeasuredBoot } from '../src/mb/evaluate-measured-boot.ts'
 import { parseEventLog } from '../src/mb/parse-event-log.ts'
 import { replayEventLog } from '../src/mb/replay-event-log.ts'
-import { createRefstate } from '../src/mb/create-refstate.ts'
+import { createRefstate } from '../src/policy-tools/create-refstate.ts'
 
 const runs = Number(process.argv[2] ?? 7)
 const DIR = resolve(import.meta.dir, '../test/fixtures/mb')

@@ -9,7 +9,7 @@
  */
 
 import '../test/preload.ts'
-import { loadQuoteFixtures } from '../src/tpm/load-quote-fixtures.ts'
+import { loadQuoteFixtures } from '../test/support/load-quote-fixtures.ts'
 import { parseTpm2bPublic, toKeyObject } from '../src/tpm/public-area.ts'
 import { parseTpmtSignature } from '../src/tpm/signature.ts'
 import { verifyQuote } from '../src/tpm/verify-quote.ts'

@@ -1,6 +1,6 @@
 /**
  * Registrar throughput: registrations + activations per second against the in-process registrar
- * (`startRegistrar`, real HTTP on 127.0.0.1) with software agents (`src/registrar/software-agent.ts`).
+ * (`startRegistrar`, real HTTP on 127.0.0.1) with software agents (`test/support/software-agent.ts`).
  *
  * The load generator runs in a second Bun process (so the agents' ActivateCredential work does not
  * share the registrar's event loop): C concurrent agents, each `POST /v2.6/agents/{id}` → software
@@ -44,7 +44,7 @@ const ekType = args.ek === 'rsa' ? 'rsa' : 'ecc'
 /** The load generator (child process): prints `{"seconds":…,"ok":…,"errors":…,"cpuMs":…}`. */
 async function client(): Promise<void> {
   const { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } =
-    await import('../src/registrar/software-agent.ts')
+    await import('../test/support/software-agent.ts')
   const url = args.url!
   // A small pool of key pairs, reused across agent ids (key generation is not what we measure).
   const pool = Array.from(

@@ -12,7 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { startFleet } from './fleet/fleet.ts'
+import { startFleet } from '../test/support/fleet/fleet.ts'
 import { controlPlaneEnv, MAIN_TS, spawnCollect } from '../test/support/control-plane-process.ts'
 
 const { values } = parseArgs({

@@ -1,6 +1,6 @@
 /**
  * The simulated fleet of the verifier benchmark, in its OWN process so that the verifier's CPU and
- * memory can be measured alone. Starts `startFleet` (bench/fleet), writes what a tenant would
+ * memory can be measured alone. Starts `startFleet` (test/support/fleet), writes what a tenant would
  * enrol for every agent to `--out` (JSON), prints `fleet ready <n>` and serves until SIGTERM,
  * stdin closing, or `--max-s` seconds. Every 5 s it prints one `fleet {json}` status line.
  *
@@ -11,7 +11,7 @@
 import 'reflect-metadata'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { startFleet } from './fleet/fleet.ts'
+import { startFleet } from '../test/support/fleet/fleet.ts'
 
 /** One agent as the verifier benchmark enrols it. */
 export interface BenchAgent {

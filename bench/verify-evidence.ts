@@ -19,8 +19,8 @@ import { parseArgs } from 'node:util'
 import { MAIN_TS, spawnVerifier } from '../test/support/control-plane-process.ts'
 import { evidenceTpmData, largeEvidenceBody } from '../test/support/large-evidence.ts'
 import { probeWhile, summarize } from '../test/support/probe-latency.ts'
-import { loadCaDir } from './fleet/load-ca-dir.ts'
-import { freshSoftTpm } from './fleet/soft-tpm.ts'
+import { loadCaDir } from '../test/support/fleet/load-ca-dir.ts'
+import { freshSoftTpm } from '../test/support/fleet/soft-tpm.ts'
 
 const { values } = parseArgs({
   options: {

@@ -41,6 +41,28 @@ export class KeylimeError extends Error {
   }
 }
 
+/**
+ * Base of the domain errors whose input came from an agent or a request body, so always HTTP 400,
+ * typed by the domain's stable code union `C` (jose `JOSEError` style). A subclass only names
+ * itself.
+ *
+ * @example
+ * ```ts
+ * export class TpmError extends InputError<TpmErrorCode> {
+ *   override readonly name = 'TpmError'
+ * }
+ * ```
+ */
+export class InputError<C extends string = string> extends KeylimeError {
+  /** The stable error code. */
+  declare readonly code: C
+
+  constructor(code: C, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, { ...options, status: 400 })
+    this.name = 'InputError'
+  }
+}
+
 /** 400: the request or input is malformed. */
 export class BadRequest extends KeylimeError {
   constructor(

@@ -22,7 +22,7 @@ import { join } from 'node:path'
 import { DEFAULT_CA_SETTINGS, ensureCvCa } from '../src/ca/index.ts'
 import { type KeylimeDatabase, openDatabase } from '../src/db/index.ts'
 import type { Envelope } from '../src/http/envelope.ts'
-import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../src/registrar/software-agent.ts'
+import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from './support/software-agent.ts'
 import { createTestCa, startTestVerifier } from './support/verifier-harness.ts'
 import {
   type ChildRun,

@@ -16,9 +16,8 @@ import {
   imaStateToJSON,
   loadRuntimePolicy,
   PolicyCache,
-  runPolicyCreateRuntime,
-  runPolicySignRuntime,
 } from '../src/ima/index.ts'
+import { runPolicyCreateRuntime, runPolicySignRuntime } from '../src/policy-tools/index.ts'
 import type { HashAlg } from '../src/tpm/constants.ts'
 
 const VM = join(import.meta.dir, 'fixtures/ima/vm')

@@ -8,13 +8,16 @@ import { describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { createRuntimePolicy } from '../src/ima/create-runtime-policy.ts'
-import { runLegacyCreatePolicy, runPolicyCreateRuntime } from '../src/ima/cli.ts'
+import { createRuntimePolicy } from '../src/policy-tools/create-runtime-policy.ts'
+import {
+  runLegacyCreatePolicy,
+  runPolicyCreateRuntime,
+} from '../src/policy-tools/runtime-policy-cli.ts'
 import { isImaError } from '../src/ima/errors.ts'
-import { listInitramfsImages } from '../src/ima/ramdisk-digests.ts'
-import { readCpioArchive, readCpioStream } from '../src/ima/read-cpio.ts'
-import { initramfsFiles, readInitramfs } from '../src/ima/read-initramfs.ts'
-import { fuzzParser } from '../src/tpm/fuzz.ts'
+import { listInitramfsImages } from '../src/policy-tools/ramdisk-digests.ts'
+import { readCpioArchive, readCpioStream } from '../src/policy-tools/read-cpio.ts'
+import { initramfsFiles, readInitramfs } from '../src/policy-tools/read-initramfs.ts'
+import { fuzzParser } from './support/fuzz/fuzz-parser.ts'
 
 const FIX = resolve(import.meta.dir, 'fixtures/ima/initramfs')
 type Digests = Record<string, string[]>

@@ -11,9 +11,8 @@ import {
   evaluateMeasuredBootEvidence,
   parseEventLog,
   replayEventLog,
-  runCreateMbRefstate,
-  runPolicyCreateMeasuredBoot,
 } from '../src/mb/index.ts'
+import { runCreateMbRefstate, runPolicyCreateMeasuredBoot } from '../src/policy-tools/index.ts'
 
 const DIR = resolve(import.meta.dir, 'fixtures/mb')
 const read = async (p: string): Promise<Uint8Array> => Bun.file(resolve(DIR, p)).bytes()

@@ -1,6 +1,6 @@
 /**
  * `keylime_tenant` end to end: the real control plane in a child process (own KEYLIME_DIR, cv_ca,
- * PGlite), simulated agents from bench/fleet registered with its registrar and serving the agent
+ * PGlite), simulated agents from test/support/fleet registered with its registrar and serving the agent
  * API over mTLS, and the tenant run in-process through `main()` (as `keylime_tenant`), plus the
  * same command lines against the compiled binary when `dist/keylime` exists.
  *
@@ -16,7 +16,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileS
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { unzipSync } from 'fflate'
-import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
+import { type Fleet, startFleet } from './support/fleet/fleet.ts'
 import { main } from '../src/cli/main.ts'
 import { emptyRuntimePolicy } from '../src/ima/runtime-policy.ts'
 import {

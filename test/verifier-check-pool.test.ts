@@ -9,9 +9,9 @@
  * @module
  */
 import { afterAll, describe, expect, test } from 'bun:test'
-import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
-import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
-import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
+import { enrollAgent, simAgentIdentity } from './support/fleet/enroll-agent.ts'
+import { type Fleet, startFleet } from './support/fleet/fleet.ts'
+import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import { openDatabase } from '../src/db/index.ts'
 import { getLogger, setLogSink } from '../src/log/logger.ts'
 import { CheckPool } from '../src/verifier/checks/check-pool.ts'

@@ -7,9 +7,9 @@
  * @module
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
-import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
-import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
+import { enrollAgent, simAgentIdentity } from './support/fleet/enroll-agent.ts'
+import { type Fleet, startFleet } from './support/fleet/fleet.ts'
+import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { AGENT_STATES } from '../src/protocol/agent-states.ts'

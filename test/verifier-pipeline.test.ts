@@ -1,5 +1,5 @@
 /**
- * The verifier's pull loop against simulated agents (bench/fleet) over real mTLS on loopback:
+ * The verifier's pull loop against simulated agents (test/support/fleet) over real mTLS on loopback:
  * enrolment, GET_QUOTE steady state with V delivery, and injected faults moving exactly the
  * affected agent (bad signature, wrong nonce, PCR change → INVALID_QUOTE; dead → FAILED after
  * retries), with signed revocation notices to a webhook and to the other agents. Runs on PGlite
@@ -9,9 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { constants, generateKeyPairSync, verify } from 'node:crypto'
-import { enrollAgent, simAgentIdentity } from '../bench/fleet/enroll-agent.ts'
-import { type Fleet, startFleet } from '../bench/fleet/fleet.ts'
-import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
+import { enrollAgent, simAgentIdentity } from './support/fleet/enroll-agent.ts'
+import { type Fleet, startFleet } from './support/fleet/fleet.ts'
+import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
 import { AGENT_STATES } from '../src/protocol/agent-states.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'

@@ -39,7 +39,7 @@ import {
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { zipSync } from 'fflate'
-import { loadCaDir } from '../bench/fleet/load-ca-dir.ts'
+import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import { checkNkBinding } from '../src/tpm/extend-pcr.ts'
 import { parseTpm2bPublic } from '../src/tpm/public-area.ts'
 import { verifyQuote } from '../src/tpm/verify-quote.ts'

@@ -10,9 +10,9 @@
  */
 import 'reflect-metadata'
 import { parseArgs } from 'node:util'
-import { createAgentCert } from './agent-cert.ts'
-import { type ListenMode, startFleet } from './fleet.ts'
-import { generateSoftTpmKey, type SoftKeyType, SoftTpm } from './soft-tpm.ts'
+import { createAgentCert } from '../../test/support/fleet/agent-cert.ts'
+import { type ListenMode, startFleet } from '../../test/support/fleet/fleet.ts'
+import { generateSoftTpmKey, type SoftKeyType, SoftTpm } from '../../test/support/fleet/soft-tpm.ts'
 
 const { values } = parseArgs({
   options: {

@@ -17,11 +17,15 @@
 import 'reflect-metadata'
 import { parseArgs } from 'node:util'
 import { isHashAlg } from '../../src/tpm/constants.ts'
-import { enrollAgent, simAgentIdentity, negotiateVerifierVersion } from './enroll-agent.ts'
-import { FleetError } from './errors.ts'
-import { type FleetFaultSpec, type ListenMode, startFleet } from './fleet.ts'
-import { loadCaDir } from './load-ca-dir.ts'
-import type { AgentFaults } from './sim-agent.ts'
+import {
+  enrollAgent,
+  simAgentIdentity,
+  negotiateVerifierVersion,
+} from '../../test/support/fleet/enroll-agent.ts'
+import { FleetError } from '../../test/support/fleet/errors.ts'
+import { type FleetFaultSpec, type ListenMode, startFleet } from '../../test/support/fleet/fleet.ts'
+import { loadCaDir } from '../../test/support/fleet/load-ca-dir.ts'
+import type { AgentFaults } from '../../test/support/fleet/sim-agent.ts'
 
 const USAGE = `usage: bun bench/fleet/run.ts --count N --registrar HOST:PORT --ca-dir DIR
   [--registrar-tls HOST:PORT] [--verifier HOST:PORT] [--enroll] [--with-keys]

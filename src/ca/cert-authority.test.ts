@@ -8,7 +8,7 @@ import { CertAuthority } from './cert-authority.ts'
 import { CaError } from './errors.ts'
 import { unsealPrivateYml } from './private-yml.ts'
 import { decryptPrivateKeyPem } from './rsa-keys.ts'
-import { OPENSSL, modeOf, openssl, tempDir } from './test-helpers.ts'
+import { OPENSSL, modeOf, openssl, tempDir } from '../../test/support/ca-helpers.ts'
 
 if (!OPENSSL) console.log('skipping openssl-based CA assertions: openssl not found in PATH')
 

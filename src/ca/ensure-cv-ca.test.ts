@@ -10,7 +10,7 @@ import { ensureCvCa } from './ensure-cv-ca.ts'
 import { RSA_SIGNING_ALGORITHM } from './rsa-keys.ts'
 import { CaError } from './errors.ts'
 import { decryptPrivateKeyPem } from './rsa-keys.ts'
-import { OPENSSL, modeOf, openssl, tempDir } from './test-helpers.ts'
+import { OPENSSL, modeOf, openssl, tempDir } from '../../test/support/ca-helpers.ts'
 
 if (!OPENSSL) console.log('skipping openssl-based cv_ca assertions: openssl not found in PATH')
 

@@ -7,7 +7,7 @@ import { ensureCvCa } from './ensure-cv-ca.ts'
 import { CaError } from './errors.ts'
 import { loadTlsMaterial } from './load-tls-material.ts'
 import { parseListOption, resolveTlsFiles } from './resolve-tls-files.ts'
-import { tempDir } from './test-helpers.ts'
+import { tempDir } from '../../test/support/ca-helpers.ts'
 
 const K = '/var/lib/keylime'
 

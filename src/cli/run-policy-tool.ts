@@ -1,17 +1,18 @@
 /**
  * Routes `keylime policy …` (upstream's consolidated `keylime-policy`) and the legacy tool names to
- * the policy tools of `src/ima` (runtime policies) and `src/mb` (measured-boot reference states).
+ * the policy tools of `src/policy-tools` (runtime policies, measured-boot reference states).
  *
  * @module
  */
 import {
+  runCreateMbRefstate,
   runLegacyConvertPolicy,
   runLegacyCreatePolicy,
   runLegacySignPolicy,
+  runPolicyCreateMeasuredBoot,
   runPolicyCreateRuntime,
   runPolicySignRuntime,
-} from '../ima/index.ts'
-import { runCreateMbRefstate, runPolicyCreateMeasuredBoot } from '../mb/index.ts'
+} from '../policy-tools/index.ts'
 import type { ToolContext } from '../tool-context.ts'
 import type { LegacyTool } from './resolve-command.ts'
 

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { installedPgliteVersion } from './build-pglite-template.ts'
+import { installedPgliteVersion } from '../../scripts/build-pglite-template.ts'
 import { loadPgliteAssets, PGLITE_ASSET_PATHS } from './load-pglite-assets.ts'
 
 describe('loadPgliteAssets', () => {
@@ -8,7 +8,7 @@ describe('loadPgliteAssets', () => {
     const meta = (await Bun.file(join(import.meta.dir, 'assets/pglite-template.json')).json()) as {
       pglite: string
     }
-    // If this fails after upgrading @electric-sql/pglite: bun src/db/build-pglite-template.ts
+    // If this fails after upgrading @electric-sql/pglite: bun scripts/build-pglite-template.ts
     expect(meta.pglite).toBe(installedPgliteVersion())
   })
 

@@ -8,8 +8,9 @@
  * both modes take one code path.
  *
  * `pglite-template.tar.zst` is a freshly initialised data directory (see
- * `build-pglite-template.ts`). Loading it replaces `initdb`, which takes 3–5 s under WebAssembly,
- * with a ~0.3 s untar, so the control plane starts on an empty `KEYLIME_DIR` well within 2 s.
+ * `scripts/build-pglite-template.ts`). Loading it replaces `initdb`, which takes 3–5 s under
+ * WebAssembly, with a ~0.3 s untar, so the control plane starts on an empty `KEYLIME_DIR` well
+ * within 2 s.
  *
  * @module
  */

@@ -29,7 +29,7 @@
  */
 
 import { timingSafeEqual } from 'node:crypto'
-import type { HashAlg } from '../tpm/constants.ts'
+import { HASH_SIZE, type HashAlg } from '../tpm/constants.ts'
 import { AsciiEntryParser } from './ascii-entry-parser.ts'
 import {
   type CompiledRuntimePolicy,
@@ -38,7 +38,7 @@ import {
   indexHas,
 } from './compile-runtime-policy.ts'
 import { isImaError } from './errors.ts'
-import { hashInto, IMA_HASH_SIZE } from './hash-alg.ts'
+import { hashInto } from './hash-alg.ts'
 import { isAllZero } from './hex.ts'
 import {
   checkQuoteProgress,
@@ -243,7 +243,7 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
   if (quoted.length === 0) quoted.push([input.bank, new Uint8Array(0)])
   const logAlg: HashAlg = input.policy?.logHashAlg ?? 'sha1'
   const banks = quoted.map(([b]) => b)
-  const sizes = banks.map((b) => IMA_HASH_SIZE[b])
+  const sizes = banks.map((b) => HASH_SIZE[b])
   // running values live in the first half of cat[i]; the entry digest is written to the second half
   const cat = banks.map((b, i) => {
     const n = sizes[i] as number
@@ -278,7 +278,7 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
   let matchLine = 0
   let logLength = 0
   let entries = 0
-  const logSize = IMA_HASH_SIZE[logAlg]
+  const logSize = HASH_SIZE[logAlg]
   const ignoreTomtou = cfg.ignoreTomtouErrors ?? false
 
   const text = input.list

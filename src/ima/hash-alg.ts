@@ -1,15 +1,12 @@
 /**
- * Hash algorithms seen in IMA lists and policies: digest sizes, the kernel's `enum hash_algo`
- * numbers used in IMA signature headers (`include/uapi/linux/hash_info.h`), and a fast
- * allocation-free {@link hashInto} built on Bun's one-shot hashers.
+ * Hash algorithms seen in IMA lists and policies: the kernel's `enum hash_algo` numbers used in
+ * IMA signature headers (`include/uapi/linux/hash_info.h`), and a fast allocation-free
+ * {@link hashInto} built on Bun's one-shot hashers. Digest sizes are `HASH_SIZE` of `src/tpm`.
  *
  * @module
  */
 
 import { HASH_SIZE, type HashAlg, isHashAlg } from '../tpm/constants.ts'
-
-/** Digest sizes in bytes of the algorithms IMA can use for template hashes and PCR banks. */
-export const IMA_HASH_SIZE = HASH_SIZE
 
 /** Linux `enum hash_algo` (hash_info.h) → algorithm name, as used by `signature_v2_hdr.hash_algo`. */
 export const LINUX_HASH_ALGO: Readonly<Record<number, string>> = {
@@ -55,5 +52,5 @@ const ONE_SHOT: Record<HashAlg, OneShot> = {
  */
 export function hashInto(alg: HashAlg, data: Uint8Array, out: Uint8Array): Uint8Array {
   ONE_SHOT[alg].hash(data, out)
-  return out.subarray(0, IMA_HASH_SIZE[alg])
+  return out.subarray(0, HASH_SIZE[alg])
 }

@@ -7,9 +7,9 @@
  * @module
  */
 
-import type { HashAlg } from '../tpm/constants.ts'
+import { HASH_SIZE, type HashAlg } from '../tpm/constants.ts'
 import { ImaError } from './errors.ts'
-import { isImaHashAlg, IMA_HASH_SIZE } from './hash-alg.ts'
+import { isImaHashAlg } from './hash-alg.ts'
 import { ImaKeyring, type KeyringJson } from './ima-keyring.ts'
 
 /** The state kept between attestation rounds. */
@@ -85,7 +85,7 @@ export function imaStateFromJSON(j: unknown): ImaAgentState {
   if (typeof pcrs !== 'object' || pcrs === null) bad('pcr10 must be an object')
   for (const [b, hex] of Object.entries(pcrs)) {
     if (!isImaHashAlg(b)) bad(`pcr10: unknown bank ${b}`)
-    if (typeof hex !== 'string' || !new RegExp(`^[0-9a-f]{${IMA_HASH_SIZE[b] * 2}}$`).test(hex))
+    if (typeof hex !== 'string' || !new RegExp(`^[0-9a-f]{${HASH_SIZE[b] * 2}}$`).test(hex))
       bad(`pcr10.${b}: bad value`)
     s.pcr10.set(b, Buffer.from(hex, 'hex'))
   }

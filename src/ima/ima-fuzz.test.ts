@@ -5,8 +5,8 @@
  */
 
 import { describe, expect, test } from 'bun:test'
-import { fuzzParser } from '../tpm/fuzz.ts'
-import { IMA_FUZZ_TARGETS, imaFuzzSeeds } from './fuzz-targets.ts'
+import { fuzzParser } from '../../test/support/fuzz/fuzz-parser.ts'
+import { IMA_FUZZ_TARGETS, imaFuzzSeeds } from '../../test/support/fuzz/ima-targets.ts'
 
 describe('IMA parsers under fuzzing (value or typed error only)', () => {
   const seeds = imaFuzzSeeds()

@@ -1,19 +1,11 @@
 /**
- * `src/ima`: IMA measurement lists, runtime policies, the verifier's IMA stage and the
- * runtime-policy tools. Pure library: no HTTP, no database.
+ * `src/ima`: IMA measurement lists, runtime policies and the verifier's IMA stage. Pure library:
+ * no HTTP, no database, no argument parsing (the runtime-policy tools are `src/policy-tools`).
  *
  * @module
  */
 
 export { AsciiEntryParser } from './ascii-entry-parser.ts'
-export {
-  type CliContext,
-  runLegacyConvertPolicy,
-  runLegacyCreatePolicy,
-  runLegacySignPolicy,
-  runPolicyCreateRuntime,
-  runPolicySignRuntime,
-} from './cli.ts'
 export {
   type CompiledRuntimePolicy,
   compileRuntimePolicy,
@@ -21,7 +13,6 @@ export {
   loadRuntimePolicy,
   parseRuntimePolicyDocument,
 } from './compile-runtime-policy.ts'
-export { createRuntimePolicy, type CreateRuntimePolicyOptions } from './create-runtime-policy.ts'
 export { isDsseEnvelope, parseDsseEnvelope, signDsse, verifyDsseEnvelope } from './dsse.ts'
 export { ImaError, type ImaErrorCode, isImaError } from './errors.ts'
 export {

@@ -12,11 +12,10 @@
  */
 
 import { ImaError } from './errors.ts'
-import { IMA_HASH_SIZE } from './hash-alg.ts'
 import type { ImaEntry } from './ima-entry.ts'
 import { isImaTemplate } from './ima-entry.ts'
 import { checkSigHeader, MAX_NAME_BYTES } from './ascii-entry-parser.ts'
-import type { HashAlg } from '../tpm/constants.ts'
+import { HASH_SIZE, type HashAlg } from '../tpm/constants.ts'
 
 /** Options of {@link parseBinaryList}. */
 export interface BinaryListOptions {
@@ -87,7 +86,7 @@ function field(c: Cursor, data: Cursor): Uint8Array {
  * @throws {ImaError} `ERR_IMA_BINARY_FORMAT` (with the 1-based entry number), `ERR_IMA_LIMIT`.
  */
 export function parseBinaryList(bytes: Uint8Array, opts: BinaryListOptions = {}): ImaEntry[] {
-  const hashSize = IMA_HASH_SIZE[opts.templateHashAlg ?? 'sha1']
+  const hashSize = HASH_SIZE[opts.templateHashAlg ?? 'sha1']
   const max = opts.maxEntries ?? 10_000_000
   const c = new Cursor(bytes)
   const out: ImaEntry[] = []

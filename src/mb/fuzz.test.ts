@@ -1,9 +1,9 @@
 import { expect, test } from 'bun:test'
 import { resolve } from 'node:path'
-import { fuzzParser } from '../tpm/fuzz.ts'
+import { fuzzParser } from '../../test/support/fuzz/fuzz-parser.ts'
 import { buildAgileLog, edgeCases, grubStyleEvents } from '../../test/fixtures/mb/synthetic.ts'
 import { isMbError } from './errors.ts'
-import { fuzzJsonTarget, fuzzLogTarget } from './fuzz-targets.ts'
+import { fuzzJsonTarget, fuzzLogTarget } from '../../test/support/fuzz/mb-targets.ts'
 import { parseEventLog } from './parse-event-log.ts'
 
 const DIR = resolve(import.meta.dir, '../../test/fixtures/mb')

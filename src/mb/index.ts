@@ -1,16 +1,11 @@
 /**
  * Measured boot: UEFI (TCG PC Client) event log parsing and replay, the `example` reference state,
- * built-in and declarative policies, the verifier stage function and the refstate tools.
+ * built-in and declarative policies and the verifier stage function. Pure library; the refstate
+ * tools are `src/policy-tools`.
  *
  * @module
  */
 
-export {
-  type CliContext,
-  runCreateMbRefstate,
-  runPolicyCreateMeasuredBoot,
-} from './create-refstate-cli.ts'
-export { type CreateRefstateOptions, createRefstate, pythonReEscape } from './create-refstate.ts'
 export { comparePcrs, explainMismatch, type PcrMismatch } from './compare-pcrs.ts'
 export {
   type DecodedEvent,

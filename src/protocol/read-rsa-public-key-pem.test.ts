@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { generateKeyPairSync } from 'node:crypto'
-import { fuzzParser } from '../tpm/fuzz.ts'
+import { fuzzParser } from '../../test/support/fuzz/fuzz-parser.ts'
 import { ProtocolError } from './errors.ts'
 import { readPemBlock } from './read-pem-block.ts'
 import { MAX_PUBLIC_KEY_PEM, readRsaPublicKeyPem } from './read-rsa-public-key-pem.ts'

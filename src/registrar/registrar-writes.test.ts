@@ -10,7 +10,7 @@ import { type Db, type KeylimeDatabase, registrarmain } from '../db/index.ts'
 import { getLogger } from '../log/logger.ts'
 import { type RegistrarValues, RegistrarWrites } from './registrar-writes.ts'
 import { RegistrarService } from './service.ts'
-import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from './software-agent.ts'
+import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../../test/support/software-agent.ts'
 
 const WRITES = ['insert', 'update', 'delete', 'select'] as const
 type Counts = Record<(typeof WRITES)[number], number>

@@ -10,7 +10,7 @@ import { createApp, type KeylimeApp } from '../http/create-app.ts'
 import { getLogger } from '../log/logger.ts'
 import { addRegistrarRoutes } from './routes.ts'
 import { RegistrarService } from './service.ts'
-import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from './software-agent.ts'
+import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../../test/support/software-agent.ts'
 
 const log = getLogger('registrar-test')
 const agent = new SoftwareAgent(makeSoftwareEk('ecc'), makeSoftwareAk('ecc'))

@@ -13,7 +13,7 @@ import { loadCertStore } from '../tpm/cert-store.ts'
 import { AK_EXPECTED_ATTRS, TPMA_OBJECT } from '../tpm/constants.ts'
 import { isRegistrarError, type RegistrarErrorCode } from './errors.ts'
 import { RegistrarService, type TpmIdentityMode } from './service.ts'
-import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from './software-agent.ts'
+import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../../test/support/software-agent.ts'
 
 const FIX = join(import.meta.dir, '../../test/fixtures/ek')
 const NOW = new Date('2027-01-01T00:00:00Z')

@@ -7,7 +7,7 @@ import { sign } from 'node:crypto'
 import { ByteWriter } from '../tpm/byte-writer.ts'
 import { TPM_ALG_ID, TPM_GENERATED_VALUE, TPM_ST } from '../tpm/constants.ts'
 import { computeName } from '../tpm/public-area.ts'
-import { makeSoftwareAk, type SoftwareKey } from './software-agent.ts'
+import { makeSoftwareAk, type SoftwareKey } from '../../test/support/software-agent.ts'
 import { iakQualifyingData, verifyIakCertify } from './verify-iak-certify.ts'
 
 const ak = makeSoftwareAk('ecc')

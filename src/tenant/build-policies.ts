@@ -18,7 +18,7 @@
  */
 import { createHash, createPublicKey } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { createRuntimePolicy } from '../ima/create-runtime-policy.ts'
+import { createRuntimePolicy } from '../policy-tools/create-runtime-policy.ts'
 import { parseRuntimePolicyDocument } from '../ima/compile-runtime-policy.ts'
 import { getPubkey, ImaKeyring } from '../ima/ima-keyring.ts'
 import { IMA_PCR, MEASUREDBOOT_PCRS } from '../protocol/keylime-pcrs.ts'

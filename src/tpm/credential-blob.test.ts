@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { parseCredentialBlob, serializeCredentialBlob } from './credential-blob.ts'
 import { isTpmError } from './errors.ts'
-import { fuzzParser } from './fuzz.ts'
+import { fuzzParser } from '../../test/support/fuzz/fuzz-parser.ts'
 import { makeCredential } from './make-credential.ts'
 import { parseTpm2bPublic } from './public-area.ts'
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { KeylimeError } from '../errors.ts'
+import { InputError } from '../errors.ts'
 
 /** Stable codes carried by {@link EkCertError}. */
 export const EK_CERT_ERROR_CODES = [
@@ -38,14 +38,8 @@ export type EkCertErrorCode = (typeof EK_CERT_ERROR_CODES)[number]
  * throw new EkCertError('ERR_EK_CERT_CHAIN', 'no trusted issuer for CN=swtpm-localca')
  * ```
  */
-export class EkCertError extends KeylimeError {
-  /** The stable error code. */
-  declare readonly code: EkCertErrorCode
-
-  constructor(code: EkCertErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, { ...options, status: 400 })
-    this.name = 'EkCertError'
-  }
+export class EkCertError extends InputError<EkCertErrorCode> {
+  override readonly name = 'EkCertError'
 }
 
 /** True when `e` is an {@link EkCertError} (optionally with the given code). */

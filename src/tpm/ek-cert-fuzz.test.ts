@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { loadCertStore, verifyEkCertChain } from './cert-store.ts'
 import { isEkCertError } from './ek-cert-error.ts'
 import { parseEkCert } from './ek-cert.ts'
-import { fuzzParser } from './fuzz.ts'
+import { fuzzParser } from '../../test/support/fuzz/fuzz-parser.ts'
 
 // Seeds: the swtpm EK certificates and the Nuvoton non-DER certificate (test/fixtures/ek/NOTES.md).
 const FIX = join(import.meta.dir, '../../test/fixtures/ek')

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { KeylimeError } from '../errors.ts'
+import { InputError } from '../errors.ts'
 
 /** Stable codes carried by {@link TpmError}. */
 export const TPM_ERROR_CODES = [
@@ -56,14 +56,8 @@ export type TpmErrorCode = (typeof TPM_ERROR_CODES)[number]
  * throw new TpmError('ERR_TPM_TRUNCATED', 'need 4 bytes at offset 10, have 2')
  * ```
  */
-export class TpmError extends KeylimeError {
-  /** The stable error code. */
-  declare readonly code: TpmErrorCode
-
-  constructor(code: TpmErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, { ...options, status: 400 })
-    this.name = 'TpmError'
-  }
+export class TpmError extends InputError<TpmErrorCode> {
+  override readonly name = 'TpmError'
 }
 
 /** True when `e` is a {@link TpmError} (optionally with the given code). */

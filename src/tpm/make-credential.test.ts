@@ -1,14 +1,8 @@
 import { describe, expect, test } from 'bun:test'
-import {
-  constants,
-  createDecipheriv,
-  createHmac,
-  generateKeyPairSync,
-  privateDecrypt,
-} from 'node:crypto'
-import { parseCredentialBlob, parseIdObject, serializeCredentialBlob } from './credential-blob.ts'
+import { generateKeyPairSync } from 'node:crypto'
+import { activateCredential } from './activate-credential.ts'
+import { parseCredentialBlob, serializeCredentialBlob } from './credential-blob.ts'
 import { isTpmError } from './errors.ts'
-import { kdfa } from './kdf.ts'
 import { makeCredential } from './make-credential.ts'
 import { parseTpm2bPublic, type TpmPublic } from './public-area.ts'
 
@@ -96,7 +90,7 @@ describe('makeCredential against upstream Keylime vectors', () => {
 })
 
 describe('makeCredential round trip with a software RSA "EK"', () => {
-  // An RSA-2048 key standing in for a TPM EK; we play the TPM's ActivateCredential by hand.
+  // An RSA-2048 key standing in for a TPM EK; activateCredential plays the TPM.
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
   const n = Buffer.from(publicKey.export({ format: 'jwk' }).n!, 'base64url')
   const ekTpmt = Buffer.concat([
@@ -109,26 +103,8 @@ describe('makeCredential round trip with a software RSA "EK"', () => {
   )
   const akName = hex('000b' + '11'.repeat(32))
 
-  function activate(pub: TpmPublic, name: Uint8Array, blob: Uint8Array): Uint8Array {
-    const { credentialBlob, encryptedSecret } = parseCredentialBlob(blob)
-    const seed = privateDecrypt(
-      {
-        key: privateKey,
-        padding: constants.RSA_PKCS1_OAEP_PADDING,
-        oaepHash: 'sha256',
-        oaepLabel: Buffer.from('IDENTITY\0'),
-      },
-      encryptedSecret,
-    )
-    const { integrityHmac, encIdentity } = parseIdObject(credentialBlob)
-    const hmacKey = kdfa(pub.nameAlg, seed, 'INTEGRITY', new Uint8Array(0), new Uint8Array(0), 256)
-    const expected = createHmac('sha256', hmacKey).update(encIdentity).update(name).digest()
-    if (toHex(expected) !== toHex(integrityHmac)) throw new Error('integrity')
-    const symKey = kdfa(pub.nameAlg, seed, 'STORAGE', name, new Uint8Array(0), 128)
-    const d = createDecipheriv('aes-128-cfb', symKey, new Uint8Array(16))
-    const plain = Buffer.concat([d.update(encIdentity), d.final()])
-    return plain.subarray(2, 2 + plain.readUInt16BE(0))
-  }
+  const activate = (pub: TpmPublic, name: Uint8Array, blob: Uint8Array): Uint8Array =>
+    activateCredential(pub, privateKey, name, parseCredentialBlob(blob))
 
   test('the credential is recovered with the right name and rejected with another', () => {
     const cred = new TextEncoder().encode('ABCDEFGHIJKLMNOPQRSTUVWXYZ012345')
@@ -136,7 +112,7 @@ describe('makeCredential round trip with a software RSA "EK"', () => {
     expect(new TextDecoder().decode(activate(ek, akName, blob))).toBe(
       'ABCDEFGHIJKLMNOPQRSTUVWXYZ012345',
     )
-    expect(() => activate(ek, hex('000b' + '22'.repeat(32)), blob)).toThrow('integrity')
+    expect(() => activate(ek, hex('000b' + '22'.repeat(32)), blob)).toThrow('integrity HMAC')
   })
 })
 

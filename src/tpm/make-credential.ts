@@ -34,18 +34,18 @@ import { ByteWriter } from './byte-writer.ts'
 import { ECC_CURVE_INFO, HASH_SIZE, TPM_ALG_ID, TPM_ECC_CURVE } from './constants.ts'
 import type { CredentialBlob } from './credential-blob.ts'
 import { TpmError } from './errors.ts'
-import { kdfa, kdfe, kdfHashOf } from './kdf.ts'
+import { type KdfHash, kdfa, kdfe, kdfHashOf } from './kdf.ts'
 import { type TpmPublic, type TpmPublicEcc, toKeyObject } from './public-area.ts'
 
 /** OpenSSL names of the curves an ECC EK may use for the ephemeral ECDH. */
-const ECDH_CURVE: Readonly<Record<number, string>> = {
+export const ECDH_CURVE: Readonly<Record<number, string>> = {
   [TPM_ECC_CURVE.NIST_P256]: 'prime256v1',
   [TPM_ECC_CURVE.NIST_P384]: 'secp384r1',
   [TPM_ECC_CURVE.NIST_P521]: 'secp521r1',
 }
 
 /** The OAEP label of the credential seed, NUL included (Part 1 §24.4, §B.10.3). */
-const IDENTITY_LABEL = Buffer.from('IDENTITY\0', 'latin1')
+export const IDENTITY_LABEL = Buffer.from('IDENTITY\0', 'latin1')
 
 /** Options that make {@link makeCredential} deterministic, for test vectors only. */
 export interface MakeCredentialOptions {
@@ -62,7 +62,8 @@ function bad(code: 'ERR_TPM_BAD_VALUE' | 'ERR_TPM_UNSUPPORTED', message: string)
   throw new TpmError(code, message)
 }
 
-function leftPad(b: Uint8Array, size: number): Uint8Array {
+/** `b` left-padded with zeros to `size` bytes (ECC coordinates may arrive short). */
+export function leftPad(b: Uint8Array, size: number): Uint8Array {
   if (b.byteLength === size) return b
   if (b.byteLength > size) bad('ERR_TPM_BAD_VALUE', 'ECC coordinate longer than the curve size')
   const out = new Uint8Array(size)
@@ -83,10 +84,35 @@ function checkName(name: Uint8Array): void {
   }
 }
 
+/**
+ * The algorithms credential protection uses for `ekPublic` (Part 1 §24.4): its nameAlg `hash`
+ * (digest size `hlen`) and its AES-CFB key size.
+ *
+ * @throws TpmError `ERR_TPM_UNSUPPORTED` for a nameAlg, symmetric algorithm or key size we lack
+ */
+export function credentialAlgorithms(ekPublic: TpmPublic): {
+  hash: KdfHash
+  hlen: number
+  symBits: 128 | 256
+} {
+  const hash = kdfHashOf(ekPublic.nameAlg)
+  const sym = ekPublic.symmetric
+  if (sym.algorithm !== TPM_ALG_ID.AES || sym.mode !== TPM_ALG_ID.CFB) {
+    bad('ERR_TPM_UNSUPPORTED', 'EK symmetric algorithm must be AES-CFB')
+  }
+  // The TCG EK templates use AES-128 (L-1, L-2, H-1, H-2) or AES-256 (H-3 to H-7); BoringSSL,
+  // under Bun, has no AES-192-CFB.
+  const symBits = sym.keyBits ?? 0
+  if (symBits !== 128 && symBits !== 256) {
+    bad('ERR_TPM_UNSUPPORTED', `EK AES key size ${symBits} not supported (128 or 256)`)
+  }
+  return { hash, hlen: HASH_SIZE[hash], symBits }
+}
+
 /** Seed and encrypted secret for an ECC EK (Part 1 §C.6.4 / §24.4 with ECDH). */
 function eccSeed(
   ek: TpmPublicEcc,
-  hash: ReturnType<typeof kdfHashOf>,
+  hash: KdfHash,
   priv: Uint8Array | undefined,
 ): { seed: Uint8Array; secret: Uint8Array } {
   const curve = ECDH_CURVE[ek.curve]
@@ -145,18 +171,7 @@ export function makeCredential(
   credential: Uint8Array,
   options: MakeCredentialOptions = {},
 ): CredentialBlob {
-  const hash = kdfHashOf(ekPublic.nameAlg)
-  const hlen = HASH_SIZE[hash]
-  const sym = ekPublic.symmetric
-  if (sym.algorithm !== TPM_ALG_ID.AES || sym.mode !== TPM_ALG_ID.CFB) {
-    bad('ERR_TPM_UNSUPPORTED', 'EK symmetric algorithm must be AES-CFB')
-  }
-  // The TCG EK templates use AES-128 (L-1, L-2, H-1, H-2) or AES-256 (H-3 to H-7); BoringSSL,
-  // under Bun, has no AES-192-CFB.
-  const symBits = sym.keyBits ?? 0
-  if (symBits !== 128 && symBits !== 256) {
-    bad('ERR_TPM_UNSUPPORTED', `EK AES key size ${symBits} not supported (128 or 256)`)
-  }
+  const { hash, hlen, symBits } = credentialAlgorithms(ekPublic)
   checkName(akName)
   if (credential.byteLength === 0 || credential.byteLength > hlen) {
     bad('ERR_TPM_BAD_VALUE', `credential must be 1..${hlen} bytes, got ${credential.byteLength}`)

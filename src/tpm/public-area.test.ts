@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { createPublicKey } from 'node:crypto'
 import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE } from './constants.ts'
 import { isTpmError } from './errors.ts'
-import { loadQuoteFixtures } from './load-quote-fixtures.ts'
+import { loadQuoteFixtures } from '../../test/support/load-quote-fixtures.ts'
 import {
   computeName,
   parseTpm2bPublic,

@@ -4,7 +4,11 @@ import { ByteWriter } from './byte-writer.ts'
 import { HASH_ALG_ID, type HashAlg, TPM_ALG_ID, TPM_GENERATED_VALUE, TPM_ST } from './constants.ts'
 import { isTpmError, type TpmErrorCode } from './errors.ts'
 import { checkNkBinding } from './extend-pcr.ts'
-import { loadFixtureNkPem, loadQuoteFixtures, type QuoteFixture } from './load-quote-fixtures.ts'
+import {
+  loadFixtureNkPem,
+  loadQuoteFixtures,
+  type QuoteFixture,
+} from '../../test/support/load-quote-fixtures.ts'
 import { parsePcrBlob, serializePcrBlob } from './pcr-blob.ts'
 import { type PcrSelection, writePcrSelection } from './pcr-selection.ts'
 import { parseTpm2bPublic, toKeyObject } from './public-area.ts'

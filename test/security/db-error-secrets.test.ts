@@ -24,7 +24,7 @@ import {
   makeSoftwareAk,
   makeSoftwareEk,
   SoftwareAgent,
-} from '../../src/registrar/software-agent.ts'
+} from '../support/software-agent.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { createTestCa, startTestVerifier } from '../support/verifier-harness.ts'
 import { databaseTargets } from '../support/databases.ts'

@@ -17,17 +17,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
-import { enrollAgent, simAgentIdentity } from '../../bench/fleet/enroll-agent.ts'
-import { type Fleet, startFleet } from '../../bench/fleet/fleet.ts'
-import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
+import { enrollAgent, simAgentIdentity } from '../support/fleet/enroll-agent.ts'
+import { type Fleet, startFleet } from '../support/fleet/fleet.ts'
+import { loadCaDir } from '../support/fleet/load-ca-dir.ts'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
 import type { KeylimeApp } from '../../src/http/create-app.ts'
 import { setLogSink } from '../../src/log/logger.ts'
-import {
-  makeSoftwareAk,
-  makeSoftwareEk,
-  SoftwareAgent,
-} from '../../src/registrar/software-agent.ts'
+import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../support/software-agent.ts'
 import { AGENT_STATES } from '../../src/protocol/agent-states.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { createTestCa, startTestVerifier } from '../support/verifier-harness.ts'

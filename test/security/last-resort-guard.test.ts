@@ -8,7 +8,7 @@
  */
 import { afterAll, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
+import { loadCaDir } from '../support/fleet/load-ca-dir.ts'
 import { GUARD_LINES_PER_MINUTE } from '../../src/cli/install-last-resort-guard.ts'
 import { spawnVerifier } from '../support/control-plane-process.ts'
 

@@ -15,12 +15,8 @@ import { join } from 'node:path'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
 import type { KeylimeApp } from '../../src/http/create-app.ts'
 import { setLogSink } from '../../src/log/logger.ts'
-import {
-  makeSoftwareAk,
-  makeSoftwareEk,
-  SoftwareAgent,
-} from '../../src/registrar/software-agent.ts'
-import { caseSeed, mutate, Prng } from '../../src/tpm/fuzz.ts'
+import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../support/software-agent.ts'
+import { caseSeed, mutate, Prng } from '../support/fuzz/fuzz-parser.ts'
 import { hostileEks } from '../support/hostile-ek.ts'
 import { registrarTestApp } from '../support/test-registrar.ts'
 

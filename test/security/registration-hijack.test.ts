@@ -14,11 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { KeylimeDatabase } from '../../src/db/index.ts'
-import {
-  makeSoftwareAk,
-  makeSoftwareEk,
-  SoftwareAgent,
-} from '../../src/registrar/software-agent.ts'
+import { makeSoftwareAk, makeSoftwareEk, SoftwareAgent } from '../support/software-agent.ts'
 import { databaseTargets } from '../support/databases.ts'
 import { startTestRegistrar, type TestRegistrar } from '../support/test-registrar.ts'
 import { missingTpm2ToolsAgentTools, Tpm2ToolsAgent } from '../support/tpm2-tools-agent.ts'

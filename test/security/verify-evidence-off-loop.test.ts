@@ -9,8 +9,8 @@
  */
 import { afterAll, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
-import { freshSoftTpm } from '../../bench/fleet/soft-tpm.ts'
+import { loadCaDir } from '../support/fleet/load-ca-dir.ts'
+import { freshSoftTpm } from '../support/fleet/soft-tpm.ts'
 import { spawnVerifier } from '../support/control-plane-process.ts'
 import { evidenceTpmData, largeEvidenceBody } from '../support/large-evidence.ts'
 import { probeWhile, summarize } from '../support/probe-latency.ts'

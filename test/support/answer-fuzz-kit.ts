@@ -4,7 +4,7 @@
  * policy and a measured-boot refstate made from them), a soft TPM that quotes them and re-signs
  * mutated quotes, pools of hostile JSON values, and the mutations of each part of an answer.
  *
- * Everything is drawn from a {@link Prng} seeded per case (`caseSeed` of `src/tpm/fuzz.ts`), so a
+ * Everything is drawn from a {@link Prng} seeded per case (`caseSeed` of `test/support/fuzz/fuzz-parser.ts`), so a
  * failing case's seed rebuilds its answer (up to the TPM clock and ECDSA's random `k`).
  *
  * @module
@@ -14,13 +14,13 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   type CompiledRuntimePolicy,
-  createRuntimePolicy,
   loadRuntimePolicy,
   replayImaList,
 } from '../../src/ima/index.ts'
-import { createRefstate, parseEventLog, replayEventLog } from '../../src/mb/index.ts'
+import { parseEventLog, replayEventLog } from '../../src/mb/index.ts'
+import { createRefstate, createRuntimePolicy } from '../../src/policy-tools/index.ts'
 import type { HashAlg } from '../../src/tpm/constants.ts'
-import { mutate, type Prng } from '../../src/tpm/fuzz.ts'
+import { mutate, type Prng } from './fuzz/fuzz-parser.ts'
 import { parsePcrBlob } from '../../src/tpm/pcr-blob.ts'
 import { parseTpm2bPublic, toKeyObject } from '../../src/tpm/public-area.ts'
 import { serializeQuoteString } from '../../src/tpm/quote-string.ts'
@@ -33,7 +33,7 @@ export interface FuzzQuote {
   quote: string
 }
 
-/** The soft TPM the harnesses quote and re-sign with (`bench/fleet/soft-tpm.ts` fits, sha256). */
+/** The soft TPM the harnesses quote and re-sign with (`test/support/fleet/soft-tpm.ts` fits, sha256). */
 export interface FuzzTpm {
   readonly akTpm2b: Uint8Array
   readonly ekTpm2b: Uint8Array
@@ -171,7 +171,7 @@ export function hostileValue(p: Prng): unknown {
   return p.int(64) === 0 ? HUGE : p.pick(HOSTILE_VALUES)()
 }
 
-/** Text of `s` mutated as bytes (1–3 stacked byte mutations of `src/tpm/fuzz.ts`). */
+/** Text of `s` mutated as bytes (1–3 stacked byte mutations of `test/support/fuzz/fuzz-parser.ts`). */
 export function mutateText(p: Prng, s: string, encoding: 'utf8' | 'latin1' = 'utf8'): string {
   const b = mutate([Buffer.from(s, encoding)], p.next())
   return Buffer.from(b).toString(encoding)

@@ -1,18 +1,14 @@
 /**
- * A verifier on a fresh PGlite database with simulated agents (bench/fleet) over real mTLS, for
+ * A verifier on a fresh PGlite database with simulated agents (test/support/fleet) over real mTLS, for
  * the security suites: start it, install any per-agent hooks on `fleet.agents`, then `enrol`
  * each agent as the tenant would.
  *
  * @module
  */
-import {
-  type EnrollAgentOptions,
-  enrollAgent,
-  simAgentIdentity,
-} from '../../bench/fleet/enroll-agent.ts'
-import { type Fleet, startFleet } from '../../bench/fleet/fleet.ts'
-import { type CaDirMaterial, loadCaDir } from '../../bench/fleet/load-ca-dir.ts'
-import type { SimAgent } from '../../bench/fleet/sim-agent.ts'
+import { type EnrollAgentOptions, enrollAgent, simAgentIdentity } from './fleet/enroll-agent.ts'
+import { type Fleet, startFleet } from './fleet/fleet.ts'
+import { type CaDirMaterial, loadCaDir } from './fleet/load-ca-dir.ts'
+import type { SimAgent } from './fleet/sim-agent.ts'
 import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
 import { MtlsClient } from '../../src/http/mtls-client.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'

@@ -16,7 +16,7 @@
 import type { ImaAgentState } from '../../src/ima/index.ts'
 import { initialImaState, imaStateToJSON } from '../../src/ima/index.ts'
 import type { BoundedCache } from '../../src/protocol/bounded-cache.ts'
-import { caseSeed, mutate, Prng } from '../../src/tpm/fuzz.ts'
+import { caseSeed, mutate, Prng } from './fuzz/fuzz-parser.ts'
 import {
   cachedTpmPolicy,
   recordFromData,

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { mutate, type Prng } from '../../src/tpm/fuzz.ts'
+import { mutate, type Prng } from './fuzz/fuzz-parser.ts'
 import {
   answerEvidenceRequest,
   type EvidenceAnswer,

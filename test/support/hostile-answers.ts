@@ -47,7 +47,7 @@ const WRONG_TYPES: readonly [string, unknown][] = [
   ['nested object', { a: { b: [1, { c: null }] } }],
 ]
 
-/** What {@link baseAnswer} needs of a soft TPM (`bench/fleet/soft-tpm.ts` fits). */
+/** What {@link baseAnswer} needs of a soft TPM (`test/support/fleet/soft-tpm.ts` fits). */
 export interface AnswerTpm {
   readonly nkPem: string
   bindNk(): void

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { makeSoftwareEk } from '../../src/registrar/software-agent.ts'
+import { makeSoftwareEk } from './software-agent.ts'
 import { TPM_ALG_ID } from '../../src/tpm/constants.ts'
 import {
   serializeTpm2bPublic,

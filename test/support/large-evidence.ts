@@ -21,7 +21,7 @@ export interface EvidenceTpmData {
   tpm_ak: string
 }
 
-/** What {@link evidenceTpmData} needs of a soft TPM (`bench/fleet/soft-tpm.ts` fits). */
+/** What {@link evidenceTpmData} needs of a soft TPM (`test/support/fleet/soft-tpm.ts` fits). */
 export interface EvidenceTpm {
   readonly ekTpm2b: Uint8Array
   readonly akTpm2b: Uint8Array

@@ -9,7 +9,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { registrationBody } from '../../src/registrar/software-agent.ts'
+import { registrationBody } from './software-agent.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './swtpm.ts'
 
 /** Tools a {@link Tpm2ToolsAgent} needs besides swtpm. */

@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Server, Socket, TCPSocketListener } from 'bun'
-import { type AgentCert, createAgentCert } from '../../../bench/fleet/agent-cert.ts'
+import { type AgentCert, createAgentCert } from '../../../test/support/fleet/agent-cert.ts'
 import { ByteBudget } from '../byte-budget.ts'
 import {
   AnswerBufferFull,

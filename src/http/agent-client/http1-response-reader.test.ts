@@ -1,8 +1,12 @@
 import { describe, expect, test } from 'bun:test'
-import { caseSeed, fuzzParser, mutate } from '../../tpm/fuzz.ts'
+import { caseSeed, fuzzParser, mutate } from '../../../test/support/fuzz/fuzz-parser.ts'
 import { BodyLimitError, BoundedBody } from '../bounded-body.ts'
 import { ByteBudget } from '../byte-budget.ts'
-import { http1FuzzSeeds, isHttp1TypedError, readHttp1InPieces } from './http1-fuzz-target.ts'
+import {
+  http1FuzzSeeds,
+  isHttp1TypedError,
+  readHttp1InPieces,
+} from '../../../test/support/fuzz/http1-target.ts'
 import { Http1Error, type Http1Response, Http1ResponseReader } from './http1-response-reader.ts'
 
 const MB = 1024 * 1024

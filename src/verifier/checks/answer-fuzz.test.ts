@@ -7,7 +7,7 @@
  * @module
  */
 import { describe, expect, test } from 'bun:test'
-import { freshSoftTpm } from '../../../bench/fleet/soft-tpm.ts'
+import { freshSoftTpm } from '../../../test/support/fleet/soft-tpm.ts'
 import { buildFuzzKit } from '../../../test/support/answer-fuzz-kit.ts'
 import { fuzzCheckQuote } from '../../../test/support/fuzz-check-quote.ts'
 import { fuzzEvidence } from '../../../test/support/fuzz-evidence.ts'

@@ -10,8 +10,8 @@
  * @module
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { ImaLog } from '../../../bench/fleet/ima-log.ts'
-import { freshSoftTpm, type SoftTpm } from '../../../bench/fleet/soft-tpm.ts'
+import { ImaLog } from '../../../test/support/fleet/ima-log.ts'
+import { freshSoftTpm, type SoftTpm } from '../../../test/support/fleet/soft-tpm.ts'
 import { type BaseAnswer, baseAnswer, hostileCases } from '../../../test/support/hostile-answers.ts'
 import { initialImaState, imaStateToJSON, loadRuntimePolicy } from '../../ima/index.ts'
 import { getLogger } from '../../log/logger.ts'

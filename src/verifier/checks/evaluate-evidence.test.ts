@@ -5,7 +5,7 @@
  * @module
  */
 import { beforeEach, describe, expect, test } from 'bun:test'
-import { freshSoftTpm } from '../../../bench/fleet/soft-tpm.ts'
+import { freshSoftTpm } from '../../../test/support/fleet/soft-tpm.ts'
 import { buildFuzzKit, MB_PCRS } from '../../../test/support/answer-fuzz-kit.ts'
 import { initialImaState } from '../../ima/index.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'

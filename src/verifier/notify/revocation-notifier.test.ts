@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Server } from 'bun'
 import { constants, generateKeyPairSync, verify } from 'node:crypto'
-import { type AgentCert, createAgentCert } from '../../../bench/fleet/agent-cert.ts'
+import { type AgentCert, createAgentCert } from '../../../test/support/fleet/agent-cert.ts'
 import { AgentConnections } from '../../http/agent-client/agent-connections.ts'
 import { getLogger } from '../../log/logger.ts'
 import { createTestCa, type TestCa } from '../../../test/support/verifier-harness.ts'

@@ -8,16 +8,16 @@
 
 import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { ImaError } from './errors.ts'
-import { getPubkey, ImaKeyring } from './ima-keyring.ts'
-import { compileExcludeList } from './python-regex.ts'
+import { ImaError } from '../ima/errors.ts'
+import { getPubkey, ImaKeyring } from '../ima/ima-keyring.ts'
+import { compileExcludeList } from '../ima/python-regex.ts'
 import { ramdiskDigests } from './ramdisk-digests.ts'
 import {
   emptyRuntimePolicy,
   RUNTIME_POLICY_GENERATOR,
   type RuntimePolicy,
   validateRuntimePolicy,
-} from './runtime-policy.ts'
+} from '../ima/runtime-policy.ts'
 
 /** Directories never walked under `--rootfs` (upstream `BASE_EXCLUDE_DIRS`). */
 export const BASE_EXCLUDE_DIRS = [

@@ -19,7 +19,7 @@
  */
 
 import { gunzipSync, zstdDecompressSync } from 'node:zlib'
-import { ImaError } from './errors.ts'
+import { ImaError } from '../ima/errors.ts'
 import {
   type CpioArchive,
   type CpioLimits,

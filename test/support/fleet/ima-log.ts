@@ -12,7 +12,7 @@
  */
 
 import { createHash } from 'node:crypto'
-import { HASH_SIZE, type HashAlg } from '../../src/tpm/constants.ts'
+import { HASH_SIZE, type HashAlg } from '../../../src/tpm/constants.ts'
 
 /** The IMA PCR. */
 export const IMA_PCR = 10

@@ -8,7 +8,7 @@
 
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { decryptPrivateKeyPem } from '../../src/ca/rsa-keys.ts'
+import { decryptPrivateKeyPem } from '../../../src/ca/rsa-keys.ts'
 import type { ClientTls } from './enroll-agent.ts'
 import { FleetError } from './errors.ts'
 

@@ -23,7 +23,7 @@
  */
 
 import { constants, createHash } from 'node:crypto'
-import type { HashAlg } from '../../src/tpm/constants.ts'
+import type { HashAlg } from '../../../src/tpm/constants.ts'
 import { type AgentCert, createAgentCert } from './agent-cert.ts'
 import { FleetError } from './errors.ts'
 import { ImaLog } from './ima-log.ts'

@@ -12,17 +12,14 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createRefstate } from './create-refstate.ts'
-import { isMbError } from './errors.ts'
+import { isMbError } from '../mb/errors.ts'
 import type { ToolContext } from '../tool-context.ts'
-import { parseEventLog } from './parse-event-log.ts'
-
-/** Where a CLI function writes and which directory relative paths start from. */
-export type CliContext = ToolContext
+import { parseEventLog } from '../mb/parse-event-log.ts'
 
 const MAX_LOG_BYTES = 64 * 1024 * 1024
 
 async function build(
-  ctx: CliContext,
+  ctx: ToolContext,
   logPath: string,
   out: string,
   withoutSecureboot: boolean,
@@ -70,7 +67,7 @@ const USAGE_POLICY =
 /** `keylime policy create measured-boot …` (argv after `measured-boot`). */
 export async function runPolicyCreateMeasuredBoot(
   argv: readonly string[],
-  ctx: CliContext,
+  ctx: ToolContext,
 ): Promise<number> {
   let values: {
     'eventlog-file'?: string
@@ -117,7 +114,7 @@ const USAGE_SCRIPT = 'usage: create_mb_refstate [-i|--without-secureboot] EVENTL
 /** `create_mb_refstate [-i] <eventlog> <out.json>`. */
 export async function runCreateMbRefstate(
   argv: readonly string[],
-  ctx: CliContext,
+  ctx: ToolContext,
 ): Promise<number> {
   let parsed: { values: { 'without-secureboot'?: boolean; help?: boolean }; positionals: string[] }
   try {

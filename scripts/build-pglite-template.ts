@@ -6,7 +6,7 @@
  * Re-run after upgrading `@electric-sql/pglite`:
  *
  * ```sh
- * bun src/db/build-pglite-template.ts
+ * bun scripts/build-pglite-template.ts
  * ```
  *
  * `load-pglite-assets.test.ts` fails while the template is older than the installed PGlite.
@@ -18,11 +18,11 @@ import { join } from 'node:path'
 import { PGlite } from '@electric-sql/pglite'
 
 /** Where the template and its metadata are written. */
-export const TEMPLATE_DIR = join(import.meta.dir, 'assets')
+export const TEMPLATE_DIR = join(import.meta.dir, '../src/db/assets')
 
 /** Version of the installed PGlite package, read from its package.json. */
 export function installedPgliteVersion(): string {
-  const pkg = join(import.meta.dir, '../../node_modules/@electric-sql/pglite/package.json')
+  const pkg = join(import.meta.dir, '../node_modules/@electric-sql/pglite/package.json')
   return (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version
 }
 

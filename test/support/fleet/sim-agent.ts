@@ -26,26 +26,26 @@
 
 import { randomBytes } from 'node:crypto'
 import { unzipSync } from 'fflate'
-import type { AgentTpm } from '../../src/agent/agent-tpm.ts'
+import type { AgentTpm } from '../../../src/agent/agent-tpm.ts'
 import {
   AgentApi,
   type AgentApiOptions,
   type MeasurementList,
   type RevocationNotice,
-} from '../../src/agent/api/agent-api.ts'
-import { decryptPayload } from '../../src/agent/api/decrypt-payload.ts'
-import { KeyExchange } from '../../src/agent/api/key-exchange.ts'
-import { AgentError } from '../../src/agent/errors.ts'
-import { AGENT_API_VERSIONS, registerAgent } from '../../src/agent/registrar-client.ts'
-import { replayImaList } from '../../src/ima/replay-ima-list.ts'
-import { parseEventLog } from '../../src/mb/parse-event-log.ts'
-import { replayEventLog } from '../../src/mb/replay-event-log.ts'
+} from '../../../src/agent/api/agent-api.ts'
+import { decryptPayload } from '../../../src/agent/api/decrypt-payload.ts'
+import { KeyExchange } from '../../../src/agent/api/key-exchange.ts'
+import { AgentError } from '../../../src/agent/errors.ts'
+import { AGENT_API_VERSIONS, registerAgent } from '../../../src/agent/registrar-client.ts'
+import { replayImaList } from '../../../src/ima/replay-ima-list.ts'
+import { parseEventLog } from '../../../src/mb/parse-event-log.ts'
+import { replayEventLog } from '../../../src/mb/replay-event-log.ts'
 import { FleetError } from './errors.ts'
 import type { ImaLog } from './ima-log.ts'
 import { IMA_PCR } from './ima-log.ts'
 import { NK_BINDING_PCR, type SoftTpm } from './soft-tpm.ts'
 
-export { AGENT_API_VERSIONS, newestCommonVersion } from '../../src/agent/registrar-client.ts'
+export { AGENT_API_VERSIONS, newestCommonVersion } from '../../../src/agent/registrar-client.ts'
 
 /** The PCR the `pcrChange` fault extends (a static PCR a `tpm_policy` typically pins). */
 export const FAULT_PCR = 15

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { KeylimeError } from '../errors.ts'
+import { KeylimeError } from '../../../src/errors.ts'
 
 /** Options of {@link fuzzParser}. */
 export interface FuzzOptions {

@@ -12,11 +12,11 @@
  * @module
  */
 
-import { MbError } from './errors.ts'
-import type { ExampleRefstate, RefDigest, RefKernel, RefSignature } from './example-policy.ts'
-import { eventView, type EventView } from './event-view.ts'
-import { LINUX_EVENT_TAG } from './event-types.ts'
-import type { EventLog } from './parse-event-log.ts'
+import { MbError } from '../mb/errors.ts'
+import type { ExampleRefstate, RefDigest, RefKernel, RefSignature } from '../mb/example-policy.ts'
+import { eventView, type EventView } from '../mb/event-view.ts'
+import { LINUX_EVENT_TAG } from '../mb/event-types.ts'
+import type { EventLog } from '../mb/parse-event-log.ts'
 
 /** Options of {@link createRefstate}. */
 export interface CreateRefstateOptions {

@@ -16,7 +16,13 @@ import { makeCredential } from '../../src/tpm/make-credential.ts'
 import { parseQuoteString } from '../../src/tpm/quote-string.ts'
 import { verifyQuote } from '../../src/tpm/verify-quote.ts'
 import { AK_EXPECTED_ATTRS } from '../../src/tpm/constants.ts'
-import { EK_ATTRS, EK_POLICY_A, generateSoftTpmKey, type SoftKeyType, SoftTpm } from './soft-tpm.ts'
+import {
+  EK_ATTRS,
+  EK_POLICY_A,
+  generateSoftTpmKey,
+  type SoftKeyType,
+  SoftTpm,
+} from '../support/fleet/soft-tpm.ts'
 
 const rsaEk = generateSoftTpmKey('rsa')
 const nk = generateSoftTpmKey('rsa')

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { KeylimeError } from '../../src/errors.ts'
+import { KeylimeError } from '../../../src/errors.ts'
 
 /** Stable codes carried by {@link FleetError}. */
 export const FLEET_ERROR_CODES = [

@@ -19,13 +19,10 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { isAbsolute, join } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { createRuntimePolicy, legacyAllowlistText } from './create-runtime-policy.ts'
-import { ecdsaKeyId, signDsse } from './dsse.ts'
-import { ImaError, isImaError } from './errors.ts'
+import { ecdsaKeyId, signDsse } from '../ima/dsse.ts'
+import { ImaError, isImaError } from '../ima/errors.ts'
 import type { ToolContext } from '../tool-context.ts'
-import { validateRuntimePolicy } from './runtime-policy.ts'
-
-/** Where a tool writes and which directory relative paths resolve against. */
-export type CliContext = ToolContext
+import { validateRuntimePolicy } from '../ima/runtime-policy.ts'
 
 class Usage extends Error {}
 
@@ -37,7 +34,11 @@ function parse(argv: string[], options: ParseArgsConfig['options']): ReturnType<
   }
 }
 
-async function run(ctx: CliContext, name: string, fn: () => Promise<void> | void): Promise<number> {
+async function run(
+  ctx: ToolContext,
+  name: string,
+  fn: () => Promise<void> | void,
+): Promise<number> {
   try {
     await fn()
     return 0
@@ -59,11 +60,11 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const list = (v: unknown): string[] =>
   Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
 
-function abs(ctx: CliContext, p: string | undefined): string | undefined {
+function abs(ctx: ToolContext, p: string | undefined): string | undefined {
   return p === undefined || p === '' ? undefined : isAbsolute(p) ? p : join(ctx.cwd, p)
 }
 
-function write(ctx: CliContext, out: string | undefined, text: string): void {
+function write(ctx: ToolContext, out: string | undefined, text: string): void {
   if (out === undefined || out === '/dev/stdout' || out === '-') {
     ctx.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
     return
@@ -92,7 +93,7 @@ function expandOptionalM(argv: string[]): string[] {
 }
 
 /** `keylime policy create runtime [options]`. */
-export function runPolicyCreateRuntime(argv: string[], ctx: CliContext): Promise<number> {
+export function runPolicyCreateRuntime(argv: string[], ctx: ToolContext): Promise<number> {
   return run(ctx, 'keylime policy create runtime', () => {
     const { values: v } = parse(expandOptionalM(argv), {
       output: { type: 'string', short: 'o' },
@@ -156,7 +157,7 @@ export function runPolicyCreateRuntime(argv: string[], ctx: CliContext): Promise
 }
 
 /** `keylime_create_policy` (legacy flags). */
-export function runLegacyCreatePolicy(argv: string[], ctx: CliContext): Promise<number> {
+export function runLegacyCreatePolicy(argv: string[], ctx: ToolContext): Promise<number> {
   return run(ctx, 'keylime_create_policy', () => {
     const { values: v } = parse(argv, {
       'base-policy': { type: 'string', short: 'B' },
@@ -212,7 +213,7 @@ function expandVerificationKeys(argv: string[]): string[] {
  * `keylime_convert_runtime_policy -a ALLOWLIST | -i POLICY [-e EXCLUDES] [-v KEY…] -o OUT`: a
  * legacy allowlist (flat or JSON) or an older runtime policy to the current runtime-policy format.
  */
-export function runLegacyConvertPolicy(argv: string[], ctx: CliContext): Promise<number> {
+export function runLegacyConvertPolicy(argv: string[], ctx: ToolContext): Promise<number> {
   return run(ctx, 'keylime_convert_runtime_policy', () => {
     const { values: v } = parse(expandVerificationKeys(argv), {
       allowlist: { type: 'string', short: 'a' },
@@ -305,7 +306,7 @@ interface SignOptions {
   certOut?: string
 }
 
-async function signPolicy(ctx: CliContext, o: SignOptions): Promise<void> {
+async function signPolicy(ctx: ToolContext, o: SignOptions): Promise<void> {
   if (o.policy === undefined) throw new Usage('the runtime policy (-r) is required')
   if (o.backend !== 'ecdsa' && o.backend !== 'x509')
     throw new Usage('backend must be ecdsa or x509')
@@ -342,7 +343,7 @@ async function signPolicy(ctx: CliContext, o: SignOptions): Promise<void> {
 }
 
 /** `keylime policy sign runtime -r POLICY [-o OUT] [-k KEY | -p NEWKEY] [-b ecdsa|x509] [-c CERT]`. */
-export function runPolicySignRuntime(argv: string[], ctx: CliContext): Promise<number> {
+export function runPolicySignRuntime(argv: string[], ctx: ToolContext): Promise<number> {
   return run(ctx, 'keylime policy sign runtime', async () => {
     const { values: v } = parse(argv, {
       output: { type: 'string', short: 'o' },
@@ -364,7 +365,7 @@ export function runPolicySignRuntime(argv: string[], ctx: CliContext): Promise<n
 }
 
 /** `keylime_sign_runtime_policy -r POLICY [-o OUT] [-k KEY | -p NEWKEY] [-b ecdsa|x509] [-c CERT]`. */
-export function runLegacySignPolicy(argv: string[], ctx: CliContext): Promise<number> {
+export function runLegacySignPolicy(argv: string[], ctx: ToolContext): Promise<number> {
   return run(ctx, 'keylime_sign_runtime_policy', async () => {
     const { values: v } = parse(argv, {
       runtime_policy: { type: 'string', short: 'r' },

@@ -14,28 +14,23 @@
  * qualifiedSigner = AK name, extraData = nonce, clockInfo with a rising clock and fixed
  * reset/restart counts, firmwareVersion, TPMS_QUOTE_INFO), signs it with the AK into a
  * TPMT_SIGNATURE, and adds the tpm2-tools PCR blob (wire-formats §1.4).
- * {@link SoftTpm.activateCredential} is the software inverse of `src/tpm` makeCredential
- * (TCG Part 1 §24: seed by OAEP "IDENTITY\0" or ECDH + KDFe; KDFa INTEGRITY/STORAGE; outer HMAC
- * checked in constant time; AES-CFB).
+ * {@link SoftTpm.activateCredential} is `src/tpm/activate-credential.ts`, the software inverse of
+ * makeCredential, with this TPM's EK.
  *
  * @module
  */
 
 import {
   constants,
-  createDecipheriv,
-  createECDH,
   createHash,
-  createHmac,
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
   privateDecrypt,
   sign,
-  timingSafeEqual,
 } from 'node:crypto'
-import { ByteReader } from '../../src/tpm/byte-reader.ts'
-import { ByteWriter } from '../../src/tpm/byte-writer.ts'
+import { activateCredential } from '../../../src/tpm/activate-credential.ts'
+import { ByteWriter } from '../../../src/tpm/byte-writer.ts'
 import {
   AK_EXPECTED_ATTRS,
   HASH_ALG_ID,
@@ -45,35 +40,27 @@ import {
   TPM_ECC_CURVE,
   TPM_GENERATED_VALUE,
   TPM_ST,
-} from '../../src/tpm/constants.ts'
-import {
-  type CredentialBlob,
-  parseCredentialBlob,
-  parseIdObject,
-} from '../../src/tpm/credential-blob.ts'
-import { TpmError } from '../../src/tpm/errors.ts'
-import { kdfa, kdfe } from '../../src/tpm/kdf.ts'
-import { serializePcrBlob } from '../../src/tpm/pcr-blob.ts'
-import { type PcrSelection, writePcrSelection } from '../../src/tpm/pcr-selection.ts'
+} from '../../../src/tpm/constants.ts'
+import { type CredentialBlob, parseCredentialBlob } from '../../../src/tpm/credential-blob.ts'
+import { TpmError } from '../../../src/tpm/errors.ts'
+import { serializePcrBlob } from '../../../src/tpm/pcr-blob.ts'
+import { type PcrSelection, writePcrSelection } from '../../../src/tpm/pcr-selection.ts'
 import {
   computeName,
   parseTpm2bPublic,
   serializeTpm2bPublic,
   type TpmPublic,
   type TpmPublicInput,
-} from '../../src/tpm/public-area.ts'
-import { serializeQuoteString } from '../../src/tpm/quote-string.ts'
-import { serializeTpmtSignature, type TpmSignature } from '../../src/tpm/signature.ts'
-import { ekPublicArea } from '../../src/tpm/ek-template.ts'
+} from '../../../src/tpm/public-area.ts'
+import { serializeQuoteString } from '../../../src/tpm/quote-string.ts'
+import { serializeTpmtSignature, type TpmSignature } from '../../../src/tpm/signature.ts'
+import { ekPublicArea } from '../../../src/tpm/ek-template.ts'
 import { FleetError } from './errors.ts'
 
 /** Key algorithm of an EK or AK. */
 export type SoftKeyType = 'rsa' | 'ecc'
 
-export { EK_ATTRS, EK_POLICY_A } from '../../src/tpm/ek-template.ts'
-
-/** The OAEP label of the credential seed, NUL included (TCG Part 1 §24.4). */
-const IDENTITY_LABEL = Buffer.from('IDENTITY\0', 'latin1')
+export { EK_ATTRS, EK_POLICY_A } from '../../../src/tpm/ek-template.ts'
 
 /** PCRs per bank on a PC-client TPM. */
 const PCR_COUNT = 24
@@ -257,7 +244,6 @@ export class SoftTpm {
   readonly #clockStart: bigint
   readonly #t0 = performance.now()
   #lastClock = -1n
-  #ekDh: ReturnType<typeof createECDH> | undefined
 
   constructor(opts: SoftTpmOptions) {
     this.hashAlg = opts.hashAlg ?? 'sha256'
@@ -444,80 +430,7 @@ export class SoftTpm {
     akName: Uint8Array = this.akName,
   ): Uint8Array {
     const parsed = blob instanceof Uint8Array ? parseCredentialBlob(blob) : blob
-    const { integrityHmac, encIdentity } = parseIdObject(parsed.credentialBlob)
-    const hash: HashAlg = 'sha256' // EK nameAlg of the L-1 / L-2 templates
-    const hlen = HASH_SIZE[hash]
-    const seed = this.#recoverSeed(parsed.encryptedSecret, hash)
-    const hmacKey = kdfa(hash, seed, 'INTEGRITY', new Uint8Array(0), new Uint8Array(0), hlen * 8)
-    const expected = createHmac(hash, hmacKey).update(encIdentity).update(akName).digest()
-    if (
-      integrityHmac.byteLength !== expected.byteLength ||
-      !timingSafeEqual(integrityHmac, expected)
-    ) {
-      throw new TpmError('ERR_TPM_HMAC', 'credential integrity HMAC does not verify')
-    }
-    const symKey = kdfa(hash, seed, 'STORAGE', akName, new Uint8Array(0), 128)
-    const d = createDecipheriv('aes-128-cfb', symKey, new Uint8Array(16))
-    const plain = Buffer.concat([d.update(encIdentity), d.final()])
-    const r = new ByteReader(plain)
-    const credential = r.tpm2b()
-    r.end()
-    return new Uint8Array(credential)
-  }
-
-  #recoverSeed(secret: Uint8Array, hash: HashAlg): Uint8Array {
-    if (this.ekType === 'rsa') {
-      try {
-        return privateDecrypt(
-          {
-            key: this.#keys.ek,
-            padding: constants.RSA_PKCS1_OAEP_PADDING,
-            oaepHash: hash,
-            oaepLabel: IDENTITY_LABEL,
-          },
-          secret,
-        )
-      } catch (cause) {
-        throw new TpmError('ERR_TPM_BAD_VALUE', 'encrypted seed does not decrypt with the EK', {
-          cause,
-        })
-      }
-    }
-    const r = new ByteReader(secret)
-    const x = r.tpm2b()
-    const y = r.tpm2b()
-    r.end()
-    if (x.byteLength === 0 || x.byteLength > 32 || y.byteLength === 0 || y.byteLength > 32) {
-      throw new TpmError('ERR_TPM_BAD_VALUE', 'ephemeral point has bad coordinate sizes')
-    }
-    const ephX = leftPad(x, 32)
-    const point = Buffer.concat([Buffer.from([4]), ephX, leftPad(y, 32)])
-    let z: Uint8Array
-    try {
-      z = this.#ecdh().computeSecret(point)
-    } catch (cause) {
-      throw new TpmError('ERR_TPM_BAD_VALUE', 'ephemeral point is not on P-256', { cause })
-    }
-    const ek = this.ekPublic
-    if (ek.type !== 'ecc') throw new TpmError('ERR_TPM_BAD_VALUE', 'EK is not ECC')
-    return kdfe(
-      hash,
-      leftPad(z, 32),
-      'IDENTITY',
-      ephX,
-      leftPad(ek.unique.x, 32),
-      HASH_SIZE[hash] * 8,
-    )
-  }
-
-  #ecdh(): ReturnType<typeof createECDH> {
-    if (this.#ekDh === undefined) {
-      const jwk = this.#keys.ek.export({ format: 'jwk' })
-      const dh = createECDH('prime256v1')
-      dh.setPrivateKey(leftPad(jwkField(jwk.d, 'private scalar'), 32))
-      this.#ekDh = dh
-    }
-    return this.#ekDh
+    return activateCredential(this.ekPublic, this.#keys.ek, akName, parsed)
   }
 
   /** RSA-OAEP (SHA-1, MGF1-SHA-1, no label) decryption with the NK: how U and V arrive (§4). */

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { ImaError } from './errors.ts'
+import { ImaError } from '../ima/errors.ts'
 
 /** The kind of a member, from the `S_IFMT` bits of its mode. */
 export type CpioKind = 'file' | 'directory' | 'symlink' | 'other'

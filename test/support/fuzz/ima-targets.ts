@@ -7,11 +7,11 @@
 
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { loadRuntimePolicy } from './compile-runtime-policy.ts'
-import { parseAsciiList } from './parse-ascii-list.ts'
-import { parseBinaryList } from './parse-binary-list.ts'
+import { loadRuntimePolicy } from '../../../src/ima/compile-runtime-policy.ts'
+import { parseAsciiList } from '../../../src/ima/parse-ascii-list.ts'
+import { parseBinaryList } from '../../../src/ima/parse-binary-list.ts'
 
-const FIX = join(import.meta.dir, '../../test/fixtures/ima')
+const FIX = join(import.meta.dir, '../../fixtures/ima')
 const decoder = new TextDecoder()
 
 /** Seeds shared with bench/fuzz-ima.ts. */

@@ -14,7 +14,7 @@
 
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { ImaError, isImaError } from './errors.ts'
+import { ImaError, isImaError } from '../ima/errors.ts'
 import { type InitramfsLimits, initramfsFiles, readInitramfs } from './read-initramfs.ts'
 
 /** Options of {@link ramdiskDigests}. */

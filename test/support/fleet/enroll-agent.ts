@@ -14,11 +14,11 @@
  */
 
 import { constants, createCipheriv, createHmac, publicEncrypt, randomBytes } from 'node:crypto'
-import { randomPassword } from '../../src/protocol/random-password.ts'
-import { checkNkBinding } from '../../src/tpm/extend-pcr.ts'
-import { parseTpm2bPublic } from '../../src/tpm/public-area.ts'
-import { verifyQuote } from '../../src/tpm/verify-quote.ts'
-import { isHashAlg } from '../../src/tpm/constants.ts'
+import { randomPassword } from '../../../src/protocol/random-password.ts'
+import { checkNkBinding } from '../../../src/tpm/extend-pcr.ts'
+import { parseTpm2bPublic } from '../../../src/tpm/public-area.ts'
+import { verifyQuote } from '../../../src/tpm/verify-quote.ts'
+import { isHashAlg } from '../../../src/tpm/constants.ts'
 import { FleetError } from './errors.ts'
 import { newestCommonVersion, type SimAgent } from './sim-agent.ts'
 

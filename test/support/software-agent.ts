@@ -2,34 +2,24 @@
  * A software stand-in for an agent's TPM, for tests and the benchmark only: EK and AK key pairs
  * from `node:crypto` marshalled as TPM2B_PUBLIC with the TCG EK templates (L-1 RSA-2048, L-2 ECC
  * P-256; TCG EK Credential Profile 2.0 §B.3) and Keylime's AK attributes, and
- * TPM2_ActivateCredential done in software (TCG Part 1 §24: seed → KDFa "INTEGRITY"/"STORAGE" →
- * HMAC check → AES-128-CFB). Never used by the registrar itself.
+ * TPM2_ActivateCredential done in software (`src/tpm/activate-credential.ts`). Never used by the
+ * registrar itself.
  *
  * @module
  */
-import {
-  constants,
-  createDecipheriv,
-  createECDH,
-  createHmac,
-  generateKeyPairSync,
-  type KeyObject,
-  privateDecrypt,
-  timingSafeEqual,
-} from 'node:crypto'
-import { ByteReader } from '../tpm/byte-reader.ts'
-import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE } from '../tpm/constants.ts'
-import { parseCredentialBlob, parseIdObject } from '../tpm/credential-blob.ts'
-import { computeAuthTag } from '../tpm/hmac-proof.ts'
-import { kdfa, kdfe } from '../tpm/kdf.ts'
+import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { activateCredential } from '../../src/tpm/activate-credential.ts'
+import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE } from '../../src/tpm/constants.ts'
+import { parseCredentialBlob } from '../../src/tpm/credential-blob.ts'
+import { computeAuthTag } from '../../src/tpm/hmac-proof.ts'
 import {
   computeName,
   parseTpm2bPublic,
   serializeTpm2bPublic,
   type TpmPublic,
   type TpmPublicInput,
-} from '../tpm/public-area.ts'
-import { ekPublicArea } from '../tpm/ek-template.ts'
+} from '../../src/tpm/public-area.ts'
+import { ekPublicArea } from '../../src/tpm/ek-template.ts'
 
 /** Key algorithm of a software key. */
 export type SoftwareKeyType = 'rsa' | 'ecc'
@@ -109,46 +99,8 @@ export function activateCredentialSoftware(
   akName: Uint8Array,
   blobB64: string,
 ): Uint8Array {
-  const { credentialBlob, encryptedSecret } = parseCredentialBlob(Buffer.from(blobB64, 'base64'))
-  let seed: Uint8Array
-  if (ek.type === 'rsa') {
-    seed = privateDecrypt(
-      {
-        key: ek.privateKey,
-        padding: constants.RSA_PKCS1_OAEP_PADDING,
-        oaepHash: 'sha256',
-        oaepLabel: Buffer.from('IDENTITY\0', 'latin1'),
-      },
-      encryptedSecret,
-    )
-  } else {
-    const r = new ByteReader(encryptedSecret)
-    const x = r.tpm2b()
-    const y = r.tpm2b()
-    r.end()
-    const jwk = ek.privateKey.export({ format: 'jwk' })
-    const ecdh = createECDH('prime256v1')
-    ecdh.setPrivateKey(jwkBytes(jwk.d))
-    const z = ecdh.computeSecret(Buffer.concat([Buffer.from([4]), x, y]))
-    const ekX = ek.pub.type === 'ecc' ? ek.pub.unique.x : new Uint8Array(0)
-    seed = kdfe('sha256', z, 'IDENTITY', x, ekX, 256)
-  }
-  const { integrityHmac, encIdentity } = parseIdObject(credentialBlob)
-  const hmacKey = kdfa('sha256', seed, 'INTEGRITY', new Uint8Array(0), new Uint8Array(0), 256)
-  const expected = createHmac('sha256', hmacKey).update(encIdentity).update(akName).digest()
-  if (
-    expected.byteLength !== integrityHmac.byteLength ||
-    !timingSafeEqual(expected, integrityHmac)
-  ) {
-    throw new Error('credential integrity check failed')
-  }
-  const symKey = kdfa('sha256', seed, 'STORAGE', akName, new Uint8Array(0), 128)
-  const d = createDecipheriv('aes-128-cfb', symKey, new Uint8Array(16))
-  const plain = Buffer.concat([d.update(encIdentity), d.final()])
-  const r = new ByteReader(plain)
-  const cred = r.tpm2b()
-  r.end()
-  return cred
+  const blob = parseCredentialBlob(Buffer.from(blobB64, 'base64'))
+  return activateCredential(ek.pub, ek.privateKey, akName, blob)
 }
 
 /**

@@ -30,11 +30,11 @@ import { verifyHmacProof } from '../../src/tpm/hmac-proof.ts'
 import { makeCredential } from '../../src/tpm/make-credential.ts'
 import { computeName, parseTpm2bPublic } from '../../src/tpm/public-area.ts'
 import { verifyQuote } from '../../src/tpm/verify-quote.ts'
-import { createAgentCert } from './agent-cert.ts'
-import { enrollAgent, simAgentIdentity } from './enroll-agent.ts'
-import { agentAddress, type Fleet, startFleet } from './fleet.ts'
-import { type CaDirMaterial, loadCaDir } from './load-ca-dir.ts'
-import { FAULT_PCR, type SimAgent } from './sim-agent.ts'
+import { createAgentCert } from '../support/fleet/agent-cert.ts'
+import { enrollAgent, simAgentIdentity } from '../support/fleet/enroll-agent.ts'
+import { agentAddress, type Fleet, startFleet } from '../support/fleet/fleet.ts'
+import { type CaDirMaterial, loadCaDir } from '../support/fleet/load-ca-dir.ts'
+import { FAULT_PCR, type SimAgent } from '../support/fleet/sim-agent.ts'
 
 let dir: string
 let ca: CaDirMaterial

@@ -4,9 +4,13 @@
  *
  * @module
  */
-import { Prng } from '../../tpm/fuzz.ts'
-import { BodyLimitError, BoundedBody } from '../bounded-body.ts'
-import { Http1Error, type Http1Response, Http1ResponseReader } from './http1-response-reader.ts'
+import { Prng } from './fuzz-parser.ts'
+import { BodyLimitError, BoundedBody } from '../../../src/http/bounded-body.ts'
+import {
+  Http1Error,
+  type Http1Response,
+  Http1ResponseReader,
+} from '../../../src/http/agent-client/http1-response-reader.ts'
 
 const head = (extra: string, status = '200 OK') =>
   `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\n${extra}`

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { validateExampleRefstate } from './example-policy.ts'
-import { eventView } from './event-view.ts'
-import { parseEventLog } from './parse-event-log.ts'
-import { replayEventLog } from './replay-event-log.ts'
-import { compileRulePolicy, evaluateRulePolicy } from './rule-policy.ts'
+import { validateExampleRefstate } from '../../../src/mb/example-policy.ts'
+import { eventView } from '../../../src/mb/event-view.ts'
+import { parseEventLog } from '../../../src/mb/parse-event-log.ts'
+import { replayEventLog } from '../../../src/mb/replay-event-log.ts'
+import { compileRulePolicy, evaluateRulePolicy } from '../../../src/mb/rule-policy.ts'
 
 /** Parses, replays and views every event of `bytes`. */
 export function fuzzLogTarget(bytes: Uint8Array): number {

@@ -17,8 +17,8 @@ import { type KeylimeDatabase, openDatabase } from '../../src/db/index.ts'
 import type { RoleHandle } from '../../src/http/role.ts'
 import { getLogger } from '../../src/log/logger.ts'
 import { startRegistrar } from '../../src/registrar/start-registrar.ts'
-import { type Fleet, startFleet } from './fleet.ts'
-import { type CaDirMaterial, loadCaDir } from './load-ca-dir.ts'
+import { type Fleet, startFleet } from '../support/fleet/fleet.ts'
+import { type CaDirMaterial, loadCaDir } from '../support/fleet/load-ca-dir.ts'
 
 let dir: string
 let ca: CaDirMaterial

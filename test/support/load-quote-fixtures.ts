@@ -7,10 +7,10 @@
 
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { HashAlg, SignAlg } from './constants.ts'
+import type { HashAlg, SignAlg } from '../../src/tpm/constants.ts'
 
 /** Directory of the committed fixtures. */
-export const QUOTE_FIXTURE_DIR = join(import.meta.dir, '..', '..', 'test', 'fixtures', 'tpm')
+export const QUOTE_FIXTURE_DIR = join(import.meta.dir, '..', 'fixtures', 'tpm')
 
 /** One fixture quote with its AK. */
 export interface QuoteFixture {
