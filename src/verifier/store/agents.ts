@@ -173,5 +173,4 @@ export class AgentStore {
       return 'ok'
     })
   }
-
 }

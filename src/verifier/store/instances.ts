@@ -30,7 +30,6 @@ export class InstanceStore {
     this.#agents = agents
   }
 
-
   /** Upserts this instance's heartbeat row. */
   async heartbeat(
     instanceId: string,

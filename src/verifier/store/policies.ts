@@ -68,7 +68,6 @@ export class PolicyStore {
     this.db = db
   }
 
-
   /** Runtime policy by name. */
   async getAllowlist(name: string): Promise<AllowlistRow | undefined> {
     return (await this.db.select().from(allowlists).where(eq(allowlists.name, name)))[0]

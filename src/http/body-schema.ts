@@ -1,0 +1,232 @@
+/**
+ * Request bodies as declared schemas: a schema is a record of field specs, {@link parseBody}
+ * checks a JSON object against it and returns the typed values, or throws a 400 `KeylimeError`
+ * whose message the schema words (so each route keeps upstream's texts).
+ *
+ * Fields are checked in declaration order: first that every {@link required} key is present (its
+ * value may still be `null`), then each value. Unknown keys are ignored, as upstream does.
+ *
+ * @example
+ * ```ts
+ * const BODY = bodySchema(
+ *   { name: required(string({ max: 255 })), port: optional(int({ min: 1, max: 65535 }), 80) },
+ *   { missing: (k) => `'${k}'`, invalid: (m) => `Exception error: ${m}` },
+ * )
+ * const { name, port } = parseBody(BODY, await readJsonObject(c))
+ * ```
+ *
+ * @module
+ */
+import { BadRequest } from '../errors.ts'
+
+/** Thrown by a field spec for a value it refuses; {@link parseBody} words it as a 400. */
+export class FieldError extends Error {
+  override readonly name = 'FieldError'
+}
+
+/** One field: whether its key must be present, and how its value is read. */
+export interface Field<T> {
+  /** The key must be in the body (its value may be null). */
+  readonly required: boolean
+  /** Reads the value (undefined when absent); throws {@link FieldError} to refuse it. */
+  readonly parse: (value: unknown, key: string) => T
+}
+
+/** The output type of a field. */
+export type FieldOutput<F> = F extends Field<infer T> ? T : never
+
+/** The typed output of a schema's fields. */
+export type BodyOf<S extends BodySchema> = { [K in keyof S['fields']]: FieldOutput<S['fields'][K]> }
+
+/** How a schema words its refusals. */
+export interface BodyMessages {
+  /** The message for a missing {@link required} key. */
+  missing: (key: string) => string
+  /** The message for a refused value (`message` is the field's); default: as is. */
+  invalid?: (message: string) => string
+}
+
+/** A declared request body. */
+export interface BodySchema {
+  readonly fields: Readonly<Record<string, Field<unknown>>>
+  readonly messages: BodyMessages
+}
+
+/** Declares a body schema. */
+export function bodySchema<F extends Record<string, Field<unknown>>>(
+  fields: F,
+  messages: BodyMessages,
+): { fields: F; messages: BodyMessages } {
+  return { fields, messages }
+}
+
+/**
+ * Checks `body` against `schema`.
+ *
+ * @throws BadRequest (400) worded by the schema's messages; errors other than {@link FieldError}
+ *   that a field throws (e.g. a typed `KeylimeError` of its own) pass through unchanged
+ */
+export function parseBody<S extends BodySchema>(
+  schema: S,
+  body: Record<string, unknown>,
+): BodyOf<S> {
+  const { fields, messages } = schema
+  for (const [key, f] of Object.entries(fields)) {
+    if (f.required && !Object.hasOwn(body, key)) throw new BadRequest(messages.missing(key))
+  }
+  const out: Record<string, unknown> = {}
+  for (const [key, f] of Object.entries(fields)) {
+    try {
+      out[key] = f.parse(Object.hasOwn(body, key) ? body[key] : undefined, key)
+    } catch (err) {
+      if (!(err instanceof FieldError)) throw err
+      throw new BadRequest(messages.invalid ? messages.invalid(err.message) : err.message)
+    }
+  }
+  return out as BodyOf<S>
+}
+
+/** Refusal wording of a field: a fixed text, or one made from the key. */
+type Message = string | ((key: string) => string)
+
+function refuse(message: Message, key: string): never {
+  throw new FieldError(typeof message === 'string' ? message : message(key))
+}
+
+/** A field read by `parse` (which throws {@link FieldError} to refuse), key optional. */
+export function custom<T>(parse: (value: unknown, key: string) => T): Field<T> {
+  return { required: false, parse }
+}
+
+/** Marks `field`'s key as one that must be present. */
+export function required<T>(field: Field<T>): Field<T> {
+  return { ...field, required: true }
+}
+
+/** `null` or absent → `fallback`; any other value goes to `field`. */
+export function optional<T, D>(field: Field<T>, fallback: D): Field<T | D> {
+  return {
+    required: field.required,
+    parse: (v, key) => (v === undefined || v === null ? fallback : field.parse(v, key)),
+  }
+}
+
+/** Options of {@link string}. */
+export interface StringSpec {
+  /** Refuse the empty string. */
+  nonEmpty?: boolean
+  /** Longest accepted length (UTF-16 units). */
+  max?: number
+  /** Refuse strings matching this. */
+  reject?: RegExp
+  /** The refusal text (default: `<key> must be a string`). */
+  message?: Message
+}
+
+/** A string. */
+export function string(spec: StringSpec = {}): Field<string> {
+  const message = spec.message ?? ((k: string) => `${k} must be a string`)
+  return custom((v, key) => {
+    if (typeof v !== 'string') refuse(message, key)
+    if (spec.nonEmpty && v === '') refuse(message, key)
+    if (spec.max !== undefined && v.length > spec.max) refuse(message, key)
+    if (spec.reject?.test(v)) refuse(message, key)
+    return v
+  })
+}
+
+/** Options of {@link int}. */
+export interface IntSpec {
+  min?: number
+  max?: number
+  /** Accept a numeric string too (`"9002"`), as Python clients send. */
+  fromString?: boolean
+  /** The refusal text (default: `<key> must be an integer`). */
+  message?: Message
+}
+
+/** An integer within bounds. */
+export function int(spec: IntSpec = {}): Field<number> {
+  const message = spec.message ?? ((k: string) => `${k} must be an integer`)
+  return custom((v, key) => {
+    const n = spec.fromString && typeof v === 'string' ? Number(v) : v
+    if (typeof n !== 'number' || !Number.isInteger(n)) refuse(message, key)
+    if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max))
+      refuse(message, key)
+    return n
+  })
+}
+
+/** Options of {@link stringList}. */
+export interface ListSpec {
+  /** Most items accepted. */
+  maxItems: number
+  /** Each item shorter than this. */
+  maxLength: number
+  /** The refusal text (default: `<key> must be a list of strings`). */
+  message?: Message
+}
+
+/** A list of short strings. */
+export function stringList(spec: ListSpec): Field<string[]> {
+  const message = spec.message ?? ((k: string) => `${k} must be a list of strings`)
+  return custom((v, key) => {
+    if (
+      !Array.isArray(v) ||
+      v.length > spec.maxItems ||
+      !v.every((x) => typeof x === 'string' && x.length < spec.maxLength)
+    ) {
+      refuse(message, key)
+    }
+    return v as string[]
+  })
+}
+
+/** Options of {@link jsonText}. */
+export interface JsonTextSpec {
+  /** The text must parse as JSON (a string value is not re-encoded). */
+  validate?: boolean
+  /** The refusal text (default: `<key> is not valid JSON`). */
+  message?: Message
+}
+
+/**
+ * A JSON document sent either as its text or inline: a string stays as it is, any other value is
+ * serialised (Keylime clients send both forms of `tpm_policy`, `mb_policy`, `metadata`).
+ */
+export function jsonText(spec: JsonTextSpec = {}): Field<string> {
+  const message = spec.message ?? ((k: string) => `${k} is not valid JSON`)
+  return custom((v, key) => {
+    const text = typeof v === 'string' ? v : JSON.stringify(v)
+    if (spec.validate) {
+      try {
+        JSON.parse(text)
+      } catch {
+        refuse(message, key)
+      }
+    }
+    return text
+  })
+}
+
+/** A JSON object (not an array, not null). */
+export function jsonObject(message?: Message): Field<Record<string, unknown>> {
+  return custom((v, key) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v))
+      refuse(message ?? ((k) => `${k} must be a JSON object`), key)
+    return v as Record<string, unknown>
+  })
+}
+
+/** One of `values`; anything else is refused, or read as `fallback` when one is given. */
+export function oneOf<const V extends string>(
+  values: readonly V[],
+  fallback?: V,
+  message?: Message,
+): Field<V> {
+  return custom((v, key) => {
+    if (typeof v === 'string' && (values as readonly string[]).includes(v)) return v as V
+    if (fallback !== undefined) return fallback
+    return refuse(message ?? ((k) => `${k} must be one of ${values.join(', ')}`), key)
+  })
+}
