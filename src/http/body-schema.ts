@@ -3,14 +3,15 @@
  * checks a JSON object against it and returns the typed values, or throws a 400 `KeylimeError`
  * whose message the schema words (so each route keeps upstream's texts).
  *
- * Fields are checked in declaration order: first that every {@link required} key is present (its
- * value may still be `null`), then each value. Unknown keys are ignored, as upstream does.
+ * First every required key must be present (its value may still be `null`), in the order listed;
+ * then each field's value is read, in declaration order. Unknown keys are ignored, as upstream
+ * does.
  *
  * @example
  * ```ts
  * const BODY = bodySchema(
- *   { name: required(string({ max: 255 })), port: optional(int({ min: 1, max: 65535 }), 80) },
- *   { missing: (k) => `'${k}'`, invalid: (m) => `Exception error: ${m}` },
+ *   { name: string({ max: 255 }), port: optional(int({ min: 1, max: 65535 }), 80) },
+ *   { required: ['name'], missing: (k) => `'${k}'`, invalid: (m) => `Exception error: ${m}` },
  * )
  * const { name, port } = parseBody(BODY, await readJsonObject(c))
  * ```
@@ -24,10 +25,8 @@ export class FieldError extends Error {
   override readonly name = 'FieldError'
 }
 
-/** One field: whether its key must be present, and how its value is read. */
+/** One field: how its value is read. */
 export interface Field<T> {
-  /** The key must be in the body (its value may be null). */
-  readonly required: boolean
   /** Reads the value (undefined when absent); throws {@link FieldError} to refuse it. */
   readonly parse: (value: unknown, key: string) => T
 }
@@ -38,41 +37,44 @@ export type FieldOutput<F> = F extends Field<infer T> ? T : never
 /** The typed output of a schema's fields. */
 export type BodyOf<S extends BodySchema> = { [K in keyof S['fields']]: FieldOutput<S['fields'][K]> }
 
-/** How a schema words its refusals. */
-export interface BodyMessages {
-  /** The message for a missing {@link required} key. */
-  missing: (key: string) => string
-  /** The message for a refused value (`message` is the field's); default: as is. */
+/** The keys a body must have, and how a schema words its refusals. */
+export interface BodyRules {
+  /** Keys that must be present (their values may still be null), checked in this order first. */
+  required?: readonly string[]
+  /** The message for a missing required key (default: `<key> is required`). */
+  missing?: (key: string) => string
+  /** The message for a refused value (`message` is the field's; default: as is). */
   invalid?: (message: string) => string
 }
 
 /** A declared request body. */
 export interface BodySchema {
   readonly fields: Readonly<Record<string, Field<unknown>>>
-  readonly messages: BodyMessages
+  readonly rules: BodyRules
 }
 
-/** Declares a body schema. */
+/** Declares a body schema: its fields, in the order they are checked, and its rules. */
 export function bodySchema<F extends Record<string, Field<unknown>>>(
   fields: F,
-  messages: BodyMessages,
-): { fields: F; messages: BodyMessages } {
-  return { fields, messages }
+  rules: BodyRules = {},
+): { fields: F; rules: BodyRules } {
+  return { fields, rules }
 }
 
 /**
- * Checks `body` against `schema`.
+ * Checks `body` against `schema`: the required keys first, then each field in order.
  *
- * @throws BadRequest (400) worded by the schema's messages; errors other than {@link FieldError}
+ * @throws BadRequest (400) worded by the schema's rules; errors other than {@link FieldError}
  *   that a field throws (e.g. a typed `KeylimeError` of its own) pass through unchanged
  */
 export function parseBody<S extends BodySchema>(
   schema: S,
   body: Record<string, unknown>,
 ): BodyOf<S> {
-  const { fields, messages } = schema
-  for (const [key, f] of Object.entries(fields)) {
-    if (f.required && !Object.hasOwn(body, key)) throw new BadRequest(messages.missing(key))
+  const { fields, rules } = schema
+  for (const key of rules.required ?? []) {
+    if (!Object.hasOwn(body, key))
+      throw new BadRequest(rules.missing ? rules.missing(key) : `${key} is required`)
   }
   const out: Record<string, unknown> = {}
   for (const [key, f] of Object.entries(fields)) {
@@ -80,7 +82,7 @@ export function parseBody<S extends BodySchema>(
       out[key] = f.parse(Object.hasOwn(body, key) ? body[key] : undefined, key)
     } catch (err) {
       if (!(err instanceof FieldError)) throw err
-      throw new BadRequest(messages.invalid ? messages.invalid(err.message) : err.message)
+      throw new BadRequest(rules.invalid ? rules.invalid(err.message) : err.message)
     }
   }
   return out as BodyOf<S>
@@ -93,22 +95,14 @@ function refuse(message: Message, key: string): never {
   throw new FieldError(typeof message === 'string' ? message : message(key))
 }
 
-/** A field read by `parse` (which throws {@link FieldError} to refuse), key optional. */
+/** A field read by `parse` (which throws {@link FieldError} to refuse). */
 export function custom<T>(parse: (value: unknown, key: string) => T): Field<T> {
-  return { required: false, parse }
-}
-
-/** Marks `field`'s key as one that must be present. */
-export function required<T>(field: Field<T>): Field<T> {
-  return { ...field, required: true }
+  return { parse }
 }
 
 /** `null` or absent → `fallback`; any other value goes to `field`. */
 export function optional<T, D>(field: Field<T>, fallback: D): Field<T | D> {
-  return {
-    required: field.required,
-    parse: (v, key) => (v === undefined || v === null ? fallback : field.parse(v, key)),
-  }
+  return custom((v, key) => (v === undefined || v === null ? fallback : field.parse(v, key)))
 }
 
 /** Options of {@link string}. */

@@ -15,6 +15,7 @@ import { type AgentRecord, tpmPolicyText } from '../loop/agent-record.ts'
 import type { AgentRow } from '../store/store.ts'
 import { checkAgentId } from './agent-id.ts'
 import { enrolAgent } from './enrol.ts'
+import { enrolBodySchema } from './enrol-body.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
 const agentNotFound = (): never => {
@@ -24,14 +25,17 @@ const agentNotFound = (): never => {
 /** The agent operations of the API. */
 export class AgentsApi {
   readonly #o: VerifierServiceOptions
+  readonly #enrolBody: ReturnType<typeof enrolBodySchema>
 
   constructor(o: VerifierServiceOptions) {
     this.#o = o
+    this.#enrolBody = enrolBodySchema(o.enableAgentMtls)
   }
 
-  /** `POST /agents/{id}` (see `enrol.ts`). */
+  /** `POST /agents/{id}` (see {@link enrolAgent}). */
   async enrol(agentId: string, body: Record<string, unknown>): Promise<void> {
-    await enrolAgent(this.#o, agentId, body)
+    checkAgentId(agentId)
+    await enrolAgent(this.#o, this.#enrolBody, agentId, body)
   }
 
   /** The `GET /agents/{id}` results of a row (overlaid with the live record when held here). */

@@ -9,6 +9,7 @@
  * @module
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto'
+import { BadRequest } from '../../errors.ts'
 import {
   type BodyOf,
   bodySchema,
@@ -17,7 +18,6 @@ import {
   int,
   jsonText,
   optional,
-  required,
   string,
   stringList,
 } from '../../http/body-schema.ts'
@@ -96,59 +96,96 @@ const mbPolicy = custom((v, key) =>
   v === undefined || v === null || v === '' ? null : mbPolicyJson.parse(v, key),
 )
 
-const algorithms = () =>
-  required(
-    stringList({
-      maxItems: 64,
-      maxLength: 64,
-      message: (k) => `${k} must be a list of algorithm names`,
-    }),
-  )
+const algorithms = stringList({
+  maxItems: 64,
+  maxLength: 64,
+  message: (k) => `${k} must be a list of algorithm names`,
+})
 
-/** The enrolment body, in upstream's check order. */
-export const ENROL_BODY = bodySchema(
-  {
-    tpm_policy: required(tpmPolicy),
-    v: optional(vKey, null),
-    cloudagent_ip: string({
-      nonEmpty: true,
-      max: 255,
-      reject: /[\s/]/,
-      message: 'cloudagent_ip is required',
-    }),
-    cloudagent_port: int({
-      min: 1,
-      max: 65535,
-      fromString: true,
-      message: 'cloudagent_port must be a port number',
-    }),
-    supported_version: optional(string(), ''),
-    mtls_cert: optional(mtlsCert, null),
-    ak_tpm: required(akTpm),
-    revocation_key: required(optional(revocationKey, '')),
-    metadata: required(optional(jsonText(), '{}')),
-    ima_sign_verification_keys: required(optional(string(), '')),
-    accept_tpm_hash_algs: algorithms(),
-    accept_tpm_encryption_algs: algorithms(),
-    accept_tpm_signing_algs: algorithms(),
-    /** Any value is taken as text (upstream stores what the tenant sent). */
-    verifier_ip: custom((v) => (v === undefined ? undefined : String(v))),
-    /** A non-integer falls back to the verifier's own port. */
-    verifier_port: custom((v) => {
-      const n = v === undefined ? undefined : Number(v)
-      return Number.isInteger(n) ? n : undefined
-    }),
-    runtime_policy_name: optional(string(), ''),
-    runtime_policy: required(
-      custom((v) => decodeBase64Field(v ?? '', 'runtime_policy').toString('utf8')),
-    ),
-    /** Base64 of the policy signing key; decoded only when a policy is loaded. */
-    runtime_policy_key: custom((v) => v),
-    mb_policy_name: required(optional(string(), '')),
-    mb_policy: required(mbPolicy),
-  },
-  { missing: (k) => `Exception error: '${k}'`, invalid: (m) => `Exception error: ${m}` },
+/** Upstream's wording: Python's `KeyError` text for a missing key, `Exception error:` for a value. */
+const ENROL_RULES = {
+  missing: (k: string) => `Exception error: '${k}'`,
+  invalid: (m: string) => `Exception error: ${m}`,
+}
+
+/**
+ * The agent part of the enrolment body, in upstream's check order, and the keys upstream requires
+ * (`cloud_verifier_tornado.py`, checked before anything else). With `requireMtls`
+ * (`enable_agent_mtls`, pull mode) an agent mTLS certificate is required.
+ */
+export function enrolBodySchema(requireMtls: boolean) {
+  return bodySchema(
+    {
+      tpm_policy: tpmPolicy,
+      v: optional(vKey, null),
+      cloudagent_ip: string({
+        nonEmpty: true,
+        max: 255,
+        reject: /[\s/]/,
+        message: 'cloudagent_ip is required',
+      }),
+      cloudagent_port: int({
+        min: 1,
+        max: 65535,
+        fromString: true,
+        message: 'cloudagent_port must be a port number',
+      }),
+      supported_version: optional(string(), ''),
+      mtls_cert: custom((v, key) => {
+        const cert = optional(mtlsCert, null).parse(v, key)
+        if (requireMtls && (cert === null || cert === 'disabled'))
+          throw new BadRequest('mTLS certificate for agent is required!')
+        return cert
+      }),
+      ak_tpm: akTpm,
+      revocation_key: optional(revocationKey, ''),
+      metadata: optional(jsonText(), '{}'),
+      ima_sign_verification_keys: optional(string(), ''),
+      accept_tpm_hash_algs: algorithms,
+      accept_tpm_encryption_algs: algorithms,
+      accept_tpm_signing_algs: algorithms,
+      /** Any value is taken as text (upstream stores what the tenant sent). */
+      verifier_ip: custom((v) => (v === undefined ? undefined : String(v))),
+      /** A non-integer falls back to the verifier's own port. */
+      verifier_port: custom((v) => {
+        const n = v === undefined ? undefined : Number(v)
+        return Number.isInteger(n) ? n : undefined
+      }),
+      runtime_policy_name: optional(string(), ''),
+      runtime_policy: custom((v) => decodeBase64Field(v ?? '', 'runtime_policy').toString('utf8')),
+      /** Base64 of the policy signing key; decoded only when a policy is loaded. */
+      runtime_policy_key: custom((v) => v),
+    },
+    {
+      ...ENROL_RULES,
+      required: [
+        'tpm_policy',
+        'runtime_policy',
+        'mb_policy',
+        'mb_policy_name',
+        'ima_sign_verification_keys',
+        'metadata',
+        'revocation_key',
+        'accept_tpm_hash_algs',
+        'accept_tpm_encryption_algs',
+        'accept_tpm_signing_algs',
+        'ak_tpm',
+      ],
+    },
+  )
+}
+
+/** A checked enrolment body (without its measured-boot part). */
+export type EnrolBody = BodyOf<ReturnType<typeof enrolBodySchema>>
+
+/**
+ * The measured-boot part of the enrolment body, which upstream checks after the runtime policy
+ * (so a runtime policy refusal comes first). Its keys are required by {@link enrolBodySchema}.
+ */
+export const ENROL_MB_BODY = bodySchema(
+  { mb_policy_name: optional(string(), ''), mb_policy: mbPolicy },
+  ENROL_RULES,
 )
 
-/** A checked enrolment body. */
-export type EnrolBody = BodyOf<typeof ENROL_BODY>
+/** The checked measured-boot part of an enrolment body. */
+export type EnrolMbBody = BodyOf<typeof ENROL_MB_BODY>

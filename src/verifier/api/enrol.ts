@@ -6,13 +6,17 @@
  *
  * @module
  */
-import { BadRequest, Conflict, NotFound } from '../../errors.ts'
+import { Conflict, NotFound } from '../../errors.ts'
 import { CURRENT_API_VERSION, SUPPORTED_API_VERSIONS } from '../../http/api-version.ts'
 import { emptyRuntimePolicy } from '../../ima/index.ts'
 import { AGENT_STATES } from '../../protocol/agent-states.ts'
 import type { ImaPolicyChoice, MbPolicyChoice, NewAgentRow } from '../store/store.ts'
-import { checkAgentId } from './agent-id.ts'
-import { ENROL_BODY, type EnrolBody } from './enrol-body.ts'
+import {
+  ENROL_MB_BODY,
+  type EnrolBody,
+  type EnrolMbBody,
+  type enrolBodySchema,
+} from './enrol-body.ts'
 import { parseBody } from '../../http/body-schema.ts'
 import { loadPolicyChecked } from './load-policy-checked.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
@@ -56,7 +60,7 @@ async function chooseRuntimePolicy(
 async function chooseMbPolicy(
   o: VerifierServiceOptions,
   agentId: string,
-  b: EnrolBody,
+  b: EnrolMbBody,
 ): Promise<MbPolicyChoice> {
   const name = b.mb_policy_name
   const text = b.mb_policy
@@ -116,31 +120,30 @@ function newAgentRow(o: VerifierServiceOptions, agentId: string, b: EnrolBody): 
 }
 
 /**
- * `POST /agents/{id}` (keylime-api.md §1.3): checks the body, applies the policy rules, stores the
- * agent with its policies in one transaction and starts polling it here.
+ * `POST /agents/{id}` (keylime-api.md §1.3): checks the body (`enrol-body.ts`, the agent part
+ * against `agentBody`), applies the policy rules, stores the agent with its policies in one
+ * transaction and starts polling it here.
  *
  * @throws BadRequest (400) for a bad body; NotFound (404) for a named policy that is not stored;
  *   Conflict (409) for an existing agent or policy name; Unauthorized (401) for a policy signature
  */
 export async function enrolAgent(
   o: VerifierServiceOptions,
+  agentBody: ReturnType<typeof enrolBodySchema>,
   agentId: string,
   body: Record<string, unknown>,
 ): Promise<void> {
-  checkAgentId(agentId)
-  const b = parseBody(ENROL_BODY, body)
-  if (o.enableAgentMtls && (b.mtls_cert === null || b.mtls_cert === 'disabled')) {
-    throw new BadRequest('mTLS certificate for agent is required!')
-  }
+  const b = parseBody(agentBody, body)
   const ima = await chooseRuntimePolicy(o, agentId, b)
-  const mb = await chooseMbPolicy(o, agentId, b)
+  const mbBody = parseBody(ENROL_MB_BODY, body)
+  const mb = await chooseMbPolicy(o, agentId, mbBody)
   const r = await o.store.agents.insertAgentWithPolicies(newAgentRow(o, agentId, b), ima.choice, mb)
   if (r === 'agent_exists') {
     throw new Conflict(`Agent of uuid ${agentId} already exists. Please use delete or update.`)
   }
   if (r === 'mb_exists') {
     throw new Conflict(
-      `mb_policy with name ${b.mb_policy_name || agentId} already exists. You can delete the mb_policy from the verifier.`,
+      `mb_policy with name ${mbBody.mb_policy_name || agentId} already exists. You can delete the mb_policy from the verifier.`,
     )
   }
   if (r === 'ima_exists') throw new Conflict(`IMA policy with name ${ima.name} already exists.`)

@@ -10,7 +10,7 @@ import { BadRequest, Conflict, NotFound } from '../../errors.ts'
 import { parseBody } from '../../http/body-schema.ts'
 import { AGENT_ID_RE } from './agent-id.ts'
 import { loadPolicyChecked } from './load-policy-checked.ts'
-import { MB_POLICY_BODY, RUNTIME_POLICY_BODY } from './policy-bodies.ts'
+import { MB_POLICY_BODY, POLICY_TPM_BODY, RUNTIME_POLICY_BODY } from './policy-bodies.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
 /** Names in messages are cut to this length (the name comes from the URL). */
@@ -36,10 +36,11 @@ export class PoliciesApi {
       b.runtime_policy_key,
       requireAllowListSignatures,
     )
+    const { tpm_policy } = parseBody(POLICY_TPM_BODY, body)
     const values = {
       checksum: compiled.checksum,
       generator: compiled.generator,
-      tpm_policy: b.tpm_policy,
+      tpm_policy,
       ima_policy: b.runtime_policy,
     }
     if (replace) {

@@ -4,55 +4,46 @@
  *
  * @module
  */
-import {
-  type BodyOf,
-  bodySchema,
-  custom,
-  FieldError,
-  jsonText,
-  required,
-} from '../../http/body-schema.ts'
+import { bodySchema, custom, FieldError, jsonText } from '../../http/body-schema.ts'
 import { decodeBase64Field } from '../../protocol/decode-base64-field.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
 
 const isEmpty = (v: unknown) => v === undefined || v === null || v === ''
 
-/** A runtime policy: base64 of its JSON text, its signing key, an optional tpm_policy. */
+/** A runtime policy: base64 of its JSON text, and its signing key. */
 export const RUNTIME_POLICY_BODY = bodySchema(
   {
-    runtime_policy: required(
-      custom((v) => {
-        const text = decodeBase64Field(v, 'runtime_policy').toString('utf8')
-        if (text === '') throw new FieldError('Runtime policy is required')
-        return text
-      }),
-    ),
-    /** Base64 of the signing key; decoded with the policy (`load-policy-checked.ts`). */
-    runtime_policy_key: custom((v) => v),
-    /** JSON text or inline; its own 400 (`parseTpmPolicy`) passes through. */
-    tpm_policy: custom((v, key) => {
-      if (isEmpty(v)) return null
-      const text = jsonText().parse(v, key)
-      parseTpmPolicy(text)
+    runtime_policy: custom((v) => {
+      const text = decodeBase64Field(v, 'runtime_policy').toString('utf8')
+      if (text === '') throw new FieldError('Runtime policy is required')
       return text
     }),
+    /** Base64 of the signing key; decoded with the policy (`load-policy-checked.ts`). */
+    runtime_policy_key: custom((v) => v),
   },
-  { missing: () => 'Runtime policy is required' },
+  { required: ['runtime_policy'], missing: () => 'Runtime policy is required' },
 )
 
-/** A checked runtime policy body. */
-export type RuntimePolicyBody = BodyOf<typeof RUNTIME_POLICY_BODY>
+/**
+ * The tpm_policy a runtime policy may carry, checked after the policy itself (upstream's order):
+ * JSON text or inline; its own 400 (`parseTpmPolicy`) passes through.
+ */
+export const POLICY_TPM_BODY = bodySchema({
+  tpm_policy: custom((v, key) => {
+    if (isEmpty(v)) return null
+    const text = jsonText().parse(v, key)
+    parseTpmPolicy(text)
+    return text
+  }),
+})
 
 /** An MB policy's JSON, as text or inline (also of an enrolment, `enrol-body.ts`). */
 export const mbPolicyJson = jsonText({ validate: true, message: 'mb_policy is not valid JSON' })
 
 /** A measured-boot policy: JSON, as text or inline. */
-export const MB_POLICY_BODY = bodySchema(
-  {
-    mb_policy: custom((v, key) => {
-      if (isEmpty(v)) throw new FieldError('mb_policy is required')
-      return mbPolicyJson.parse(v, key)
-    }),
-  },
-  { missing: () => 'mb_policy is required' },
-)
+export const MB_POLICY_BODY = bodySchema({
+  mb_policy: custom((v, key) => {
+    if (isEmpty(v)) throw new FieldError('mb_policy is required')
+    return mbPolicyJson.parse(v, key)
+  }),
+})
