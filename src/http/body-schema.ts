@@ -100,6 +100,11 @@ export function custom<T>(parse: (value: unknown, key: string) => T): Field<T> {
   return { parse }
 }
 
+/** A field whose `read` returns the value, or undefined to refuse it with `message`. */
+function checked<T>(message: Message, read: (value: unknown) => T | undefined): Field<T> {
+  return custom((v, key) => read(v) ?? refuse(message, key))
+}
+
 /** `null` or absent → `fallback`; any other value goes to `field`. */
 export function optional<T, D>(field: Field<T>, fallback: D): Field<T | D> {
   return custom((v, key) => (v === undefined || v === null ? fallback : field.parse(v, key)))
@@ -119,14 +124,13 @@ export interface StringSpec {
 
 /** A string. */
 export function string(spec: StringSpec = {}): Field<string> {
-  const message = spec.message ?? ((k: string) => `${k} must be a string`)
-  return custom((v, key) => {
-    if (typeof v !== 'string') refuse(message, key)
-    if (spec.nonEmpty && v === '') refuse(message, key)
-    if (spec.max !== undefined && v.length > spec.max) refuse(message, key)
-    if (spec.reject?.test(v)) refuse(message, key)
-    return v
-  })
+  const ok = (v: string) =>
+    !(spec.nonEmpty && v === '') &&
+    (spec.max === undefined || v.length <= spec.max) &&
+    !spec.reject?.test(v)
+  return checked(spec.message ?? ((k) => `${k} must be a string`), (v) =>
+    typeof v === 'string' && ok(v) ? v : undefined,
+  )
 }
 
 /** Options of {@link int}. */
@@ -141,13 +145,11 @@ export interface IntSpec {
 
 /** An integer within bounds. */
 export function int(spec: IntSpec = {}): Field<number> {
-  const message = spec.message ?? ((k: string) => `${k} must be an integer`)
-  return custom((v, key) => {
+  const inBounds = (n: number) =>
+    (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max)
+  return checked(spec.message ?? ((k) => `${k} must be an integer`), (v) => {
     const n = spec.fromString && typeof v === 'string' ? Number(v) : v
-    if (typeof n !== 'number' || !Number.isInteger(n)) refuse(message, key)
-    if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max))
-      refuse(message, key)
-    return n
+    return typeof n === 'number' && Number.isInteger(n) && inBounds(n) ? n : undefined
   })
 }
 
@@ -163,17 +165,10 @@ export interface ListSpec {
 
 /** A list of short strings. */
 export function stringList(spec: ListSpec): Field<string[]> {
-  const message = spec.message ?? ((k: string) => `${k} must be a list of strings`)
-  return custom((v, key) => {
-    if (
-      !Array.isArray(v) ||
-      v.length > spec.maxItems ||
-      !v.every((x) => typeof x === 'string' && x.length < spec.maxLength)
-    ) {
-      refuse(message, key)
-    }
-    return v as string[]
-  })
+  const short = (x: unknown) => typeof x === 'string' && x.length < spec.maxLength
+  return checked(spec.message ?? ((k) => `${k} must be a list of strings`), (v) =>
+    Array.isArray(v) && v.length <= spec.maxItems && v.every(short) ? (v as string[]) : undefined,
+  )
 }
 
 /** Options of {@link jsonText}. */
@@ -205,11 +200,11 @@ export function jsonText(spec: JsonTextSpec = {}): Field<string> {
 
 /** A JSON object (not an array, not null). */
 export function jsonObject(message?: Message): Field<Record<string, unknown>> {
-  return custom((v, key) => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v))
-      refuse(message ?? ((k) => `${k} must be a JSON object`), key)
-    return v as Record<string, unknown>
-  })
+  return checked(message ?? ((k) => `${k} must be a JSON object`), (v) =>
+    typeof v === 'object' && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined,
+  )
 }
 
 /** One of `values`; anything else is refused, or read as `fallback` when one is given. */
