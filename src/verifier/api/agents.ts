@@ -15,7 +15,7 @@ import { type AgentRecord, tpmPolicyText } from '../loop/agent-record.ts'
 import type { AgentRow } from '../store/store.ts'
 import { checkAgentId } from './agent-id.ts'
 import { enrolAgent } from './enrol.ts'
-import { enrolBodySchema } from './enrol-body.ts'
+import { type EnrolBodySchema, enrolBodySchema } from './enrol-body.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
 const agentNotFound = (): never => {
@@ -25,7 +25,7 @@ const agentNotFound = (): never => {
 /** The agent operations of the API. */
 export class AgentsApi {
   readonly #o: VerifierServiceOptions
-  readonly #enrolBody: ReturnType<typeof enrolBodySchema>
+  readonly #enrolBody: EnrolBodySchema
 
   constructor(o: VerifierServiceOptions) {
     this.#o = o

@@ -175,8 +175,11 @@ export function enrolBodySchema(requireMtls: boolean) {
   )
 }
 
+/** The schema {@link enrolBodySchema} makes. */
+export type EnrolBodySchema = ReturnType<typeof enrolBodySchema>
+
 /** A checked enrolment body (without its measured-boot part). */
-export type EnrolBody = BodyOf<ReturnType<typeof enrolBodySchema>>
+export type EnrolBody = BodyOf<EnrolBodySchema>
 
 /**
  * The measured-boot part of the enrolment body, which upstream checks after the runtime policy

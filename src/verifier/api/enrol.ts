@@ -8,6 +8,7 @@
  */
 import { Conflict, NotFound } from '../../errors.ts'
 import { CURRENT_API_VERSION, SUPPORTED_API_VERSIONS } from '../../http/api-version.ts'
+import { parseBody } from '../../http/body-schema.ts'
 import { emptyRuntimePolicy } from '../../ima/index.ts'
 import { AGENT_STATES } from '../../protocol/agent-states.ts'
 import type { ImaPolicyChoice, MbPolicyChoice, NewAgentRow } from '../store/store.ts'
@@ -15,9 +16,8 @@ import {
   ENROL_MB_BODY,
   type EnrolBody,
   type EnrolMbBody,
-  type enrolBodySchema,
+  type EnrolBodySchema,
 } from './enrol-body.ts'
-import { parseBody } from '../../http/body-schema.ts'
 import { loadPolicyChecked } from './load-policy-checked.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
@@ -129,7 +129,7 @@ function newAgentRow(o: VerifierServiceOptions, agentId: string, b: EnrolBody): 
  */
 export async function enrolAgent(
   o: VerifierServiceOptions,
-  agentBody: ReturnType<typeof enrolBodySchema>,
+  agentBody: EnrolBodySchema,
   agentId: string,
   body: Record<string, unknown>,
 ): Promise<void> {
