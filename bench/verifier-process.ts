@@ -135,7 +135,7 @@ if (import.meta.main) {
         const a = file.agents[next++]
         if (a === undefined) break
         try {
-          await v.service.enrol(a.uuid, {
+          await v.service.agents.enrol(a.uuid, {
             v: null,
             cloudagent_ip: a.ip,
             cloudagent_port: a.port,

@@ -223,7 +223,7 @@ for (const target of databaseTargets()) {
         () => `3 attestations, have ${count(a)} state ${rec(a)?.state}`,
       )
       expect(rec(a)!.state).toBe(AGENT_STATES.GET_QUOTE)
-      expect((await verifier.service.status(a.uuid)).attestation_status).toBe('PASS')
+      expect((await verifier.service.agents.status(a.uuid)).attestation_status).toBe('PASS')
       // first round: the whole list; later rounds: ima_ml_entry = 59 and nothing new to verify
       expect(a.imaRequests[0]).toEqual({ requested: 0, entry: 0, lines: 59 })
       expect(a.imaRequests.slice(1).length).toBeGreaterThan(0)
@@ -278,7 +278,7 @@ for (const target of databaseTargets()) {
       expect(rs[1]).toEqual({ requested: 0, entry: 0, lines: 59 }) // full list next
       expect(rec(a)!.ima.bootTime).toBe(a.bootTime)
       expect(rec(a)!.state).toBe(AGENT_STATES.GET_QUOTE)
-      expect((await verifier.service.status(a.uuid)).attestation_status).toBe('PASS')
+      expect((await verifier.service.agents.status(a.uuid)).attestation_status).toBe('PASS')
     }, 30_000)
 
     test('one changed digest fails the agent with the path; an exclude makes it pass', async () => {
@@ -302,7 +302,7 @@ for (const target of databaseTargets()) {
       expect(ctx.path).toBe(CHANGED)
       expect(ctx.got).toBe(/sha256:([0-9a-f]+) \/usr\/bin\/busybox/.exec(LOG_B)![1])
       expect(ctx.expected).toEqual(['00'.repeat(32)])
-      const st = await verifier.service.status(a.uuid)
+      const st = await verifier.service.agents.status(a.uuid)
       expect(st.attestation_status).toBe('FAIL')
 
       // the operator adds an exclude for that path: PUT the policy, reactivate → PASS

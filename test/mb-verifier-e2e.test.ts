@@ -215,7 +215,7 @@ for (const target of databaseTargets()) {
       )
       expect(rec(a)!.state).toBe(AGENT_STATES.GET_QUOTE)
       expect(rec(a)!.lastEventId).toBeNull()
-      const st = await verifiers.example!.service.status(a.uuid)
+      const st = await verifiers.example!.service.agents.status(a.uuid)
       expect(st.attestation_status).toBe('PASS')
       expect(st.has_mb_refstate).toBe(1)
     }, 30_000)

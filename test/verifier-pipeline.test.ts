@@ -87,7 +87,7 @@ for (const target of databaseTargets()) {
         'two attestations per agent',
       )
       for (const a of fleet.agents) {
-        const st = await verifier.service.status(a.uuid)
+        const st = await verifier.service.agents.status(a.uuid)
         expect(st.operational_state).toBe(AGENT_STATES.GET_QUOTE)
         expect(st.attestation_status).toBe('PASS')
       }
@@ -141,7 +141,7 @@ for (const target of databaseTargets()) {
       expect(pcrRow!.severity_level).not.toBeNull()
       expect(state(healthy!)).toBe(AGENT_STATES.GET_QUOTE)
       expect(state(fleet.agents[0]!)).toBe(AGENT_STATES.GET_QUOTE)
-      const st = await verifier.service.status(bad!.uuid)
+      const st = await verifier.service.agents.status(bad!.uuid)
       expect(st.attestation_status).toBe('FAIL')
       expect(st.severity_level).toBe(6)
 
@@ -175,17 +175,17 @@ for (const target of databaseTargets()) {
 
     test('stop, reactivate and delete', async () => {
       const a = fleet.agents[5]!
-      await verifier.service.stop(a.uuid)
-      expect((await verifier.service.status(a.uuid)).operational_state).toBe(
+      await verifier.service.agents.stop(a.uuid)
+      expect((await verifier.service.agents.status(a.uuid)).operational_state).toBe(
         AGENT_STATES.TENANT_FAILED,
       )
-      await verifier.service.reactivate(a.uuid)
+      await verifier.service.agents.reactivate(a.uuid)
       await until(
         () => (verifier.loop.records.get(a.uuid)?.state ?? 0) === AGENT_STATES.GET_QUOTE,
         10_000,
         'resume',
       )
-      const code = await verifier.service.remove(a.uuid)
+      const code = await verifier.service.agents.remove(a.uuid)
       expect([200, 202]).toContain(code)
       await until(
         async () => (await verifier.store.getAgent(a.uuid)) === undefined,

@@ -13,6 +13,9 @@
  * - trailing slashes accepted (`/agents/` = `/agents`), as upstream's router does;
  * - with `requestMetrics`, every request timed by route and method (`ops/request-metrics.ts`).
  *
+ * {@link createRoutes} makes a bare route table to mount into such an app (`app.route(prefix, t)`,
+ * see `add-version-routes.ts`): the app's middleware, error mapping and `notFound` apply to it.
+ *
  * @module
  */
 import { Hono } from 'hono'
@@ -46,6 +49,11 @@ export interface CreateAppOptions {
 
 /** The hono app type used by all keylime-ts listeners. */
 export type KeylimeApp = Hono
+
+/** A route table without middleware, to mount into a {@link createApp} app. */
+export function createRoutes(): KeylimeApp {
+  return new Hono({ strict: false })
+}
 
 /**
  * Creates a hono app with the envelope, error mapping and body limit installed.

@@ -17,8 +17,9 @@
  * @module
  */
 import type { Context } from 'hono'
-import { apiVersionOfPath, CURRENT_API_VERSION, versionPrefixes } from '../http/api-version.ts'
-import type { KeylimeApp } from '../http/create-app.ts'
+import { mountVersioned } from '../http/add-version-routes.ts'
+import { apiVersionOfPath, CURRENT_API_VERSION } from '../http/api-version.ts'
+import { createRoutes, type KeylimeApp } from '../http/create-app.ts'
 import { envelopeResponse } from '../http/envelope.ts'
 import { readJsonObject } from '../http/read-json.ts'
 import { RegistrarError } from './errors.ts'
@@ -35,7 +36,8 @@ function versionOf(c: Context): string {
 }
 
 /**
- * Adds the registrar routes for every v2 and v3 prefix to `app`.
+ * Adds the registrar routes for every v2 and v3 prefix to `app` (one route table per major
+ * version, mounted under each of its prefixes).
  *
  * @example
  * ```ts
@@ -73,32 +75,32 @@ export function addRegistrarRoutes(
     )
   }
 
+  // Built once per major version, mounted under each of its prefixes.
   for (const major of [2, 3] as const) {
-    for (const p of versionPrefixes(major)) {
-      // Agent self-registration (public; upstream allow_insecure).
-      app.post(`${p}/agents`, (c) => register(c, false))
-      app.post(`${p}/agents/:agent_id/activate`, activate)
-      if (major === 2) {
-        app.post(`${p}/agents/:agent_id`, (c) => register(c, true))
-        app.put(`${p}/agents/:agent_id/activate`, activate)
-        app.put(`${p}/agents/:agent_id`, activate)
-      }
-
-      // Administration (mTLS).
-      if (listener === 'http') {
-        app.get(`${p}/agents`, adminOnly)
-        app.get(`${p}/agents/:agent_id`, adminOnly)
-        app.delete(`${p}/agents/:agent_id`, adminOnly)
-        continue
-      }
-      app.get(`${p}/agents`, async () => success({ uuids: await service.list() }))
-      app.get(`${p}/agents/:agent_id`, async (c) =>
+    const r = createRoutes()
+    // Agent self-registration (public; upstream allow_insecure).
+    r.post('/agents', (c) => register(c, false))
+    r.post('/agents/:agent_id/activate', activate)
+    if (major === 2) {
+      r.post('/agents/:agent_id', (c) => register(c, true))
+      r.put('/agents/:agent_id/activate', activate)
+      r.put('/agents/:agent_id', activate)
+    }
+    // Administration (mTLS).
+    if (listener === 'http') {
+      r.get('/agents', adminOnly)
+      r.get('/agents/:agent_id', adminOnly)
+      r.delete('/agents/:agent_id', adminOnly)
+    } else {
+      r.get('/agents', async () => success({ uuids: await service.list() }))
+      r.get('/agents/:agent_id', async (c) =>
         success({ ...(await service.show(c.req.param('agent_id'))) }),
       )
-      app.delete(`${p}/agents/:agent_id`, async (c) => {
+      r.delete('/agents/:agent_id', async (c) => {
         await service.remove(c.req.param('agent_id'))
         return success()
       })
     }
+    mountVersioned(app, major, r)
   }
 }

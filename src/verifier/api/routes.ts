@@ -1,17 +1,34 @@
 /**
- * The verifier's v2 REST routes (keylime-api.md §1.2–§1.4) on every `/v2[.x]` prefix, plus
- * `GET /metrics` and `GET /health` (`http/ops/add-ops-routes.ts`), all behind the mTLS listener.
+ * The verifier's REST routes (keylime-api.md §1.2–§1.5), built once and mounted under every
+ * `/v2[.x]` prefix, plus `GET /metrics` and `GET /health` (`http/ops/add-ops-routes.ts`), all
+ * behind the mTLS listener.
+ *
+ * | method | path | operation |
+ * | --- | --- | --- |
+ * | GET | `/v2[.x]/` | 405 (use `/agents/`) |
+ * | GET | `/v2[.x]/agents[?verifier=][&bulk]` | {@link AgentsApi.list} |
+ * | GET, POST, DELETE | `/v2[.x]/agents/:agent_id` | status, enrol, remove |
+ * | PUT | `/v2[.x]/agents/:agent_id/reactivate`, `…/stop` | reactivate, stop |
+ * | POST, PUT | `/v2[.x]/agents` | 400 `uri not supported` |
+ * | GET | `/v2[.x]/allowlists`, `/v2[.x]/mbpolicies` | names |
+ * | GET, POST, PUT, DELETE | `/v2[.x]/allowlists/:name`, `/v2[.x]/mbpolicies/:name` | {@link PoliciesApi} |
+ * | GET | `/v2[.x]/verify/identity` | {@link EvidenceApi.verifyIdentity} |
+ * | POST | `/v2[.x]/verify/evidence` | {@link EvidenceApi.verifyEvidence} |
  *
  * @module
  */
 import type { Context } from 'hono'
 import { BadRequest } from '../../errors.ts'
-import { versionPrefixes } from '../../http/api-version.ts'
-import type { KeylimeApp } from '../../http/create-app.ts'
+import { mountVersioned } from '../../http/add-version-routes.ts'
+import { createRoutes, type KeylimeApp } from '../../http/create-app.ts'
 import { envelopeResponse } from '../../http/envelope.ts'
 import { addOpsRoutes, type Observability } from '../../http/ops/add-ops-routes.ts'
 import { readJsonBytes, readJsonObject } from '../../http/read-json.ts'
-import { checkAgentId, type VerifierService } from './service.ts'
+import { checkAgentId } from './agent-id.ts'
+import type { AgentsApi } from './agents.ts'
+import type { EvidenceApi } from './evidence.ts'
+import type { PoliciesApi } from './policies.ts'
+import type { VerifierService } from './service.ts'
 
 function param(c: Context, name: string): string {
   const v = c.req.param(name)
@@ -19,86 +36,99 @@ function param(c: Context, name: string): string {
   return v
 }
 
+const success = (results?: Record<string, unknown>) => envelopeResponse(200, 'Success', results)
+
+/** `/agents` (keylime-api.md §1.3). */
+function agentRoutes(api: AgentsApi): KeylimeApp {
+  const r = createRoutes()
+  r.get('/', async (c) => {
+    const verifier = c.req.query('verifier')
+    const bulk = c.req.query('bulk') !== undefined
+    return success(await api.list(verifier || undefined, bulk))
+  })
+  r.post('/', () => envelopeResponse(400, 'uri not supported'))
+  r.put('/', () => envelopeResponse(400, 'uri not supported'))
+  r.get('/:agent_id', async (c) => success(await api.status(param(c, 'agent_id'))))
+  r.post('/:agent_id', async (c) => {
+    const id = param(c, 'agent_id')
+    checkAgentId(id)
+    await api.enrol(id, await readJsonObject(c))
+    return success()
+  })
+  r.delete('/:agent_id', async (c) => {
+    const code = await api.remove(param(c, 'agent_id'))
+    return envelopeResponse(code, code === 200 ? 'Success' : 'Accepted')
+  })
+  r.put('/:agent_id/reactivate', async (c) => {
+    await api.reactivate(param(c, 'agent_id'))
+    return success()
+  })
+  r.put('/:agent_id/stop', async (c) => {
+    await api.stop(param(c, 'agent_id'))
+    return success()
+  })
+  return r
+}
+
+/** `/allowlists` and `/mbpolicies` (keylime-api.md §1.4). */
+function policyRoutes(api: PoliciesApi, kind: 'allowlists' | 'mbpolicies'): KeylimeApp {
+  const ops =
+    kind === 'allowlists'
+      ? {
+          list: async () => ({ 'runtimepolicy names': await api.listAllowlistNames() }),
+          get: (n: string) => api.getAllowlist(n),
+          put: (n: string, b: Record<string, unknown>, replace: boolean) =>
+            api.putAllowlist(n, b, replace),
+          remove: (n: string) => api.deleteAllowlist(n),
+        }
+      : {
+          list: async () => ({ 'mbpolicy names': await api.listMbPolicyNames() }),
+          get: (n: string) => api.getMbPolicy(n),
+          put: (n: string, b: Record<string, unknown>, replace: boolean) =>
+            api.putMbPolicy(n, b, replace),
+          remove: (n: string) => api.deleteMbPolicy(n),
+        }
+  const r = createRoutes()
+  r.get('/', async () => success(await ops.list()))
+  r.get('/:name', async (c) => success(await ops.get(param(c, 'name'))))
+  r.post('/:name', async (c) => {
+    await ops.put(param(c, 'name'), await readJsonObject(c), false)
+    return envelopeResponse(201, 'Created')
+  })
+  r.put('/:name', async (c) => {
+    await ops.put(param(c, 'name'), await readJsonObject(c), true)
+    return envelopeResponse(201, 'Created')
+  })
+  r.delete('/:name', async (c) => {
+    await ops.remove(param(c, 'name'))
+    return envelopeResponse(204, 'Deleted')
+  })
+  return r
+}
+
+/** `/verify` (keylime-api.md §1.5). */
+function verifyRoutes(api: EvidenceApi): KeylimeApp {
+  const r = createRoutes()
+  r.get('/identity', async (c) => success(await api.verifyIdentity(c.req.query())))
+  r.post('/evidence', async (c) => {
+    const [code, results] = await api.verifyEvidence(await readJsonBytes(c))
+    return envelopeResponse(code, code === 200 ? 'Success' : 'Bad Request', results)
+  })
+  return r
+}
+
+/** The v2 route table, built once. */
+function v2Routes(svc: VerifierService): KeylimeApp {
+  return createRoutes()
+    .get('/', () => envelopeResponse(405, 'Not Implemented: Use /agents/ interface instead'))
+    .route('/agents', agentRoutes(svc.agents))
+    .route('/allowlists', policyRoutes(svc.policies, 'allowlists'))
+    .route('/mbpolicies', policyRoutes(svc.policies, 'mbpolicies'))
+    .route('/verify', verifyRoutes(svc.evidence))
+}
+
 /** Registers the routes. */
 export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Observability): void {
   addOpsRoutes(app, obs)
-  for (const p of versionPrefixes(2)) {
-    app.get(p, () => envelopeResponse(405, 'Not Implemented: Use /agents/ interface instead'))
-    app.get(`${p}/agents`, async (c) => {
-      const verifier = c.req.query('verifier')
-      const bulk = c.req.query('bulk') !== undefined
-      return envelopeResponse(200, 'Success', await svc.list(verifier || undefined, bulk))
-    })
-    app.get(`${p}/agents/:agent_id`, async (c) =>
-      envelopeResponse(200, 'Success', await svc.status(param(c, 'agent_id'))),
-    )
-    app.post(`${p}/agents/:agent_id`, async (c) => {
-      const id = param(c, 'agent_id')
-      checkAgentId(id)
-      const body = await readJsonObject(c)
-      await svc.enrol(id, body)
-      return envelopeResponse(200, 'Success')
-    })
-    app.delete(`${p}/agents/:agent_id`, async (c) => {
-      const code = await svc.remove(param(c, 'agent_id'))
-      return envelopeResponse(code, code === 200 ? 'Success' : 'Accepted')
-    })
-    app.put(`${p}/agents/:agent_id/reactivate`, async (c) => {
-      await svc.reactivate(param(c, 'agent_id'))
-      return envelopeResponse(200, 'Success')
-    })
-    app.put(`${p}/agents/:agent_id/stop`, async (c) => {
-      await svc.stop(param(c, 'agent_id'))
-      return envelopeResponse(200, 'Success')
-    })
-    for (const m of ['post', 'put'] as const) {
-      app[m](`${p}/agents`, () => envelopeResponse(400, 'uri not supported'))
-    }
-
-    app.get(`${p}/allowlists`, async () =>
-      envelopeResponse(200, 'Success', { 'runtimepolicy names': await svc.listAllowlistNames() }),
-    )
-    app.get(`${p}/allowlists/:name`, async (c) =>
-      envelopeResponse(200, 'Success', await svc.getAllowlist(param(c, 'name'))),
-    )
-    app.post(`${p}/allowlists/:name`, async (c) => {
-      await svc.putAllowlist(param(c, 'name'), await readJsonObject(c), false)
-      return envelopeResponse(201, 'Created')
-    })
-    app.put(`${p}/allowlists/:name`, async (c) => {
-      await svc.putAllowlist(param(c, 'name'), await readJsonObject(c), true)
-      return envelopeResponse(201, 'Created')
-    })
-    app.delete(`${p}/allowlists/:name`, async (c) => {
-      await svc.deleteAllowlist(param(c, 'name'))
-      return envelopeResponse(204, 'Deleted')
-    })
-
-    app.get(`${p}/mbpolicies`, async () =>
-      envelopeResponse(200, 'Success', { 'mbpolicy names': await svc.listMbPolicyNames() }),
-    )
-    app.get(`${p}/mbpolicies/:name`, async (c) =>
-      envelopeResponse(200, 'Success', await svc.getMbPolicy(param(c, 'name'))),
-    )
-    app.post(`${p}/mbpolicies/:name`, async (c) => {
-      await svc.putMbPolicy(param(c, 'name'), await readJsonObject(c), false)
-      return envelopeResponse(201, 'Created')
-    })
-    app.put(`${p}/mbpolicies/:name`, async (c) => {
-      await svc.putMbPolicy(param(c, 'name'), await readJsonObject(c), true)
-      return envelopeResponse(201, 'Created')
-    })
-    app.delete(`${p}/mbpolicies/:name`, async (c) => {
-      await svc.deleteMbPolicy(param(c, 'name'))
-      return envelopeResponse(204, 'Deleted')
-    })
-
-    app.get(`${p}/verify/identity`, async (c) =>
-      envelopeResponse(200, 'Success', await svc.verifyIdentity(c.req.query())),
-    )
-    app.post(`${p}/verify/evidence`, async (c) => {
-      const [code, results] = await svc.verifyEvidence(await readJsonBytes(c))
-      return envelopeResponse(code, code === 200 ? 'Success' : 'Bad Request', results)
-    })
-  }
+  mountVersioned(app, 2, v2Routes(svc))
 }
