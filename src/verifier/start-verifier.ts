@@ -5,8 +5,6 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto'
-import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
 import type { KeylimeDatabase } from '../db/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
@@ -21,6 +19,7 @@ import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from
 import { type RunningServer, startServer } from '../http/serve.ts'
 import { AgentConnections, sessionFileFor } from '../http/agent-client/agent-connections.ts'
 import { AttestationLoop } from './loop/attestation-loop.ts'
+import { verifierSettings } from './loop/verifier-settings.ts'
 import { CheckPool } from './checks/check-pool.ts'
 import { SeverityRules } from './checks/failure.ts'
 import { joinHeapGovernor } from './ops/heap-governor.ts'
@@ -120,11 +119,8 @@ export async function startVerifier(
     severityPolicy,
     log,
   })
-  const quoteIntervalMs = Math.max(0, v.quote_interval * 1000)
-  const leaseMs = options.leaseMs ?? Math.max(3 * quoteIntervalMs, 6000)
-  const instanceId =
-    options.instanceId ??
-    (v.port !== 0 ? `${hostname()}/${v.ip}:${v.port}` : `${hostname()}/${randomUUID()}`)
+  const settings = verifierSettings(v, options)
+  const { instanceId, leaseMs } = settings
   // answers of agents (quotes, V, revocation notices) and webhooks share one budget of bytes
   const answerBudget = new ByteBudget(
     Math.max(v.max_agent_response_buffer, v.max_agent_response_size),
@@ -134,28 +130,28 @@ export async function startVerifier(
     key: tls.clientKey,
     ca: tls.ca,
     verifyPeer: tls.verifyPeer,
-    timeoutMs: v.request_timeout * 1000,
+    timeoutMs: settings.requestTimeoutMs,
     maxResponseBytes: v.max_agent_response_size,
     budget: answerBudget,
   })
   const notifier = new RevocationNotifier({
     channels: config.revocations.enabled_revocation_notifications.map(String),
     webhookUrl: config.revocations.webhook_url,
-    maxRetries: v.max_retries,
-    retryInterval: v.retry_interval,
-    exponentialBackoff: v.exponential_backoff,
+    maxRetries: settings.maxRetries,
+    retryInterval: settings.retryIntervalMs / 1000,
+    exponentialBackoff: settings.exponentialBackoff,
     client,
     log,
     fetch: options.fetch,
     targets: async (subject) =>
-      (await store.listAgents(v.uuid))
+      (await store.listAgents(settings.verifierId))
         .filter((r) => r.agent_id !== subject && r.ip && r.port)
         .map((r) => ({
           agentId: r.agent_id,
           ip: r.ip as string,
           port: r.port as number,
           mtlsCert:
-            v.enable_agent_mtls && r.mtls_cert && r.mtls_cert !== 'disabled' ? r.mtls_cert : null,
+            settings.agentMtls && r.mtls_cert && r.mtls_cert !== 'disabled' ? r.mtls_cert : null,
           version: r.supported_version ?? '2.6',
         })),
   })
@@ -164,10 +160,10 @@ export async function startVerifier(
     key: tls.clientKey,
     ca: tls.ca,
     verifyPeer: tls.verifyPeer,
-    timeoutMs: v.request_timeout * 1000,
+    timeoutMs: settings.requestTimeoutMs,
     maxResponseBytes: v.max_agent_response_size,
     budget: answerBudget,
-    idleMs: Math.max(30_000, 3 * quoteIntervalMs),
+    idleMs: settings.agentIdleMs,
     connectsPerSecond: options.connectsPerSecond,
     sessionFile: sessionFileFor(ctx.keylimeDir, instanceId),
   })
@@ -180,30 +176,20 @@ export async function startVerifier(
     rules,
     check,
     checks,
-    verifierId: v.uuid,
-    instanceId,
-    quoteIntervalMs,
-    retryInterval: v.retry_interval,
-    maxRetries: v.max_retries,
-    exponentialBackoff: v.exponential_backoff,
-    requestTimeoutMs: v.request_timeout * 1000,
-    agentMtls: v.enable_agent_mtls,
-    maxInFlight: options.maxInFlight ?? 512,
-    flushMs: options.flushMs ?? 200,
-    leaseMs,
+    settings,
     dbHealth: ctx.database.health,
   })
   const service = new VerifierService({
     store,
     loop,
     checks,
-    verifierId: v.uuid,
+    verifierId: settings.verifierId,
     verifierIp: v.ip,
     verifierPort: v.port,
     instanceId,
-    quoteInterval: v.quote_interval,
+    quoteInterval: settings.quoteIntervalMs / 1000,
     leaseMs,
-    enableAgentMtls: v.enable_agent_mtls && v.mode !== 'push',
+    enableAgentMtls: settings.agentMtls && v.mode !== 'push',
     requireAllowListSignatures: v.require_allow_list_signatures,
   })
   const app = createApp({

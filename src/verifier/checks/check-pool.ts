@@ -88,7 +88,7 @@ export function isHeavyRound(results: unknown, policies: RoundPolicies): boolean
   return (
     typeof r.mb_measurement_list === 'string' &&
     r.mb_measurement_list.length > 0 &&
-    mbPolicyActive(policies.mb)
+    (policies.mbActive ?? mbPolicyActive(policies.mb))
   )
 }
 

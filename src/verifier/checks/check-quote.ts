@@ -54,6 +54,12 @@ export interface RoundPolicies {
   ima: CompiledRuntimePolicy | null
   /** MB refstate text, or null. */
   mb: string | null
+  /** {@link mbPolicyActive} of `mb`, when the caller computed it once per policy version. */
+  mbActive?: boolean
+  /** `mb` parsed, when the caller parsed it once per policy version. */
+  mbRefstate?: unknown
+  /** {@link tenantKeyringOf} the agent's keys, when the caller keeps it. */
+  tenantKeyring?: ImaKeyring | null
 }
 
 /** What a successful check changes on the record. */
@@ -97,8 +103,18 @@ export function mbPolicyActive(mb: string | null): boolean {
 export function requestMask(rec: AgentRecord, p: RoundPolicies): number {
   let m = rec.tpmPolicy.mask
   if (p.ima !== null) m |= 1 << 10
-  if (mbPolicyActive(p.mb)) for (const n of MEASUREDBOOT_PCRS) m |= 1 << n
+  if (p.mbActive ?? mbPolicyActive(p.mb)) for (const n of MEASUREDBOOT_PCRS) m |= 1 << n
   return m >>> 0
+}
+
+/** The agent's `ima_sign_verification_keys` as a keyring; null when none or invalid. */
+export function tenantKeyringOf(keys: string): ImaKeyring | null {
+  if (keys === '') return null
+  try {
+    return ImaKeyring.fromJSON(keys)
+  } catch {
+    return null
+  }
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex')
@@ -234,7 +250,7 @@ export function checkQuoteAnswer(
 
   // Measured boot
   let bootAggregates: string[] | undefined
-  if (isMbPolicyNonEmpty(policies.mb)) {
+  if (policies.mbActive ?? isMbPolicyNonEmpty(policies.mb)) {
     let log: Uint8Array | null = null
     if (r.mb_measurement_list !== undefined && r.mb_measurement_list !== '') {
       log = Buffer.from(r.mb_measurement_list, 'base64')
@@ -245,7 +261,7 @@ export function checkQuoteAnswer(
         quotedPcrs: verified.pcrs,
         bank,
         policyName: opts.mbPolicyName,
-        refstate: policies.mb,
+        refstate: policies.mbRefstate ?? policies.mb,
         evaluate: opts.mbEvaluate,
         attestationCount: rec.attestationCount,
       })
@@ -277,14 +293,10 @@ export function checkQuoteAnswer(
         )
       }
     } else {
-      let tenantKeyring: ImaKeyring | null = null
-      if (rec.imaSignVerificationKeys !== '') {
-        try {
-          tenantKeyring = ImaKeyring.fromJSON(rec.imaSignVerificationKeys)
-        } catch {
-          tenantKeyring = null
-        }
-      }
+      const tenantKeyring =
+        policies.tenantKeyring !== undefined
+          ? policies.tenantKeyring
+          : tenantKeyringOf(rec.imaSignVerificationKeys)
       const res = evaluateIma({
         list: r.ima_measurement_list,
         startEntry: r.ima_measurement_list_entry ?? 0,
