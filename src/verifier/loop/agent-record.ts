@@ -113,12 +113,6 @@ export interface AgentPersistence {
 export interface AgentRecord
   extends AgentEnrolment, AgentAttestationState, AgentDerived, AgentScheduling, AgentPersistence {}
 
-/** The agent's address as the connection pool takes it (HTTPS only with a pinned certificate). */
-export function agentTarget(rec: AgentRecord, agentMtls: boolean): AgentTarget {
-  const https = agentMtls && rec.mtlsCert !== null
-  return { ip: rec.ip, port: rec.port, https, pinnedCert: rec.mtlsCert ?? undefined }
-}
-
 /** The initial clock state of upstream. */
 export function initialClock(): StoredClockInfo {
   return { clock: 0, resetcount: 0, restartcount: 0, safe: 1 }

@@ -12,11 +12,7 @@
 import { constants, publicEncrypt } from 'node:crypto'
 import type { DatabaseHealth } from '../../db/database-health.ts'
 import { isDatabaseUnavailable } from '../../db/database-unavailable.ts'
-import type {
-  AgentConnections,
-  AgentRequest,
-  AgentTarget,
-} from '../../http/agent-client/agent-connections.ts'
+import type { AgentConnections, AgentRequest } from '../../http/agent-client/agent-connections.ts'
 import {
   AnswerBufferFull,
   type MtlsResponse,
@@ -34,7 +30,8 @@ import type { SeverityRules } from '../checks/failure.ts'
 import type { RevocationNotifier } from '../notify/revocation-notifier.ts'
 import type { VerifierMetrics } from '../ops/metrics.ts'
 import { type AgentRow, nowSeconds, type VerifierStore } from '../store/store.ts'
-import { type AgentRecord, agentTarget, recordFromRow } from './agent-record.ts'
+import { admitRound, targetOf } from './admit-round.ts'
+import { type AgentRecord, recordFromRow } from './agent-record.ts'
 import { LeaseKeeper } from './lease-keeper.ts'
 import { negotiateVersion } from './negotiate-version.ts'
 import { classifyAnswer } from './retry-policy.ts'
@@ -214,30 +211,10 @@ export class AttestationLoop {
     this.scheduler.schedule(rec.id, performance.now() + ms)
   }
 
-  /** The agent's address, built once per record (a record's address never changes). */
-  #target(rec: AgentRecord): AgentTarget {
-    rec.target ??= agentTarget(rec, this.#s.agentMtls)
-    return rec.target
-  }
-
-  /**
-   * A round that needs a new connection waits for its slot in the connection rate limit in the
-   * schedule, not in an in-flight slot: rounds on warm connections are never starved by rounds
-   * queued for a handshake (see AgentConnections.reserveConnect).
-   */
   #admit(id: string): number {
     const rec = this.records.get(id)
     if (rec === undefined || rec.busy || this.#stopped) return 0
-    if (rec.connectReserved) {
-      rec.connectReserved = false
-      return 0
-    }
-    const target = this.#target(rec)
-    if (this.#o.agents.isWarm(target)) return 0
-    const wait = this.#o.agents.reserveConnect(target)
-    if (wait <= 20) return 0
-    rec.connectReserved = true
-    return wait
+    return admitRound(rec, this.#o.agents, this.#s.agentMtls)
   }
 
   async #round(id: string): Promise<void> {
@@ -285,7 +262,7 @@ export class AttestationLoop {
   ): Promise<MtlsResponse | RoundOutcome> {
     let res: MtlsResponse
     try {
-      res = await this.#o.agents.request(this.#target(rec), {
+      res = await this.#o.agents.request(targetOf(rec, this.#s.agentMtls), {
         ...req,
         timeoutMs: this.#s.requestTimeoutMs,
       })
@@ -305,7 +282,7 @@ export class AttestationLoop {
     const { ok, changed } = await negotiateVersion(
       rec,
       () =>
-        this.#o.agents.request(this.#target(rec), {
+        this.#o.agents.request(targetOf(rec, this.#s.agentMtls), {
           path: '/version',
           timeoutMs: this.#s.requestTimeoutMs,
         }),
