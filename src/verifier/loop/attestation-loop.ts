@@ -1,8 +1,8 @@
 /**
  * The pull-mode attestation loop of one verifier process: the agents it holds and the round each
  * runs (upstream `cloud_verifier_tornado.py: process_agent`, keylime-api.md §2). The state machine
- * itself is `transitions.ts`; retries `retry-policy.ts`; policies `round-policies.ts`; writes
- * `snapshot-writer.ts`; leases `lease-keeper.ts`.
+ * itself is `transitions.ts`; retries `retry-policy.ts`; failures `agent-failures.ts`; policies
+ * `round-policies.ts`; writes `snapshot-writer.ts`; leases `lease-keeper.ts`.
  *
  * A failed check → INVALID_QUOTE and a revocation; polling goes on only for recoverable events
  * below the maximum severity. `severity_level` and `last_event_id` only ratchet up.
