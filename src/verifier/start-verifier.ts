@@ -5,8 +5,6 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto'
-import { hostname } from 'node:os'
 import type { VerifierConfig } from '../config/index.ts'
 import type { KeylimeDatabase } from '../db/index.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
@@ -20,6 +18,7 @@ import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from
 import { type RunningServer, startServer } from '../http/serve.ts'
 import { AgentConnections, sessionFileFor } from '../http/agent-client/agent-connections.ts'
 import { AttestationLoop } from './loop/attestation-loop.ts'
+import { type VerifierSettings, verifierSettings } from './loop/verifier-settings.ts'
 import { CheckPool } from './checks/check-pool.ts'
 import { SeverityRules } from './checks/failure.ts'
 import { joinHeapGovernor } from './ops/heap-governor.ts'
@@ -88,20 +87,11 @@ function verdict(
   return withReason(roleHealth(database, servers), reason)
 }
 
-/** Starts the verifier's listener and loop. */
-export async function startVerifier(
-  ctx: RoleContext<VerifierConfig>,
-  options: StartVerifierOptions = {},
-): Promise<VerifierHandle> {
-  const { config, tls, log } = ctx
-  const v = config.verifier
-  if (!tls.serverKey || !tls.serverCert) {
-    throw new Error('verifier: no server certificate or key loaded (check [verifier] tls_dir)')
-  }
-  if (v.mode === 'push')
-    log.warn('verifier mode = push is not implemented yet; running the pull loop')
-  const store = new VerifierStore(ctx.database.db)
-  const metrics = new VerifierMetrics()
+type Ctx = RoleContext<VerifierConfig>
+
+/** The severity rules and check options of `[verifier]`, and the started check workers. */
+async function startChecks(ctx: Ctx, options: StartVerifierOptions) {
+  const v = ctx.config.verifier
   const labels = v.severity_labels.map(String)
   const severityPolicy = (v.severity_policy as { event_id: string; severity_label: string }[]) ?? []
   const rules = new SeverityRules(labels, severityPolicy)
@@ -117,14 +107,23 @@ export async function startVerifier(
     check,
     labels,
     severityPolicy,
-    log,
+    log: ctx.log,
   })
-  const quoteIntervalMs = Math.max(0, v.quote_interval * 1000)
-  const leaseMs = options.leaseMs ?? Math.max(3 * quoteIntervalMs, 6000)
-  const instanceId =
-    options.instanceId ??
-    (v.port !== 0 ? `${hostname()}/${v.ip}:${v.port}` : `${hostname()}/${randomUUID()}`)
-  // answers of agents (quotes, V, revocation notices) and webhooks share one budget of bytes
+  return { rules, check, checks }
+}
+
+/**
+ * The verifier's clients towards agents and webhooks: kept-alive agent connections for the loop
+ * and the revocation notifier. Answers (quotes, V, notices) share one budget of bytes.
+ */
+function agentClients(
+  ctx: Ctx,
+  settings: VerifierSettings,
+  store: VerifierStore,
+  options: StartVerifierOptions,
+) {
+  const { config, tls, log } = ctx
+  const v = config.verifier
   const answerBudget = new ByteBudget(
     Math.max(v.max_agent_response_buffer, v.max_agent_response_size),
   )
@@ -133,69 +132,68 @@ export async function startVerifier(
     key: tls.clientKey,
     ca: tls.ca,
     verifyPeer: tls.verifyPeer,
-    timeoutMs: v.request_timeout * 1000,
+    timeoutMs: settings.requestTimeoutMs,
     maxResponseBytes: v.max_agent_response_size,
     budget: answerBudget,
-    idleMs: Math.max(30_000, 3 * quoteIntervalMs),
+    idleMs: settings.agentIdleMs,
     connectsPerSecond: options.connectsPerSecond,
-    sessionFile: sessionFileFor(ctx.keylimeDir, instanceId),
+    sessionFile: sessionFileFor(ctx.keylimeDir, settings.instanceId),
   })
   const notifier = new RevocationNotifier({
     channels: config.revocations.enabled_revocation_notifications.map(String),
     webhookUrl: config.revocations.webhook_url,
-    maxRetries: v.max_retries,
-    retryInterval: v.retry_interval,
-    exponentialBackoff: v.exponential_backoff,
+    maxRetries: settings.maxRetries,
+    retryInterval: settings.retryIntervalMs / 1000,
+    exponentialBackoff: settings.exponentialBackoff,
     agents,
     log,
     fetch: options.fetch,
     targets: async (subject) =>
-      (await store.listAgents(v.uuid))
-        .filter((r) => r.agent_id !== subject && r.ip && r.port)
-        .map((r) => ({
-          agentId: r.agent_id,
-          ip: r.ip as string,
-          port: r.port as number,
-          mtlsCert:
-            v.enable_agent_mtls && r.mtls_cert && r.mtls_cert !== 'disabled' ? r.mtls_cert : null,
-          version: r.supported_version ?? '2.6',
-        })),
+      (await store.listAgents(settings.verifierId)).flatMap((r) =>
+        r.agent_id === subject || !r.ip || !r.port
+          ? []
+          : [
+              {
+                agentId: r.agent_id,
+                ip: r.ip,
+                port: r.port,
+                mtlsCert:
+                  settings.agentMtls && r.mtls_cert && r.mtls_cert !== 'disabled'
+                    ? r.mtls_cert
+                    : null,
+                version: r.supported_version ?? '2.6',
+              },
+            ],
+      ),
   })
-  const loop = new AttestationLoop({
-    store,
-    agents,
-    notifier,
-    metrics,
-    log,
-    rules,
-    check,
-    checks,
-    verifierId: v.uuid,
-    instanceId,
-    quoteIntervalMs,
-    retryInterval: v.retry_interval,
-    maxRetries: v.max_retries,
-    exponentialBackoff: v.exponential_backoff,
-    requestTimeoutMs: v.request_timeout * 1000,
-    agentMtls: v.enable_agent_mtls,
-    maxInFlight: options.maxInFlight ?? 512,
-    flushMs: options.flushMs ?? 200,
-    leaseMs,
-    dbHealth: ctx.database.health,
-  })
-  const service = new VerifierService({
-    store,
-    loop,
-    checks,
-    verifierId: v.uuid,
-    verifierIp: v.ip,
-    verifierPort: v.port,
-    instanceId,
-    quoteInterval: v.quote_interval,
-    leaseMs,
-    enableAgentMtls: v.enable_agent_mtls && v.mode !== 'push',
-    requireAllowListSignatures: v.require_allow_list_signatures,
-  })
+  return { notifier, agents }
+}
+
+/** The number of held agents per state name, for `/metrics`. */
+function agentsByState(loop: AttestationLoop): Map<string, number> {
+  const byState = new Map<string, number>()
+  for (const r of loop.records.values()) {
+    const n = stateName(r.state)
+    byState.set(n, (byState.get(n) ?? 0) + 1)
+  }
+  return byState
+}
+
+/** The hono app: version routes, the verifier's routes, `/metrics` and `/health`. */
+function verifierApp(
+  ctx: Ctx,
+  parts: {
+    service: VerifierService
+    loop: AttestationLoop
+    metrics: VerifierMetrics
+    notifier: RevocationNotifier
+    servers: readonly RunningServer[]
+    instanceId: string
+  },
+) {
+  const { config, tls, log } = ctx
+  const { service, loop, metrics, notifier, servers, instanceId } = parts
+  const v = config.verifier
   const app = createApp({
     log,
     maxUploadSize: v.max_upload_size,
@@ -212,24 +210,17 @@ export async function startVerifier(
     )
   }
   addVersionRoutes(app)
-  const servers: RunningServer[] = []
   addVerifierRoutes(app, service, {
-    metricsText: () => {
-      const byState = new Map<string, number>()
-      for (const r of loop.records.values()) {
-        const n = stateName(r.state)
-        byState.set(n, (byState.get(n) ?? 0) + 1)
-      }
-      return metrics.render({
-        agentsByState: byState,
+    metricsText: () =>
+      metrics.render({
+        agentsByState: agentsByState(loop),
         inFlight: loop.scheduler.inFlight,
         scheduled: loop.scheduler.scheduled,
         lagSeconds: loop.scheduler.currentLag() / 1000,
         leasesHeld: loop.records.size,
         liveInstances: loop.liveInstances,
         revocations: notifier.counts,
-      })
-    },
+      }),
     health: () => ({
       ...verdict(ctx.database, servers, loop),
       agents: loop.records.size,
@@ -239,17 +230,69 @@ export async function startVerifier(
       live_instances: loop.liveInstances,
     }),
   })
-  servers.push(
-    startServer({
-      name: 'verifier',
-      fetch: app.fetch,
-      hostname: v.ip,
-      port: v.port,
-      tls: adminListenerTls(tls),
-      maxRequestBodySize: serverBodyCeiling(v.max_upload_size),
-      log,
-    }),
-  )
+  return app
+}
+
+/** The verifier's listener on `[verifier] ip:port`, mTLS. */
+function listen(ctx: Ctx, app: ReturnType<typeof createApp>): RunningServer {
+  const v = ctx.config.verifier
+  return startServer({
+    name: 'verifier',
+    fetch: app.fetch,
+    hostname: v.ip,
+    port: v.port,
+    tls: adminListenerTls(ctx.tls),
+    maxRequestBodySize: serverBodyCeiling(v.max_upload_size),
+    log: ctx.log,
+  })
+}
+
+/** Starts the verifier's listener and loop. */
+export async function startVerifier(
+  ctx: Ctx,
+  options: StartVerifierOptions = {},
+): Promise<VerifierHandle> {
+  const { config, tls, log } = ctx
+  const v = config.verifier
+  if (!tls.serverKey || !tls.serverCert) {
+    throw new Error('verifier: no server certificate or key loaded (check [verifier] tls_dir)')
+  }
+  if (v.mode === 'push')
+    log.warn('verifier mode = push is not implemented yet; running the pull loop')
+  const settings = verifierSettings(v, options)
+  const { instanceId, leaseMs } = settings
+  const store = new VerifierStore(ctx.database.db)
+  const metrics = new VerifierMetrics()
+  const { rules, check, checks } = await startChecks(ctx, options)
+  const { notifier, agents } = agentClients(ctx, settings, store, options)
+  const loop = new AttestationLoop({
+    store,
+    agents,
+    notifier,
+    metrics,
+    log,
+    rules,
+    check,
+    checks,
+    settings,
+    dbHealth: ctx.database.health,
+  })
+  const service = new VerifierService({
+    store,
+    loop,
+    checks,
+    verifierId: settings.verifierId,
+    verifierIp: v.ip,
+    verifierPort: v.port,
+    instanceId,
+    quoteInterval: settings.quoteIntervalMs / 1000,
+    leaseMs,
+    enableAgentMtls: settings.agentMtls && v.mode !== 'push',
+    requireAllowListSignatures: v.require_allow_list_signatures,
+  })
+  const servers: RunningServer[] = []
+  const app = verifierApp(ctx, { service, loop, metrics, notifier, servers, instanceId })
+  servers.push(listen(ctx, app))
   try {
     await loop.start()
   } catch (err) {

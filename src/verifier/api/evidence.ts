@@ -10,7 +10,7 @@ import { isHashAlg } from '../../tpm/constants.ts'
 import { checkNkBinding } from '../../tpm/extend-pcr.ts'
 import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
 import { verifyQuote } from '../../tpm/verify-quote.ts'
-import type { EvidenceResults } from '../checks/evaluate-evidence.ts'
+import type { EvidenceResults } from '../checks/evidence-request.ts'
 import { checkAgentId } from './agent-id.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 

@@ -8,6 +8,7 @@
 import type { KeyObject } from 'node:crypto'
 import {
   type ImaAgentState,
+  type ImaKeyring,
   imaStateFromJSON,
   imaStateToJSON,
   initialImaState,
@@ -17,6 +18,7 @@ import type { AgentTarget } from '../../http/agent-client/agent-connections.ts'
 import type { AgentRow, AgentSnapshot, HotSnapshot } from '../store/store.ts'
 import { parseTpmPolicy, type TpmPolicy } from '../../protocol/tpm-policy.ts'
 export { checkQuoteTiming } from '../checks/quote-timing.ts'
+import { AGENT_STATES } from '../../protocol/agent-states.ts'
 
 /** The stored clock state (`tpm_clockinfo`), as upstream's `TPMClockInfo.to_dict`. */
 export interface StoredClockInfo {
@@ -26,20 +28,15 @@ export interface StoredClockInfo {
   safe: number
 }
 
-/** An agent being polled. */
-export interface AgentRecord {
+/** What the tenant enrolled (and the registrar vouched for): read, never written, by the loop. */
+export interface AgentEnrolment {
   readonly id: string
-  state: number
   ip: string
   port: number
   /** Pinned agent certificate, or null for plain HTTP. */
   mtlsCert: string | null
   /** V (base64) or null. */
   v: string | null
-  /** Cached `b64(OAEP(NK, V))`; cleared when the NK changes. */
-  encryptedV: string | null
-  /** NK public key PEM ('' until fetched). */
-  publicKey: string
   tpmPolicyText: string
   tpmPolicy: TpmPolicy
   metaData: string
@@ -48,17 +45,22 @@ export interface AgentRecord {
   imaSignVerificationKeys: string
   revocationKey: string
   akTpm: string
-  /** AK KeyObject, parsed once. */
-  akKey: KeyObject | undefined
   acceptHash: readonly unknown[]
   acceptEnc: readonly unknown[]
   acceptSign: readonly unknown[]
+  verifierId: string
+}
+
+/** The attestation state the loop owns and writes back (`AgentSnapshot`). */
+export interface AgentAttestationState {
+  /** Operational state (`AGENT_STATES`). */
+  state: number
+  /** NK public key PEM ('' until fetched). */
+  publicKey: string
   hashAlg: string
   encAlg: string
   signAlg: string
   supportedVersion: string
-  /** Whether the API version has been confirmed with the agent in this process. */
-  versionChecked: boolean
   attestationCount: number
   lastReceivedQuote: number
   lastSuccessfulAttestation: number
@@ -66,13 +68,36 @@ export interface AgentRecord {
   ima: ImaAgentState
   severityLevel: number | null
   lastEventId: string | null
-  verifierId: string
+}
+
+/** Values derived from the fields above, built on first use and kept for the record's life. */
+export interface AgentDerived {
+  /** AK KeyObject, parsed once. */
+  akKey: KeyObject | undefined
+  /** Cached `b64(OAEP(NK, V))`; cleared when the NK changes. */
+  encryptedV: string | null
+  /** The keyring of `imaSignVerificationKeys` (null: none or invalid; undefined: not built). */
+  tenantKeyring?: ImaKeyring | null
+  /** The agent's address as the connection pool takes it. */
+  target?: AgentTarget
+  /** Whether the API version has been confirmed with the agent in this process. */
+  versionChecked: boolean
+}
+
+/** The loop's scheduling of the record's rounds. */
+export interface AgentScheduling {
   /** Consecutive communication retries. */
   retries: number
   /** Bumped by API actions: a round started under an older epoch discards its result. */
   epoch: number
   /** A round is in flight. */
   busy: boolean
+  /** A reserved connection slot (the round was deferred to it; `agent-connections.ts`). */
+  connectReserved?: boolean
+}
+
+/** Database bookkeeping: batched writes and the lease. */
+export interface AgentPersistence {
   /** The state snapshot has changes not yet written. */
   dirty: boolean
   /** {@link coldValuesOf} as last written (undefined: never written by this process). */
@@ -82,11 +107,11 @@ export interface AgentRecord {
    * renewal or a snapshot write that extended it; 0 until then.
    */
   leaseUntil: number
-  /** A reserved connection slot (the round was deferred to it; `agent-connections.ts`). */
-  connectReserved?: boolean
-  /** The agent's address as the connection pool takes it, built on first use. */
-  target?: AgentTarget
 }
+
+/** An agent being polled: one flat object (the hot path reads it every round), typed in groups. */
+export interface AgentRecord
+  extends AgentEnrolment, AgentAttestationState, AgentDerived, AgentScheduling, AgentPersistence {}
 
 /** The initial clock state of upstream. */
 export function initialClock(): StoredClockInfo {
@@ -149,7 +174,7 @@ export function recordFromRow(row: AgentRow): AgentRecord {
   const ci = (row.tpm_clockinfo ?? null) as Partial<StoredClockInfo> | null
   return {
     id: row.agent_id,
-    state: row.operational_state ?? 1,
+    state: row.operational_state ?? AGENT_STATES.START,
     ip: row.ip ?? '',
     port: row.port ?? 0,
     mtlsCert: row.mtls_cert && row.mtls_cert !== 'disabled' ? row.mtls_cert : null,
@@ -195,6 +220,7 @@ export function recordFromRow(row: AgentRow): AgentRecord {
     busy: false,
     dirty: false,
     leaseUntil: 0,
+    tenantKeyring: undefined,
   }
 }
 
