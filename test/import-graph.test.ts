@@ -49,6 +49,22 @@ const ROLES = ['registrar', 'verifier', 'tenant', 'ca', 'agent']
 /** The slim agent build carries no control-plane code (see agent-bundle.test.ts). */
 const AGENT_MAY_IMPORT = ['(root)', 'log', 'protocol', 'tpm', 'agent']
 
+/**
+ * Inside the verifier, the folders follow its data flow, lowest first (DESIGN.md): a file may
+ * import its own folder and lower entries only. `errors.ts` is the role's base; the composition
+ * root `start-verifier.ts` sits on top.
+ */
+const VERIFIER_LAYERS: readonly { path: string; layer: number; why: string }[] = [
+  { path: 'src/verifier/errors.ts', layer: 0, why: "the role's typed errors" },
+  { path: 'src/verifier/store', layer: 1, why: 'repositories over the verifier tables' },
+  { path: 'src/verifier/checks', layer: 2, why: 'evaluate-evidence, its adapters, check workers' },
+  { path: 'src/verifier/notify', layer: 3, why: 'revocation notices' },
+  { path: 'src/verifier/ops', layer: 3, why: 'metrics, heap governor' },
+  { path: 'src/verifier/loop', layer: 4, why: 'pull state machine, scheduler, leases, writes' },
+  { path: 'src/verifier/api', layer: 5, why: 'routes and services over loop, checks and store' },
+  { path: 'src/verifier/start-verifier.ts', layer: 6, why: 'composition root' },
+]
+
 /** Declared exceptions to the sibling-role rule, one line per import, each with its reason. */
 const ALLOWED_SIBLING_IMPORTS: readonly { from: string; to: string; why: string }[] = [
   {
@@ -128,6 +144,45 @@ const isProduction = (path: string): boolean => path.startsWith('src/') && !isTe
 const show = (e: ImportEdge): string => `${e.from}:${e.line} imports '${e.spec}' (${e.to})`
 const LAYER = new Map(LAYERS.map((l) => [l.folder, l.layer]))
 
+/** The entry of {@link VERIFIER_LAYERS} a `src/verifier/…` path belongs to. */
+function verifierLayerOf(path: string): { path: string; layer: number } | undefined {
+  return VERIFIER_LAYERS.find((l) => path === l.path || path.startsWith(`${l.path}/`))
+}
+
+/** Cycles in a graph given as node → (neighbour → the import that made the edge). */
+function findCycles(graph: Map<string, Map<string, ImportEdge>>): string[] {
+  const cycles: string[] = []
+  const state = new Map<string, 'open' | 'done'>()
+  const path: string[] = []
+  const visit = (n: string): void => {
+    state.set(n, 'open')
+    path.push(n)
+    for (const [m, e] of graph.get(n) ?? []) {
+      if (state.get(m) === 'open') {
+        const loop = [...path.slice(path.indexOf(m)), m]
+        cycles.push(`${loop.join(' -> ')} (closing import: ${show(e)})`)
+      } else if (!state.has(m)) visit(m)
+    }
+    path.pop()
+    state.set(n, 'done')
+  }
+  for (const n of graph.keys()) if (!state.has(n)) visit(n)
+  return cycles
+}
+
+/** The graph between the nodes `nodeOf` gives each production import's two ends. */
+function graphOf(nodeOf: (path: string) => string): Map<string, Map<string, ImportEdge>> {
+  const graph = new Map<string, Map<string, ImportEdge>>()
+  for (const e of PRODUCTION) {
+    const a = nodeOf(e.from)
+    const b = nodeOf(e.to)
+    if (a === b) continue
+    const out = graph.get(a) ?? graph.set(a, new Map()).get(a)!
+    if (!out.has(b)) out.set(b, e)
+  }
+  return graph
+}
+
 const EDGES = readEdges()
 const PRODUCTION = EDGES.filter((e) => isProduction(e.from) && e.to.startsWith('src/'))
 
@@ -197,31 +252,31 @@ describe('import graph', () => {
   })
 
   test('no cycle between src/ folders', () => {
-    const graph = new Map<string, Map<string, ImportEdge>>()
+    expect(findCycles(graphOf((p) => folderOf(p)!))).toEqual([])
+  })
+
+  test('no cycle between directories at any depth (src/verifier/loop, src/http/ops, …)', () => {
+    // A file beside subfolders (src/errors.ts, src/http/serve.ts, src/verifier/start-verifier.ts)
+    // is a node of its own: such folders hold both a base and a composition root.
+    const dirs = new Set(tsFiles().map((f) => dirname(f)))
+    const hasSubfolder = (d: string): boolean => [...dirs].some((x) => x.startsWith(`${d}/`))
+    const nodeOf = (p: string): string => (hasSubfolder(dirname(p)) ? p : dirname(p))
+    expect(findCycles(graphOf(nodeOf))).toEqual([])
+  })
+
+  test('inside the verifier, files import only their own folder and lower ones', () => {
+    const bad: string[] = []
     for (const e of PRODUCTION) {
-      const a = folderOf(e.from)!
-      const b = folderOf(e.to)!
-      if (a === b) continue
-      const out = graph.get(a) ?? graph.set(a, new Map()).get(a)!
-      if (!out.has(b)) out.set(b, e)
-    }
-    const cycles: string[] = []
-    const state = new Map<string, 'open' | 'done'>()
-    const path: string[] = []
-    const visit = (n: string): void => {
-      state.set(n, 'open')
-      path.push(n)
-      for (const [m, e] of graph.get(n) ?? []) {
-        if (state.get(m) === 'open') {
-          const loop = [...path.slice(path.indexOf(m)), m]
-          cycles.push(`${loop.join(' -> ')} (closing import: ${show(e)})`)
-        } else if (!state.has(m)) visit(m)
+      if (!e.from.startsWith('src/verifier/') || !e.to.startsWith('src/verifier/')) continue
+      const a = verifierLayerOf(e.from)
+      const b = verifierLayerOf(e.to)
+      if (a === undefined || b === undefined) {
+        bad.push(`${show(e)}: add the path to VERIFIER_LAYERS`)
+      } else if (a.path !== b.path && b.layer >= a.layer) {
+        bad.push(`${show(e)}: ${a.path} (layer ${a.layer}) may not import ${b.path} (${b.layer})`)
       }
-      path.pop()
-      state.set(n, 'done')
     }
-    for (const n of graph.keys()) if (!state.has(n)) visit(n)
-    expect(cycles).toEqual([])
+    expect(bad, 'verifier data flow: see VERIFIER_LAYERS in test/import-graph.test.ts').toEqual([])
   })
 
   test('production code imports nothing from test/ or bench/', () => {

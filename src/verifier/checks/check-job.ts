@@ -9,7 +9,7 @@
  */
 import { type ImaAgentStateJson, imaStateFromJSON, imaStateToJSON } from '../../ima/index.ts'
 import { BoundedCache } from '../../protocol/bounded-cache.ts'
-import type { StoredClockInfo } from '../loop/agent-record.ts'
+import type { StoredClockInfo } from './quote-timing.ts'
 import type { CheckResult, RoundRecord } from './check-quote.ts'
 import { VerifierError } from '../errors.ts'
 import type { EvidenceVerdict } from './evidence-request.ts'

@@ -13,13 +13,14 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { type CompiledRuntimePolicy, type ImaAgentState, ImaKeyring } from '../../ima/index.ts'
-import { MEASUREDBOOT_PCRS } from '../../mb/index.ts'
+import { MEASUREDBOOT_PCRS } from '../../protocol/keylime-pcrs.ts'
 import { isAccepted } from '../../protocol/algorithms.ts'
 import { ProtocolError } from '../../protocol/errors.ts'
 import { readRsaPublicKeyPem } from '../../protocol/read-rsa-public-key-pem.ts'
 import { type HashAlg, isHashAlg } from '../../tpm/constants.ts'
 import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
-import type { AgentRecord, StoredClockInfo } from '../loop/agent-record.ts'
+import type { StoredClockInfo } from './quote-timing.ts'
+import type { TpmPolicy } from '../../protocol/tpm-policy.ts'
 import { type Evidence, type EvidenceOptions, evaluateEvidence } from './evaluate-evidence.ts'
 import { Failure } from './failure.ts'
 import { type QuoteAnswer, parseQuoteAnswer } from './parse-quote-answer.ts'
@@ -44,23 +45,25 @@ export interface RoundPolicies {
   tenantKeyring?: ImaKeyring | null
 }
 
-/** The fields of an agent's record a round's checks read (`akKey` is filled in as a cache). */
-export type RoundRecord = Pick<
-  AgentRecord,
-  | 'id'
-  | 'publicKey'
-  | 'akTpm'
-  | 'akKey'
-  | 'acceptHash'
-  | 'acceptEnc'
-  | 'acceptSign'
-  | 'clock'
-  | 'tpmPolicy'
-  | 'tpmPolicyText'
-  | 'imaSignVerificationKeys'
-  | 'attestationCount'
-  | 'ima'
->
+/**
+ * The fields of an agent's record a round's checks read (the loop's `AgentRecord` has them all;
+ * `akKey` is filled in as a cache).
+ */
+export interface RoundRecord {
+  readonly id: string
+  publicKey: string
+  akTpm: string
+  akKey: KeyObject | undefined
+  acceptHash: readonly unknown[]
+  acceptEnc: readonly unknown[]
+  acceptSign: readonly unknown[]
+  clock: StoredClockInfo
+  tpmPolicy: TpmPolicy
+  tpmPolicyText: string
+  imaSignVerificationKeys: string
+  attestationCount: number
+  ima: ImaAgentState
+}
 
 /** What a successful check changes on the record. */
 export interface CheckUpdates {
@@ -96,7 +99,7 @@ export function mbPolicyActive(mb: string | null): boolean {
 }
 
 /** The PCR mask to request: tpm_policy mask + PCR 10 with a runtime policy + MB PCRs with an MB policy. */
-export function requestMask(rec: Pick<AgentRecord, 'tpmPolicy'>, p: RoundPolicies): number {
+export function requestMask(rec: Pick<RoundRecord, 'tpmPolicy'>, p: RoundPolicies): number {
   let m = rec.tpmPolicy.mask
   if (p.ima !== null) m |= 1 << 10
   if (p.mbActive ?? mbPolicyActive(p.mb)) for (const n of MEASUREDBOOT_PCRS) m |= 1 << n

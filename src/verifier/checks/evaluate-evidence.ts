@@ -30,7 +30,7 @@ import type { HashAlg } from '../../tpm/constants.ts'
 import { isTpmError } from '../../tpm/errors.ts'
 import { checkNkBinding } from '../../tpm/extend-pcr.ts'
 import { type VerifiedQuote, verifyQuote } from '../../tpm/verify-quote.ts'
-import type { StoredClockInfo } from '../loop/agent-record.ts'
+import type { StoredClockInfo } from './quote-timing.ts'
 import { Failure, type SeverityRules } from './failure.ts'
 import { checkQuoteTiming } from './quote-timing.ts'
 

@@ -6,7 +6,14 @@
  * @module
  */
 import type { ClockInfo } from '../../tpm/attest.ts'
-import type { StoredClockInfo } from '../loop/agent-record.ts'
+
+/** The stored clock state (`tpm_clockinfo`), as upstream's `TPMClockInfo.to_dict`. */
+export interface StoredClockInfo {
+  clock: number
+  resetcount: number
+  restartcount: number
+  safe: number
+}
 
 /** Compares the clock of a new quote with the stored one; returns upstream's error text, or undefined. */
 export function checkQuoteTiming(prev: StoredClockInfo, cur: ClockInfo): string | undefined {

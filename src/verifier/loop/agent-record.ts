@@ -17,16 +17,8 @@ import { MAX_PUBLIC_KEY_PEM } from '../../protocol/read-rsa-public-key-pem.ts'
 import type { AgentTarget } from '../../http/agent-client/agent-connections.ts'
 import type { AgentRow, AgentSnapshot, HotSnapshot } from '../store/store.ts'
 import { parseTpmPolicy, type TpmPolicy } from '../../protocol/tpm-policy.ts'
-export { checkQuoteTiming } from '../checks/quote-timing.ts'
+import type { StoredClockInfo } from '../checks/quote-timing.ts'
 import { AGENT_STATES } from '../../protocol/agent-states.ts'
-
-/** The stored clock state (`tpm_clockinfo`), as upstream's `TPMClockInfo.to_dict`. */
-export interface StoredClockInfo {
-  clock: number
-  resetcount: number
-  restartcount: number
-  safe: number
-}
 
 /** What the tenant enrolled (and the registrar vouched for): read, never written, by the loop. */
 export interface AgentEnrolment {

@@ -7,9 +7,9 @@
  *
  * @module
  */
-import type { KeylimeApp } from '../create-app.ts'
-import { envelopeResponse } from '../envelope.ts'
-import { PROMETHEUS_CONTENT_TYPE } from './prometheus-text.ts'
+import type { KeylimeApp } from './create-app.ts'
+import { envelopeResponse } from './envelope.ts'
+import { PROMETHEUS_CONTENT_TYPE } from './ops/prometheus-text.ts'
 
 /** What `/metrics` and `/health` read. */
 export interface Observability {
