@@ -9,7 +9,8 @@ import { readFileSync, statSync } from 'node:fs'
 import { X509Certificate } from 'node:crypto'
 import { join } from 'node:path'
 import { sanHostname } from '../src/ca/san-entries.ts'
-import { MtlsClient, PeerUnreachable } from '../src/http/mtls-client.ts'
+import { MtlsClient } from '../src/http/mtls-client.ts'
+import { PeerUnreachable } from '../src/http/peer-errors.ts'
 import { hasOpenssl, makeTestPki } from './support/openssl-pki.ts'
 import {
   type ChildRun,

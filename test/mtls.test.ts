@@ -5,7 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { getLogger, setLogSink } from '../src/log/logger.ts'
-import { MtlsClient, PeerUnreachable, formatHostPort } from '../src/http/mtls-client.ts'
+import { MtlsClient } from '../src/http/mtls-client.ts'
+import { PeerUnreachable } from '../src/http/peer-errors.ts'
+import { formatHostPort } from '../src/http/format-host-port.ts'
 import { type RunningServer, startServer } from '../src/http/serve.ts'
 import { hasOpenssl, makeTestPki, type TestPki } from './support/openssl-pki.ts'
 

@@ -9,27 +9,14 @@
  * @module
  */
 
+import {
+  AGENT_API_VERSIONS,
+  compareApiVersions,
+  newestCommonVersion,
+} from '../protocol/api-versions.ts'
 import { computeAuthTag } from '../tpm/hmac-proof.ts'
 import type { AgentTpm } from './agent-tpm.ts'
 import { AgentError } from './errors.ts'
-
-/** Agent API versions rust-keylime serves (`SUPPORTED_API_VERSIONS`), oldest first. */
-export const AGENT_API_VERSIONS = ['2.1', '2.2', '2.3', '2.4', '2.5', '2.6'] as const
-
-/** Parses `x.y` into a comparable number. */
-export function versionKey(v: string): number {
-  const [maj, min] = v.split('.').map(Number)
-  return (maj ?? 0) * 1000 + (min ?? 0)
-}
-
-/** The newest version present in both lists, or undefined. */
-export function newestCommonVersion(
-  ours: readonly string[],
-  theirs: readonly string[],
-): string | undefined {
-  const set = new Set(theirs)
-  return [...ours].filter((v) => set.has(v)).sort((a, b) => versionKey(b) - versionKey(a))[0]
-}
 
 /** Options of {@link registerAgent}. */
 export interface RegisterOptions {
@@ -99,7 +86,7 @@ async function candidateVersions(
   } catch {
     current = undefined // no /version: try every enabled version, newest first
   }
-  const newestFirst = [...enabled].sort((a, b) => versionKey(b) - versionKey(a))
+  const newestFirst = [...enabled].sort((a, b) => compareApiVersions(b, a))
   if (current === undefined) return newestFirst
   if (enabled.includes(current)) return [current]
   const common = newestCommonVersion(enabled, supported ?? [])

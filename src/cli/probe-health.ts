@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type MtlsClient, PeerUnreachable } from '../http/mtls-client.ts'
+import type { MtlsClient } from '../http/mtls-client.ts'
+import { PeerUnreachable } from '../http/peer-errors.ts'
 import { envelopeStatus } from '../tenant/tenant-context.ts'
 
 /** The roles `keylime health` asks. */

@@ -56,10 +56,3 @@ export function apiVersionOfPath(path: string): string | undefined {
 export function versionInfo(): { current_version: string; supported_versions: string[] } {
   return { current_version: CURRENT_API_VERSION, supported_versions: [...SUPPORTED_API_VERSIONS] }
 }
-
-/** Compares two `major.minor` version strings numerically (negative when a < b). */
-export function compareApiVersions(a: string, b: string): number {
-  const [am = 0, an = 0] = a.split('.').map(Number)
-  const [bm = 0, bn = 0] = b.split('.').map(Number)
-  return am !== bm ? am - bm : an - bn
-}

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { BadRequest, Conflict } from '../errors.ts'
 import { getLogger, setLogSink } from '../log/logger.ts'
 import { addVersionRoutes } from './add-version-routes.ts'
-import { apiVersionOfPath, compareApiVersions, versionPrefixes } from './api-version.ts'
+import { apiVersionOfPath, versionPrefixes } from './api-version.ts'
 import { createApp } from './create-app.ts'
 import type { Envelope } from './envelope.ts'
 import { readJsonObject } from './read-json.ts'
@@ -156,11 +156,5 @@ describe('api versions', () => {
     expect(apiVersionOfPath('/v2.9/agents')).toBeUndefined()
     expect(apiVersionOfPath('/v1.0/agents')).toBeUndefined()
     expect(apiVersionOfPath('/agents')).toBeUndefined()
-  })
-
-  test('numeric comparison', () => {
-    expect(compareApiVersions('2.10', '2.9')).toBeGreaterThan(0)
-    expect(compareApiVersions('2.1', '3.0')).toBeLessThan(0)
-    expect(compareApiVersions('2.6', '2.6')).toBe(0)
   })
 })

@@ -5,7 +5,8 @@
  */
 import { afterAll, describe, expect, test } from 'bun:test'
 import { ByteBudget } from './byte-budget.ts'
-import { AnswerBufferFull, MtlsClient, PeerAnswerTooLarge } from './mtls-client.ts'
+import { AnswerBufferFull, PeerAnswerTooLarge } from './peer-errors.ts'
+import { MtlsClient } from './mtls-client.ts'
 
 /** Served chunks of the endless stream so far. */
 let pulled = 0

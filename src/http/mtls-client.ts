@@ -24,17 +24,6 @@ import type { ByteBudget } from './byte-budget.ts'
 import { type MtlsResponse, parseMtlsResponse } from './parse-mtls-response.ts'
 import { PeerUnreachable, peerLimitError } from './peer-errors.ts'
 
-// re-exported for the modules that imported them from here (tenant, cli, verifier loop, tests)
-export { formatHostPort } from './format-host-port.ts'
-export { type MtlsResponse, parseMtlsResponse } from './parse-mtls-response.ts'
-export {
-  AnswerBufferFull,
-  PeerAnswerTooLarge,
-  PeerBadResponse,
-  PeerUnreachable,
-  peerLimitError,
-} from './peer-errors.ts'
-
 /** TLS identity and trust of a client. */
 export interface MtlsClientOptions {
   /** Client certificate (PEM); omit for server-only TLS. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { KeylimeError } from '../errors.ts'
+import { InputError } from '../errors.ts'
 
 /** Stable codes carried by {@link ProtocolError}. */
 export const PROTOCOL_ERROR_CODES = [
@@ -28,11 +28,6 @@ export const PROTOCOL_ERROR_CODES = [
 export type ProtocolErrorCode = (typeof PROTOCOL_ERROR_CODES)[number]
 
 /** Malformed or unusable key material or encoding (HTTP 400: it came from an agent or a request body). */
-export class ProtocolError extends KeylimeError {
-  declare readonly code: ProtocolErrorCode
-
-  constructor(code: ProtocolErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(code, message, { ...options, status: 400 })
-    this.name = 'ProtocolError'
-  }
+export class ProtocolError extends InputError<ProtocolErrorCode> {
+  override readonly name = 'ProtocolError'
 }

@@ -12,7 +12,7 @@
  * @module
  */
 import { constants, createHash, type KeyObject, timingSafeEqual, verify } from 'node:crypto'
-import { compareApiVersions } from '../http/api-version.ts'
+import { compareApiVersions } from '../protocol/api-versions.ts'
 import { isKeylimeError } from '../errors.ts'
 import { TPM_ALG_ID, TPM_ST, HASH_SIZE, hashAlgName } from '../tpm/constants.ts'
 import { parseTpmsAttest } from '../tpm/attest.ts'

@@ -21,7 +21,8 @@
  * @module
  */
 import { readFileSync } from 'node:fs'
-import { formatHostPort, type MtlsResponse } from '../http/mtls-client.ts'
+import { formatHostPort } from '../http/format-host-port.ts'
+import type { MtlsResponse } from '../http/parse-mtls-response.ts'
 import { agentStateName } from '../protocol/agent-states.ts'
 import { type BuiltPolicies, buildPolicies } from './build-policies.ts'
 import { checkAgentIdentity, type IdentityQuote } from './check-agent-identity.ts'
@@ -42,7 +43,7 @@ import {
   fetchRegistrarAgent,
   type RegistrarAgent,
 } from './registrar-commands.ts'
-import { retryDelay, sleepSeconds } from './retry-delay.ts'
+import { retryTime } from '../protocol/retry-time.ts'
 import {
   negotiateVersion,
   TENANT_API_VERSIONS,
@@ -213,11 +214,11 @@ async function identityQuote(
     } catch (e) {
       if (!(e instanceof TenantError) || e.code !== 'ERR_TENANT_UNREACHABLE' || tries >= max)
         throw e
-      const wait = retryDelay(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
+      const wait = retryTime(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
       ctx.out.progress(
         `Tenant connection to agent ${uuid} refused ${tries}/${max} times, trying again in ${wait} seconds...`,
       )
-      await sleepSeconds(wait)
+      await Bun.sleep(wait * 1000)
       continue
     }
     if (res.status !== 200)
@@ -270,11 +271,11 @@ async function verifyKeyDerivation(ctx: TenantContext, link: AgentLink, k: Buffe
         },
       )
     }
-    const wait = retryDelay(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
+    const wait = retryTime(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
     ctx.out.progress(
       `Key derivation not yet complete for agent ${uuid} at try ${tries}/${max}, trying again in ${wait} seconds...`,
     )
-    await sleepSeconds(wait)
+    await Bun.sleep(wait * 1000)
   }
 }
 

@@ -11,8 +11,11 @@
  * @module
  */
 import type { TenantConfig } from '../config/schemas.ts'
-import { formatHostPort, MtlsClient, type MtlsResponse } from '../http/mtls-client.ts'
+import { formatHostPort } from '../http/format-host-port.ts'
+import { MtlsClient } from '../http/mtls-client.ts'
+import type { MtlsResponse } from '../http/parse-mtls-response.ts'
 import { TenantError } from './errors.ts'
+import { newestCommonVersion } from '../protocol/api-versions.ts'
 import { type ClientTls, loadClientTls } from './load-client-tls.ts'
 import type { TenantOptions } from './parse-tenant-args.ts'
 import type { TenantOutput } from './tenant-output.ts'
@@ -26,19 +29,12 @@ export const TENANT_CURRENT_VERSION = '2.6'
 /** The services the tenant talks to. */
 export type Service = 'registrar' | 'verifier'
 
-/** Parses `x.y` into a comparable number. */
-function versionKey(v: string): number {
-  const [maj, min] = v.split('.').map(Number)
-  return (maj ?? 0) * 1000 + (min ?? 0)
-}
-
 /** The newest version of `ours` that `theirs` lists, or undefined. */
 export function negotiateVersion(
   theirs: readonly unknown[],
   ours: readonly string[] = TENANT_API_VERSIONS,
 ): string | undefined {
-  const set = new Set(theirs.map(String))
-  return ours.filter((v) => set.has(v)).sort((a, b) => versionKey(b) - versionKey(a))[0]
+  return newestCommonVersion(ours, theirs.map(String))
 }
 
 /** The envelope `status` text of a response body, if any. */

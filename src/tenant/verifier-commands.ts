@@ -8,7 +8,7 @@
 import { agentStateName } from '../protocol/agent-states.ts'
 import { TenantError } from './errors.ts'
 import { type CommandResult, fetchRegistrarAgent } from './registrar-commands.ts'
-import { retryDelay, sleepSeconds } from './retry-delay.ts'
+import { retryTime } from '../protocol/retry-time.ts'
 import type { TenantContext } from './tenant-context.ts'
 import { pyJson } from './tenant-output.ts'
 
@@ -159,11 +159,11 @@ export async function deleteFromVerifier(
         { hint: 'the verifier finishes the deletion after its current poll; check its log' },
       )
     }
-    const wait = retryDelay(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
+    const wait = retryTime(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
     ctx.out.progress(
       `Agent ${uuid} still not deleted from ${ctx.label('verifier')} at try ${tries}/${max}, trying again in ${wait} seconds...`,
     )
-    await sleepSeconds(wait)
+    await Bun.sleep(wait * 1000)
   }
 }
 
@@ -224,11 +224,11 @@ export async function waitUntilAdded(ctx: TenantContext): Promise<AgentStatus> {
         { hint: 'check the verifier log' },
       )
     }
-    const wait = retryDelay(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
+    const wait = retryTime(ctx.cfg.exponential_backoff, ctx.cfg.retry_interval, tries)
     ctx.out.progress(
       `Agent ${uuid} still not added to ${ctx.label('verifier')} at try ${tries}/${max}, trying again in ${wait} seconds...`,
     )
-    await sleepSeconds(wait)
+    await Bun.sleep(wait * 1000)
   }
 }
 

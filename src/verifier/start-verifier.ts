@@ -296,6 +296,8 @@ export async function startVerifier(
   try {
     await loop.start()
   } catch (err) {
+    agents.close()
+    checks.close()
     await stopServers(servers, 0)
     throw err
   }
@@ -319,6 +321,8 @@ export async function startVerifier(
       leaveGovernor()
       await loop.stop(drainMs)
       await notifier.drain(Math.min(drainMs, 2000))
+      agents.close()
+      checks.close()
       await stopServers(servers, drainMs)
     },
   }

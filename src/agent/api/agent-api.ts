@@ -17,12 +17,11 @@
 import type { KeyObject } from 'node:crypto'
 import type { AgentTpm } from '../agent-tpm.ts'
 import { isAgentError } from '../errors.ts'
-import { AGENT_API_VERSIONS, versionKey } from '../registrar-client.ts'
+import { AGENT_API_VERSIONS, compareApiVersions } from '../../protocol/api-versions.ts'
 import type { KeyExchange } from './key-exchange.ts'
+import { IMA_PCR } from '../../protocol/keylime-pcrs.ts'
 import { revocationKeyFromCert, verifyRevocation } from './verify-revocation.ts'
 
-/** The IMA PCR. */
-export const IMA_PCR = 10
 /** PCR 0: the UEFI log is sent when it is quoted. */
 const MB_PCR = 0
 
@@ -146,7 +145,7 @@ export class AgentApi {
     const path = url.pathname.replace(/(?<!\/)\/+$/, '') || '/'
     if (path === '/version') {
       if (req.method !== 'GET') return this.#notAllowed('GET')
-      const newest = [...this.#versionList].sort((a, b) => versionKey(b) - versionKey(a))[0]
+      const newest = [...this.#versionList].sort(compareApiVersions).at(-1)
       return reply(200, 'Success', {
         supported_version: newest,
         supported_versions: [...this.#versionList],
@@ -178,7 +177,7 @@ export class AgentApi {
       case '/notifications/revocation':
         return req.method === 'POST' ? this.#revocation(req) : this.#notAllowed('POST')
       case '/agent/info':
-        if (versionKey(version) < versionKey('2.2')) break
+        if (compareApiVersions(version, '2.2') < 0) break
         return req.method === 'GET' ? this.#info(version) : this.#notAllowed('GET')
       default:
         break
@@ -195,7 +194,7 @@ export class AgentApi {
   /** `enc_alg`: the EK key algorithm; API ≥ 2.5 carries the size (`rsa2048`, `ecc256`). */
   #encAlg(version: string): string {
     const base = this.tpm.encAlg
-    if (versionKey(version) < versionKey('2.5')) return base
+    if (compareApiVersions(version, '2.5') < 0) return base
     return base === 'rsa' ? 'rsa2048' : 'ecc256'
   }
 

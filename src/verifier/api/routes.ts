@@ -1,6 +1,6 @@
 /**
  * The verifier's REST routes (keylime-api.md §1.2–§1.5), built once and mounted under every
- * `/v2[.x]` prefix, plus `GET /metrics` and `GET /health` (`http/ops/add-ops-routes.ts`), all
+ * `/v2[.x]` prefix, plus `GET /metrics` and `GET /health` (`http/add-ops-routes.ts`), all
  * behind the mTLS listener.
  *
  * | method | path | operation |

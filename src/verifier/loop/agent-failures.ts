@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { AnswerBufferFull, type PeerAnswerTooLarge } from '../../http/mtls-client.ts'
+import { AnswerBufferFull, type PeerAnswerTooLarge } from '../../http/peer-errors.ts'
 import { describeError } from '../../log/describe-error.ts'
 import type { Logger } from '../../log/logger.ts'
 import { AGENT_STATES } from '../../protocol/agent-states.ts'

@@ -15,11 +15,11 @@ import { isDatabaseUnavailable } from '../../db/database-unavailable.ts'
 import type { AgentConnections, AgentRequest } from '../../http/agent-client/agent-connections.ts'
 import {
   AnswerBufferFull,
-  type MtlsResponse,
   PeerAnswerTooLarge,
   PeerBadResponse,
   PeerUnreachable,
-} from '../../http/mtls-client.ts'
+} from '../../http/peer-errors.ts'
+import type { MtlsResponse } from '../../http/parse-mtls-response.ts'
 import type { Logger } from '../../log/logger.ts'
 import { AGENT_STATES, stateName } from '../../protocol/agent-states.ts'
 import { randomPassword } from '../../protocol/random-password.ts'
@@ -142,9 +142,9 @@ export class AttestationLoop {
     await this.scheduler.stop(drainMs)
   }
 
+  // The agent pool and the check pool belong to the composition root, which closes them after
+  // the revocation notices that share the pool have drained.
   #close(): void {
-    this.#o.agents.close()
-    this.#o.checks.close()
     this.records.clear()
   }
 

@@ -5,13 +5,14 @@
  *
  * @module
  */
-import { compareApiVersions } from '../../http/api-version.ts'
-import type { MtlsResponse } from '../../http/mtls-client.ts'
+import {
+  AGENT_API_VERSIONS,
+  compareApiVersions,
+  newestCommonVersion,
+} from '../../protocol/api-versions.ts'
+import type { MtlsResponse } from '../../http/parse-mtls-response.ts'
 import type { Logger } from '../../log/logger.ts'
 import type { AgentRecord } from './agent-record.ts'
-
-/** Agent API versions the verifier speaks to agents (pull mode): 2.1 … 2.6. */
-export const AGENT_API_VERSIONS = ['2.1', '2.2', '2.3', '2.4', '2.5', '2.6'] as const
 
 /** The outcome of choosing a version. */
 export type VersionChoice =
@@ -29,8 +30,7 @@ export function chooseVersion(results: unknown, current: string, passed: boolean
     : typeof r.supported_version === 'string'
       ? [r.supported_version]
       : []
-  const common = AGENT_API_VERSIONS.filter((v) => theirs.includes(v)).sort(compareApiVersions)
-  const best = common[common.length - 1]
+  const best = newestCommonVersion(AGENT_API_VERSIONS, theirs)
   if (best === undefined) return { kind: 'none' }
   if (passed && compareApiVersions(best, current) < 0) return { kind: 'downgrade', version: best }
   return { kind: 'use', version: best }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { retryTime } from '../../protocol/retry-time.ts'
 
 /** The retry settings of the loop (durations in ms). */
 export interface RetrySettings {
@@ -20,17 +21,11 @@ export interface RetrySettings {
 export type RetryDecision =
   { kind: 'give-up' } | { kind: 'retry'; attempt: number; delayMs: number }
 
-/**
- * The decision after a communication failure, given the retries already made. With
- * `exponential_backoff` and an interval above one second the n-th retry waits `interval ** n`
- * seconds (upstream's formula), otherwise the interval.
- */
+/** The decision after a communication failure, given the retries already made. */
 export function decideRetry(retries: number, s: RetrySettings): RetryDecision {
   if (retries >= s.maxRetries) return { kind: 'give-up' }
   const attempt = retries + 1
-  const seconds = s.retryIntervalMs / 1000
-  const delayMs =
-    s.exponentialBackoff && seconds > 1 ? seconds ** attempt * 1000 : s.retryIntervalMs
+  const delayMs = retryTime(s.exponentialBackoff, s.retryIntervalMs / 1000, attempt) * 1000
   return { kind: 'retry', attempt, delayMs }
 }
 

@@ -21,6 +21,7 @@ import type { AgentConnections, AgentTarget } from '../../http/agent-client/agen
 import type { Logger } from '../../log/logger.ts'
 import { BoundedCache } from '../../protocol/bounded-cache.ts'
 import { pythonJsonDumps } from '../../protocol/python-json.ts'
+import { retryTime } from '../../protocol/retry-time.ts'
 import type { FailureEvent } from '../checks/failure.ts'
 
 /** What a notice is about. */
@@ -195,7 +196,8 @@ export class RevocationNotifier {
           body: JSON.stringify(tosend),
           signal: AbortSignal.timeout(60_000),
         })
-        await res.arrayBuffer().catch(() => undefined)
+        // The answer's body is not needed: cancel it rather than read whatever the server sends.
+        await res.body?.cancel().catch(() => undefined)
         if (res.status === 200 || res.status === 202) {
           this.counts.webhook_ok++
           return
@@ -204,8 +206,7 @@ export class RevocationNotifier {
         // retried below
       }
       if (n < tries) {
-        const base = this.#o.retryInterval
-        const wait = this.#o.exponentialBackoff && base > 1 ? base ** n : Math.abs(base)
+        const wait = retryTime(this.#o.exponentialBackoff, this.#o.retryInterval, n)
         await Bun.sleep(Math.min(wait, 60) * 1000)
       }
     }

@@ -36,7 +36,8 @@ import {
 import { decryptPayload } from '../../../src/agent/api/decrypt-payload.ts'
 import { KeyExchange } from '../../../src/agent/api/key-exchange.ts'
 import { AgentError } from '../../../src/agent/errors.ts'
-import { AGENT_API_VERSIONS, registerAgent } from '../../../src/agent/registrar-client.ts'
+import { registerAgent } from '../../../src/agent/registrar-client.ts'
+import { AGENT_API_VERSIONS } from '../../../src/protocol/api-versions.ts'
 import { replayImaList } from '../../../src/ima/replay-ima-list.ts'
 import { parseEventLog } from '../../../src/mb/parse-event-log.ts'
 import { replayEventLog } from '../../../src/mb/replay-event-log.ts'
@@ -45,7 +46,7 @@ import type { ImaLog } from './ima-log.ts'
 import { IMA_PCR } from './ima-log.ts'
 import { NK_BINDING_PCR, type SoftTpm } from './soft-tpm.ts'
 
-export { AGENT_API_VERSIONS, newestCommonVersion } from '../../../src/agent/registrar-client.ts'
+export { AGENT_API_VERSIONS, newestCommonVersion } from '../../../src/protocol/api-versions.ts'
 
 /** The PCR the `pcrChange` fault extends (a static PCR a `tpm_policy` typically pins). */
 export const FAULT_PCR = 15
