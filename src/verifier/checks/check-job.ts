@@ -37,6 +37,18 @@ export interface CheckRecordData {
  */
 export const WORKER_POLICY_SLOTS = 16
 
+/**
+ * Measured-boot policies a worker keeps parsed (by `id:version`), bounded in entries and in text
+ * bytes. The pool keeps the same cache of text lengths to know which texts a worker still holds.
+ */
+export function mbPolicySlots<V>(textLength: (v: V) => number): BoundedCache<V> {
+  return new BoundedCache<V>({
+    maxEntries: WORKER_POLICY_SLOTS,
+    maxBytes: 16 * 1024 * 1024,
+    sizeOf: textLength,
+  })
+}
+
 /** Failure events a worker sends back at most (plus the highest; the rest are counted). */
 export const MAX_SENT_EVENTS = 100
 
@@ -50,6 +62,12 @@ export interface CheckJob {
   /** Runtime policy `id:version` (sent with `imaText` the first time a worker sees it). */
   imaKey: string | null
   imaText?: string
+  /**
+   * Measured-boot policy `id:version`, or null/absent: `mb` is the whole story (no policy, or
+   * one the caller did not key).
+   */
+  mbKey?: string | null
+  /** MB refstate text; with `mbKey` only the first time a worker sees it, else null. */
   mb: string | null
 }
 

@@ -4,21 +4,23 @@
  * neither the scheduler nor other rounds. Plain rounds stay on the main thread: their check costs
  * about what the round trip to a worker does (docs/benchmarks.md).
  *
- * Messages are plain data (`check-job.ts`); a runtime policy text goes to a worker once per
- * `id:version`. In a compiled binary the worker is an extra entry of `bun build --compile`
- * ({@link workerEntries}). Without a worker (none loads, or one died) checks run inline: slower,
- * never wrong. A worker's `error` answer is not re-run: it is that round's failure (the loop makes
- * it `internal.verifier.exception`), and nothing a worker answers can throw out of the pool's
- * handlers (issue 17).
+ * Messages are plain data (`check-job.ts`); a runtime or measured-boot policy text goes to a
+ * worker once per `id:version` (`worker-policy-cache.ts`). In a compiled binary the worker is an
+ * extra entry of `bun build --compile` ({@link workerEntries}). Without a worker (none loads, or
+ * one died) checks run inline: slower, never wrong. A worker's `error` answer is not re-run: it is
+ * that round's failure (the loop makes it `internal.verifier.exception`), and nothing a worker
+ * answers can throw out of the pool's handlers (issue 17).
  *
  * @module
  */
 import { availableParallelism } from 'node:os'
 import type { Logger } from '../../log/logger.ts'
+import type { BoundedCache } from '../../protocol/bounded-cache.ts'
 import {
   type CheckJob,
   type CheckJobResult,
   type EvidenceJob,
+  mbPolicySlots,
   recordData,
   resultFromData,
   WORKER_POLICY_SLOTS,
@@ -60,6 +62,8 @@ interface Slot {
   pending: Map<number, Pending>
   /** Runtime policies (`id:version`) the worker holds, as its cache rule keeps them. */
   policies: Set<string>
+  /** Text lengths of the MB policies (`id:version`) the worker holds, in a cache like its own. */
+  mbPolicies: BoundedCache<number>
 }
 
 /**
@@ -146,7 +150,12 @@ export class CheckPool {
       if (last) this.#o.log.warn('cannot start a check worker', { error: String(err) })
       return undefined
     }
-    const slot: Slot = { worker, pending: new Map(), policies: new Set() }
+    const slot: Slot = {
+      worker,
+      pending: new Map(),
+      policies: new Set(),
+      mbPolicies: mbPolicySlots((n: number) => n),
+    }
     const ready = await new Promise<boolean>((resolve) => {
       const t = setTimeout(() => resolve(false), 10_000)
       worker.onmessage = (e: MessageEvent<{ kind: string }>) => {
@@ -232,7 +241,8 @@ export class CheckPool {
 
   /**
    * Checks one answer: in a worker when the round is heavy and a worker runs, else inline.
-   * `imaKey` names the runtime policy version (`id:version`) and `imaText` gives its text.
+   * `imaKey` names the runtime policy version (`id:version`) and `imaText` gives its text;
+   * `policies.mbKey` names the MB policy version.
    * A worker's `error` answer rejects with {@link VerifierError} `ERR_VERIFIER_CHECK_FAILED` and
    * is not re-run (a deterministic failure would just fail again, on the main thread); a check
    * orphaned by a dying worker runs inline. The caller's round turns a throw or a rejection into
@@ -254,6 +264,7 @@ export class CheckPool {
       return inline()
     }
     const seq = ++this.#seq
+    const mbKey = policies.mb === null ? null : (policies.mbKey ?? null)
     const job: CheckJob = {
       type: 'quote',
       seq,
@@ -261,12 +272,17 @@ export class CheckPool {
       results,
       nonce,
       imaKey: policies.ima === null ? null : imaKey,
+      mbKey,
       mb: policies.mb,
     }
     if (job.imaKey !== null && !slot.policies.has(job.imaKey)) {
       job.imaText = imaText()
       if (slot.policies.size >= WORKER_POLICY_SLOTS) slot.policies.clear()
       slot.policies.add(job.imaKey)
+    }
+    if (mbKey !== null && policies.mb !== null) {
+      if (slot.mbPolicies.get(mbKey) === undefined) slot.mbPolicies.set(mbKey, policies.mb.length)
+      else job.mb = null // the worker holds it parsed
     }
     this.offloaded++
     return new Promise<CheckResult>((resolve, reject) => {

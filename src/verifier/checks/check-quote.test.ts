@@ -4,8 +4,8 @@
  * throws — in `checkQuoteAnswer` itself, and through the check pool with a real worker (the path
  * that ended the process: worker error → inline re-run inside `onmessage` → uncaught TypeError).
  * Also the pool's own failure paths: a worker's `error` answer rejects with a typed error and is
- * not re-run inline, a job orphaned by a dying worker finishes inline, more runtime policies than a
- * worker keeps are re-sent, and a failure's events are capped on the way back with the same verdict.
+ * not re-run inline, a job orphaned by a dying worker finishes inline, more runtime or measured-boot
+ * policies than a worker keeps are re-sent, and a failure's events are capped on the way back with the same verdict.
  *
  * @module
  */
@@ -157,6 +157,26 @@ describe('check pool with a real worker on hostile answers', () => {
       )
       expect(eventOf(r)).toBe('pass')
     }
+  }, 30_000)
+
+  test('more MB policies than a worker keeps, and one too large to keep: verdicts as inline', async () => {
+    // odd versions do not parse (qoute_validation.invalid_mb_policy), even ones do
+    const text = (n: number) =>
+      n % 2 === 0 ? JSON.stringify({ scrtm_and_bios: [{ platform_manufacturer: n }] }) : `{${n}`
+    const big = `${text(0)}${' '.repeat(3 * 1024 * 1024)}`
+    // 20 keys twice round (the worker keeps 16); the big one twice in a row (never kept)
+    const rounds = [-1, -1, ...Array.from({ length: 40 }, (_, i) => i % 20)]
+    const seen = new Set<string>()
+    for (const n of rounds) {
+      const mb = n < 0 ? big : text(n)
+      const answer = base('n8')
+      const inline = checkQuoteAnswer(record(), answer, 'n8', { ima: null, mb }, opts)
+      const policies = { ima: null, mb, mbKey: `m${n}:1` }
+      const r = await pool.check(record(), answer, 'n8', policies, null, () => undefined)
+      expect(eventOf(r)).toBe(eventOf(inline))
+      seen.add(eventOf(r))
+    }
+    expect(seen).toEqual(new Set(['pass', 'qoute_validation.invalid_mb_policy']))
   }, 30_000)
 })
 

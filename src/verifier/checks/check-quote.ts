@@ -37,6 +37,8 @@ export interface RoundPolicies {
   ima: CompiledRuntimePolicy | null
   /** MB refstate text, or null. */
   mb: string | null
+  /** Identifies this version of `mb` (`id:version`) so a check worker parses it once. */
+  mbKey?: string
   /** {@link mbPolicyActive} of `mb`, when the caller computed it once per policy version. */
   mbActive?: boolean
   /** `mb` parsed, when the caller parsed it once per policy version. */
@@ -87,15 +89,32 @@ export function akKeyOf(rec: RoundRecord): KeyObject {
   return rec.akKey
 }
 
+/** An MB policy read once: its text, whether it is active and its parsed refstate. */
+export interface ParsedMbPolicy {
+  text: string | null
+  /** {@link mbPolicyActive} of `text`. */
+  active: boolean
+  /** The parsed refstate, or undefined when it does not parse (the MB check reports that). */
+  refstate: unknown
+}
+
+/** Parses an MB policy text once for {@link RoundPolicies} `mbActive` and `mbRefstate`. */
+export function parseMbPolicy(text: string | null): ParsedMbPolicy {
+  if (text === null || text.trim() === '') return { text, active: false, refstate: undefined }
+  let refstate: unknown
+  try {
+    refstate = JSON.parse(text)
+  } catch {
+    return { text, active: true, refstate: undefined }
+  }
+  const active =
+    refstate !== null && typeof refstate === 'object' && Object.keys(refstate).length > 0
+  return { text, active, refstate }
+}
+
 /** Whether an agent's MB policy asks for the MB PCRs (an invalid one does: MB reports it). */
 export function mbPolicyActive(mb: string | null): boolean {
-  if (mb === null || mb.trim() === '') return false
-  try {
-    const v = JSON.parse(mb)
-    return v !== null && typeof v === 'object' && Object.keys(v).length > 0
-  } catch {
-    return true
-  }
+  return parseMbPolicy(mb).active
 }
 
 /** The PCR mask to request: tpm_policy mask + PCR 10 with a runtime policy + MB PCRs with an MB policy. */

@@ -5,14 +5,13 @@
  * is answered exactly once, and nothing a job carries can throw out of the handler (a job that
  * throws is answered `error`; an answer that cannot be posted is replaced by an `error`).
  *
- * Per worker it caches the compiled runtime policies (by `id:version`, bounded), the parsed
- * `tpm_policy` texts and the AK KeyObjects (by AK).
+ * Per worker it caches the round policies (`worker-policy-cache.ts`), the parsed `tpm_policy`
+ * texts and the AK KeyObjects (by AK).
  *
  * @module
  */
 import 'reflect-metadata'
 import type { KeyObject } from 'node:crypto'
-import type { PolicyLease } from '../../ima/index.ts'
 import type { CheckJob, CheckJobResult, EvidenceJob } from './check-job.ts'
 import type { CheckOptions } from './check-quote.ts'
 
@@ -29,14 +28,14 @@ self.onmessage = (e: MessageEvent<Message>) => {
   if (handle === undefined) queue.push(e)
   else handle(e)
 }
-const { PolicyCache } = await import('../../ima/index.ts')
 const { BoundedCache } = await import('../../protocol/bounded-cache.ts')
 const { parseTpm2bPublic, toKeyObject } = await import('../../tpm/public-area.ts')
-const { cachedTpmPolicy, recordFromData, resultToData, tpmPolicyCache, WORKER_POLICY_SLOTS } =
+const { cachedTpmPolicy, recordFromData, resultToData, tpmPolicyCache } =
   await import('./check-job.ts')
 const { checkQuoteAnswer } = await import('./check-quote.ts')
 const { verifyEvidenceBody } = await import('./evidence-request.ts')
 const { SeverityRules } = await import('./failure.ts')
+const { WorkerPolicyCache } = await import('./worker-policy-cache.ts')
 
 /** The first message a worker gets. */
 export interface CheckWorkerInit {
@@ -49,8 +48,7 @@ export interface CheckWorkerInit {
 }
 
 let opts: CheckOptions | undefined
-const policyCache = new PolicyCache(8)
-const policies = new Map<string, PolicyLease>()
+const policies = new WorkerPolicyCache()
 // keyed by text from the enrolment (tpm_policy, ak_tpm): bounded in bytes as well as entries
 const tpmPolicies = tpmPolicyCache()
 const aks = new BoundedCache<KeyObject>({
@@ -68,28 +66,11 @@ function run(job: CheckJob | EvidenceJob): CheckJobResult {
       verdict: verifyEvidenceBody(new Uint8Array(job.body), opts),
     }
   }
-  let ima = null
-  if (job.imaKey !== null) {
-    let lease = policies.get(job.imaKey)
-    if (lease === undefined && job.imaText !== undefined) {
-      lease = policyCache.acquire(job.imaText)
-      if (policies.size >= WORKER_POLICY_SLOTS) {
-        for (const l of policies.values()) l.release()
-        policies.clear()
-      }
-      policies.set(job.imaKey, lease)
-    }
-    if (lease === undefined) {
-      return { seq: job.seq, kind: 'error', error: `runtime policy ${job.imaKey} not sent` }
-    }
-    ima = lease.policy
-  }
+  const round = policies.roundPolicies(job)
+  if ('error' in round) return { seq: job.seq, kind: 'error', error: round.error }
   const rec = recordFromData(job.rec, cachedTpmPolicy(tpmPolicies, job.rec.tpmPolicyText))
   rec.akKey = akOf(job.rec.akTpm)
-  return resultToData(
-    job.seq,
-    checkQuoteAnswer(rec, job.results, job.nonce, { ima, mb: job.mb }, opts),
-  )
+  return resultToData(job.seq, checkQuoteAnswer(rec, job.results, job.nonce, round, opts))
 }
 
 /** The AK KeyObject, cached; undefined when it does not parse (the check reports that). */

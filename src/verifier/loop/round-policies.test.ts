@@ -58,6 +58,7 @@ describe('RoundPolicyCache', () => {
     expect(first.policies.mbActive).toBe(true)
     expect(first.policies.mbRefstate).toEqual(JSON.parse(MB_POLICY))
     expect(first.imaKey).toBe('1:1')
+    expect(first.policies.mbKey).toBe('2:1')
     const second = cache.cached(rec)
     expect(second).toBeDefined()
     expect(counts().compiles).toBe(1)

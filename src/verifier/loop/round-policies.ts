@@ -8,7 +8,12 @@
  */
 import { type CompiledRuntimePolicy, PolicyCache } from '../../ima/index.ts'
 import type { Logger } from '../../log/logger.ts'
-import { mbPolicyActive, type RoundPolicies, tenantKeyringOf } from '../checks/check-quote.ts'
+import {
+  type ParsedMbPolicy,
+  parseMbPolicy,
+  type RoundPolicies,
+  tenantKeyringOf,
+} from '../checks/check-quote.ts'
 import type { VerifierStore } from '../store/store.ts'
 import type { AgentRecord } from './agent-record.ts'
 
@@ -38,12 +43,10 @@ interface RuntimeEntry {
   release?: () => void
 }
 
-interface MbEntry {
+interface MbEntry extends ParsedMbPolicy {
   version: number
-  text: string | null
-  active: boolean
-  /** The parsed refstate, or undefined when it does not parse (the MB check reports that). */
-  refstate: unknown
+  /** Identifies this version of the policy to check workers. */
+  key: string
 }
 
 /** A round's policies and what check workers need to fetch the runtime policy. */
@@ -113,6 +116,7 @@ export class RoundPolicyCache {
       mb: mb?.text ?? null,
       mbActive: mb?.active ?? false,
       mbRefstate: mb?.refstate,
+      mbKey: mb?.key,
       tenantKeyring: rec.tenantKeyring,
     }
     if (ima === null) return { policies, imaKey: null, imaText: NO_TEXT }
@@ -144,20 +148,13 @@ export class RoundPolicyCache {
     const cached = this.#mb.get(id)
     if (cached !== undefined) return cached
     const row = await this.#o.store.getMbPolicyById(id)
-    const e = compileMbPolicy(row?.version ?? 0, row?.mb_policy ?? null)
+    const version = row?.version ?? 0
+    const e: MbEntry = {
+      ...parseMbPolicy(row?.mb_policy ?? null),
+      version,
+      key: `${id}:${version}`,
+    }
     this.#mb.set(id, e)
     return e
   }
-}
-
-function compileMbPolicy(version: number, text: string | null): MbEntry {
-  let refstate: unknown
-  if (text !== null) {
-    try {
-      refstate = JSON.parse(text)
-    } catch {
-      refstate = undefined
-    }
-  }
-  return { version, text, active: mbPolicyActive(text), refstate }
 }
