@@ -47,9 +47,14 @@ describe('MtlsClient answer limits', () => {
       .catch((e: unknown) => e)
     expect(err).toBeInstanceOf(PeerAnswerTooLarge)
     const after = pulled
-    await Bun.sleep(100)
     expect(after).toBeLessThan(200) // 1 MB in 64 KiB chunks, plus what was in flight
-    expect(pulled - after).toBeLessThan(20)
+    // The server may still fill the loopback socket buffers (a few MB) until it sees the close;
+    // after that nothing more is pulled. A client still reading would pull ~1 GB/s here.
+    await Bun.sleep(300)
+    const settled = pulled
+    await Bun.sleep(300)
+    expect(settled - after).toBeLessThan(100)
+    expect(pulled - settled).toBeLessThan(2)
   })
 
   test('the shared budget is taken while reading and given back', async () => {
