@@ -4,14 +4,18 @@
  */
 
 import { describe, expect, test } from 'bun:test'
+import type { KeyObject } from 'node:crypto'
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   type CompiledRuntimePolicy,
+  compileRuntimePolicy,
+  emptyRuntimePolicy,
   evaluateIma,
   evaluateImaEvidence,
   getPubkey,
+  ImaKeyring,
   imaStateFromJSON,
   imaStateToJSON,
   loadRuntimePolicy,
@@ -63,6 +67,9 @@ async function policyFromList(
   return { json, policy: loadRuntimePolicy(json) }
 }
 
+/** Replay only: a policy excluding every path (a null policy is upstream's empty policy). */
+const replayOnly = compileRuntimePolicy({ ...emptyRuntimePolicy(), excludes: ['.*'] }, '')
+
 describe('real guest log', () => {
   test('replays to the quoted PCR 10 in both banks', () => {
     for (const bank of ['sha1', 'sha256'] as const) {
@@ -73,7 +80,7 @@ describe('real guest log', () => {
         state: undefined,
         quotedPcr10: q,
         bank,
-        policy: null,
+        policy: replayOnly,
       })
       expect(r.ok).toBe(true)
       if (r.ok === true) expect(r.state.nextEntry).toBe(59)
@@ -89,7 +96,7 @@ describe('real guest log', () => {
       state: undefined,
       quotedPcr10: q,
       bank: 'sha256',
-      policy: null,
+      policy: replayOnly,
     })
     expect(r.ok).toBe(false)
     if (r.ok === false) expect(r.failures.map((f) => f.event_id)).toEqual(['ima.pcr_mismatch'])
@@ -235,7 +242,7 @@ describe('real guest log', () => {
       state: undefined,
       quotedPcr10: pcrs('a'),
       bank: 'sha256',
-      policy: null,
+      policy: replayOnly,
     })
     expect(r.ok).toBe(true)
     if (r.ok === true) {
@@ -267,7 +274,9 @@ describe('synthetic all-templates log', () => {
     const keyrings = {
       keyids: [rsa?.keyid, ec?.keyid],
       pubkeys: [rsa, ec].map((k) =>
-        k?.key.export({ type: 'spki', format: 'der' }).toString('base64'),
+        ((k as NonNullable<typeof k>).key as KeyObject)
+          .export({ type: 'spki', format: 'der' })
+          .toString('base64'),
       ),
     }
     const doc: Record<string, unknown> = {
@@ -342,6 +351,32 @@ describe('synthetic all-templates log', () => {
     ])
   })
 
+  test('no runtime policy is upstream empty policy: signatures checked, other files not_in_allowlist', () => {
+    const failuresWith = (tenantKeyring: ImaKeyring | null) => {
+      const config = { ignoreTomtouErrors: true, tenantKeyring }
+      const r = evaluateImaEvidence({
+        list: text,
+        quotedPcr10: quoted,
+        bank: 'sha256',
+        policy: null,
+        config,
+      })
+      return r.ok === false ? r.failures : []
+    }
+    const tenantKeyring = new ImaKeyring()
+    for (const k of [rsa, ec]) if (k !== null) tenantKeyring.add(k.key, k.keyid)
+    const keyed = failuresWith(tenantKeyring)
+    expect(new Set(keyed.map((f) => f.event_id))).toEqual(
+      new Set(['ima.validation.ima-ng.not_in_allowlist']),
+    )
+    const paths = keyed.map((f) => f.context.path)
+    expect(paths).not.toContain('/usr/bin/signed-rsa')
+    expect(paths).not.toContain('/usr/bin/signed-ec')
+    const unkeyed = failuresWith(null).map((f) => f.context.path)
+    expect(unkeyed).toContain('/usr/bin/signed-rsa')
+    expect(unkeyed).toContain('/usr/bin/signed-ec')
+  })
+
   test('keyrings: an un-ignored keyring entry must be in policy.keyrings, and its key is learned', () => {
     const notIgnored = (d: Record<string, unknown>) => {
       ;(d.ima as Record<string, unknown>).ignored_keyrings = []
@@ -391,7 +426,7 @@ describe('synthetic all-templates log', () => {
       list: bad,
       quotedPcr10: new Uint8Array(32),
       bank: 'sha256',
-      policy: null,
+      policy: replayOnly,
     })
     expect(r.ok).toBe(false)
     if (r.ok === false) {
@@ -406,7 +441,7 @@ describe('synthetic all-templates log', () => {
       list: moved,
       quotedPcr10: quoted,
       bank: 'sha256',
-      policy: null,
+      policy: replayOnly,
       config: { ignoreTomtouErrors: true },
     })
     expect(r.ok === false && r.failures.map((f) => f.event_id)).toEqual(['ima.validation.ima_pcr'])

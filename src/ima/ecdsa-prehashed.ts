@@ -1,6 +1,6 @@
 /**
  * ECDSA verification over a *prehashed* digest (FIPS 186-4 §6.4.2) for NIST P-256, P-384 and
- * P-521, in BigInt arithmetic. IMA signs the file digest itself (the kernel's
+ * P-521 and for secp256k1 (SEC 2 §2.4.1; Bun's BoringSSL lacks that curve), in BigInt arithmetic. IMA signs the file digest itself (the kernel's
  * `public_key_verify_signature` gets the digest, like `Prehashed` in upstream Python), and
  * `node:crypto` can only verify ECDSA over a message it hashes itself. Only public data is
  * processed here, so constant time is not a concern.
@@ -10,6 +10,8 @@
 
 interface Curve {
   p: bigint
+  /** Coefficient a of y² = x³ + ax + b (mod p). */
+  a: bigint
   n: bigint
   b: bigint
   gx: bigint
@@ -17,10 +19,11 @@ interface Curve {
   bits: number
 }
 
-/** SEC 2 / FIPS 186-4 domain parameters (a = -3 for all three). */
+/** SEC 2 / FIPS 186-4 domain parameters. */
 export const NIST_CURVES: Readonly<Record<string, Curve>> = {
   'P-256': {
     p: 0xffffffff00000001000000000000000000000000ffffffffffffffffffffffffn,
+    a: -3n,
     n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
     b: 0x5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604bn,
     gx: 0x6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296n,
@@ -29,6 +32,7 @@ export const NIST_CURVES: Readonly<Record<string, Curve>> = {
   },
   'P-384': {
     p: 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffffn,
+    a: -3n,
     n: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
     b: 0xb3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aefn,
     gx: 0xaa87ca22be8b05378eb1c71ef320ad746e1d3b628ba79b9859f741e082542a385502f25dbf55296c3a545e3872760ab7n,
@@ -37,11 +41,22 @@ export const NIST_CURVES: Readonly<Record<string, Curve>> = {
   },
   'P-521': {
     p: (1n << 521n) - 1n,
+    a: -3n,
     n: 0x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
     b: 0x0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00n,
     gx: 0x00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3dbaa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66n,
     gy: 0x011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e662c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650n,
     bits: 521,
+  },
+  // SEC 2 v2 §2.4.1
+  secp256k1: {
+    p: 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2fn,
+    a: 0n,
+    n: 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n,
+    b: 7n,
+    gx: 0x79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798n,
+    gy: 0x483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8n,
+    bits: 256,
   },
 }
 
@@ -63,20 +78,21 @@ function inv(a: bigint, m: bigint): bigint {
 
 type Jac = [bigint, bigint, bigint]
 
-function dbl(P: Jac, p: bigint): Jac {
+function dbl(P: Jac, p: bigint, a: bigint): Jac {
   const [X, Y, Z] = P
   if (Y === 0n || Z === 0n) return [0n, 1n, 0n]
   const YY = (Y * Y) % p
   const S = (4n * X * YY) % p
   const ZZ = (Z * Z) % p
-  const M = mod(3n * (X - ZZ) * (X + ZZ), p)
+  // M = 3X² + aZ⁴; for a = -3 that is 3(X - Z²)(X + Z²)
+  const M = a === -3n ? mod(3n * (X - ZZ) * (X + ZZ), p) : mod(3n * X * X + a * ZZ * ZZ, p)
   const X3 = mod(M * M - 2n * S, p)
   const Y3 = mod(M * (S - X3) - 8n * YY * YY, p)
   const Z3 = (2n * Y * Z) % p
   return [X3, Y3, Z3]
 }
 
-function add(P: Jac, Q: Jac, p: bigint): Jac {
+function add(P: Jac, Q: Jac, p: bigint, a: bigint): Jac {
   if (P[2] === 0n) return Q
   if (Q[2] === 0n) return P
   const Z1Z1 = (P[2] * P[2]) % p
@@ -85,7 +101,7 @@ function add(P: Jac, Q: Jac, p: bigint): Jac {
   const U2 = (Q[0] * Z1Z1) % p
   const S1 = (P[1] * Q[2] * Z2Z2) % p
   const S2 = (Q[1] * P[2] * Z1Z1) % p
-  if (U1 === U2) return S1 === S2 ? dbl(P, p) : [0n, 1n, 0n]
+  if (U1 === U2) return S1 === S2 ? dbl(P, p, a) : [0n, 1n, 0n]
   const H = mod(U2 - U1, p)
   const R = mod(S2 - S1, p)
   const HH = (H * H) % p
@@ -158,16 +174,16 @@ export function verifyEcdsaPrehashed(
   const u2 = (r * w) % c.n
   const G: Jac = [c.gx, c.gy, 1n]
   const Q: Jac = [x, y, 1n]
-  const GQ = add(G, Q, c.p)
+  const GQ = add(G, Q, c.p, c.a)
   let R: Jac = [0n, 1n, 0n]
   const nb = Math.max(u1.toString(2).length, u2.toString(2).length)
   for (let i = nb - 1; i >= 0; i--) {
-    R = dbl(R, c.p)
+    R = dbl(R, c.p, c.a)
     const b1 = (u1 >> BigInt(i)) & 1n
     const b2 = (u2 >> BigInt(i)) & 1n
-    if (b1 && b2) R = add(R, GQ, c.p)
-    else if (b1) R = add(R, G, c.p)
-    else if (b2) R = add(R, Q, c.p)
+    if (b1 && b2) R = add(R, GQ, c.p, c.a)
+    else if (b1) R = add(R, G, c.p, c.a)
+    else if (b2) R = add(R, Q, c.p, c.a)
   }
   if (R[2] === 0n) return false
   const zi = inv(R[2], c.p)

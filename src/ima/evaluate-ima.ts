@@ -33,6 +33,7 @@ import { HASH_SIZE, type HashAlg } from '../tpm/constants.ts'
 import { AsciiEntryParser } from './ascii-entry-parser.ts'
 import {
   type CompiledRuntimePolicy,
+  compileRuntimePolicy,
   type DigestIndex,
   indexGet,
   indexHas,
@@ -48,6 +49,7 @@ import {
 } from './ima-agent-state.ts'
 import type { ImaEntry } from './ima-entry.ts'
 import { getPubkey, ImaKeyring, verifyImaSignature } from './ima-keyring.ts'
+import { emptyRuntimePolicy } from './runtime-policy.ts'
 
 /** One failure event, in upstream's shape. */
 export interface ImaFailure {
@@ -83,7 +85,12 @@ export interface EvaluateImaInput {
   quotedPcr10: ReadonlyMap<HashAlg, Uint8Array> | Uint8Array
   /** The quote's hash algorithm (`hash_alg`). */
   bank: HashAlg
-  /** The runtime policy, or null for replay only (no entry validation). */
+  /**
+   * The runtime policy. Null stands for upstream's `EMPTY_RUNTIME_POLICY` (`tpm_main.py`
+   * `check_quote`: `if runtime_policy is None: runtime_policy = ima.EMPTY_RUNTIME_POLICY`): keys
+   * are learned and signatures checked, and every file without a good signature is
+   * `not_in_allowlist`.
+   */
   policy: CompiledRuntimePolicy | null
   /** Boot aggregates computed from the measured-boot log, accepted for `boot_aggregate`. */
   bootAggregates?: readonly string[]
@@ -97,11 +104,17 @@ export type EvaluateImaResult =
   | { ok: false; failures: ImaFailure[]; state: ImaAgentState; entriesVerified: number }
   | { ok: 'retry'; reason: 'reboot'; state: ImaAgentState }
 
-const EMPTY: ReadonlySet<string> = new Set()
+let emptyPolicy: CompiledRuntimePolicy | undefined
+
+/** Upstream's `EMPTY_RUNTIME_POLICY`, compiled once. */
+function emptyCompiledPolicy(): CompiledRuntimePolicy {
+  emptyPolicy ??= compileRuntimePolicy(emptyRuntimePolicy(), '')
+  return emptyPolicy
+}
 
 /** Mutable walk context shared by the per-entry validators. */
 interface Walk {
-  policy: CompiledRuntimePolicy | null
+  policy: CompiledRuntimePolicy
   bootAggregates: ReadonlySet<string>
   failures: ImaFailure[]
   state: ImaAgentState
@@ -126,7 +139,6 @@ function validateNg(
   allowBootAggregate: boolean,
 ): boolean {
   const p = w.policy
-  if (p === null) return true
   if (p.exclude?.test(e.name)) return true
   const has = indexHas(index, e.name, e.digest)
   if (has === true) return true
@@ -159,7 +171,6 @@ function keyrings(w: Walk): ImaKeyring[] {
 
 function validateSig(w: Walk, e: ImaEntry): void {
   const p = w.policy
-  if (p === null) return
   if (e.sig !== null) {
     if (p.exclude?.test(e.name)) return
     if (verifyImaSignature(keyrings(w), e.sig, Buffer.from(e.digest, 'hex'), e.digestAlg)) return
@@ -183,9 +194,9 @@ function validateBuf(w: Walk, e: ImaEntry): void {
     }
   }
   if (key !== null) {
-    const ignored = p?.ignoredKeyrings ?? EMPTY
+    const ignored = p.ignoredKeyrings
     if (ignored.has('*') || ignored.has(e.name)) return
-    if (p !== null && !validateNg(w, e, p.keyrings, false)) return
+    if (!validateNg(w, e, p.keyrings, false)) return
     // learn the key (copy-on-write: the previous state's keyring objects are not touched)
     const rings = w.state.learnedKeyrings
     let ring = rings.get(e.name)
@@ -199,7 +210,7 @@ function validateBuf(w: Walk, e: ImaEntry): void {
     ring.add(key.key, key.keyid)
     return
   }
-  if (p !== null) validateNg(w, e, p.imaBuf, false)
+  validateNg(w, e, p.imaBuf, false)
 }
 
 /**
@@ -241,7 +252,8 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
       ? [[input.bank, input.quotedPcr10]]
       : [...input.quotedPcr10]
   if (quoted.length === 0) quoted.push([input.bank, new Uint8Array(0)])
-  const logAlg: HashAlg = input.policy?.logHashAlg ?? 'sha1'
+  const policy = input.policy ?? emptyCompiledPolicy()
+  const logAlg: HashAlg = policy.logHashAlg
   const banks = quoted.map(([b]) => b)
   const sizes = banks.map((b) => HASH_SIZE[b])
   // running values live in the first half of cat[i]; the entry digest is written to the second half
@@ -266,11 +278,11 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
   }
 
   const w: Walk = {
-    policy: input.policy,
+    policy,
     bootAggregates: new Set(input.bootAggregates ?? []),
     failures,
     state,
-    tenant: cfg.tenantKeyring ?? input.policy?.verificationKeys ?? null,
+    tenant: cfg.tenantKeyring ?? policy.verificationKeys,
     clonedRings: new Set(),
   }
   const parser = new AsciiEntryParser()
@@ -360,7 +372,7 @@ export function evaluateIma(input: EvaluateImaInput): EvaluateImaResult {
           case 'ima':
           case 'ima-ng':
           case 'ima-ngv2':
-            if (w.policy !== null) validateNg(w, e, w.policy.digests, true)
+            validateNg(w, e, w.policy.digests, true)
             break
           case 'ima-sig':
           case 'ima-sigv2':

@@ -6,7 +6,8 @@
  * of SHA-1 over the PKCS#1 DER public key (RSA) or the uncompressed X9.62 point (EC). IMA
  * signatures (`signature_v2_hdr`: `type 03|05 ‖ version 2 ‖ hash_algo ‖ keyid u32be ‖ size u16be ‖
  * sig`) are verified over the file digest itself: RSA PKCS#1 v1.5 (DigestInfo recovered with
- * `publicDecrypt`) or ECDSA (prehashed, {@link verifyEcdsaPrehashed}).
+ * `publicDecrypt`) or ECDSA (prehashed, {@link verifyEcdsaPrehashed}). secp256k1 keys, which
+ * `node:crypto` on Bun cannot load, are held as {@link Secp256k1PublicKey}.
  *
  * Keyrings serialize to upstream's JSON (`{"keyids": [...], "pubkeys": [b64 SPKI DER]}`), the
  * format of a runtime policy's `verification-keys` and of `learned_ima_keyrings`.
@@ -26,6 +27,12 @@ import { verifyEcdsaPrehashed } from './ecdsa-prehashed.ts'
 import { ImaError } from './errors.ts'
 import { LINUX_HASH_ALGO } from './hash-alg.ts'
 import { validateKeyringJson } from './runtime-policy.ts'
+import { parseSecp256k1Pem, parseSecp256k1Spki, Secp256k1PublicKey } from './secp256k1.ts'
+
+export { Secp256k1PublicKey } from './secp256k1.ts'
+
+/** A public key of an IMA keyring: RSA or NIST EC in a `KeyObject`, or secp256k1. */
+export type ImaKey = KeyObject | Secp256k1PublicKey
 
 /** Serialized keyring (upstream `ImaKeyring.to_json`). */
 export interface KeyringJson {
@@ -35,7 +42,7 @@ export interface KeyringJson {
 
 /** A public key usable for IMA signatures, with its keyidv2. */
 export interface ImaPublicKey {
-  key: KeyObject
+  key: ImaKey
   keyid: number
 }
 
@@ -50,7 +57,8 @@ const DIGEST_INFO: Readonly<Record<string, string>> = {
 }
 
 /** Computes keyidv2 from a public key (last 4 bytes of SHA-1 over PKCS#1 / X9.62 bytes). */
-export function keyIdV2(key: KeyObject): number {
+export function keyIdV2(key: ImaKey): number {
+  if (key instanceof Secp256k1PublicKey) return key.keyIdV2()
   let bytes: Uint8Array
   if (key.asymmetricKeyType === 'rsa') {
     bytes = key.export({ type: 'pkcs1', format: 'der' })
@@ -134,7 +142,24 @@ export function getPubkey(data: Uint8Array): ImaPublicKey | null {
     checkType(key)
     return { key, keyid: keyIdV2(key) }
   }
-  return null
+  const k1 = pem
+    ? parseSecp256k1Pem(Buffer.from(data).toString('latin1'))
+    : parseSecp256k1Spki(data)
+  return k1 === null ? null : { key: k1, keyid: k1.keyIdV2() }
+}
+
+/** Loads one `pubkeys` entry of a serialized keyring (base64 SPKI DER). */
+function loadSpki(b64: string): ImaKey {
+  const der = Buffer.from(b64, 'base64')
+  let key: KeyObject
+  try {
+    key = createPublicKey({ key: der, format: 'der', type: 'spki' })
+  } catch (e) {
+    const k1 = parseSecp256k1Spki(der)
+    if (k1 !== null) return k1
+    throw new ImaError('ERR_IMA_KEYRING', 'could not load a base64-decoded DER key', { cause: e })
+  }
+  return checkType(key)
 }
 
 /** EC curve name of a key as used by {@link verifyEcdsaPrehashed}. */
@@ -147,18 +172,23 @@ function ecPoint(key: KeyObject): { crv: string; x: bigint; y: bigint } {
 
 /** A set of keys indexed by keyidv2. */
 export class ImaKeyring {
-  readonly keys = new Map<number, KeyObject>()
+  readonly keys = new Map<number, ImaKey>()
+  /**
+   * Keys of the document {@link ImaKeyring.fromJSON} read that did not load (upstream logs each
+   * as "Could not load a base64-decoded DER key" and skips it); the owner logs them.
+   */
+  readonly skipped: ImaError[] = []
   #ec = new Map<number, { crv: string; x: bigint; y: bigint }>()
 
   /** Adds a key (keyid computed when not given). */
-  add(key: KeyObject, keyid?: number): void {
+  add(key: ImaKey, keyid?: number): void {
     const id = keyid === undefined || keyid === 0 ? keyIdV2(key) : keyid >>> 0
     this.keys.set(id, key)
     this.#ec.delete(id)
   }
 
   /** The key with `keyid`, if any. */
-  get(keyid: number): KeyObject | undefined {
+  get(keyid: number): ImaKey | undefined {
     return this.keys.get(keyid)
   }
 
@@ -178,14 +208,17 @@ export class ImaKeyring {
     const pubkeys: string[] = []
     for (const [id, k] of this.keys) {
       keyids.push(id)
-      pubkeys.push(k.export({ type: 'spki', format: 'der' }).toString('base64'))
+      const der =
+        k instanceof Secp256k1PublicKey ? k.spki() : k.export({ type: 'spki', format: 'der' })
+      pubkeys.push(der.toString('base64'))
     }
     return { keyids, pubkeys }
   }
 
   /**
    * Builds a keyring from upstream's JSON (object or string, possibly double-encoded). Keys that
-   * do not load are skipped, as upstream does; a malformed document is an error.
+   * do not load are skipped, as upstream does, and recorded in {@link ImaKeyring.skipped}; a
+   * malformed document is an error.
    *
    * @throws {ImaError} `ERR_IMA_POLICY_INVALID` / `ERR_IMA_KEYRING`.
    */
@@ -201,15 +234,15 @@ export class ImaKeyring {
     const ring = new ImaKeyring()
     obj.pubkeys.forEach((b64, i) => {
       try {
-        const key = createPublicKey({
-          key: Buffer.from(b64, 'base64'),
-          format: 'der',
-          type: 'spki',
-        })
-        if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ec') return
-        ring.add(key, obj.keyids[i])
-      } catch {
-        // upstream logs and skips keys it cannot load
+        ring.add(loadSpki(b64), obj.keyids[i])
+      } catch (e) {
+        ring.skipped.push(
+          e instanceof ImaError
+            ? e
+            : new ImaError('ERR_IMA_KEYRING', 'could not load a base64-decoded DER key', {
+                cause: e,
+              }),
+        )
       }
     })
     return ring
@@ -240,7 +273,7 @@ export function verifyImaSignature(
   const size = ((sig[7] as number) << 8) | (sig[8] as number)
   if (9 + size !== sig.length) return false
   let ring: ImaKeyring | undefined
-  let key: KeyObject | undefined
+  let key: ImaKey | undefined
   for (const r of keyrings) {
     key = r.get(keyid)
     if (key !== undefined) {
@@ -251,6 +284,7 @@ export function verifyImaSignature(
   if (key === undefined || ring === undefined) return false
   const s = sig.subarray(9)
   try {
+    if (key instanceof Secp256k1PublicKey) return key.verifyPrehashed(digest, s)
     if (key.asymmetricKeyType === 'rsa') {
       const prefix = DIGEST_INFO[alg]
       if (prefix === undefined) return false

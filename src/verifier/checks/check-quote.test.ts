@@ -13,7 +13,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { ImaLog } from '../../../test/support/fleet/ima-log.ts'
 import { freshSoftTpm, type SoftTpm } from '../../../test/support/fleet/soft-tpm.ts'
 import { type BaseAnswer, baseAnswer, hostileCases } from '../../../test/support/hostile-answers.ts'
-import { initialImaState, imaStateToJSON, loadRuntimePolicy } from '../../ima/index.ts'
+import {
+  emptyRuntimePolicy,
+  initialImaState,
+  imaStateToJSON,
+  loadRuntimePolicy,
+} from '../../ima/index.ts'
 import { getLogger } from '../../log/logger.ts'
 import { cachedTpmPolicy, recordFromData, tpmPolicyCache } from './check-job.ts'
 import { CheckPool } from './check-pool.ts'
@@ -27,7 +32,13 @@ const opts: CheckOptions = {
   mbEvaluate: 'once',
   ignoreTomtouErrors: false,
 }
-const noPolicies = { ima: null, mb: null }
+// Replay only: every path excluded (a null runtime policy is upstream's empty policy, under
+// which the unsigned entries of the synthetic log are not_in_allowlist).
+const replayText = JSON.stringify({ ...emptyRuntimePolicy(), excludes: ['.*'] })
+const replay = loadRuntimePolicy(replayText)
+const replayKey = 'replay:1'
+const replayOf = () => replayText
+const noPolicies = { ima: replay, mb: null }
 const ima = new ImaLog(40, ['sha256'])
 let tpm: SoftTpm
 
@@ -100,13 +111,13 @@ describe('check pool with a real worker on hostile answers', () => {
     for (const c of hostileCases()) {
       const results = JSON.parse(c.build(base('n3')))
       seen.push(
-        `${c.name}: ${eventOf(await pool.check(record(), results, 'n3', noPolicies, null, () => undefined))}`,
+        `${c.name}: ${eventOf(await pool.check(record(), results, 'n3', noPolicies, replayKey, replayOf))}`,
       )
     }
     expect(seen).toEqual(hostileCases().map((c) => `${c.name}: ${c.event}`))
     expect(pool.inline).toBe(0)
     // and a valid heavy answer still passes there afterwards
-    const ok = await pool.check(record(), base('n4'), 'n4', noPolicies, null, () => undefined)
+    const ok = await pool.check(record(), base('n4'), 'n4', noPolicies, replayKey, replayOf)
     expect(eventOf(ok)).toBe('pass')
   }, 30_000)
 
@@ -170,9 +181,9 @@ describe('check pool with a real worker on hostile answers', () => {
     for (const n of rounds) {
       const mb = n < 0 ? big : text(n)
       const answer = base('n8')
-      const inline = checkQuoteAnswer(record(), answer, 'n8', { ima: null, mb }, opts)
-      const policies = { ima: null, mb, mbKey: `m${n}:1` }
-      const r = await pool.check(record(), answer, 'n8', policies, null, () => undefined)
+      const inline = checkQuoteAnswer(record(), answer, 'n8', { ima: replay, mb }, opts)
+      const policies = { ima: replay, mb, mbKey: `m${n}:1` }
+      const r = await pool.check(record(), answer, 'n8', policies, replayKey, replayOf)
       expect(eventOf(r)).toBe(eventOf(inline))
       seen.add(eventOf(r))
     }
@@ -198,7 +209,7 @@ describe('check pool failure paths (misbehaving worker)', () => {
     expect(pool.size).toBe(1)
     const hostile = JSON.parse(hostileCases()[0]?.build(base('n7')) as string)
     const err = await Promise.resolve(
-      pool.check(record(), hostile, 'n7', noPolicies, null, () => undefined),
+      pool.check(record(), hostile, 'n7', noPolicies, replayKey, replayOf),
     ).catch((e: unknown) => e)
     expect(isKeylimeError(err) && err.code).toBe('ERR_VERIFIER_CHECK_FAILED')
     expect(pool.inline).toBe(0)
@@ -206,7 +217,7 @@ describe('check pool failure paths (misbehaving worker)', () => {
 
   test('a job orphaned by a dying worker finishes inline with the right verdict', async () => {
     const answer = base('die')
-    const r = await pool.check(record(), answer, 'die', noPolicies, null, () => undefined)
+    const r = await pool.check(record(), answer, 'die', noPolicies, replayKey, replayOf)
     expect(eventOf(r)).toBe('pass')
     expect(pool.inline).toBe(1)
   })

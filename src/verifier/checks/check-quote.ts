@@ -13,6 +13,7 @@
  */
 import type { KeyObject } from 'node:crypto'
 import { type CompiledRuntimePolicy, type ImaAgentState, ImaKeyring } from '../../ima/index.ts'
+import { RUNTIME_POLICY_GENERATOR } from '../../ima/runtime-policy.ts'
 import { MEASUREDBOOT_PCRS } from '../../protocol/keylime-pcrs.ts'
 import { isAccepted } from '../../protocol/algorithms.ts'
 import { ProtocolError } from '../../protocol/errors.ts'
@@ -33,7 +34,7 @@ export interface CheckOptions extends EvidenceOptions {
 
 /** Policies of the agent for this round. */
 export interface RoundPolicies {
-  /** Compiled runtime policy, or null (none / empty: replay only). */
+  /** Compiled runtime policy, or null (none / empty: upstream's empty policy, see `evaluateIma`). */
   ima: CompiledRuntimePolicy | null
   /** MB refstate text, or null. */
   mb: string | null
@@ -117,10 +118,13 @@ export function mbPolicyActive(mb: string | null): boolean {
   return parseMbPolicy(mb).active
 }
 
-/** The PCR mask to request: tpm_policy mask + PCR 10 with a runtime policy + MB PCRs with an MB policy. */
+/**
+ * The PCR mask to request: tpm_policy mask + PCR 10 with a runtime policy that is not the empty
+ * one (generator > EmptyAllowList, upstream's `has_runtime_policy`) + MB PCRs with an MB policy.
+ */
 export function requestMask(rec: Pick<RoundRecord, 'tpmPolicy'>, p: RoundPolicies): number {
   let m = rec.tpmPolicy.mask
-  if (p.ima !== null) m |= 1 << 10
+  if (p.ima !== null && p.ima.generator > RUNTIME_POLICY_GENERATOR.EmptyAllowList) m |= 1 << 10
   if (p.mbActive ?? mbPolicyActive(p.mb)) for (const n of MEASUREDBOOT_PCRS) m |= 1 << n
   return m >>> 0
 }

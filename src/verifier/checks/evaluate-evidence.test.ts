@@ -160,7 +160,7 @@ describe('evaluateEvidence: IMA', () => {
     if (o.kind === 'checked') expect(o.ima?.ok).toBe(false)
   })
 
-  test('no list: one-shot evidence requires it; a pull round only with a policy', () => {
+  test('no list: one-shot evidence and pull rounds require it, with or without a policy', () => {
     const noList = { list: undefined, policy: kit.policy }
     const oneShot = evaluateEvidence(evidence([10], { ima: noList }), opts)
     expect(contextOf(oneShot, 'pcr_validation.unused_pcr_10')?.message).toBe(
@@ -171,8 +171,11 @@ describe('evaluateEvidence: IMA', () => {
     expect(contextOf(round, 'pcr_validation.unused_pcr_10')?.message).toBe(
       'IMA PCR in policy, but no measurement list provided',
     )
-    const replayOnly = { list: undefined, policy: null, increment }
-    expect(events(evaluateEvidence(evidence([10], { ima: replayOnly }), opts))).toEqual([])
+    // without a runtime policy too: upstream evaluates its empty policy (`tpm_main.py` check_quote)
+    const noPolicy = { list: undefined, policy: null, increment }
+    expect(events(evaluateEvidence(evidence([10], { ima: noPolicy }), opts))).toEqual([
+      'pcr_validation.unused_pcr_10',
+    ])
   })
 
   test('a pull round continues the stored state, and restarts after a reboot', () => {

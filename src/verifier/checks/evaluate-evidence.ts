@@ -73,7 +73,7 @@ export interface ImaIncrement {
 export interface ImaEvidence {
   /** The ASCII list, or undefined when none was sent. */
   list: string | undefined
-  /** Compiled runtime policy, or null (replay only). */
+  /** Compiled runtime policy, or null for upstream's empty policy (see `evaluateIma`). */
   policy: CompiledRuntimePolicy | null
   /**
    * Pull rounds: the state the list continues; IMA is checked when PCR 10 is quoted. Absent
@@ -255,10 +255,9 @@ function checkIma(
     if (pcr10 === undefined) return undefined
     used.add(10)
     if (ima.list === undefined) {
-      if (ima.policy !== null) {
-        const why = 'IMA PCR in policy, but no measurement list provided'
-        f.add('pcr_validation.unused_pcr_10', why, true)
-      }
+      // upstream `tpm_main.py` `check_quote`, whatever the runtime policy (never None there)
+      const why = 'IMA PCR in policy, but no measurement list provided'
+      f.add('pcr_validation.unused_pcr_10', why, true)
       return undefined
     }
   } else {

@@ -129,13 +129,21 @@ export class RoundPolicyCache {
     const row = await this.#o.store.getAllowlistById(id)
     const version = row?.version ?? 0
     const e: RuntimeEntry = { version, compiled: null, text: undefined, key: `${id}:${version}` }
-    // generator 0 and 1 are empty policies (replay only)
-    if (row?.ima_policy && (row.generator ?? 0) > 1) {
+    // every stored policy is evaluated as stored, the empty one (generator 1, stored for agents
+    // enrolled without a policy) included: upstream evaluates `EMPTY_RUNTIME_POLICY` too
+    if (row?.ima_policy) {
       try {
         const lease = this.#compile(row.ima_policy)
         e.compiled = lease.policy
         e.release = () => lease.release()
         e.text = row.ima_policy
+        // upstream `ImaKeyring.from_string` logs each key it cannot load and skips it
+        for (const err of lease.policy.verificationKeys?.skipped ?? []) {
+          this.#o.log.error('runtime policy verification key does not load', {
+            name: row.name,
+            error: err,
+          })
+        }
       } catch (err) {
         this.#o.log.error('stored runtime policy does not load', { name: row.name, error: err })
       }

@@ -1,0 +1,119 @@
+/**
+ * secp256k1 public keys for IMA signatures. Bun 1.4.5's `node:crypto` (BoringSSL) and WebCrypto
+ * do not know the curve: `createPublicKey` on a secp256k1 SPKI fails with
+ * `UNSUPPORTED_ALGORITHM`, `generateKeyPairSync('ec', {namedCurve: 'secp256k1'})` with
+ * `UNKNOWN_GROUP`. Upstream (Python `cryptography` over OpenSSL) loads such keys, so a runtime
+ * policy's `verification-keys` may hold them. This module decodes the SPKI itself (RFC 5480 §2,
+ * SEC 1 §2.3.3/§2.3.4 point encodings) and verifies with {@link verifyEcdsaPrehashed}, the
+ * BigInt ECDSA the keyring already uses for prehashed NIST-curve signatures.
+ *
+ * @module
+ */
+
+import { createHash } from 'node:crypto'
+import { NIST_CURVES, verifyEcdsaPrehashed } from './ecdsa-prehashed.ts'
+
+/** DER of `AlgorithmIdentifier { id-ecPublicKey, secp256k1 (1.3.132.0.10) }`. */
+const ALG_ID = Buffer.from('301006072a8648ce3d020106052b8104000a', 'hex')
+
+const CURVE = NIST_CURVES.secp256k1 as NonNullable<(typeof NIST_CURVES)['secp256k1']>
+
+/** A secp256k1 public key (what `node:crypto` cannot hold in a `KeyObject` on Bun). */
+export class Secp256k1PublicKey {
+  /** Mirrors `KeyObject.asymmetricKeyType` so callers can switch on one field. */
+  readonly asymmetricKeyType = 'secp256k1' as const
+  readonly x: bigint
+  readonly y: bigint
+
+  constructor(x: bigint, y: bigint) {
+    this.x = x
+    this.y = y
+  }
+
+  /** The uncompressed X9.62 point `04 ‖ x ‖ y` (the keyidv2 input). */
+  point(): Buffer {
+    return Buffer.from(
+      `04${this.x.toString(16).padStart(64, '0')}${this.y.toString(16).padStart(64, '0')}`,
+      'hex',
+    )
+  }
+
+  /** SubjectPublicKeyInfo DER with the uncompressed point (as `cryptography` serializes it). */
+  spki(): Buffer {
+    return Buffer.concat([
+      Buffer.from('3056', 'hex'),
+      ALG_ID,
+      Buffer.from('034200', 'hex'),
+      this.point(),
+    ])
+  }
+
+  /** keyidv2: last 4 bytes of SHA-1 over the uncompressed point. */
+  keyIdV2(): number {
+    return createHash('sha1').update(this.point()).digest().readUInt32BE(16)
+  }
+
+  /** Verifies a DER ECDSA signature over `digest` (prehashed). Never throws. */
+  verifyPrehashed(digest: Uint8Array, derSig: Uint8Array): boolean {
+    return verifyEcdsaPrehashed('secp256k1', this.x, this.y, digest, derSig)
+  }
+}
+
+const mod = (a: bigint, m: bigint): bigint => ((a % m) + m) % m
+
+function powMod(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n
+  let x = mod(b, m)
+  let k = e
+  while (k > 0n) {
+    if (k & 1n) r = (r * x) % m
+    x = (x * x) % m
+    k >>= 1n
+  }
+  return r
+}
+
+/** Decodes a SEC 1 point (uncompressed or compressed); null when malformed or off the curve. */
+function decodePoint(pt: Uint8Array): Secp256k1PublicKey | null {
+  const { p, b } = CURVE
+  const big = (u: Uint8Array): bigint => BigInt(`0x${Buffer.from(u).toString('hex')}`)
+  let x: bigint
+  let y: bigint
+  if (pt.length === 65 && pt[0] === 4) {
+    x = big(pt.subarray(1, 33))
+    y = big(pt.subarray(33))
+  } else if (pt.length === 33 && (pt[0] === 2 || pt[0] === 3)) {
+    x = big(pt.subarray(1))
+    if (x >= p) return null
+    // p ≡ 3 (mod 4): sqrt(v) = v^((p+1)/4)
+    y = powMod(x * x * x + b, (p + 1n) / 4n, p)
+    if ((y & 1n) !== BigInt((pt[0] as number) & 1)) y = p - y
+  } else {
+    return null
+  }
+  if (x >= p || y >= p) return null
+  if (mod(y * y - x * x * x - b, p) !== 0n) return null
+  return new Secp256k1PublicKey(x, y)
+}
+
+/**
+ * Decodes a DER SubjectPublicKeyInfo holding a secp256k1 key; null when `der` is anything else
+ * (another algorithm or curve, malformed, or a point not on the curve).
+ */
+export function parseSecp256k1Spki(der: Uint8Array): Secp256k1PublicKey | null {
+  // SEQUENCE (short length) { ALG_ID, BIT STRING (short length) { 00, point } }
+  if (der.length < 2 + ALG_ID.length + 3 || der[0] !== 0x30 || der[1] !== der.length - 2) {
+    return null
+  }
+  if (!Buffer.from(der.subarray(2, 2 + ALG_ID.length)).equals(ALG_ID)) return null
+  const p = 2 + ALG_ID.length
+  if (der[p] !== 0x03 || der[p + 1] !== der.length - p - 2 || der[p + 2] !== 0) return null
+  return decodePoint(der.subarray(p + 3))
+}
+
+/** Decodes a PEM `PUBLIC KEY` holding a secp256k1 key; null otherwise. */
+export function parseSecp256k1Pem(pem: string): Secp256k1PublicKey | null {
+  const m = /-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----/.exec(pem)
+  if (m === null) return null
+  return parseSecp256k1Spki(Buffer.from((m[1] as string).replace(/\s+/g, ''), 'base64'))
+}
