@@ -19,7 +19,7 @@
  * @module
  */
 
-import { ImaError } from './errors.ts'
+import { ImaError, isImaError } from './errors.ts'
 import { decodeHexInto } from './hex.ts'
 import { type ImaEntry, type ImaTemplate, isImaTemplate } from './ima-entry.ts'
 
@@ -116,6 +116,26 @@ export class AsciiEntryParser {
     b[at + 2] = (n >>> 16) & 0xff
     b[at + 3] = (n >>> 24) & 0xff
     return n === 0 ? null : b.slice(at + 4, at + 4 + n)
+  }
+
+  /**
+   * Writes the `sig` field of an ima-sig / ima-sigv2 entry. A signature that is not hex or whose
+   * `signature_v2_hdr` framing is wrong is dropped, as upstream's `ImaSig.create_signature` does
+   * (`keylime/ima/ast.py`): the entry keeps parsing with an empty field, so its template hash
+   * no longer matches (`ima.validation.ima_hash`) and the file falls back to the digests.
+   */
+  #sigField(s: string, start: number, end: number): Uint8Array | null {
+    const at = this.#pos
+    try {
+      const sig = this.#lenHex(s, start, end, 'signature')
+      if (sig !== null) checkSigHeader(sig, (m) => this.#fail('ERR_IMA_BAD_FIELD', m))
+      return sig
+    } catch (e) {
+      if (!isImaError(e, 'ERR_IMA_BAD_HEX') && !isImaError(e, 'ERR_IMA_BAD_FIELD')) throw e
+      this.#pos = at
+      this.#u32(0)
+      return null
+    }
   }
 
   /**
@@ -257,10 +277,7 @@ export class AsciiEntryParser {
       this.#nameNg(s, a + 1, b)
       name = s.slice(a + 1, b)
       if (template === 'ima-buf') buf = this.#lenHex(s, b + 1, len, 'buffer')
-      else {
-        sig = this.#lenHex(s, b + 1, len, 'signature')
-        if (sig !== null) checkSigHeader(sig, (m) => this.#fail('ERR_IMA_BAD_FIELD', m))
-      }
+      else sig = this.#sigField(s, b + 1, len)
     } else {
       // ima-modsig: d-ng n-ng sig d-modsig modsig
       const a = s.indexOf(' ', f)

@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto'
 import type { TextMatcher } from '../protocol/linear-regex.ts'
 import type { HashAlg } from '../tpm/constants.ts'
-import { isDsseEnvelope, parseDsseEnvelope, verifyDsseEnvelope } from './dsse.ts'
+import { dssePayload, isDsseEnvelope, parseDsseEnvelope, verifyDsseEnvelope } from './dsse.ts'
 import { ImaError } from './errors.ts'
 import { ImaKeyring } from './ima-keyring.ts'
 import { compileExcludeList } from './python-regex.ts'
@@ -122,8 +122,10 @@ export function parseRuntimePolicyDocument(
     throw new ImaError('ERR_IMA_POLICY_INVALID', 'runtime policy is not valid JSON', { cause: e })
   }
   if (isDsseEnvelope(json)) {
-    const env = parseDsseEnvelope(json)
-    const payload = opts.requireSignature ? verifyDsseEnvelope(env, opts.key) : env.payload
+    // upstream `verify_runtime_policy` looks at the signatures only when it verifies them
+    const payload = opts.requireSignature
+      ? verifyDsseEnvelope(parseDsseEnvelope(json), opts.key)
+      : dssePayload(json)
     try {
       json = JSON.parse(Buffer.from(payload).toString('utf8'))
     } catch (e) {

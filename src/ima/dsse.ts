@@ -44,7 +44,23 @@ function b64dec(s: string, what: string): Uint8Array {
   if (/^([0-9a-fA-F]{2})+$/.test(s)) return Buffer.from(s, 'hex')
   if (/^[A-Za-z0-9+/]*={0,2}$/.test(s) && s.length % 4 === 0) return Buffer.from(s, 'base64')
   if (/^[A-Za-z0-9_-]*={0,2}$/.test(s)) return Buffer.from(s, 'base64url')
-  throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `${what} is not base64`)
+  throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `${what} is not base64`, { status: 401 })
+}
+
+/**
+ * The payload of an envelope that is not verified (upstream `deserialize_runtime_policy`:
+ * `dsse.b64dec(envelope["payload"])`, signatures not looked at).
+ *
+ * @throws {ImaError} `ERR_IMA_POLICY_INVALID` when the payload is not a base64 string.
+ */
+export function dssePayload(v: unknown): Uint8Array {
+  const p = (v as { payload?: unknown }).payload
+  try {
+    if (typeof p === 'string') return b64dec(p, 'payload')
+  } catch {
+    // reported below
+  }
+  throw new ImaError('ERR_IMA_POLICY_INVALID', 'DSSE payload is not a base64 string')
 }
 
 /** True when a parsed JSON value looks like a DSSE envelope (upstream: has a truthy `payload`). */
@@ -72,14 +88,19 @@ export function parseDsseEnvelope(v: unknown): DsseEnvelope {
     throw new ImaError(
       'ERR_IMA_POLICY_SIGNATURE',
       'DSSE envelope needs payload, payloadType and signatures',
+      { status: 401 },
     )
   }
   const signatures = o.signatures.map((s: unknown, i: number) => {
     const r = s as Record<string, unknown>
     if (typeof r?.sig !== 'string')
-      throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `signatures[${i}].sig missing`)
+      throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `signatures[${i}].sig missing`, {
+        status: 401,
+      })
     if (r.keyid !== undefined && r.keyid !== null && typeof r.keyid !== 'string') {
-      throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `signatures[${i}].keyid must be a string`)
+      throw new ImaError('ERR_IMA_POLICY_SIGNATURE', `signatures[${i}].keyid must be a string`, {
+        status: 401,
+      })
     }
     return {
       ...(typeof r.keyid === 'string' ? { keyid: r.keyid } : {}),
@@ -115,6 +136,7 @@ export function verifyDsseEnvelope(env: DsseEnvelope, key?: string | Uint8Array)
     } catch (e) {
       throw new ImaError('ERR_IMA_POLICY_SIGNATURE', 'runtime policy key does not load', {
         cause: e,
+        status: 401,
       })
     }
   } else {

@@ -111,9 +111,34 @@ export function parseSecp256k1Spki(der: Uint8Array): Secp256k1PublicKey | null {
   return decodePoint(der.subarray(p + 3))
 }
 
-/** Decodes a PEM `PUBLIC KEY` holding a secp256k1 key; null otherwise. */
+/** The secp256k1 OID (1.3.132.0.10) as a DER OBJECT IDENTIFIER. */
+const OID = Buffer.from('06052b8104000a', 'hex')
+
+/**
+ * The public key of a SEC 1 `ECPrivateKey` (SEC 1 §C.4) on secp256k1, read from its trailing
+ * `[1] publicKey BIT STRING` (upstream `get_pubkey` accepts private keys too); null otherwise.
+ */
+function sec1PublicKey(der: Uint8Array): Secp256k1PublicKey | null {
+  const tail = 5 + 65 // a1 44 03 42 00 ‖ uncompressed point
+  if (der.length < tail || der[0] !== 0x30) return null
+  const at = der.length - tail
+  if (!Buffer.from(der.subarray(at, at + 5)).equals(Buffer.from('a144034200', 'hex'))) return null
+  if (Buffer.from(der.subarray(0, at)).indexOf(OID) < 0) return null
+  return decodePoint(der.subarray(at + 5))
+}
+
+/**
+ * Decodes a PEM `PUBLIC KEY` or `EC PRIVATE KEY` (its public part) on secp256k1; null otherwise.
+ */
 export function parseSecp256k1Pem(pem: string): Secp256k1PublicKey | null {
-  const m = /-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----/.exec(pem)
-  if (m === null) return null
-  return parseSecp256k1Spki(Buffer.from((m[1] as string).replace(/\s+/g, ''), 'base64'))
+  const block = (label: string): Buffer | null => {
+    const m = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`).exec(
+      pem,
+    )
+    return m === null ? null : Buffer.from((m[1] as string).replace(/\s+/g, ''), 'base64')
+  }
+  const pub = block('PUBLIC KEY')
+  if (pub !== null) return parseSecp256k1Spki(pub)
+  const priv = block('EC PRIVATE KEY')
+  return priv === null ? null : sec1PublicKey(priv)
 }

@@ -12,7 +12,7 @@ import { decodeBase64Field } from '../../protocol/decode-base64-field.ts'
  * or required.
  *
  * @throws Unauthorized (401) for a missing required key or a bad signature; BadRequest (400) for
- *   a malformed policy or key
+ *   a malformed policy or an unsigned one when a signature is required
  */
 export function loadPolicyChecked(
   text: string,
@@ -31,7 +31,9 @@ export function loadPolicyChecked(
     return loadRuntimePolicy(text, { requireSignature: requireSig, key })
   } catch (err) {
     if (isImaError(err)) {
-      if (err.code === 'ERR_IMA_POLICY_SIGNATURE')
+      // upstream `verify_runtime_policy`: 401 when the signature does not verify, 400 when a
+      // required signature is absent ("Runtime policy is not signed!")
+      if (err.code === 'ERR_IMA_POLICY_SIGNATURE' && err.status === 401)
         throw new Unauthorized(`Runtime policy signature: ${err.message}`)
       throw new BadRequest(`Runtime policy is malformatted: ${err.message}`)
     }
