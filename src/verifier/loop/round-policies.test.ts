@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { type CompiledRuntimePolicy, emptyRuntimePolicy } from '../../ima/index.ts'
 import { getLogger } from '../../log/logger.ts'
+import { type RoundRecord, requestMask } from '../checks/check-quote.ts'
 import type { AgentRow, AllowlistRow, MbPolicyRow } from '../store/store.ts'
 import { recordFromRow } from './agent-record.ts'
 import { RoundPolicyCache } from './round-policies.ts'
@@ -112,5 +113,41 @@ describe('RoundPolicyCache', () => {
     expect(set?.policies).toMatchObject({ ima: null, mb: null, mbActive: false })
     expect(set?.imaKey).toBeNull()
     expect(store.reads).toEqual({ ima: 0, mb: 0 })
+  })
+})
+
+describe('RoundPolicyCache: the empty runtime policy', () => {
+  /** A store whose runtime policy (id 1) is upstream's empty one with `verification-keys`. */
+  function emptyPolicyStore(verificationKeys: string) {
+    const doc = { ...emptyRuntimePolicy(), 'verification-keys': verificationKeys }
+    return {
+      async getAllowlistById(id: number) {
+        const row = { id, name: 'a1', version: 1, generator: 1, ima_policy: JSON.stringify(doc) }
+        return row as AllowlistRow | undefined
+      },
+      async getMbPolicyById() {
+        return undefined
+      },
+    }
+  }
+
+  test('is evaluated (upstream EMPTY_RUNTIME_POLICY), its keys kept, PCR 10 not requested for it', async () => {
+    const k1 =
+      'MFYwEAYHKoZIzj0CAQYFK4EEAAoDQgAEnNH3Y/xOTwRRd8D6hpodRLnVx71qDTLvJHouno7nU7JSzcXWN1PxK+HQEh1V7sMdwBER4KFKE635JTv6C+BRBg=='
+    const keys = JSON.stringify({ keyids: [1394556965, 7], pubkeys: [k1, 'bm90IGEga2V5'] })
+    const log = getLogger('test')
+    const errors: string[] = []
+    log.error = (msg: string) => {
+      errors.push(msg)
+    }
+    const cache = new RoundPolicyCache({ store: emptyPolicyStore(keys), log })
+    const rec = recordFromRow({ agent_id: 'a1', ima_policy_id: 1, mb_policy_id: null } as AgentRow)
+    const { policies } = await cache.load(rec)
+    expect(policies.ima?.generator).toBe(1)
+    expect([...(policies.ima?.verificationKeys?.keys.keys() ?? [])]).toEqual([1394556965])
+    expect(errors).toEqual(['runtime policy verification key does not load'])
+    expect(
+      requestMask({ tpmPolicy: { mask: 0x8000 } } as Pick<RoundRecord, 'tpmPolicy'>, policies),
+    ).toBe(0x8000)
   })
 })
