@@ -4,19 +4,18 @@
  * `UNSUPPORTED_ALGORITHM`, `generateKeyPairSync('ec', {namedCurve: 'secp256k1'})` with
  * `UNKNOWN_GROUP`. Upstream (Python `cryptography` over OpenSSL) loads such keys, so a runtime
  * policy's `verification-keys` may hold them. This module decodes the SPKI itself (RFC 5480 §2,
- * SEC 1 §2.3.3/§2.3.4 point encodings) and verifies with {@link verifyEcdsaPrehashed}, the
- * BigInt ECDSA the keyring already uses for prehashed NIST-curve signatures.
+ * SEC 1 §2.3.3/§2.3.4 point encodings, read by `@noble/curves`) and verifies with
+ * {@link verifyEcdsaPrehashed}, as the keyring does for prehashed NIST-curve signatures.
  *
  * @module
  */
 
 import { createHash } from 'node:crypto'
-import { NIST_CURVES, verifyEcdsaPrehashed } from './ecdsa-prehashed.ts'
+import { secp256k1 } from '@noble/curves/secp256k1.js'
+import { verifyEcdsaPrehashed } from './ecdsa-prehashed.ts'
 
 /** DER of `AlgorithmIdentifier { id-ecPublicKey, secp256k1 (1.3.132.0.10) }`. */
 const ALG_ID = Buffer.from('301006072a8648ce3d020106052b8104000a', 'hex')
-
-const CURVE = NIST_CURVES.secp256k1 as NonNullable<(typeof NIST_CURVES)['secp256k1']>
 
 /** A secp256k1 public key (what `node:crypto` cannot hold in a `KeyObject` on Bun). */
 export class Secp256k1PublicKey {
@@ -59,41 +58,14 @@ export class Secp256k1PublicKey {
   }
 }
 
-const mod = (a: bigint, m: bigint): bigint => ((a % m) + m) % m
-
-function powMod(b: bigint, e: bigint, m: bigint): bigint {
-  let r = 1n
-  let x = mod(b, m)
-  let k = e
-  while (k > 0n) {
-    if (k & 1n) r = (r * x) % m
-    x = (x * x) % m
-    k >>= 1n
-  }
-  return r
-}
-
 /** Decodes a SEC 1 point (uncompressed or compressed); null when malformed or off the curve. */
 function decodePoint(pt: Uint8Array): Secp256k1PublicKey | null {
-  const { p, b } = CURVE
-  const big = (u: Uint8Array): bigint => BigInt(`0x${Buffer.from(u).toString('hex')}`)
-  let x: bigint
-  let y: bigint
-  if (pt.length === 65 && pt[0] === 4) {
-    x = big(pt.subarray(1, 33))
-    y = big(pt.subarray(33))
-  } else if (pt.length === 33 && (pt[0] === 2 || pt[0] === 3)) {
-    x = big(pt.subarray(1))
-    if (x >= p) return null
-    // p ≡ 3 (mod 4): sqrt(v) = v^((p+1)/4)
-    y = powMod(x * x * x + b, (p + 1n) / 4n, p)
-    if ((y & 1n) !== BigInt((pt[0] as number) & 1)) y = p - y
-  } else {
+  try {
+    const { x, y } = secp256k1.Point.fromBytes(pt).toAffine()
+    return new Secp256k1PublicKey(x, y)
+  } catch {
     return null
   }
-  if (x >= p || y >= p) return null
-  if (mod(y * y - x * x * x - b, p) !== 0n) return null
-  return new Secp256k1PublicKey(x, y)
 }
 
 /**
