@@ -22,6 +22,7 @@ import { ImaLog } from '../support/fleet/ima-log.ts'
 import { loadCaDir } from '../support/fleet/load-ca-dir.ts'
 import { freshSoftTpm, maskToPcrs } from '../support/fleet/soft-tpm.ts'
 import { MtlsClient } from '../../src/http/mtls-client.ts'
+import { emptyRuntimePolicy } from '../../src/ima/runtime-policy.ts'
 import { AGENT_STATES } from '../../src/protocol/agent-states.ts'
 import { spawnVerifier } from '../support/control-plane-process.ts'
 import { type HostileAgent, startHostileAgent } from '../support/hostile-agent.ts'
@@ -97,6 +98,11 @@ test('hostile agent answers fail their agents only; the verifier keeps attesting
     tls: ca.client,
     ip: '127.0.0.1',
     tpmPolicy: '{"mask":"0x400"}',
+    // PCR 10 is quoted, so IMA is evaluated: a policy that excludes every path lets the control
+    // agent pass on replay alone (without one, upstream's empty policy fails every file)
+    runtimePolicy: Buffer.from(
+      JSON.stringify({ ...emptyRuntimePolicy(), excludes: ['.*'] }),
+    ).toString('base64'),
   }
   for (const a of good.agents) {
     await enrollAgent({
