@@ -6,17 +6,17 @@
  * @module
  */
 import type { AccessRule } from '../http/access/enforce-access.ts'
+import { OPS_ACCESS } from '../http/add-ops-routes.ts'
+import { VERSION_ACCESS } from '../http/add-version-routes.ts'
 
 /** Every registrar route, as the API table reads (keylime-api.md §1.6). */
 export const REGISTRAR_ACCESS: readonly AccessRule[] = [
   // Version information (public).
   ['GET', '/', 'read_version'],
-  ['GET', '/version', 'read_version'],
-  ['GET', '/versions', 'read_version'],
+  ...VERSION_ACCESS,
   ['GET', '/v3/', 'read_version'],
   // keylime-ts operations endpoints (admin).
-  ['GET', '/metrics', 'read_metrics'],
-  ['GET', '/health', 'read_health'],
+  ...OPS_ACCESS,
   // Agent self-registration (public; upstream allow_insecure).
   ['POST', '/v2/agents', 'register_agent'],
   ['POST', '/v2/agents/:agent_id', 'register_agent'],

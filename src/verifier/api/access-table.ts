@@ -7,18 +7,18 @@
  * @module
  */
 import type { AccessRule } from '../../http/access/enforce-access.ts'
+import { OPS_ACCESS } from '../../http/add-ops-routes.ts'
+import { VERSION_ACCESS } from '../../http/add-version-routes.ts'
 
 /** Every verifier route, as the API table reads (keylime-api.md §1.2). */
 export const VERIFIER_ACCESS: readonly AccessRule[] = [
   // Server information (public).
   ['GET', '/', 'read_server_info'],
-  ['GET', '/version', 'read_version'],
-  ['GET', '/versions', 'read_version'],
+  ...VERSION_ACCESS,
   ['GET', '/v2/', 'read_server_info'],
   ['GET', '/v3/', 'read_server_info'],
   // keylime-ts operations endpoints (admin).
-  ['GET', '/metrics', 'read_metrics'],
-  ['GET', '/health', 'read_health'],
+  ...OPS_ACCESS,
   // Agents.
   ['GET', '/v2/agents', 'list_agents'],
   ['POST', '/v2/agents', 'create_agent'], // keylime-ts: 400 "uri not supported"
