@@ -18,7 +18,7 @@ import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { addOpsRoutes } from '../http/add-ops-routes.ts'
-import { enforceAccess, identifyByListener } from '../http/access/enforce-access.ts'
+import { enforceAccess, identifyByClientCert } from '../http/access/enforce-access.ts'
 import { roleHealth } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { type RunningServer, startServer } from '../http/serve.ts'
@@ -106,7 +106,7 @@ export async function startRegistrar(
   // (upstream's `simple` authorization provider). With `trusted_client_ca = all` no client
   // certificate is verified, so nobody is an admin there: only the public actions are served.
   const adminApp = createApp(appOptions)
-  adminApp.use('*', enforceAccess(REGISTRAR_ACCESS, identifyByListener(tls.verifyPeer)))
+  adminApp.use('*', enforceAccess(REGISTRAR_ACCESS, identifyByClientCert))
   addVersionRoutes(adminApp)
   addRegistrarRoutes(adminApp, service, 'mtls', metrics)
   addOpsRoutes(adminApp, {

@@ -12,7 +12,7 @@ import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { ByteBudget } from '../http/byte-budget.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
-import { enforceAccess, identifyByListener } from '../http/access/enforce-access.ts'
+import { asAdmin, enforceAccess, identifyByClientCert } from '../http/access/enforce-access.ts'
 import { type RoleHealth, roleHealth, withReason } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { type RunningServer, startServer } from '../http/serve.ts'
@@ -55,7 +55,7 @@ export interface StartVerifierOptions {
 
 /** A started verifier with its internals exposed for tests and benchmarks. */
 export interface VerifierHandle extends RoleHandle {
-  /** The hono app (for `app.request()` tests). */
+  /** The hono app as an admin calls it in-process (for `app.request()` tests). */
   app: ReturnType<typeof createApp>
   loop: AttestationLoop
   service: VerifierService
@@ -203,7 +203,7 @@ function verifierApp(
     )
   }
   // Each route's action decides who may call it (upstream's `simple` authorization provider).
-  app.use('*', enforceAccess(VERIFIER_ACCESS, identifyByListener(tls.verifyPeer)))
+  app.use('*', enforceAccess(VERIFIER_ACCESS, identifyByClientCert))
   addVersionRoutes(app)
   addVerifierRoutes(app, service, {
     metricsText: () =>
@@ -304,7 +304,7 @@ export async function startVerifier(
   })
   return {
     servers,
-    app,
+    app: asAdmin(app),
     loop,
     service,
     store,

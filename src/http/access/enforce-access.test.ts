@@ -8,22 +8,28 @@ import type { VerifierService } from '../../verifier/api/service.ts'
 import { addOpsRoutes } from '../add-ops-routes.ts'
 import { addVersionRoutes } from '../add-version-routes.ts'
 import { createRoutes } from '../create-app.ts'
+import type { ListenerEnv } from '../listener-types.ts'
 import { VERIFIER_ACCESS } from '../../verifier/api/access-table.ts'
 import { actionKind, authorizeAction } from './action.ts'
 import {
   type AccessRule,
   enforceAccess,
-  identifyByListener,
+  identifyByClientCert,
   matchAction,
 } from './enforce-access.ts'
 
 /** An app answering 200 on every request that gets past the middleware. */
-function guarded(rules: readonly AccessRule[], verifyPeer: boolean) {
+function guarded(rules: readonly AccessRule[]) {
   const app = new Hono({ strict: false })
-  app.use('*', enforceAccess(rules, identifyByListener(verifyPeer)))
+  app.use('*', enforceAccess(rules, identifyByClientCert))
   app.all('*', (c) => c.text('through'))
   return app
 }
+
+/** The env of a request whose client certificate the listener verified. */
+const VERIFIED: ListenerEnv = { clientCert: 'verified' }
+/** The env of a request without a client certificate. */
+const NONE: ListenerEnv = { clientCert: 'none' }
 
 /** A concrete path for a rule's path: version prefixes and parameters filled in. */
 const concrete = (path: string, version: string) =>
@@ -59,8 +65,7 @@ for (const [role, rules] of [
   ['registrar', REGISTRAR_ACCESS],
 ] as const) {
   describe(`${role} access table`, () => {
-    const open = guarded(rules, true)
-    const all = guarded(rules, false)
+    const app = guarded(rules)
     for (const [method, path, action] of rules) {
       for (const version of path.startsWith('/v2')
         ? ['', '.1', '.6']
@@ -71,13 +76,14 @@ for (const [role, rules] of [
         test(`${method} ${url} (${action})`, async () => {
           // An admin (certificate verified at the handshake) gets through, except to the
           // agents' own actions (upstream's strict separation).
-          const admin = await open.request(url, { method })
+          const admin = await app.request(url, { method }, VERIFIED)
           expect(admin.status).toBe(actionKind(action) === 'agent' ? 403 : 200)
-          // A bearer token never falls back to the certificate, and `trusted_client_ca = all`
-          // verifies no certificate: both are anonymous, and pass public actions only.
+          // No certificate, a bearer token (never a fall-back to the certificate), and a listener
+          // verifying none (`trusted_client_ca = all`: no env) are anonymous: public actions only.
           const anonymous = [
-            await open.request(url, { method, headers: { Authorization: 'Bearer t' } }),
-            await all.request(url, { method }),
+            await app.request(url, { method }, NONE),
+            await app.request(url, { method, headers: { Authorization: 'Bearer t' } }, VERIFIED),
+            await app.request(url, { method }),
           ]
           for (const res of anonymous) {
             if (actionKind(action) === 'public') {
@@ -111,7 +117,7 @@ describe('matching', () => {
     expect(match('GET', '/v22/agents')).toBeUndefined()
   })
   test('an unmapped route is refused to a non-admin, passed to an admin', async () => {
-    const res = await guarded(VERIFIER_ACCESS, false).request('/v2.6/unknown')
+    const res = await guarded(VERIFIER_ACCESS).request('/v2.6/unknown', {}, NONE)
     expect(res.status).toBe(403)
     expect(await res.json()).toEqual({
       errors: [
@@ -122,7 +128,7 @@ describe('matching', () => {
         },
       ],
     })
-    expect((await guarded(VERIFIER_ACCESS, true).request('/v2.6/unknown')).status).toBe(200)
+    expect((await guarded(VERIFIER_ACCESS).request('/v2.6/unknown', {}, VERIFIED)).status).toBe(200)
   })
 })
 

@@ -15,7 +15,8 @@
  *
  * @module
  */
-import type { Context, MiddlewareHandler } from 'hono'
+import { type Context, Hono, type MiddlewareHandler } from 'hono'
+import type { ListenerEnv } from '../listener-types.ts'
 import { type Action, authorizeAction, type Identity } from './action.ts'
 
 /** One route and its action: `[method, path, action]`, e.g. `['GET', '/v2/agents', 'list_agents']`. */
@@ -72,7 +73,7 @@ export function matchAction(
  *
  * @example
  * ```ts
- * app.use('*', enforceAccess(VERIFIER_ACCESS, identifyByClientCert(tls.verifyPeer)))
+ * app.use('*', enforceAccess(VERIFIER_ACCESS, identifyByClientCert))
  * ```
  */
 export function enforceAccess(rules: readonly AccessRule[], identify: Identify): MiddlewareHandler {
@@ -91,14 +92,24 @@ export function enforceAccess(rules: readonly AccessRule[], identify: Identify):
 }
 
 /**
- * The identity of a request on a listener that verifies client certificates at the handshake
- * (`verifyPeer`): every request on it carries a certificate from a trusted CA, so it is an admin
- * unless it sends an `Authorization` header (upstream never falls back from a bearer token to the
- * certificate). With `trusted_client_ca = all` (`verifyPeer` false) nobody is an admin.
+ * The identity of a request, as upstream's `_extract_identity` decides it: an admin when its
+ * listener verified the client's certificate (`c.env.clientCert`, set by
+ * `listen-optional-client-cert.ts`) and it sends no `Authorization` header (upstream never falls
+ * back from a bearer token to the certificate); anonymous otherwise, and always on a listener
+ * that verifies no certificate (`trusted_client_ca = all`: Bun.serve passes no such env).
  */
-export function identifyByListener(verifyPeer: boolean): Identify {
-  return (c) =>
-    verifyPeer && c.req.header('Authorization') === undefined
-      ? { type: 'admin' }
-      : { type: 'anonymous' }
+export function identifyByClientCert(c: Context): Identity {
+  const env = c.env as Partial<ListenerEnv> | undefined
+  return env?.clientCert === 'verified' && c.req.header('Authorization') === undefined
+    ? { type: 'admin' }
+    : { type: 'anonymous' }
+}
+
+/**
+ * `app` as an admin calls it in-process (tests, embedding: a role handle's `app`): every request
+ * reaches it as from a verified client certificate. Listeners never use this.
+ */
+export function asAdmin(app: Hono): Hono {
+  const admin: ListenerEnv = { clientCert: 'verified' }
+  return new Hono().all('*', (c) => app.fetch(c.req.raw, admin))
 }
