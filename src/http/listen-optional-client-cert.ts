@@ -27,13 +27,8 @@ import {
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls'
-import type {
-  ListenerEnv,
-  ListenerState,
-  RunningServer,
-  ServerTls,
-  StartServerOptions,
-} from './listener-types.ts'
+import type { ListenerEnv, RunningServer, ServerTls, StartServerOptions } from './listener-types.ts'
+import { runningServer } from './running-server.ts'
 
 /** Node's (and Bun's) `authorizationError` for a client that sent no certificate. */
 const NO_CERTIFICATE = 'UNABLE_TO_GET_ISSUER_CERT'
@@ -174,29 +169,23 @@ export function listenOptionalClientCert(
   const url = `https://${host}:${boundPort}`
   origin = url
   log.info(`${name} listening`, { url, mtls: 'optional' })
-  let state: ListenerState = 'serving'
-  return {
-    name,
-    url,
-    port: boundPort,
-    get state() {
-      return state
+  const closed = new Promise<void>((done) => net.once('close', () => done()))
+  return runningServer(
+    { name, url, port: boundPort, log },
+    {
+      drain(drainMs) {
+        unsubscribe?.()
+        net.close()
+        return new Promise<boolean>((done) => {
+          if (inFlight === 0) return done(false)
+          idle = () => done(false)
+          setTimeout(() => done(true), drainMs).unref()
+        })
+      },
+      async close() {
+        for (const s of sockets) s.destroy()
+        await closed
+      },
     },
-    async stop(drainMs: number) {
-      if (state === 'serving') state = 'stopping'
-      unsubscribe?.()
-      const closed = new Promise<void>((done) => net.close(() => done()))
-      const drained = new Promise<boolean>((done) => {
-        if (inFlight === 0) return done(false)
-        idle = () => done(false)
-        setTimeout(() => done(true), drainMs).unref()
-      })
-      if (await drained) {
-        log.warn(`${name}: in-flight requests did not finish within ${drainMs} ms; closing`)
-      }
-      for (const s of sockets) s.destroy()
-      await closed
-      state = 'closed'
-    },
-  }
+  )
 }

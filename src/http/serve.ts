@@ -12,7 +12,8 @@
  */
 import { constants } from 'node:crypto'
 import { listenOptionalClientCert } from './listen-optional-client-cert.ts'
-import type { ListenerState, RunningServer, StartServerOptions } from './listener-types.ts'
+import type { RunningServer, StartServerOptions } from './listener-types.ts'
+import { runningServer } from './running-server.ts'
 
 export type {
   ListenerEnv,
@@ -62,26 +63,15 @@ export function startServer(options: StartServerOptions): RunningServer {
   const host = hostname.includes(':') ? `[${hostname}]` : hostname
   const url = `${tls ? 'https' : 'http'}://${host}:${boundPort}`
   log.info(`${name} listening`, { url, mtls: false })
-  let state: ListenerState = 'serving'
-  return {
-    name,
-    url,
-    port: boundPort,
-    get state() {
-      return state
+  return runningServer(
+    { name, url, port: boundPort, log },
+    {
+      drain: (drainMs) =>
+        Promise.race([
+          server.stop(false).then(() => false),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(true), drainMs).unref()),
+        ]),
+      close: () => server.stop(true),
     },
-    async stop(drainMs: number) {
-      if (state === 'serving') state = 'stopping'
-      const graceful = server.stop(false)
-      const timedOut = await Promise.race([
-        graceful.then(() => false),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), drainMs).unref()),
-      ])
-      if (timedOut) {
-        log.warn(`${name}: in-flight requests did not finish within ${drainMs} ms; closing`)
-      }
-      await server.stop(true)
-      state = 'closed'
-    },
-  }
+  )
 }

@@ -28,6 +28,11 @@ function guarded(rules: readonly AccessRule[]) {
 
 /** The env of a request whose client certificate the listener verified. */
 const VERIFIED: ListenerEnv = { clientCert: 'verified' }
+/** Upstream's 403 body. */
+const forbidden = (detail: string | null) => ({
+  errors: [{ status: '403', title: 'Forbidden', detail }],
+})
+
 /** The env of a request without a client certificate. */
 const NONE: ListenerEnv = { clientCert: 'none' }
 
@@ -91,15 +96,9 @@ for (const [role, rules] of [
               continue
             }
             expect(res.status).toBe(403)
-            expect(await res.json()).toEqual({
-              errors: [
-                {
-                  status: '403',
-                  title: 'Forbidden',
-                  detail: authorizeAction(action, { type: 'anonymous' }, 'x1') ?? '',
-                },
-              ],
-            })
+            expect(await res.json()).toEqual(
+              forbidden(authorizeAction(action, { type: 'anonymous' }, 'x1')),
+            )
           }
         })
       }
@@ -119,15 +118,9 @@ describe('matching', () => {
   test('an unmapped route is refused to a non-admin, passed to an admin', async () => {
     const res = await guarded(VERIFIER_ACCESS).request('/v2.6/unknown', {}, NONE)
     expect(res.status).toBe(403)
-    expect(await res.json()).toEqual({
-      errors: [
-        {
-          status: '403',
-          title: 'Forbidden',
-          detail: 'Could not determine required permissions for this operation',
-        },
-      ],
-    })
+    expect(await res.json()).toEqual(
+      forbidden('Could not determine required permissions for this operation'),
+    )
     expect((await guarded(VERIFIER_ACCESS).request('/v2.6/unknown', {}, VERIFIED)).status).toBe(200)
   })
 })
