@@ -176,17 +176,20 @@ copy_ca() {
 
 # check_mtls DIR: verifier and registrar admin API over mTLS, host name checked against the SANs
 check_mtls() {
-  local dir=$1 port out
+  local dir=$1 port out code
   for port in 8881 8891; do
     out=$(curl -fsS --max-time 10 --cacert "$dir/cacert.crt" --cert "$dir/client-cert.crt" \
       --key "$dir/client-private.pem" "https://127.0.0.1:$port/version") \
       || fail "mTLS GET https://127.0.0.1:$port/version failed"
     grep -q '"current_version"' <<<"$out" || fail "unexpected /version answer on $port: $out"
-    if curl -fsS -o /dev/null --max-time 10 --cacert "$dir/cacert.crt" "https://127.0.0.1:$port/version" 2>/dev/null; then
-      fail "port $port answered a client without a certificate (mTLS not enforced)"
-    fi
+    # Without a certificate (upstream 7.14): public actions answer, admin actions are 403.
+    curl -fsS -o /dev/null --max-time 10 --cacert "$dir/cacert.crt" "https://127.0.0.1:$port/version" \
+      || fail "port $port refused /version (public) to a client without a certificate"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 10 --cacert "$dir/cacert.crt" \
+      "https://127.0.0.1:$port/v2.6/agents")
+    [[ $code == 403 ]] || fail "port $port answered $code to a client without a certificate on /v2.6/agents (want 403)"
   done
-  log "mTLS ok on 8881 and 8891 (cacert from podman cp; a client without a certificate is refused)"
+  log "mTLS ok on 8881 and 8891 (cacert from podman cp; without a certificate: /version 200, /v2.6/agents 403)"
 }
 
 # register_agents DIR N: simulated agents register with 127.0.0.1:8890; prints their sorted uuids

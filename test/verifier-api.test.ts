@@ -126,15 +126,21 @@ for (const target of databaseTargets()) {
       expect(await m.text()).toContain('keylime_verifier_attestations_total{result="pass"}')
     })
 
-    test('the mTLS listener refuses a client without a certificate', async () => {
+    test('without a client certificate: public actions answer, admin actions are 403', async () => {
       const url = v.servers[0]!.url
-      let failed = false
-      try {
-        await fetch(`${url}/version`, { tls: { rejectUnauthorized: false } } as RequestInit)
-      } catch {
-        failed = true
-      }
-      expect(failed).toBe(true)
+      const call = (path: string) => fetch(`${url}${path}`, { tls: { rejectUnauthorized: false } })
+      expect((await call('/version')).status).toBe(200)
+      const res = await call('/v2.6/agents')
+      expect(res.status).toBe(403)
+      expect(await res.json()).toEqual({
+        errors: [
+          {
+            status: '403',
+            title: 'Forbidden',
+            detail: 'Action list_agents requires admin authentication (mTLS certificate)',
+          },
+        ],
+      })
     })
   })
 }

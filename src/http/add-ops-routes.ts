@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { AccessRule } from './access/enforce-access.ts'
 import type { KeylimeApp } from './create-app.ts'
 import { envelopeResponse } from './envelope.ts'
 import { PROMETHEUS_CONTENT_TYPE } from './ops/prometheus-text.ts'
@@ -31,3 +32,9 @@ export function addOpsRoutes(app: KeylimeApp, obs: Observability): void {
     return envelopeResponse(ok ? 200 : 503, ok ? 'Success' : 'Unhealthy', h)
   })
 }
+
+/** The access rules of `/metrics` and `/health`: keylime-ts actions, admin only. */
+export const OPS_ACCESS: readonly AccessRule[] = [
+  ['GET', '/metrics', 'read_metrics'],
+  ['GET', '/health', 'read_health'],
+]

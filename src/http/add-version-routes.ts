@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { AccessRule } from './access/enforce-access.ts'
 import { type API_MINOR_VERSIONS, versionInfo, versionPrefixes } from './api-version.ts'
 import { createRoutes, type KeylimeApp } from './create-app.ts'
 import { envelopeResponse } from './envelope.ts'
@@ -39,3 +40,9 @@ export function addVersionRoutes(app: KeylimeApp): void {
   app.get('/', () => new Response(null, { status: 307, headers: { Location: '/v3.0/' } }))
   mountVersioned(app, 3, createRoutes().get('/', version))
 }
+
+/** The access rules of `/version` and `/versions` (upstream `read_version`, public). */
+export const VERSION_ACCESS: readonly AccessRule[] = [
+  ['GET', '/version', 'read_version'],
+  ['GET', '/versions', 'read_version'],
+]

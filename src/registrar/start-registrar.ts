@@ -18,11 +18,13 @@ import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { addVersionRoutes } from '../http/add-version-routes.ts'
 import { addOpsRoutes } from '../http/add-ops-routes.ts'
+import { enforceAccess, identifyByClientCert } from '../http/access/enforce-access.ts'
 import { roleHealth } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { type RunningServer, startServer } from '../http/serve.ts'
 import { CertStoreCache } from './cert-store-cache.ts'
 import { RegistrarMetrics } from './registrar-metrics.ts'
+import { REGISTRAR_ACCESS } from './access-table.ts'
 import { addRegistrarRoutes } from './routes.ts'
 import { type CertStoreSource, RegistrarService } from './service.ts'
 import type { WriteBatcherOptions } from './write-batcher.ts'
@@ -100,17 +102,18 @@ export async function startRegistrar(
   const agentApp = createApp(appOptions)
   addVersionRoutes(agentApp)
   addRegistrarRoutes(agentApp, service, 'http', metrics)
-  // With `trusted_client_ca = all` no client certificate is verified, so nobody can be an admin:
-  // the TLS listener then refuses the admin routes too (upstream: anonymous → denied).
+  // The TLS listener serves the whole API, each route's action deciding who may call it
+  // (upstream's `simple` authorization provider). With `trusted_client_ca = all` no client
+  // certificate is verified, so nobody is an admin there: only the public actions are served.
   const adminApp = createApp(appOptions)
+  adminApp.use('*', enforceAccess(REGISTRAR_ACCESS, identifyByClientCert))
   addVersionRoutes(adminApp)
-  addRegistrarRoutes(adminApp, service, tls.verifyPeer ? 'mtls' : 'http', metrics)
-  if (tls.verifyPeer) {
-    addOpsRoutes(adminApp, {
-      metricsText: () => metrics.render(),
-      health: () => roleHealth(ctx.database, servers),
-    })
-  } else {
+  addRegistrarRoutes(adminApp, service, 'mtls', metrics)
+  addOpsRoutes(adminApp, {
+    metricsText: () => metrics.render(),
+    health: () => roleHealth(ctx.database, servers),
+  })
+  if (!tls.verifyPeer) {
     log.warn(
       'trusted_client_ca = all: no client certificate can be verified; the registrar admin API (list, show, delete) is refused on both ports',
     )

@@ -12,7 +12,7 @@ import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { ByteBudget } from '../http/byte-budget.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
-import { publicRoutesOnly } from '../http/public-routes-only.ts'
+import { asAdmin, enforceAccess, identifyByClientCert } from '../http/access/enforce-access.ts'
 import { type RoleHealth, roleHealth, withReason } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { type RunningServer, startServer } from '../http/serve.ts'
@@ -24,14 +24,11 @@ import { SeverityRules } from './checks/failure.ts'
 import { joinHeapGovernor } from './ops/heap-governor.ts'
 import { VerifierMetrics } from './ops/metrics.ts'
 import { RevocationNotifier } from './notify/revocation-notifier.ts'
+import { VERIFIER_ACCESS } from './api/access-table.ts'
 import { addVerifierRoutes } from './api/routes.ts'
 import { VerifierService } from './api/service.ts'
 import { stateName } from '../protocol/agent-states.ts'
 import { VerifierStore } from './store/store.ts'
-
-/** The verifier's public actions (version discovery, verify identity/evidence), by path. */
-const PUBLIC_PATH =
-  /^\/(versions?\/?)?$|^\/v3(\.0)?\/?$|^\/v2(\.\d+)?\/verify\/(identity|evidence)\/?$/
 
 /** Options beyond the configuration (tests, benchmarks, embedding). */
 export interface StartVerifierOptions {
@@ -58,7 +55,7 @@ export interface StartVerifierOptions {
 
 /** A started verifier with its internals exposed for tests and benchmarks. */
 export interface VerifierHandle extends RoleHandle {
-  /** The hono app (for `app.request()` tests). */
+  /** The hono app as an admin calls it in-process (for `app.request()` tests). */
   app: ReturnType<typeof createApp>
   loop: AttestationLoop
   service: VerifierService
@@ -202,13 +199,11 @@ function verifierApp(
   })
   if (!tls.verifyPeer) {
     log.warn(
-      'trusted_client_ca = all: no client certificate can be verified; only /version, /verify/identity and /verify/evidence are served',
-    )
-    app.use(
-      '*',
-      publicRoutesOnly((path) => PUBLIC_PATH.test(path)),
+      'trusted_client_ca = all: no client certificate can be verified; only the public actions (version, verify identity and evidence) are served',
     )
   }
+  // Each route's action decides who may call it (upstream's `simple` authorization provider).
+  app.use('*', enforceAccess(VERIFIER_ACCESS, identifyByClientCert))
   addVersionRoutes(app)
   addVerifierRoutes(app, service, {
     metricsText: () =>
@@ -309,7 +304,7 @@ export async function startVerifier(
   })
   return {
     servers,
-    app,
+    app: asAdmin(app),
     loop,
     service,
     store,
