@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { type CompiledRuntimePolicy, emptyRuntimePolicy } from '../../ima/index.ts'
-import { getLogger } from '../../log/logger.ts'
+import { getLogger, setLogSink } from '../../log/logger.ts'
 import { type RoundRecord, requestMask } from '../checks/check-quote.ts'
 import type { AgentRow, AllowlistRow, MbPolicyRow } from '../store/store.ts'
 import { recordFromRow } from './agent-record.ts'
@@ -149,5 +149,28 @@ describe('RoundPolicyCache: the empty runtime policy', () => {
     expect(
       requestMask({ tpmPolicy: { mask: 0x8000 } } as Pick<RoundRecord, 'tpmPolicy'>, policies),
     ).toBe(0x8000)
+  })
+
+  test("an agent's IMA key that does not load is logged with the agent, once", async () => {
+    const { cache } = setup()
+    const keys = JSON.stringify({ version: 1, keyids: [1], pubkeys: ['bm90IGEga2V5'] })
+    const rec = recordFromRow({
+      agent_id: 'bad-key',
+      ima_policy_id: 1,
+      mb_policy_id: 2,
+      ima_sign_verification_keys: keys,
+    } as AgentRow)
+    const lines: string[] = []
+    const restore = setLogSink((l) => lines.push(l), true)
+    try {
+      await cache.load(rec)
+      cache.cached(rec)
+    } finally {
+      setLogSink(restore)
+    }
+    const hits = lines.filter((l) => l.includes('agent IMA verification key does not load'))
+    expect(hits).toHaveLength(1)
+    expect(hits[0]).toContain('bad-key')
+    expect(rec.tenantKeyring?.skipped).toHaveLength(1)
   })
 })

@@ -109,8 +109,16 @@ export class RoundPolicyCache {
   }
 
   #set(rec: AgentRecord, ima: RuntimeEntry | null, mb: MbEntry | null): RoundPolicySet {
-    if (rec.tenantKeyring === undefined)
+    if (rec.tenantKeyring === undefined) {
       rec.tenantKeyring = tenantKeyringOf(rec.imaSignVerificationKeys)
+      // as for a policy's verification keys: a key that does not load is named, never dropped silently
+      for (const err of rec.tenantKeyring?.skipped ?? []) {
+        this.#o.log.error('agent IMA verification key does not load', {
+          agent_id: rec.id,
+          error: err,
+        })
+      }
+    }
     const policies: RoundPolicies = {
       ima: ima?.compiled ?? null,
       mb: mb?.text ?? null,
