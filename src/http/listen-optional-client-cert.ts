@@ -30,6 +30,12 @@ import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls'
 import type { ListenerEnv, RunningServer, ServerTls, StartServerOptions } from './listener-types.ts'
 import { runningServer } from './running-server.ts'
 
+/**
+ * A connection with no request in flight is closed after this much silence (Bun.serve's default
+ * `idleTimeout`): a client that never finishes its handshake or its request holds no socket.
+ */
+const IDLE_MS = 10_000
+
 /** Node's (and Bun's) `authorizationError` for a client that sent no certificate. */
 const NO_CERTIFICATE = 'UNABLE_TO_GET_ISSUER_CERT'
 
@@ -107,6 +113,8 @@ export function listenOptionalClientCert(
     }
   })
   const sockets = new Set<Socket>()
+  /** Sockets with a request being answered: idleness is not counted against them. */
+  const busy = new Set<Socket>()
   let inFlight = 0
   let idle: (() => void) | undefined
   const host = hostname.includes(':') ? `[${hostname}]` : hostname
@@ -125,6 +133,7 @@ export function listenOptionalClientCert(
       return
     }
     inFlight++
+    busy.add(req.socket)
     const abort = new AbortController()
     res.once('close', () => abort.abort())
     try {
@@ -139,6 +148,7 @@ export function listenOptionalClientCert(
       if (!res.headersSent) res.writeHead(500).end()
       else res.destroy()
     } finally {
+      busy.delete(req.socket)
       inFlight--
       if (inFlight === 0) idle?.()
     }
@@ -153,6 +163,9 @@ export function listenOptionalClientCert(
     })
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
+    raw.setTimeout(IDLE_MS, () => {
+      if (!busy.has(socket)) socket.destroy()
+    })
     socket.on('error', () => socket.destroy())
     http.emit('connection', socket)
   })

@@ -71,11 +71,14 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true })
 })
 
-/** A real listener with `rules` enforced in front of an app answering 200. */
-function listen(rules: readonly AccessRule[]): RunningServer {
+/** A real listener with `rules` enforced in front of an app answering 200 (after `delayMs`). */
+function listen(rules: readonly AccessRule[], delayMs = 0): RunningServer {
   const app = new Hono({ strict: false })
   app.use('*', enforceAccess(rules, identifyByClientCert))
-  app.all('*', (c) => c.text('through'))
+  app.all('*', async (c) => {
+    if (delayMs > 0) await Bun.sleep(delayMs)
+    return c.text('through')
+  })
   const server = startServer({
     name: 'admin',
     hostname: '127.0.0.1',
@@ -149,3 +152,49 @@ for (const [role, rules] of [
     }
   })
 }
+
+describe('idle connections on the optional-certificate listener', () => {
+  /** Seconds until the server closes a connection that `send` left idle, or -1 after `maxS`. */
+  async function closedAfter(port: number, send: 'nothing' | 'handshake', maxS: number) {
+    const t0 = performance.now()
+    return await new Promise<number>((resolve) => {
+      const done = () => resolve((performance.now() - t0) / 1000)
+      const timer = setTimeout(() => resolve(-1), maxS * 1000)
+      const handlers = {
+        data() {},
+        close() {
+          clearTimeout(timer)
+          done()
+        },
+        error() {},
+        connectError() {
+          clearTimeout(timer)
+          done()
+        },
+      }
+      if (send === 'nothing') Bun.connect({ hostname: '127.0.0.1', port, socket: handlers })
+      else
+        Bun.connect({
+          hostname: '127.0.0.1',
+          port,
+          tls: { rejectUnauthorized: false },
+          socket: handlers,
+        })
+    })
+  }
+
+  test('a client that never finishes a handshake or a request is dropped, not held', async () => {
+    const server = listen(VERIFIER_ACCESS)
+    const [raw, tls] = await Promise.all([
+      closedAfter(server.port, 'nothing', 30),
+      closedAfter(server.port, 'handshake', 30),
+    ])
+    expect(raw).toBeGreaterThan(0)
+    expect(tls).toBeGreaterThan(0)
+  }, 40_000)
+
+  test('a request answered after longer than the idle limit is not cut off', async () => {
+    const server = listen(VERIFIER_ACCESS, 11_000)
+    expect(await status(`${server.url}/version`, 'GET', 'none')).toEqual([200, 'through'])
+  }, 30_000)
+})
