@@ -72,8 +72,6 @@ export interface AgentDerived {
   tenantKeyring?: ImaKeyring | null
   /** The agent's address as the connection pool takes it. */
   target?: AgentTarget
-  /** Whether the API version has been confirmed with the agent in this process. */
-  versionChecked: boolean
 }
 
 /** The loop's scheduling of the record's rounds. */
@@ -190,7 +188,6 @@ export function recordFromRow(row: AgentRow): AgentRecord {
     encAlg: row.enc_alg ?? '',
     signAlg: row.sign_alg ?? '',
     supportedVersion: row.supported_version ?? '2.6',
-    versionChecked: false,
     attestationCount: row.attestation_count ?? 0,
     lastReceivedQuote: num(row.last_received_quote),
     lastSuccessfulAttestation: num(row.last_successful_attestation),

@@ -67,6 +67,5 @@ export async function negotiateVersion(
     log.info('agent API version negotiated', { agent_id: rec.id, version: choice.version })
     rec.supportedVersion = choice.version
   }
-  rec.versionChecked = true
   return { ok: true, changed }
 }
