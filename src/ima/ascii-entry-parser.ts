@@ -128,14 +128,13 @@ export class AsciiEntryParser {
     const at = this.#pos
     try {
       const sig = this.#lenHex(s, start, end, 'signature')
-      if (sig !== null) checkSigHeader(sig, (m) => this.#fail('ERR_IMA_BAD_FIELD', m))
-      return sig
+      if (sig === null || hasSigHeaderFraming(sig)) return sig
     } catch (e) {
-      if (!isImaError(e, 'ERR_IMA_BAD_HEX') && !isImaError(e, 'ERR_IMA_BAD_FIELD')) throw e
-      this.#pos = at
-      this.#u32(0)
-      return null
+      if (!isImaError(e, 'ERR_IMA_BAD_HEX')) throw e
     }
+    this.#pos = at
+    this.#u32(0)
+    return null
   }
 
   /**
@@ -288,8 +287,7 @@ export class AsciiEntryParser {
       ;[digestAlg, digestType, digest] = this.#digestNg(s, f, a, false)
       this.#nameNg(s, a + 1, b)
       name = s.slice(a + 1, b)
-      sig = this.#lenHex(s, b + 1, c, 'signature')
-      if (sig !== null) checkSigHeader(sig, (m) => this.#fail('ERR_IMA_BAD_FIELD', m))
+      sig = this.#sigField(s, b + 1, c)
       if (c + 1 === d) this.#u32(0)
       else this.#digestNg(s, c + 1, d, false)
       this.#lenHex(s, d + 1, len, 'modsig')
@@ -311,11 +309,10 @@ export class AsciiEntryParser {
 }
 
 /**
- * Checks the `signature_v2_hdr` framing of an IMA signature: `type u8 ‖ version u8 ‖ hash_algo u8
- * ‖ keyid u32be ‖ sig_size u16be ‖ sig` with `9 + sig_size` equal to the field length.
+ * Whether an IMA signature has `signature_v2_hdr` framing: `type u8 ‖ version u8 ‖ hash_algo u8
+ * ‖ keyid u32be ‖ sig_size u16be ‖ sig` with `9 + sig_size` equal to the field length. The kernel
+ * records the xattr without checking it, so a badly framed one is dropped, not an error.
  */
-export function checkSigHeader(sig: Uint8Array, fail: (msg: string) => never): void {
-  if (sig.length < 9) fail('signature header too short')
-  const size = ((sig[7] as number) << 8) | (sig[8] as number)
-  if (9 + size !== sig.length) fail('signature header size does not match the signature length')
+export function hasSigHeaderFraming(sig: Uint8Array): boolean {
+  return sig.length >= 9 && 9 + (((sig[7] as number) << 8) | (sig[8] as number)) === sig.length
 }

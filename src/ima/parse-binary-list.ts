@@ -14,7 +14,7 @@
 import { ImaError } from './errors.ts'
 import type { ImaEntry } from './ima-entry.ts'
 import { isImaTemplate } from './ima-entry.ts'
-import { checkSigHeader, MAX_NAME_BYTES } from './ascii-entry-parser.ts'
+import { hasSigHeaderFraming, MAX_NAME_BYTES } from './ascii-entry-parser.ts'
 import { HASH_SIZE, type HashAlg } from '../tpm/constants.ts'
 
 /** Options of {@link parseBinaryList}. */
@@ -132,8 +132,8 @@ export function parseBinaryList(bytes: Uint8Array, opts: BinaryListOptions = {})
       name = decoder.decode(nn.subarray(0, nn.length - 1))
       if (tname === 'ima-sig' || tname === 'ima-sigv2' || tname === 'ima-modsig') {
         const s = field(d, d)
-        sig = s.length === 0 ? null : s.slice()
-        if (sig !== null) checkSigHeader(sig, (m) => d.fail(m))
+        // as the ASCII parser: a badly framed signature is no signature (the entry stays)
+        sig = s.length > 0 && hasSigHeaderFraming(s) ? s.slice() : null
       }
       if (tname === 'ima-buf') {
         const s = field(d, d)

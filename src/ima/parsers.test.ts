@@ -4,7 +4,8 @@ import { describe, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { imaStateFromJSON } from './ima-agent-state.ts'
-import { binaryListToAscii } from './parse-binary-list.ts'
+import { parseAsciiList } from './parse-ascii-list.ts'
+import { binaryListToAscii, parseBinaryList } from './parse-binary-list.ts'
 import { compileExcludeList } from './python-regex.ts'
 import { emptyRuntimePolicy, validateRuntimePolicy } from './runtime-policy.ts'
 
@@ -32,6 +33,39 @@ test('binary list renders to the same ASCII text (real guest log)', () => {
   expect(() => binaryListToAscii(bin.subarray(0, bin.length - 3))).toThrow(
     'line 62: template data length out of bounds',
   )
+})
+
+/** One binary ima-sig entry (little-endian framing, sha1 template hash) with `sig` as its sig field. */
+function binaryImaSigEntry(sig: Uint8Array): Uint8Array {
+  const u32 = (n: number) => Buffer.from(new Uint32Array([n]).buffer)
+  const fieldOf = (b: Uint8Array) => Buffer.concat([u32(b.length), b])
+  const data = Buffer.concat([
+    fieldOf(Buffer.concat([Buffer.from('sha256:\0'), Buffer.alloc(32, 7)])),
+    fieldOf(Buffer.from('/usr/bin/x\0')),
+    fieldOf(sig),
+  ])
+  const name = Buffer.from('ima-sig')
+  return Buffer.concat([u32(10), Buffer.alloc(20, 1), u32(name.length), name, fieldOf(data)])
+}
+
+test('binary list: a badly framed ima-sig signature is dropped and the entry kept (as the ASCII parser)', () => {
+  const framed = Buffer.from('030204aabbccdd0002eeff', 'hex')
+  expect(parseBinaryList(binaryImaSigEntry(framed))[0]?.sig).toEqual(new Uint8Array(framed))
+  // sig_size says 5 bytes, 2 follow: the kernel records such an xattr unchecked
+  const bad = Buffer.from('030204aabbccdd0005eeff', 'hex')
+  const [entry] = parseBinaryList(binaryImaSigEntry(bad))
+  expect(entry?.name).toBe('/usr/bin/x')
+  expect(entry?.sig).toBeNull()
+})
+
+test('ASCII ima-modsig: a badly framed signature is dropped as for ima-sig, not a parser error', () => {
+  const d = (b: string) => `sha256:${b.repeat(32)}`
+  const line = (sig: string) =>
+    `10 ${'11'.repeat(20)} ima-modsig ${d('07')} /usr/bin/x ${sig} ${d('08')} 3082\n`
+  expect([...parseAsciiList(line('030204aabbccdd0002eeff'))][0]?.sig).not.toBeNull()
+  const [entry] = [...parseAsciiList(line('030204aabbccdd0005eeff'))]
+  expect(entry?.name).toBe('/usr/bin/x')
+  expect(entry?.sig).toBeNull()
 })
 
 test('policy schema errors carry the JSON path', () => {
