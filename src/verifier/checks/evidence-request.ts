@@ -157,14 +157,16 @@ function answerTpm(data: unknown, opts: CheckOptions): EvidenceAnswer {
   const runtimePolicy = field(d, 'runtime_policy')
   const mbPolicy = field(d, 'mb_policy')
   if (!truthy(field(d, 'tpm_policy')) && !truthy(runtimePolicy) && !truthy(mbPolicy)) {
-    const message = 'at least one policy (tpm_policy, runtime_policy, or mb_policy) must be provided'
+    const message =
+      'at least one policy (tpm_policy, runtime_policy, or mb_policy) must be provided'
     f.add('default.missing_policy', { message }, false)
     return answer(400, f, {})
   }
   // upstream loads the runtime policy before anything else, and answers 500 when it cannot
   let ima: Evidence['ima']
   if (truthy(runtimePolicy)) {
-    if (typeof runtimePolicy !== 'string') return invalidParam(f, 'runtime_policy must be JSON text')
+    if (typeof runtimePolicy !== 'string')
+      return invalidParam(f, 'runtime_policy must be JSON text')
     try {
       ima = { list: imaList(d), policy: loadRuntimePolicy(runtimePolicy, {}) }
     } catch (err) {
