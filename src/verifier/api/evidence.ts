@@ -8,7 +8,6 @@
 import { BadRequest, KeylimeError, NotFound } from '../../errors.ts'
 import type { EvidenceResults } from '../checks/evidence-request.ts'
 import { identityQuoteReason } from '../checks/identity-quote.ts'
-import { checkAgentId } from './agent-id.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
 /** The query parameters `GET /verify/identity` requires. */
@@ -27,9 +26,8 @@ export class EvidenceApi {
     for (const k of IDENTITY_QUERY) {
       if (!q[k]) throw new BadRequest(`missing query parameter '${k}'`)
     }
-    const id = q.agent_uuid as string
-    checkAgentId(id)
-    const row = await this.#o.store.agents.getAgent(id)
+    // any id that is not enrolled is 404, as upstream (it does not check the id's form here)
+    const row = await this.#o.store.agents.getAgent(q.agent_uuid as string)
     if (row === undefined) throw new NotFound('agent id not found')
     const reason = identityQuoteReason({
       quote: q.quote as string,
