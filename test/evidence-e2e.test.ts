@@ -9,7 +9,9 @@
  * - `mb_log` + `mb_policy` (from `keylime policy create measured-boot -i`, verifier policy
  *   `example`): valid true; a changed kernel digest: valid false naming the event; a malformed log:
  *   valid false with a typed parser failure;
- * - 400 for missing parameters and for a missing policy (`.missing_param`, `.missing_policy`).
+ * - 400 for missing parameters and for a missing policy (`default.missing_param`, `.missing_policy`).
+ *
+ * `test/verify-evidence-upstream.test.ts` compares answers with upstream's, case by case.
  *
  * @module
  */
@@ -82,13 +84,14 @@ for (const target of databaseTargets()) {
       expect(j.code).toBe(res.status)
       return { status: res.status, results: j.results }
     }
-    const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64')
     const MB_PCRS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14]
 
     beforeAll(async () => {
       kdb = await target.open()
       verifier = await startTestVerifier(kdb, await createTestCa(), {
         measured_boot_policy_name: 'example',
+        // upstream evaluates a /verify/evidence refstate only with `always` (count is -1)
+        measured_boot_evaluate: 'always',
       })
       tpm = new SoftTpm({
         keys: {
@@ -120,13 +123,14 @@ for (const target of databaseTargets()) {
         data: {
           ...tpmData('imaok1', [10]),
           ima_measurement_list: IMA_LOG,
-          runtime_policy: b64(runtimePolicy),
+          runtime_policy: JSON.stringify(runtimePolicy),
         },
       })
       expect(r.status).toBe(200)
       expect(r.results.failures).toEqual([])
       expect(r.results.valid).toBe(true)
-      expect(r.results.claims.ima).toEqual({ entries_verified: 62 })
+      // upstream's claims: the request's data, echoed
+      expect(r.results.claims.ima_measurement_list).toBe(IMA_LOG)
     })
 
     test('IMA: one changed digest is invalid, with the path', async () => {
@@ -137,7 +141,7 @@ for (const target of databaseTargets()) {
         data: {
           ...tpmData('imabad1', [10]),
           ima_measurement_list: IMA_LOG,
-          runtime_policy: b64(changed),
+          runtime_policy: JSON.stringify(changed),
         },
       })
       expect(r.status).toBe(200)
@@ -155,7 +159,7 @@ for (const target of databaseTargets()) {
         data: {
           ...tpmData('imapcr1', [10]),
           ima_measurement_list: a,
-          runtime_policy: b64(runtimePolicy),
+          runtime_policy: JSON.stringify(runtimePolicy),
         },
       })
       expect(r.results.valid).toBe(false)
@@ -174,9 +178,6 @@ for (const target of databaseTargets()) {
       expect(r.status).toBe(200)
       expect(r.results.failures).toEqual([])
       expect(r.results.valid).toBe(true)
-      const claims = r.results.claims.measured_boot as { events: number; checkedPcrs: number[] }
-      expect(claims.events).toBe(25)
-      expect(claims.checkedPcrs).toEqual(MB_PCRS)
     })
 
     test('MB: a changed kernel digest is invalid, naming the event', async () => {
@@ -214,19 +215,21 @@ for (const target of databaseTargets()) {
     })
 
     test('400 for missing parameters and for no policy, as upstream', async () => {
-      const full = { ...tpmData('miss1', [10]), runtime_policy: b64(runtimePolicy) }
+      const full = { ...tpmData('miss1', [10]), runtime_policy: JSON.stringify(runtimePolicy) }
       for (const k of ['quote', 'nonce', 'hash_alg', 'tpm_ek', 'tpm_ak']) {
         const data: Record<string, unknown> = { ...full }
         delete data[k]
         const r = await post({ type: 'tpm', data })
         expect(r.status, k).toBe(400)
         expect(r.results.valid).toBe(false)
-        expect(r.results.failures.map((f) => f.type)).toContain('qoute_validation.missing_param')
+        expect(r.results.failures).toEqual([
+          { type: 'default.missing_param', context: { message: `missing parameter "${k}"` } },
+        ])
       }
       const { runtime_policy: _unused, ...noPolicy } = full
       const r = await post({ type: 'tpm', data: noPolicy })
       expect(r.status).toBe(400)
-      expect(r.results.failures.map((f) => f.type)).toEqual(['qoute_validation.missing_policy'])
+      expect(r.results.failures.map((f) => f.type)).toEqual(['default.missing_policy'])
     })
   })
 }

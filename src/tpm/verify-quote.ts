@@ -224,7 +224,9 @@ export function verifyQuote(params: VerifyQuoteParams): VerifiedQuote {
   }
   if (sig.hashAlg !== HASH_ALG_ID[params.hashAlg]) {
     const got = hashAlgName(sig.hashAlg) ?? `0x${sig.hashAlg.toString(16)}`
-    throw new TpmError('ERR_QUOTE_HASH_ALG', `signature hash ${got} is not ${params.hashAlg}`)
+    // upstream's wording (tpm_util.checkquote), which /verify/evidence answers carry
+    const message = `Quote was expected to use ${params.hashAlg} but used ${got} instead`
+    throw new TpmError('ERR_QUOTE_HASH_ALG', message)
   }
   checkSignature(key, sig, params.hashAlg, parts.attest)
 
@@ -232,7 +234,10 @@ export function verifyQuote(params: VerifyQuoteParams): VerifiedQuote {
   if (attest.type !== TPM_ST.ATTEST_QUOTE)
     throw new TpmError('ERR_QUOTE_TYPE', 'attestation is not a quote')
   if (!nonceEqual(attest.extraData, params.nonce))
-    throw new TpmError('ERR_QUOTE_NONCE', 'quote nonce does not match')
+    throw new TpmError(
+      'ERR_QUOTE_NONCE',
+      'The nonce from the attestation differs from the expected nonce',
+    )
 
   const blob: PcrBlob = parsePcrBlob(parts.pcrBlob)
   if (!samePcrSelection(blob.selection, attest.quote.pcrSelect)) {

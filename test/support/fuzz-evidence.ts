@@ -37,7 +37,12 @@ import {
 } from './answer-fuzz-kit.ts'
 import { type AnswerFuzzOptions, type AnswerFuzzReport, runAnswerFuzz } from './fuzz-check-quote.ts'
 
-const OPTS = { rules: new SeverityRules(), mbPolicyName: 'example', ignoreTomtouErrors: false }
+const OPTS = {
+  rules: new SeverityRules(),
+  mbPolicyName: 'example',
+  mbEvaluate: 'always',
+  ignoreTomtouErrors: false,
+}
 const DATA_FIELDS = [
   'quote',
   'nonce',
@@ -192,8 +197,7 @@ export function fuzzEvidence(kit: FuzzKit, opts: AnswerFuzzOptions = {}): Answer
       const v = verifyEvidenceBody(bytes, OPTS)
       return v.kind === 'answer' ? outcomeOf(v.answer) : `rejected:${v.status}:${v.code}`
     }
-    if (typeof body !== 'object' || body === null || Array.isArray(body))
-      return 'not an object (400 before evaluation)'
-    return outcomeOf(answerEvidenceRequest(body as Record<string, unknown>, OPTS))
+    const v = answerEvidenceRequest(body, OPTS)
+    return v.kind === 'answer' ? outcomeOf(v.answer) : `rejected:${v.status}:${v.code}`
   })
 }

@@ -68,7 +68,7 @@ export function largeEvidenceBody(
   }
   const data = {
     ...tpm,
-    runtime_policy: Buffer.from(JSON.stringify(policy)).toString('base64'),
+    runtime_policy: JSON.stringify(policy),
     ima_measurement_list: list.text,
   }
   return { body: JSON.stringify({ type: 'tpm', data }), lines: list.lines }

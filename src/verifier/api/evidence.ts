@@ -6,12 +6,8 @@
  * @module
  */
 import { BadRequest, KeylimeError, NotFound } from '../../errors.ts'
-import { isHashAlg } from '../../tpm/constants.ts'
-import { checkNkBinding } from '../../tpm/extend-pcr.ts'
-import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
-import { verifyQuote } from '../../tpm/verify-quote.ts'
 import type { EvidenceResults } from '../checks/evidence-request.ts'
-import { checkAgentId } from './agent-id.ts'
+import { identityQuoteReason } from '../checks/identity-quote.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
 /** The query parameters `GET /verify/identity` requires. */
@@ -25,31 +21,21 @@ export class EvidenceApi {
     this.#o = o
   }
 
-  /** `GET /verify/identity`: `{valid: 1}`, or `{valid: 0, reason}`. */
+  /** `GET /verify/identity`: `{valid: 1}`, or `{valid: 0, reason}` (upstream's reason text). */
   async verifyIdentity(q: Record<string, string | undefined>): Promise<Record<string, unknown>> {
     for (const k of IDENTITY_QUERY) {
       if (!q[k]) throw new BadRequest(`missing query parameter '${k}'`)
     }
-    const id = q.agent_uuid as string
-    checkAgentId(id)
-    const row = await this.#o.store.agents.getAgent(id)
+    // any id that is not enrolled is 404, as upstream (it does not check the id's form here)
+    const row = await this.#o.store.agents.getAgent(q.agent_uuid as string)
     if (row === undefined) throw new NotFound('agent id not found')
-    const hashAlg = q.hash_alg as string
-    if (!isHashAlg(hashAlg))
-      return { valid: 0, reason: `unsupported hash_alg ${hashAlg.slice(0, 20)}` }
-    try {
-      const ak = toKeyObject(parseTpm2bPublic(Buffer.from(row.ak_tpm ?? '', 'base64')))
-      const v = verifyQuote({
-        quote: q.quote as string,
-        akPublic: ak,
-        nonce: q.nonce as string,
-        hashAlg,
-      })
-      if (row.public_key) checkNkBinding(v.pcrs, hashAlg, row.public_key)
-      return { valid: 1 }
-    } catch (err) {
-      return { valid: 0, reason: err instanceof Error ? err.message : String(err) }
-    }
+    const reason = identityQuoteReason({
+      quote: q.quote as string,
+      nonce: q.nonce as string,
+      hash_alg: q.hash_alg as string,
+      ak_tpm: row.ak_tpm ?? '',
+    })
+    return reason === undefined ? { valid: 1 } : { valid: 0, reason }
   }
 
   /**

@@ -11,13 +11,18 @@ import { initialImaState } from '../../ima/index.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
 import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
 import { type Evidence, type EvidenceOutcome, evaluateEvidence } from './evaluate-evidence.ts'
-import { answerEvidenceRequest } from './evidence-request.ts'
+import { answerEvidenceRequest, type EvidenceVerdict } from './evidence-request.ts'
 import { SeverityRules } from './failure.ts'
 
 const kit = buildFuzzKit(freshSoftTpm())
 const tpm = kit.tpm
 const ak = toKeyObject(parseTpm2bPublic(tpm.akTpm2b))
-const opts = { rules: new SeverityRules(), mbPolicyName: 'example', ignoreTomtouErrors: false }
+const opts = {
+  rules: new SeverityRules(),
+  mbPolicyName: 'example',
+  mbEvaluate: 'once',
+  ignoreTomtouErrors: false,
+}
 const seed = (name: string) => kit.ima.find((s) => s.name === name) ?? kit.ima[0]!
 const PCR15 = 'ab'.repeat(32)
 
@@ -160,12 +165,14 @@ describe('evaluateEvidence: IMA', () => {
     if (o.kind === 'checked') expect(o.ima?.ok).toBe(false)
   })
 
-  test('no list: one-shot evidence and pull rounds require it, with or without a policy', () => {
+  test('no list: IMA fails when PCR 10 is quoted, one-shot or round; skipped when it is not', () => {
     const noList = { list: undefined, policy: kit.policy }
     const oneShot = evaluateEvidence(evidence([10], { ima: noList }), opts)
     expect(contextOf(oneShot, 'pcr_validation.unused_pcr_10')?.message).toBe(
-      'IMA PCR or measurement list missing',
+      'IMA PCR in policy, but no measurement list provided',
     )
+    // upstream check_pcrs: no PCR 10 in the quote, no IMA check (one-shot evidence too)
+    expect(events(evaluateEvidence(evidence([15], { ima: noList }), opts))).toEqual([])
     const increment = { state: initialImaState(), startEntry: 0, boottime: 0, keyring: null }
     const round = evaluateEvidence(evidence([10], { ima: { ...noList, increment } }), opts)
     expect(contextOf(round, 'pcr_validation.unused_pcr_10')?.message).toBe(
@@ -239,34 +246,71 @@ describe('evaluateEvidence: measured boot', () => {
 })
 
 describe('answerEvidenceRequest (the /verify/evidence adapter)', () => {
-  test('a body that is not TPM evidence is a 400 with upstream events', () => {
-    const tee = answerEvidenceRequest({ type: 'tee', data: {} }, opts)
-    expect(tee.status).toBe(400)
-    expect(tee.results.failures.map((f) => f.type)).toEqual(['tee_attestation.unsupported'])
-    const bad = answerEvidenceRequest({ type: 'tpm', data: [] }, opts)
-    expect(bad.results.failures.map((f) => f.type)).toEqual(['qoute_validation.missing_param'])
+  const answerOf = (v: EvidenceVerdict) => {
+    if (v.kind !== 'answer') throw new Error(`rejected: ${v.message}`)
+    return v.answer
+  }
+
+  test('type and data are checked first: a 400 refusal with upstream reason', () => {
+    expect(answerEvidenceRequest({ data: {} }, opts)).toMatchObject({
+      kind: 'rejected',
+      status: 400,
+      message: "missing parameter 'type'",
+    })
+    expect(answerEvidenceRequest({ type: 'tpm', data: '' }, opts)).toMatchObject({
+      message: "missing parameter 'data'",
+    })
+    expect(answerEvidenceRequest({ type: 'x', data: {} }, opts)).toMatchObject({
+      message: 'invalid evidence type',
+    })
+    // a body that is not an object has no `type` (upstream: `"type" in body`)
+    expect(answerEvidenceRequest([], opts)).toMatchObject({ kind: 'rejected' })
   })
 
-  test('unreadable policies and logs become their stage events', () => {
-    tpm.restorePcr('sha256', 10, seed('b').pcr10)
+  test('the first missing TPM field is a 400 default.missing_param; TEE fields likewise', () => {
+    const bad = answerOf(answerEvidenceRequest({ type: 'tpm', data: { quote: 'q' } }, opts))
+    expect(bad.status).toBe(400)
+    expect(bad.results.failures).toEqual([
+      { type: 'default.missing_param', context: { message: 'missing parameter "nonce"' } },
+    ])
+    const tee = answerOf(answerEvidenceRequest({ type: 'tee', data: {} }, opts))
+    expect(tee.status).toBe(400)
+    expect(tee.results.failures.map((f) => f.type)).toEqual(['tee_attestation.missing_param'])
+  })
+
+  test('runtime_policy must be JSON text (base64 is refused with a 400, not guessed)', () => {
     const data = {
-      quote: tpm.quote('n1', [10, 15]).quote,
+      quote: 'r',
+      nonce: 'n',
+      hash_alg: 'sha256',
+      tpm_ek: 'x',
+      tpm_ak: 'x',
+      runtime_policy: Buffer.from('{}').toString('base64'),
+    }
+    const a = answerOf(answerEvidenceRequest({ type: 'tpm', data }, opts))
+    expect(a.status).toBe(400)
+    expect(a.results.failures.map((f) => f.type)).toEqual(['default.invalid_param'])
+  })
+
+  test('valid evidence echoes data as claims; unreadable parts are their stage events', () => {
+    tpm.restorePcr('sha256', 15, Buffer.alloc(32, 7))
+    const data = {
+      quote: tpm.quote('n1', [15]).quote,
       nonce: 'n1',
       hash_alg: 'sha256',
       tpm_ek: 'x',
       tpm_ak: Buffer.from(tpm.akTpm2b).toString('base64'),
-      tpm_policy: { '15': 'not a list' },
-      runtime_policy: '%%%',
-      mb_policy: kit.refstate,
-      mb_log: '%%%',
+      tpm_policy: { '15': ['07'.repeat(32)] },
     }
-    const a = answerEvidenceRequest({ type: 'tpm', data }, opts)
+    const ok = answerOf(answerEvidenceRequest({ type: 'tpm', data }, opts))
+    expect(ok).toEqual({ status: 200, results: { valid: true, claims: data, failures: [] } })
+    const mb = { ...data, mb_policy: kit.refstate, mb_log: '%%%' }
+    const a = answerOf(answerEvidenceRequest({ type: 'tpm', data: mb }, opts))
     expect(a.status).toBe(200)
-    expect(a.results.failures.map((f) => f.type)).toEqual([
-      'measured_boot.parser.log.base64decode',
-      'ima.policy.invalid',
-      'pcr_validation.invalid_tpm_policy',
-    ])
-    expect(Object.keys(a.results.claims)).toEqual(['pcrs', 'clock_info'])
+    expect(a.results.claims).toEqual({})
+    expect(a.results.failures.map((f) => f.type)).toEqual(['measured_boot.parser.log.base64decode'])
+    const policy = { ...data, tpm_policy: { '15': 'not a list' } }
+    const p = answerOf(answerEvidenceRequest({ type: 'tpm', data: policy }, opts))
+    expect(p.results.failures.map((f) => f.type)).toEqual(['qoute_validation.invalid_quote'])
   })
 })

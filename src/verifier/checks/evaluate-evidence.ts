@@ -76,8 +76,8 @@ export interface ImaEvidence {
   /** Compiled runtime policy, or null for upstream's empty policy (see `evaluateIma`). */
   policy: CompiledRuntimePolicy | null
   /**
-   * Pull rounds: the state the list continues; IMA is checked when PCR 10 is quoted. Absent
-   * (one-shot evidence): the whole list, and PCR 10 and the list are both required.
+   * Pull rounds: the state the list continues. Absent (one-shot evidence): the whole list. Either
+   * way IMA is checked only when PCR 10 is quoted, as upstream.
    */
   increment?: ImaIncrement
 }
@@ -167,10 +167,9 @@ function verifyEvidenceQuote(f: Failure, e: Evidence): VerifiedQuote | undefined
       signAlg: e.signAlg,
     })
   } catch (err) {
-    const msg = err instanceof Error ? err.message : String(err)
     f.add(
       'qoute_validation.quote_validation',
-      { message: 'Quote data validation', error: isTpmError(err) ? `${err.code}: ${msg}` : msg },
+      { message: 'Quote data validation', error: quoteErrorText(err) },
       false,
     )
     return undefined
@@ -187,6 +186,13 @@ function verifyEvidenceQuote(f: Failure, e: Evidence): VerifiedQuote | undefined
     }
   }
   return quote
+}
+
+/** Errors upstream words itself (nonce, hash) carry its text alone; others are `CODE: text`. */
+function quoteErrorText(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err)
+  if (isTpmError(err, 'ERR_QUOTE_NONCE') || isTpmError(err, 'ERR_QUOTE_HASH_ALG')) return msg
+  return isTpmError(err) ? `${err.code}: ${msg}` : msg
 }
 
 /** Step 3: PCR 16 holds H(0 || H(NK)), binding the NK to this TPM. */
@@ -249,23 +255,15 @@ function checkIma(
   used: Set<number>,
   opts: EvidenceOptions,
 ): EvaluateImaResult | undefined {
+  // upstream `tpm_main.py` `check_pcrs`: IMA is checked when PCR 10 is quoted, whoever asks
   const pcr10 = pcrs.get(10)
   const inc = ima.increment
-  if (inc !== undefined) {
-    if (pcr10 === undefined) return undefined
-    used.add(10)
-    if (ima.list === undefined) {
-      // upstream `tpm_main.py` `check_quote`, whatever the runtime policy (never None there)
-      const why = 'IMA PCR in policy, but no measurement list provided'
-      f.add('pcr_validation.unused_pcr_10', why, true)
-      return undefined
-    }
-  } else {
-    used.add(10)
-    if (pcr10 === undefined || ima.list === undefined) {
-      f.add('pcr_validation.unused_pcr_10', 'IMA PCR or measurement list missing', true)
-      return undefined
-    }
+  if (pcr10 === undefined) return undefined
+  used.add(10)
+  if (ima.list === undefined) {
+    const why = 'IMA PCR in policy, but no measurement list provided'
+    f.add('pcr_validation.unused_pcr_10', why, true)
+    return undefined
   }
   const r = evaluateIma({
     list: ima.list,

@@ -1,34 +1,39 @@
 /**
- * `POST /verify/evidence` (API 2.4/2.5, upstream `cloud_verifier_tornado.py:
- * VerifyEvidenceHandler` with the TPM evidence verifier): the adapter from a request body to
- * {@link evaluateEvidence} and back to upstream's `{valid, claims, failures}` answer.
+ * `POST /verify/evidence` (API 2.4/2.5, upstream 7.14 `cloud_verifier_tornado.py:
+ * VerifyEvidenceHandler._tpm_verify` and `cloud_verifier_common.process_verify_attestation`): the
+ * adapter from a request body to {@link evaluateEvidence} and back to upstream's answer, checked
+ * case by case against a running upstream (`test/fixtures/verify-evidence/`).
+ *
+ * Upstream's answer, kept here:
+ * - the body's `type` and `data` missing or empty: 400 with the reason as `status`, `results` `{}`;
+ * - a TPM field missing or `""` (first one only, in upstream's order), or no truthy policy: 400
+ *   with `default.missing_param` / `default.missing_policy` in `failures`;
+ * - otherwise 200, `valid` and `failures` (upstream's event ids and contexts); `claims` is the
+ *   request's `data` echoed when valid, `{}` when not;
+ * - `runtime_policy` is the policy as JSON text (a DSSE envelope too); `tpm_policy` JSON text or
+ *   an object; `mb_policy` the refstate as JSON text; `mb_log` base64.
+ *
+ * Where upstream answers 500 (a body that is not a JSON object, `runtime_policy` that is not JSON
+ * text, `data: null`) we answer a typed 400 instead: see docs/compatibility.md.
  *
  * It runs in a check worker (`check-worker.ts`, job `evidence`): a large IMA list costs seconds
  * of CPU, which must not hold the event loop. {@link verifyEvidenceBody} is the worker's entry
  * (raw bytes in, a verdict out, never a throw); {@link answerEvidenceRequest} is total on any JSON
- * object (fuzzed by `test/support/fuzz-evidence.ts`).
- *
- * `failures` is capped at {@link MAX_EVIDENCE_FAILURES} (a hostile list yields one failure per
- * line), and `failures_omitted`, present only then, counts the rest.
+ * value (fuzzed by `test/support/fuzz-evidence.ts`). `failures` is capped at
+ * {@link MAX_EVIDENCE_FAILURES}; `failures_omitted`, present only then, counts the rest.
  *
  * @module
  */
-import { createPublicKey, type KeyObject } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { isKeylimeError } from '../../errors.ts'
-import { parseJsonObject } from '../../http/read-json.ts'
 import { loadRuntimePolicy } from '../../ima/index.ts'
 import { decodeBase64Field } from '../../protocol/decode-base64-field.ts'
-import { readPemBlock } from '../../protocol/read-pem-block.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
-import { type HashAlg, isHashAlg } from '../../tpm/constants.ts'
+import { isHashAlg } from '../../tpm/constants.ts'
 import { parseTpm2bPublic, toKeyObject } from '../../tpm/public-area.ts'
-import {
-  type Evidence,
-  type EvidenceOptions,
-  type EvidenceOutcome,
-  evaluateEvidence,
-  type Unreadable,
-} from './evaluate-evidence.ts'
+import { parseQuoteString } from '../../tpm/quote-string.ts'
+import type { CheckOptions } from './check-quote.ts'
+import { type Evidence, evaluateEvidence, type Unreadable } from './evaluate-evidence.ts'
 import { Failure, type SeverityRules } from './failure.ts'
 
 /** Most failures an answer lists; the rest are counted in `failures_omitted`. */
@@ -37,7 +42,7 @@ export const MAX_EVIDENCE_FAILURES = 100
 /** The `results` of the answer. */
 export interface EvidenceResults {
   valid: boolean
-  claims: Record<string, unknown>
+  claims: unknown
   failures: { type: string; context: Record<string, unknown> }[]
   /** Failures not listed (only when some were left out). */
   failures_omitted?: number
@@ -49,15 +54,18 @@ export interface EvidenceAnswer {
   results: EvidenceResults
 }
 
-/** What {@link verifyEvidenceBody} gives: an answer, or a typed refusal of the body itself. */
+/** What {@link verifyEvidenceBody} gives: an answer, or a refusal of the body (400, `results` `{}`). */
 export type EvidenceVerdict =
   | { kind: 'answer'; answer: EvidenceAnswer }
   | { kind: 'rejected'; status: number; code: string; message: string }
 
-/** The `data` of a `tpm` body, read field by field. */
+/** The `data` of a `tpm` body (any JSON value: upstream reads fields with `in`). */
 type Data = Record<string, unknown>
 
-function answer(status: 200 | 400, f: Failure, claims: Record<string, unknown>): EvidenceAnswer {
+/** The TPM fields upstream requires, in its order (it reports the first missing one). */
+const REQUIRED = ['quote', 'nonce', 'hash_alg', 'tpm_ek', 'tpm_ak'] as const
+
+function answer(status: 200 | 400, f: Failure, claims: unknown): EvidenceAnswer {
   const results: EvidenceResults = {
     valid: !f.failed,
     claims,
@@ -70,6 +78,10 @@ function answer(status: 200 | 400, f: Failure, claims: Record<string, unknown>):
   return { status, results }
 }
 
+function rejected(message: string): EvidenceVerdict {
+  return { kind: 'rejected', status: 400, code: 'ERR_EVIDENCE_REQUEST', message }
+}
+
 /** The answer for an evaluation that threw (a bug or a resource limit, never a crash). */
 export function evidenceException(message: string, rules: SeverityRules): EvidenceAnswer {
   const f = new Failure(rules)
@@ -79,22 +91,18 @@ export function evidenceException(message: string, rules: SeverityRules): Eviden
 }
 
 /**
- * Parses and answers a request body (raw bytes). Never throws: a body that is not a JSON object
- * is `rejected` (400, as `readJsonObject` answers), and an evaluation that throws becomes an
- * `internal.verifier.exception` failure.
+ * Parses and answers a request body (raw bytes). Never throws: a body that is not JSON is
+ * `rejected` (400), and an evaluation that throws becomes an `internal.verifier.exception` failure.
  */
-export function verifyEvidenceBody(bytes: Uint8Array, opts: EvidenceOptions): EvidenceVerdict {
-  let body: Record<string, unknown>
+export function verifyEvidenceBody(bytes: Uint8Array, opts: CheckOptions): EvidenceVerdict {
+  let body: unknown
   try {
-    body = parseJsonObject(new TextDecoder().decode(bytes))
+    body = JSON.parse(new TextDecoder().decode(bytes))
   } catch (err) {
-    if (isKeylimeError(err)) {
-      return { kind: 'rejected', status: err.status, code: err.code, message: err.message }
-    }
-    return { kind: 'answer', answer: evidenceException(errorText(err), opts.rules) }
+    return rejected(`Invalid JSON in request body: ${(err as Error).message}`)
   }
   try {
-    return { kind: 'answer', answer: answerEvidenceRequest(body, opts) }
+    return answerEvidenceRequest(body, opts)
   } catch (err) {
     return { kind: 'answer', answer: evidenceException(errorText(err), opts.rules) }
   }
@@ -104,83 +112,143 @@ function errorText(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : 'non-error exception'
 }
 
-const str = (d: Data, k: string): string | undefined =>
-  Object.hasOwn(d, k) && typeof d[k] === 'string' ? d[k] : undefined
+/** Python's `k in d and d[k] != ""` on a JSON object; any other value has no fields. */
+function field(d: unknown, k: string): unknown {
+  if (typeof d !== 'object' || d === null || Array.isArray(d)) return undefined
+  const v = Object.hasOwn(d, k) ? (d as Data)[k] : undefined
+  return v === '' ? undefined : v
+}
 
-const has = (d: Data, k: string): boolean =>
-  Object.hasOwn(d, k) && d[k] !== undefined && d[k] !== null && d[k] !== ''
+/** Python truthiness of a JSON value. */
+function truthy(v: unknown): boolean {
+  if (v === undefined || v === null || v === false || v === 0 || v === '') return false
+  if (Array.isArray(v)) return v.length > 0
+  return typeof v !== 'object' || Object.keys(v).length > 0
+}
+
+/** Python's `str()` of a JSON value, for messages. */
+function pyStr(v: unknown): string {
+  if (v === null || v === undefined) return 'None'
+  if (typeof v === 'boolean') return v ? 'True' : 'False'
+  return typeof v === 'string' ? v.slice(0, 64) : JSON.stringify(v).slice(0, 64)
+}
 
 /** Answers a parsed `/verify/evidence` body. */
-export function answerEvidenceRequest(
-  body: Record<string, unknown>,
-  opts: EvidenceOptions,
-): EvidenceAnswer {
-  const f = new Failure(opts.rules)
-  const d = requestData(f, body)
-  if (d === undefined) return answer(400, f, {})
-  const hashAlg = str(d, 'hash_alg') as string
-  if (!isHashAlg(hashAlg)) {
-    const message = `unsupported hash algorithm ${hashAlg.slice(0, 20)}`
-    f.add('qoute_validation.invalid_hash_alg', { message }, false)
-    return answer(200, f, {})
-  }
-  let ak: KeyObject
-  try {
-    ak = readAk(str(d, 'tpm_ak') as string)
-  } catch (err) {
-    const error = err instanceof Error ? err.message : 'invalid'
-    f.add('qoute_validation.quote_validation', { message: 'Quote data validation', error }, false)
-    return answer(200, f, {})
-  }
-  const evidence: Evidence = {
-    quote: str(d, 'quote') as string,
-    nonce: str(d, 'nonce') as string,
-    hashAlg,
-    ak,
-    tpmPolicy: has(d, 'tpm_policy') ? readTpmPolicy(d.tpm_policy) : null,
-  }
-  if (has(d, 'mb_policy')) evidence.mb = readMb(d)
-  if (has(d, 'runtime_policy')) evidence.ima = readIma(d)
-  const out = evaluateEvidence(evidence, opts)
-  return out.kind === 'checked'
-    ? answer(200, out.failure, claimsOf(out, hashAlg))
-    : refusedAnswer(out)
+export function answerEvidenceRequest(body: unknown, opts: CheckOptions): EvidenceVerdict {
+  const type = field(body, 'type')
+  if (type === undefined) return rejected("missing parameter 'type'")
+  const data = field(body, 'data')
+  if (data === undefined) return rejected("missing parameter 'data'")
+  if (type === 'tee') return { kind: 'answer', answer: answerTee(data, opts.rules) }
+  if (type !== 'tpm') return rejected('invalid evidence type')
+  return { kind: 'answer', answer: answerTpm(data, opts) }
 }
 
-/** The checked `data` object, or undefined with the body's problems added (answered 400). */
-function requestData(f: Failure, body: Record<string, unknown>): Data | undefined {
-  const { type, data } = body
-  if (type !== 'tpm') {
-    if (type === 'tee')
-      f.add('tee_attestation.unsupported', 'TEE evidence is not supported by keylime-ts', false)
-    else f.add('default.missing_param', 'type must be "tpm" or "tee"', false)
-    return undefined
-  }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
-    f.add('qoute_validation.missing_param', 'data must be an object', false)
-    return undefined
-  }
-  const d = data as Data
-  for (const k of ['quote', 'nonce', 'hash_alg', 'tpm_ek', 'tpm_ak']) {
-    if (!str(d, k)) {
-      f.add('qoute_validation.missing_param', { message: `missing parameter ${k}` }, false)
+/** `_tpm_verify`: required fields, a policy, then the evaluation. */
+function answerTpm(data: unknown, opts: CheckOptions): EvidenceAnswer {
+  const f = new Failure(opts.rules)
+  for (const k of REQUIRED) {
+    if (field(data, k) === undefined) {
+      f.add('default.missing_param', { message: `missing parameter "${k}"` }, false)
+      return answer(400, f, {})
     }
   }
-  if (!has(d, 'tpm_policy') && !has(d, 'runtime_policy') && !has(d, 'mb_policy')) {
-    const why = 'at least one of tpm_policy, runtime_policy, mb_policy is required'
-    f.add('qoute_validation.missing_policy', why, false)
+  const d = data as Data
+  const runtimePolicy = field(d, 'runtime_policy')
+  const mbPolicy = field(d, 'mb_policy')
+  if (!truthy(field(d, 'tpm_policy')) && !truthy(runtimePolicy) && !truthy(mbPolicy)) {
+    const message =
+      'at least one policy (tpm_policy, runtime_policy, or mb_policy) must be provided'
+    f.add('default.missing_policy', { message }, false)
+    return answer(400, f, {})
   }
-  return f.failed ? undefined : d
+  // upstream loads the runtime policy before anything else, and answers 500 when it cannot
+  let ima: Evidence['ima']
+  if (truthy(runtimePolicy)) {
+    if (typeof runtimePolicy !== 'string')
+      return invalidParam(f, 'runtime_policy must be JSON text')
+    try {
+      ima = { list: imaList(d), policy: loadRuntimePolicy(runtimePolicy, {}) }
+    } catch (err) {
+      return invalidParam(f, `runtime_policy is not a valid runtime policy: ${messageOf(err)}`)
+    }
+  } else ima = { list: imaList(d), policy: null }
+  const read = readEvidence(f, d, ima, mbPolicy, opts)
+  if (read === undefined) return answer(200, f, {})
+  const { evidence, tpmPolicyError } = read
+  if (tpmPolicyError !== undefined) {
+    // upstream reads tpm_policy first in check_pcrs: nothing else is checked once the quote holds
+    const out = evaluateEvidence({ ...evidence, ima: undefined, mb: undefined }, opts)
+    if (out.kind === 'refused') return answer(200, out.failure, {})
+    const g = new Failure(opts.rules)
+    invalidQuote(g, tpmPolicyError)
+    return answer(200, g, {})
+  }
+  const out = evaluateEvidence(evidence, opts)
+  if (out.kind === 'reboot') throw new Error('IMA reboot without an incremental state')
+  return answer(200, out.failure, out.failure.failed ? {} : data)
 }
 
-/** The AK: a TPM2B_PUBLIC in base64, or one strict SPKI PEM block (OpenSSL would skip text around it). */
-function readAk(text: string): KeyObject {
-  try {
-    return toKeyObject(parseTpm2bPublic(Buffer.from(text, 'base64')))
-  } catch {
-    const { der } = readPemBlock(text, ['PUBLIC KEY'], 16 * 1024)
-    return createPublicKey({ key: Buffer.from(der), format: 'der', type: 'spki' })
+/**
+ * The evidence, or undefined with upstream's failure added (`process_verify_attestation`): the
+ * hash algorithm, the AK, the nonce and quote, the policies. Shared with `/verify/identity`.
+ */
+export function readEvidence(
+  f: Failure,
+  d: Data,
+  ima: Evidence['ima'],
+  mbPolicy: unknown,
+  opts: CheckOptions,
+): { evidence: Evidence; tpmPolicyError?: string } | undefined {
+  const hashAlg = d.hash_alg
+  if (typeof hashAlg !== 'string' || !isHashAlg(hashAlg)) {
+    const message = `TPM Quote is using an unrecognized hash algorithm: ${pyStr(hashAlg)}`
+    f.add('qoute_validation.invalid_hash_alg', { message, data: hashAlg }, false)
+    return undefined
   }
+  // upstream decodes the AK, then splits the quote: either failing is `invalid_quote`
+  let ak: KeyObject
+  try {
+    ak = readAk(d.tpm_ak)
+    if (typeof d.nonce !== 'string') throw new Error('nonce must be a string')
+    if (typeof d.quote !== 'string') throw new Error('quote must be a string')
+    parseQuoteString(d.quote)
+  } catch (err) {
+    invalidQuote(f, messageOf(err))
+    return undefined
+  }
+  const evidence: Evidence = { quote: d.quote, nonce: d.nonce, hashAlg, ak, tpmPolicy: null, ima }
+  if (truthy(mbPolicy)) evidence.mb = readMb(d, mbPolicy, opts)
+  const tpmPolicy = field(d, 'tpm_policy')
+  if (!truthy(tpmPolicy)) return { evidence }
+  try {
+    evidence.tpmPolicy = parseTpmPolicy(tpmPolicy)
+    return { evidence }
+  } catch (err) {
+    return { evidence, tpmPolicyError: messageOf(err) }
+  }
+}
+
+function invalidQuote(f: Failure, message: string): void {
+  f.add('qoute_validation.invalid_quote', { message: `Quote validation failed: ${message}` }, false)
+}
+
+/** A field upstream cannot read at all (it answers 500): 400 with the reason. */
+function invalidParam(f: Failure, message: string): EvidenceAnswer {
+  f.add('default.invalid_param', { message }, false)
+  return answer(400, f, {})
+}
+
+/** The IMA list (upstream's default is `""`: PCR 10, when quoted, is then checked against nothing). */
+function imaList(d: Data): string {
+  const list = field(d, 'ima_measurement_list')
+  return typeof list === 'string' ? list : ''
+}
+
+/** The AK: a TPM2B_PUBLIC in base64, as upstream (`pubkey_from_tpm2b_public`). */
+function readAk(v: unknown): KeyObject {
+  if (typeof v !== 'string') throw new Error('tpm_ak must be a string')
+  return toKeyObject(parseTpm2bPublic(decodeBase64Field(v, 'tpm_ak')))
 }
 
 function unreadable(event_id: string, message: string, recoverable: boolean): Unreadable {
@@ -188,69 +256,50 @@ function unreadable(event_id: string, message: string, recoverable: boolean): Un
 }
 
 function messageOf(err: unknown): string {
-  return isKeylimeError(err) ? err.message : errorText(err)
+  return isKeylimeError(err) || err instanceof Error ? err.message : 'invalid'
 }
 
-function readTpmPolicy(v: unknown): Evidence['tpmPolicy'] {
-  try {
-    return parseTpmPolicy(v)
-  } catch (err) {
-    return unreadable('pcr_validation.invalid_tpm_policy', messageOf(err), false)
+/**
+ * `mb_policy` (the refstate as JSON text: anything else is upstream's `invalid_mb_policy`) and
+ * `mb_log` (base64). The refstate is evaluated as `measured_boot_evaluate` says for an agent past
+ * its first attestation, as upstream (`count = -1`): `once` checks only the log against the PCRs.
+ */
+function readMb(d: Data, mbPolicy: unknown, opts: CheckOptions): Evidence['mb'] {
+  if (typeof mbPolicy !== 'string') {
+    return unreadable('pcr_validation.invalid_mb_policy', 'Invalid measured boot policy', true)
   }
-}
-
-/** `mb_policy` (JSON text or object) and `mb_log` (base64); evaluated on every call. */
-function readMb(d: Data): Evidence['mb'] {
   let log: Buffer
   try {
-    log = decodeBase64Field(str(d, 'mb_log') ?? '', 'mb_log')
+    log = decodeBase64Field(field(d, 'mb_log') ?? '', 'mb_log')
   } catch {
     const why = 'Measured boot log could not be decoded'
     return unreadable('measured_boot.parser.log.base64decode', why, true)
   }
   return {
     log: log.length === 0 ? null : log,
-    refstate: str(d, 'mb_policy') ?? JSON.stringify(d.mb_policy),
-    evaluate: 'always', // no attestation history: `once` would mean never
-    attestationCount: 0,
+    refstate: mbPolicy,
+    evaluate: opts.mbEvaluate,
+    attestationCount: -1,
   }
 }
 
-/** `runtime_policy` (base64 of the policy JSON) and the whole `ima_measurement_list`. */
-function readIma(d: Data): Evidence['ima'] {
-  try {
-    const text = decodeBase64Field(d.runtime_policy, 'runtime_policy').toString('utf8')
-    return { list: str(d, 'ima_measurement_list'), policy: loadRuntimePolicy(text, {}) }
-  } catch (err) {
-    return unreadable('ima.policy.invalid', messageOf(err), false)
+/** `_tee_verify`: the fields upstream requires; no TEE verifier here (see docs/compatibility.md). */
+function answerTee(data: unknown, rules: SeverityRules): EvidenceAnswer {
+  const f = new Failure(rules)
+  const missing = (k: string) => {
+    f.add('tee_attestation.missing_param', { message: `missing parameter "${k}"` }, false)
+    return answer(400, f, {})
   }
-}
-
-/** Upstream's claims: the quoted PCRs, the clock, and what MB and IMA verified. */
-function claimsOf(
-  out: Extract<EvidenceOutcome, { kind: 'checked' }>,
-  hashAlg: HashAlg,
-): Record<string, unknown> {
-  const { quote } = out
-  const pcrs = quote.pcrs.get(hashAlg) ?? new Map<number, Uint8Array>()
-  const claims: Record<string, unknown> = {
-    pcrs: Object.fromEntries(
-      [...pcrs].map(([n, v]) => [String(n), Buffer.from(v).toString('hex')]),
-    ),
-    clock_info: {
-      clock: Number(quote.clockInfo.clock),
-      reset_count: quote.clockInfo.resetCount,
-      restart_count: quote.clockInfo.restartCount,
-      safe: quote.clockInfo.safe,
-    },
+  for (const k of ['tee-evidence', 'nonce', 'tee-pubkey-x-b64', 'tee-pubkey-y-b64']) {
+    if (field(data, k) === undefined) return missing(k)
   }
-  if (out.mb !== undefined) claims.measured_boot = out.mb
-  if (out.ima?.ok === true) claims.ima = { entries_verified: out.ima.entriesVerified }
-  return claims
-}
-
-/** The quote failed (nothing else was checked); a reboot cannot happen without IMA state. */
-function refusedAnswer(out: Exclude<EvidenceOutcome, { kind: 'checked' }>): EvidenceAnswer {
-  if (out.kind === 'reboot') throw new Error('IMA reboot without an incremental state')
-  return answer(200, out.failure, {})
+  const evidence = field(data, 'tee-evidence')
+  for (const k of ['tee', 'evidence']) if (field(evidence, k) === undefined) return missing(k)
+  if (field(evidence, 'tee') !== 'snp') {
+    f.add('tee_attestation.invalid.tee', { message: 'invalid tee argument' }, false)
+  } else {
+    const message = 'SEV-SNP evidence is not supported by keylime-ts'
+    f.add('tee_attestation.unsupported', { message }, false)
+  }
+  return answer(200, f, {})
 }
