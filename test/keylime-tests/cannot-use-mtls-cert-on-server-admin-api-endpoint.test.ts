@@ -27,25 +27,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../../src/cli/main.ts'
 import { OPENSSL, openssl } from '../support/ca-helpers.ts'
-import {
-  type ChildRun,
-  controlPlaneEnv,
-  MAIN_TS,
-  type Ports,
-  spawnCollect,
-} from '../support/control-plane-process.ts'
-import { type Fleet, startFleet } from '../support/fleet/fleet.ts'
+import { startTenantBed, type TenantBed } from '../support/tenant-bed.ts'
 
 if (!OPENSSL) console.log('skipping cannot-use-mTLS-cert-on-server-admin-api-endpoint: no openssl')
-
-/** A tenant run in-process: exit code and output. */
-interface Run {
-  code: number
-  out: string
-  err: string
-}
 
 /** An answer over TLS, or `null` when the connection was refused before any answer. */
 interface Answer {
@@ -56,11 +41,7 @@ interface Answer {
 describe.skipIf(!OPENSSL)(
   'keylime-tests regression/cannot-use-mTLS-cert-on-server-admin-api-endpoint',
   () => {
-    let cp: ChildRun
-    let fleet: Fleet
-    let ports: Ports
-    let env: Record<string, string>
-    let cvCa: string
+    let bed: TenantBed
     let agentId: string
     const work = mkdtempSync(join(tmpdir(), 'kl-kt-mtls-'))
     const agentTls = join(work, 'agent-tls')
@@ -68,36 +49,25 @@ describe.skipIf(!OPENSSL)(
     const pem = (dir: string, f: string) => readFileSync(join(dir, f), 'utf8')
     /** GOOD_CERTS: the cv_ca client certificate. BAD_CERTS: the agent's self-signed one. */
     const certs = {
-      good: () => ({ cert: pem(cvCa, 'client-cert.crt'), key: pem(cvCa, 'client-private.pem') }),
+      good: () => ({
+        cert: pem(bed.cvCa, 'client-cert.crt'),
+        key: pem(bed.cvCa, 'client-private.pem'),
+      }),
       bad: () => ({
         cert: pem(agentTls, 'server-cert.crt'),
         key: pem(agentTls, 'server-private.pem'),
       }),
       none: () => ({}),
     }
-
-    async function tenant(args: string[], extra: Record<string, string> = {}): Promise<Run> {
-      let out = ''
-      let err = ''
-      const code = await main('keylime_tenant', args, {
-        stdout: (s) => {
-          out += s
-        },
-        stderr: (s) => {
-          err += s
-        },
-        env: { ...env, ...extra },
-      })
-      return { code: code as number, out, err }
-    }
+    const tenant = (args: string[]) => bed.tenant(args)
 
     /** The tenant with the agent's self-signed certificate as its client certificate. */
     const badTenant = (args: string[]) =>
-      tenant(args, {
+      bed.tenant(args, {
         KEYLIME_TENANT_TLS_DIR: agentTls,
         KEYLIME_TENANT_CLIENT_KEY: 'server-private.pem',
         KEYLIME_TENANT_CLIENT_CERT: 'server-cert.crt',
-        KEYLIME_TENANT_TRUSTED_SERVER_CA: `['${join(cvCa, 'cacert.crt')}']`,
+        KEYLIME_TENANT_TRUSTED_SERVER_CA: `['${join(bed.cvCa, 'cacert.crt')}']`,
       })
 
     /** `curl -kv [-X method] url` with `who`'s certificate; null when refused before an answer. */
@@ -119,38 +89,11 @@ describe.skipIf(!OPENSSL)(
     }
 
     beforeAll(async () => {
-      const base = await controlPlaneEnv()
-      ports = base.ports
-      cvCa = join(base.dir, 'cv_ca')
-      env = {
-        ...base.env,
-        KEYLIME_TENANT_REGISTRAR_PORT: String(ports.registrarTls),
-        KEYLIME_TENANT_VERIFIER_PORT: String(ports.verifier),
-        KEYLIME_TENANT_REQUIRE_EK_CERT: 'False',
-        KEYLIME_TENANT_ACCEPT_TPM_SIGNING_ALGS: "['ecdsa', 'rsassa']",
-        KEYLIME_TENANT_RETRY_INTERVAL: '0.2',
-        KEYLIME_TENANT_EXPONENTIAL_BACKOFF: 'False',
-        KEYLIME_TENANT_MAX_RETRIES: '2',
-        KEYLIME_TENANT_REQUEST_TIMEOUT: '5',
-        KEYLIME_CA_PASSWORD: 'keylime',
-      }
-      cp = spawnCollect([process.execPath, MAIN_TS], env)
-      await cp.waitFor(/keylime control plane started/, 30_000)
-      fleet = await startFleet({
-        count: 1,
-        caCertPem: pem(cvCa, 'cacert.crt'),
-        listen: 'ports',
-        seed: `kt-mtls-${process.pid}`,
-      })
-      const reg = await fleet.registerAll(`http://127.0.0.1:${ports.registrar}`)
-      if (reg.ok !== 1) throw new Error(`registration failed: ${reg.firstError}`)
-      const agent = fleet.agents[0]!
+      bed = await startTenantBed({ count: 1, seed: `kt-mtls-${process.pid}` })
+      const agent = bed.agents[0]!
       agentId = agent.uuid
       writeFileSync(join(work, 'hostname'), 'keylime-tests\n')
-      const add = await tenant([
-        ...['-v', '127.0.0.1', '-t', '127.0.0.1', '-tp', String(agent.contactPort)],
-        ...['-u', agentId, '-f', join(work, 'hostname'), '-c', 'add'],
-      ])
+      const add = await tenant([...bed.agentArgs(agent), '-f', join(work, 'hostname'), '-c', 'add'])
       if (add.code !== 0) throw new Error(`tenant add failed (${add.code}): ${add.err}`)
       // The agent's self-signed server certificate, as the test makes it for the push agent.
       mkdirSync(agentTls)
@@ -166,12 +109,11 @@ describe.skipIf(!OPENSSL)(
     }, 60_000)
 
     afterAll(async () => {
-      await fleet?.stop()
-      await cp?.stop()
+      await bed?.stop()
     })
 
-    const verifier = () => `https://127.0.0.1:${ports.verifier}`
-    const registrarTls = () => `https://127.0.0.1:${ports.registrarTls}`
+    const verifier = () => `https://127.0.0.1:${bed.ports.verifier}`
+    const registrarTls = () => `https://127.0.0.1:${bed.ports.registrarTls}`
 
     for (const [name, base] of [
       ['verifier', verifier],
@@ -233,7 +175,7 @@ describe.skipIf(!OPENSSL)(
     })
 
     test('registrar plain port: HTTPS fails, HTTP does not list the agent', async () => {
-      const plain = `127.0.0.1:${ports.registrar}/v2.4/agents/`
+      const plain = `127.0.0.1:${bed.ports.registrar}/v2.4/agents/`
       expect(await call(`https://${plain}`, 'none')).toBeNull()
       const r = await fetch(`http://${plain}`)
       expect(r.status).toBeGreaterThanOrEqual(400)
@@ -245,7 +187,7 @@ describe.skipIf(!OPENSSL)(
     test.todo(
       'registrar plain port: GET /v2.4/agents/ is 400 Bad Request, as upstream',
       async () => {
-        const r = await fetch(`http://127.0.0.1:${ports.registrar}/v2.4/agents/`)
+        const r = await fetch(`http://127.0.0.1:${bed.ports.registrar}/v2.4/agents/`)
         expect(r.status).toBe(400)
         expect(await r.text()).toMatch(/Bad Request/i)
       },
