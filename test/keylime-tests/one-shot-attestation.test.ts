@@ -46,7 +46,7 @@ import { OPENSSL, openssl } from '../support/ca-helpers.ts'
 import { databaseTargets } from '../support/databases.ts'
 import { missingTpm2ToolsAgentTools, Tpm2ToolsAgent } from '../support/tpm2-tools-agent.ts'
 import { createTestCa, startTestVerifier, type TestCa } from '../support/verifier-harness.ts'
-import { extendEventLog, ImaList, runTool } from '../support/oneshot-evidence.ts'
+import { extendEventLog, ImaList, runTool } from '../support/host-evidence.ts'
 
 const MB_LOG_PATH = join(import.meta.dir, '../fixtures/mb/keylime-tests/binary_bios_measurements')
 const missing = [

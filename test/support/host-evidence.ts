@@ -2,8 +2,8 @@
  * Evidence made the way keylime-tests' scenarios make it on a host, for the `test/keylime-tests`
  * mirrors: a measured-boot log replayed into a swtpm (upstream: `tsseventextend -tpm -if <log>`;
  * here `tpm2_eventlog` reads the events, independent of our parser, and `tpm2_pcrextend` extends
- * them), an `ima-ng` measurement list whose entries are extended into PCR 10 as the kernel does,
- * and our CLI tools run in-process.
+ * them), `ima-ng` / `ima-sig` entries, extended into PCR 10 as the kernel does, and our CLI tools
+ * run in-process.
  *
  * @module
  */
@@ -38,13 +38,38 @@ export function extendEventLog(tpm: Tpm2ToolsAgent, path: string): number {
   return specs.length
 }
 
-function u32le(n: number): Buffer {
-  const b = Buffer.alloc(4)
-  b.writeUInt32LE(n)
-  return b
+function lengthPrefixed(b: Buffer): Buffer {
+  const n = Buffer.alloc(4)
+  n.writeUInt32LE(b.byteLength)
+  return Buffer.concat([n, b])
 }
 
-/** A growing `ima-ng` list (sha256 file digests) and the PCR 10 extends it implies. */
+/** One IMA entry: its `ascii_runtime_measurements` line and its template data. */
+export interface ImaEntry {
+  line: string
+  template: Buffer
+}
+
+/**
+ * An `ima-ng` entry for `path` with file digest `digestHex` (sha256), or an `ima-sig` one when
+ * `sigHex` is given (the `security.ima` value, `signature_v2_hdr` and signature).
+ */
+export function imaEntry(path: string, digestHex: string, sigHex?: string): ImaEntry {
+  const parts = [
+    lengthPrefixed(
+      Buffer.concat([Buffer.from('sha256:\0', 'latin1'), Buffer.from(digestHex, 'hex')]),
+    ),
+    lengthPrefixed(Buffer.from(`${path}\0`, 'utf8')),
+  ]
+  if (sigHex !== undefined) parts.push(lengthPrefixed(Buffer.from(sigHex, 'hex')))
+  const template = Buffer.concat(parts)
+  const sha1 = createHash('sha1').update(template).digest('hex')
+  const name = sigHex === undefined ? 'ima-ng' : 'ima-sig'
+  const tail = sigHex === undefined ? '' : ` ${sigHex}`
+  return { line: `10 ${sha1} ${name} sha256:${digestHex} ${path}${tail}\n`, template }
+}
+
+/** A growing IMA list whose entries are extended into PCR 10 (sha256 bank) of a swtpm. */
 export class ImaList {
   #lines: string[] = []
 
@@ -53,14 +78,14 @@ export class ImaList {
     return this.#lines.join('')
   }
 
-  /** Appends `path` with file digest `digestHex` and extends PCR 10 (sha256 bank) with it. */
-  measure(tpm: Tpm2ToolsAgent, path: string, digestHex: string): void {
-    const d = Buffer.concat([Buffer.from('sha256:\0', 'latin1'), Buffer.from(digestHex, 'hex')])
-    const n = Buffer.concat([Buffer.from(path, 'utf8'), Buffer.from([0])])
-    const template = Buffer.concat([u32le(d.byteLength), d, u32le(n.byteLength), n])
-    const sha1 = createHash('sha1').update(template).digest('hex')
-    tpm.must(['tpm2_pcrextend', `10:sha256=${createHash('sha256').update(template).digest('hex')}`])
-    this.#lines.push(`10 ${sha1} ima-ng sha256:${digestHex} ${path}\n`)
+  /** Appends `path` ({@link imaEntry}) and extends PCR 10 with its template's sha256. */
+  measure(tpm: Tpm2ToolsAgent, path: string, digestHex: string, sigHex?: string): void {
+    const e = imaEntry(path, digestHex, sigHex)
+    tpm.must([
+      'tpm2_pcrextend',
+      `10:sha256=${createHash('sha256').update(e.template).digest('hex')}`,
+    ])
+    this.#lines.push(e.line)
   }
 }
 
