@@ -49,6 +49,8 @@ export async function startTenantBed(o: {
   count: number
   seed: string
   env?: Record<string, string>
+  /** Agent `i`'s enabled API versions (default all). */
+  agentApiVersions?: (i: number) => readonly string[] | undefined
 }): Promise<TenantBed> {
   const base = await controlPlaneEnv()
   const cvCa = join(base.dir, 'cv_ca')
@@ -74,6 +76,7 @@ export async function startTenantBed(o: {
       caCertPem: readFileSync(join(cvCa, 'cacert.crt'), 'utf8'),
       listen: 'ports',
       seed: o.seed,
+      apiVersions: o.agentApiVersions,
     })
     const reg = await fleet.registerAll(`http://127.0.0.1:${base.ports.registrar}`)
     if (reg.ok !== o.count) throw new Error(`registration failed: ${reg.firstError}`)
