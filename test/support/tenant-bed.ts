@@ -51,6 +51,8 @@ export async function startTenantBed(o: {
   env?: Record<string, string>
   /** Agent `i`'s enabled API versions (default all). */
   agentApiVersions?: (i: number) => readonly string[] | undefined
+  /** The CA certificates the agents trust for clients (default the cv_ca's `cacert.crt`). */
+  agentTrustedCaPem?: string
 }): Promise<TenantBed> {
   const base = await controlPlaneEnv()
   const cvCa = join(base.dir, 'cv_ca')
@@ -73,7 +75,7 @@ export async function startTenantBed(o: {
     await cp.waitFor(/keylime control plane started/, 30_000)
     fleet = await startFleet({
       count: o.count,
-      caCertPem: readFileSync(join(cvCa, 'cacert.crt'), 'utf8'),
+      caCertPem: o.agentTrustedCaPem ?? readFileSync(join(cvCa, 'cacert.crt'), 'utf8'),
       listen: 'ports',
       seed: o.seed,
       apiVersions: o.agentApiVersions,
