@@ -130,3 +130,48 @@ export function makeTestPki(): TestPki {
     otherAgentCert: r('other-agent.crt'),
   }
 }
+
+/** Files of a {@link makeChainPki} PKI, in `dir`. */
+export interface ChainPki {
+  dir: string
+  /** `cacerts.pem`: the root and the intermediate CA, concatenated (PEM). */
+  caCerts: string
+}
+
+/**
+ * keylime-tests' custom-certificate PKI (`openssl/certgen`): a root CA, an intermediate CA it
+ * signs, and, signed by the intermediate, the server certificates `verifier` and `registrar`
+ * (127.0.0.1) and the client certificates `verifier-client` and `tenant`; plus a `rogue-client`
+ * from another CA. Files: `<name>-cert.pem`, `<name>-key.pem`, and `cacerts.pem` (root then
+ * intermediate, one file).
+ */
+export function makeChainPki(): ChainPki {
+  const dir = mkdtempSync(join(tmpdir(), 'kl-chain-pki-'))
+  makeCa(dir, 'ca')
+  makeCa(dir, 'rogue-ca')
+  issue(
+    dir,
+    'ca',
+    'intermediate-ca',
+    'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n',
+  )
+  const server = 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'
+  const client = 'extendedKeyUsage=clientAuth\n'
+  for (const [name, ext] of [
+    ['verifier', server],
+    ['registrar', server],
+    ['verifier-client', client],
+    ['tenant', client],
+  ] as const) {
+    issue(dir, 'intermediate-ca', name, ext)
+  }
+  issue(dir, 'rogue-ca', 'rogue-client', client)
+  const r = (f: string) => readFileSync(join(dir, f), 'utf8')
+  for (const name of ['verifier', 'registrar', 'verifier-client', 'tenant', 'rogue-client']) {
+    writeFileSync(join(dir, `${name}-cert.pem`), r(`${name}.crt`))
+    writeFileSync(join(dir, `${name}-key.pem`), r(`${name}.key`))
+  }
+  const caCerts = r('ca.crt') + r('intermediate-ca.crt')
+  writeFileSync(join(dir, 'cacerts.pem'), caCerts)
+  return { dir, caCerts }
+}

@@ -78,6 +78,8 @@ export interface FleetOptions {
   faults?: readonly FleetFaultSpec[]
   /** Seed of the deterministic agent UUIDs (default `keylime-fleet`). */
   seed?: string
+  /** Agent `i`'s enabled API versions (default all of `AGENT_API_VERSIONS`). */
+  apiVersions?: (i: number) => readonly string[] | undefined
 }
 
 /** Server-side latency reservoir and counters. */
@@ -210,6 +212,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
         imaLog,
         faults,
         bootTime,
+        apiVersions: opts.apiVersions?.(i),
       }),
     )
   }
