@@ -141,7 +141,7 @@ for (const target of missing.length > 0 ? [] : databaseTargets()) {
 
     test('unknown id: 404 over mTLS; admin routes refused on HTTP; no client certificate: public only', async () => {
       expect((await admin('GET', '/v2.6/agents/nobody')).status).toBe(404)
-      expect((await send('GET', '/v2.6/agents')).status).toBe(403)
+      expect((await send('GET', '/v2.6/agents')).status).toBe(400)
       const anonymous = (path: string) =>
         fetch(`${registrar.httpsUrl}${path}`, {
           tls: { ca: registrar.client.ca, checkServerIdentity: () => undefined },

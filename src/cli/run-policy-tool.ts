@@ -29,7 +29,8 @@ export async function runPolicyCommand(args: string[], ctx: ToolContext): Promis
   if (verb === 'create' && kind === 'runtime') return runPolicyCreateRuntime(rest, ctx)
   if (verb === 'create' && kind === 'measured-boot') return runPolicyCreateMeasuredBoot(rest, ctx)
   if (verb === 'sign' && kind === 'runtime') return runPolicySignRuntime(rest, ctx)
-  if (verb === undefined || verb === '-h' || verb === '--help') {
+  const help = (a: string | undefined) => a === '-h' || a === '--help'
+  if (verb === undefined || help(verb) || ((verb === 'create' || verb === 'sign') && help(kind))) {
     ctx.stdout.write(POLICY_USAGE)
     return verb === undefined ? 2 : 0
   }

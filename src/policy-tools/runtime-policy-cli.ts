@@ -34,11 +34,38 @@ function parse(argv: string[], options: ParseArgsConfig['options']): ReturnType<
   }
 }
 
+/** Each tool's `-h` text (options as upstream's argparse names them). */
+const USAGE: Record<string, string> = {
+  'keylime policy create runtime': `usage: keylime policy create runtime [-o OUT] [-p BASE_POLICY] [-k] [-b]
+    [-a ALLOWLIST] [-e EXCLUDELIST] [-m [IMA_LIST]] [--ignored-keyrings NAME]...
+    [--add-ima-signature-verification-key KEY]... [--show-legacy-allowlist] [-v]
+    [--algo sha1|sha256|sha384|sha512] [--ramdisk-dir DIR] [--rootfs DIR] [-s SKIP_PATHS]
+`,
+  'keylime policy sign runtime': `usage: keylime policy sign runtime -r POLICY [-k KEYFILE | -p NEW_KEYPATH]
+    [-b ecdsa|x509] [-o OUT] [-c CERT_OUT]
+`,
+  keylime_create_policy: `usage: keylime_create_policy [-B BASE_POLICY] [-k] [-b] [-a ALLOWLIST]
+    [-m IMA_LIST] [-i KEYRING]... [-o OUT] [--no-hashes] [-A KEY]... [-e EXCLUDE]
+`,
+  keylime_convert_runtime_policy: `usage: keylime_convert_runtime_policy [-a ALLOWLIST] [-i RUNTIME_POLICY]
+    [-e EXCLUDELIST] [-v KEY]... [-o OUT]
+`,
+  keylime_sign_runtime_policy: `usage: keylime_sign_runtime_policy -r POLICY [-k KEYFILE | -p NEW_KEYPATH]
+    [-b ecdsa|x509] [-o OUT] [-c CERT_OUT]
+`,
+}
+
+/** Runs tool `name` on `argv`: `-h`/`--help` prints its usage (exit 0), a usage error exits 2. */
 async function run(
   ctx: ToolContext,
   name: string,
+  argv: readonly string[],
   fn: () => Promise<void> | void,
 ): Promise<number> {
+  if (argv.includes('-h') || argv.includes('--help')) {
+    ctx.stdout.write(USAGE[name] ?? `usage: ${name} [options]\n`)
+    return 0
+  }
   try {
     await fn()
     return 0
@@ -94,7 +121,7 @@ function expandOptionalM(argv: string[]): string[] {
 
 /** `keylime policy create runtime [options]`. */
 export function runPolicyCreateRuntime(argv: string[], ctx: ToolContext): Promise<number> {
-  return run(ctx, 'keylime policy create runtime', () => {
+  return run(ctx, 'keylime policy create runtime', argv, () => {
     const { values: v } = parse(expandOptionalM(argv), {
       output: { type: 'string', short: 'o' },
       'base-policy': { type: 'string', short: 'p' },
@@ -158,7 +185,7 @@ export function runPolicyCreateRuntime(argv: string[], ctx: ToolContext): Promis
 
 /** `keylime_create_policy` (legacy flags). */
 export function runLegacyCreatePolicy(argv: string[], ctx: ToolContext): Promise<number> {
-  return run(ctx, 'keylime_create_policy', () => {
+  return run(ctx, 'keylime_create_policy', argv, () => {
     const { values: v } = parse(argv, {
       'base-policy': { type: 'string', short: 'B' },
       keyrings: { type: 'boolean', short: 'k' },
@@ -214,7 +241,7 @@ function expandVerificationKeys(argv: string[]): string[] {
  * legacy allowlist (flat or JSON) or an older runtime policy to the current runtime-policy format.
  */
 export function runLegacyConvertPolicy(argv: string[], ctx: ToolContext): Promise<number> {
-  return run(ctx, 'keylime_convert_runtime_policy', () => {
+  return run(ctx, 'keylime_convert_runtime_policy', argv, () => {
     const { values: v } = parse(expandVerificationKeys(argv), {
       allowlist: { type: 'string', short: 'a' },
       runtime_policy: { type: 'string', short: 'i' },
@@ -344,7 +371,7 @@ async function signPolicy(ctx: ToolContext, o: SignOptions): Promise<void> {
 
 /** `keylime policy sign runtime -r POLICY [-o OUT] [-k KEY | -p NEWKEY] [-b ecdsa|x509] [-c CERT]`. */
 export function runPolicySignRuntime(argv: string[], ctx: ToolContext): Promise<number> {
-  return run(ctx, 'keylime policy sign runtime', async () => {
+  return run(ctx, 'keylime policy sign runtime', argv, async () => {
     const { values: v } = parse(argv, {
       output: { type: 'string', short: 'o' },
       'runtime-policy': { type: 'string', short: 'r' },
@@ -366,7 +393,7 @@ export function runPolicySignRuntime(argv: string[], ctx: ToolContext): Promise<
 
 /** `keylime_sign_runtime_policy -r POLICY [-o OUT] [-k KEY | -p NEWKEY] [-b ecdsa|x509] [-c CERT]`. */
 export function runLegacySignPolicy(argv: string[], ctx: ToolContext): Promise<number> {
-  return run(ctx, 'keylime_sign_runtime_policy', async () => {
+  return run(ctx, 'keylime_sign_runtime_policy', argv, async () => {
     const { values: v } = parse(argv, {
       runtime_policy: { type: 'string', short: 'r' },
       keyfile: { type: 'string', short: 'k' },

@@ -31,7 +31,7 @@ export const REGISTRAR_ERROR_STATUS = {
   /** The activation `auth_tag` did not match; nothing changed (upstream deletes the record). */
   ERR_REGISTRAR_AUTH_TAG: 400,
   /** An admin route was called on the plain-HTTP listener. */
-  ERR_REGISTRAR_MTLS_REQUIRED: 403,
+  ERR_REGISTRAR_MTLS_REQUIRED: 400, // upstream `https_required`
 } as const
 
 /** A registrar error code. */

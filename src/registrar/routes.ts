@@ -71,7 +71,7 @@ export function addRegistrarRoutes(
   const adminOnly = () => {
     throw new RegistrarError(
       'ERR_REGISTRAR_MTLS_REQUIRED',
-      'This action requires an mTLS client certificate: use the registrar TLS port',
+      'Bad Request: this action needs HTTPS with an admin client certificate (the registrar TLS port)',
     )
   }
 

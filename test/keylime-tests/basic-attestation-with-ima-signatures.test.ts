@@ -146,9 +146,8 @@ describe.skipIf(!OPENSSL)('keylime-tests IMA signature scenarios', () => {
     }, 30_000)
   })
 
-  // Gap: the verifier logs the failure's event id, not its message; upstream's WARNING names the
-  // file ("File not found in allowlist: <path>"), which this scenario greps for.
-  test.todo('basic: the verifier log names the changed file, as upstream', () => {
+  // upstream's WARNING names the file ("File not found in allowlist: <path>"); the scenario greps it
+  test('basic: the verifier log names the changed file, as upstream', () => {
     const path = `${TESTDIR}/echo`
     expect(bed.output()).toMatch(
       new RegExp(`File not found in allowlist: ${path}|signature for file ${path} is not valid`),

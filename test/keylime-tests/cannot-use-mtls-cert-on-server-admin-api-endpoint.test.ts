@@ -14,8 +14,7 @@
  * 4–6. the same on the registrar TLS port: the self-signed certificate refused, the tenant's
  *    `reglist` and `regdelete` fail, `list_registrations` and `delete_registration` 403;
  * 7. the registrar's plain port: HTTPS to it fails; `GET /v2.4/agents/` over HTTP does not list the
- *    agent. Upstream answers 400 "Bad Request" there (route not `allow_insecure`), keylime-ts 403
- *    (`ERR_REGISTRAR_MTLS_REQUIRED`): that status is a `test.todo`.
+ *    agent: 400 "Bad Request" (upstream `https_required`: the route is not `allow_insecure`).
  *
  * Not mirrored: the `/push` plan (push mode is not served yet), and upstream's `SSL alert number
  * 48` — keylime-ts refuses a certificate that does not verify right after the handshake, before
@@ -182,15 +181,10 @@ describe.skipIf(!OPENSSL)(
       expect(await r.text()).not.toContain(agentId)
     })
 
-    // Gap: upstream's `https_required` answers 400 "Bad Request" to an admin route on the plain
-    // port; keylime-ts answers 403 ERR_REGISTRAR_MTLS_REQUIRED (src/registrar/routes.ts).
-    test.todo(
-      'registrar plain port: GET /v2.4/agents/ is 400 Bad Request, as upstream',
-      async () => {
-        const r = await fetch(`http://127.0.0.1:${bed.ports.registrar}/v2.4/agents/`)
-        expect(r.status).toBe(400)
-        expect(await r.text()).toMatch(/Bad Request/i)
-      },
-    )
+    test('registrar plain port: GET /v2.4/agents/ is 400 Bad Request, as upstream', async () => {
+      const r = await fetch(`http://127.0.0.1:${bed.ports.registrar}/v2.4/agents/`)
+      expect(r.status).toBe(400)
+      expect(await r.text()).toMatch(/Bad Request/i)
+    })
   },
 )

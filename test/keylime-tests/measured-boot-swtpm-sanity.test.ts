@@ -157,7 +157,7 @@ describe.skipIf(missing.length > 0)('measured-boot-swtpm-sanity: attestation ver
 
 describe('measured-boot-swtpm-sanity: tenant commands', () => {
   let bed: TenantBed
-  /** Test 7's answer to deleting a policy in use (read by the todo after it). */
+  /** Test 7's answer to deleting a policy in use (read by the test after it). */
   let inUseText = ''
   const work = mkdtempSync(join(tmpdir(), 'kl-kt-mb-'))
   const file = (name: string, text: string) => {
@@ -267,10 +267,7 @@ describe('measured-boot-swtpm-sanity: tenant commands', () => {
     expect(none.text).toContain('Could not find mb_policy with name non_existing_policy!')
   }, 30_000)
 
-  // Gap: DELETE /v2.x/mbpolicies/<name> of a policy in use answers 409 "Can't delete mb_policy
-  // <name> as it's currently in use by an agent" (src/verifier/api/policies.ts); upstream names
-  // the agent: "Can't delete mb_policy as it's currently in use by agent <id>".
-  test.todo('7b. the 409 for a policy in use names the agent, as upstream', () => {
+  test('7b. the 409 for a policy in use names the agent, as upstream', () => {
     expect(inUseText).toContain(
       `Can't delete mb_policy as it's currently in use by agent ${agentId()}`,
     )

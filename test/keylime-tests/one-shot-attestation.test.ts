@@ -27,9 +27,7 @@
  * list of the test host cannot be used here); the verifier uses `measured_boot_policy_name =
  * example` (upstream keeps the default `accept-all`), which checks more.
  *
- * Every phase but 6 sends `runtime_policy` as upstream's script does — the policy's JSON text. The
- * verifier still expects base64 there (the request parser `evidence-request.ts` is being changed);
- * until then phases 1, 3, 4 are `test.todo` (run them with `bun test --todo`).
+ * Every phase but 6 sends `runtime_policy` as upstream's script does — the policy's JSON text.
  *
  * @module
  */
@@ -180,7 +178,7 @@ describe.skipIf(missing.length > 0)('keylime-tests functional/one-shot-attestati
     await db?.close()
   })
 
-  test.todo('1. valid attestation with runtime, TPM and measured-boot policy', async () => {
+  test('1. valid attestation with runtime, TPM and measured-boot policy', async () => {
     ima.measure(tpm, `${TESTDIR}/allowed-script.sh`, sha256(script('allowed-script')))
     const r = await oneshot(
       evidence({ runtime: policies.runtime, tpm: policies.tpm, mb: policies.mb }),
@@ -190,23 +188,15 @@ describe.skipIf(missing.length > 0)('keylime-tests functional/one-shot-attestati
     expect(r.valid).toBe(true)
   })
 
-  test('1b. (until the todo above runs) TPM and measured-boot policy alone are valid', async () => {
-    const r = await oneshot(evidence({ tpm: policies.tpm, mb: policies.mb }))
-    expect(r.failures).toEqual([])
-    expect(r.status).toBe(200)
-    expect(r.valid).toBe(true)
-  })
-
   test('2. TPM policy mismatch: valid false, "PCR value is not in allowlist"', async () => {
-    // Upstream sends the runtime policy too; it is left out until the todo above runs.
-    const r = await oneshot(evidence({ tpm: policies.tpmWrong }))
+    const r = await oneshot(evidence({ runtime: policies.runtime, tpm: policies.tpmWrong }))
     expect(r.status).toBe(200)
     expect(r.valid).toBe(false)
     expect(types(r)).toContain('pcr_validation.invalid_pcr_0')
     expect(r.text).toContain('PCR value is not in allowlist')
   })
 
-  test.todo('3. a file not in the allowlist: not_in_allowlist, naming evil-script.sh', async () => {
+  test('3. a file not in the allowlist: not_in_allowlist, naming evil-script.sh', async () => {
     ima.measure(tpm, `${TESTDIR}/evil-script.sh`, sha256(script('evil-script')))
     const r = await oneshot(evidence({ runtime: policies.runtime }))
     expect(r.status).toBe(200)
@@ -215,7 +205,7 @@ describe.skipIf(missing.length > 0)('keylime-tests functional/one-shot-attestati
     expect(r.text).toMatch(/File not found in allowlist.*evil-script\.sh/)
   })
 
-  test.todo('4. a changed allowed-script.sh: runtime_policy_hash', async () => {
+  test('4. a changed allowed-script.sh: runtime_policy_hash', async () => {
     ima.measure(tpm, `${TESTDIR}/allowed-script.sh`, sha256(script('Modified content', true)))
     const r = await oneshot(evidence({ runtime: policies.runtime }))
     expect(r.status).toBe(200)

@@ -72,8 +72,8 @@ export class PoliciesApi {
       ? await this.#o.store.policies.deleteAllowlist(name)
       : 'missing'
     if (r === 'missing') throw new NotFound(`Runtime policy ${name.slice(0, SHOWN_NAME)} not found`)
-    if (r === 'in_use')
-      throw new Conflict(`Can't delete allowlist ${name} as it's currently in use by an agent`)
+    if (typeof r === 'object')
+      throw new Conflict(`Can't delete allowlist as it's currently in use by agent ${r.inUseBy}`)
   }
 
   // ---------------------------------------------------------------- MB policies
@@ -111,7 +111,7 @@ export class PoliciesApi {
     const r = AGENT_ID_RE.test(name) ? await this.#o.store.policies.deleteMbPolicy(name) : 'missing'
     if (r === 'missing')
       throw new NotFound(`Measured boot policy ${name.slice(0, SHOWN_NAME)} not found`)
-    if (r === 'in_use')
-      throw new Conflict(`Can't delete mb_policy ${name} as it's currently in use by an agent`)
+    if (typeof r === 'object')
+      throw new Conflict(`Can't delete mb_policy as it's currently in use by agent ${r.inUseBy}`)
   }
 }

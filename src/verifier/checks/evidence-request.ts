@@ -173,7 +173,7 @@ function answerTpm(data: unknown, opts: CheckOptions): EvidenceAnswer {
       return invalidParam(f, `runtime_policy is not a valid runtime policy: ${messageOf(err)}`)
     }
   } else ima = { list: imaList(d), policy: null }
-  const read = readEvidence(f, d, ima, mbPolicy, opts)
+  const read = readEvidence(f, d, ima, mbPolicy)
   if (read === undefined) return answer(200, f, {})
   const { evidence, tpmPolicyError } = read
   if (tpmPolicyError !== undefined) {
@@ -198,7 +198,6 @@ export function readEvidence(
   d: Data,
   ima: Evidence['ima'],
   mbPolicy: unknown,
-  opts: CheckOptions,
 ): { evidence: Evidence; tpmPolicyError?: string } | undefined {
   const hashAlg = d.hash_alg
   if (typeof hashAlg !== 'string' || !isHashAlg(hashAlg)) {
@@ -218,7 +217,7 @@ export function readEvidence(
     return undefined
   }
   const evidence: Evidence = { quote: d.quote, nonce: d.nonce, hashAlg, ak, tpmPolicy: null, ima }
-  if (truthy(mbPolicy)) evidence.mb = readMb(d, mbPolicy, opts)
+  if (truthy(mbPolicy)) evidence.mb = readMb(d, mbPolicy)
   const tpmPolicy = field(d, 'tpm_policy')
   if (!truthy(tpmPolicy)) return { evidence }
   try {
@@ -261,10 +260,11 @@ function messageOf(err: unknown): string {
 
 /**
  * `mb_policy` (the refstate as JSON text: anything else is upstream's `invalid_mb_policy`) and
- * `mb_log` (base64). The refstate is evaluated as `measured_boot_evaluate` says for an agent past
- * its first attestation, as upstream (`count = -1`): `once` checks only the log against the PCRs.
+ * `mb_log` (base64). The refstate is always evaluated: upstream passes `count = -1`, so with its
+ * default `measured_boot_evaluate = once` it checks only the log against the PCRs and ignores the
+ * refstate it was given (docs/compatibility.md).
  */
-function readMb(d: Data, mbPolicy: unknown, opts: CheckOptions): Evidence['mb'] {
+function readMb(d: Data, mbPolicy: unknown): Evidence['mb'] {
   if (typeof mbPolicy !== 'string') {
     return unreadable('pcr_validation.invalid_mb_policy', 'Invalid measured boot policy', true)
   }
@@ -278,8 +278,8 @@ function readMb(d: Data, mbPolicy: unknown, opts: CheckOptions): Evidence['mb'] 
   return {
     log: log.length === 0 ? null : log,
     refstate: mbPolicy,
-    evaluate: opts.mbEvaluate,
-    attestationCount: -1,
+    evaluate: 'always',
+    attestationCount: 0,
   }
 }
 

@@ -33,7 +33,7 @@ export function identityQuoteReason(q: IdentityQuote): string | undefined {
   }
   const f = new Failure(opts.rules)
   const data = { quote: q.quote, nonce: q.nonce, hash_alg: q.hash_alg, tpm_ak: q.ak_tpm }
-  const read = readEvidence(f, data, undefined, undefined, opts)
+  const read = readEvidence(f, data, undefined, undefined)
   if (read !== undefined) {
     const out = evaluateEvidence(read.evidence, opts)
     if (out.kind === 'refused') f.addAll(out.failure.events)

@@ -152,6 +152,8 @@ export class AgentFailures {
         event_id: top.event_id,
         severity: top.severity_label.name,
         events: f.events.length + f.omitted,
+        // upstream logs e.g. "File not found in allowlist: <path>"; operators grep for it
+        message: messageOf(top),
       })
       if (state === AGENT_STATES.INVALID_QUOTE) this.#notify(rec, 'revocation', f)
     }
@@ -163,4 +165,10 @@ export class AgentFailures {
     // recoverable and below the maximum severity: keep polling
     this.#o.scheduleIn(rec, this.#o.settings.quoteIntervalMs)
   }
+}
+
+/** The event's `message` (capped: it may quote agent-chosen text), if it has one. */
+function messageOf(e: FailureEvent): string | undefined {
+  const m = e.context.message
+  return typeof m === 'string' ? m.slice(0, 300) : undefined
 }

@@ -46,19 +46,22 @@ async function archiveMbPolicy(tx: Tx, old: MbPolicyRow): Promise<void> {
   })
 }
 
-/** Whether any agent references policy `id` through `column`. */
-async function policyInUse(
+/** An agent that references policy `id` through `column` (upstream names one), or undefined. */
+async function agentUsingPolicy(
   tx: Tx,
   column: typeof verifiermain.ima_policy_id | typeof verifiermain.mb_policy_id,
   id: number,
-): Promise<boolean> {
+): Promise<string | undefined> {
   const used = await tx
     .select({ id: verifiermain.agent_id })
     .from(verifiermain)
     .where(eq(column, id))
     .limit(1)
-  return used.length > 0
+  return used[0]?.id
 }
+
+/** The outcome of deleting a policy: `inUseBy` is an agent that still references it. */
+export type PolicyDeletion = 'missing' | 'deleted' | { inUseBy: string }
 
 /** The policy tables of the verifier. */
 export class PolicyStore {
@@ -119,14 +122,15 @@ export class PolicyStore {
     })
   }
 
-  /** Deletes a runtime policy: 'missing', 'in_use' or 'deleted' (the old version goes to history). */
-  async deleteAllowlist(name: string): Promise<'missing' | 'in_use' | 'deleted'> {
+  /** Deletes a runtime policy unless an agent uses it (the old version goes to history). */
+  async deleteAllowlist(name: string): Promise<PolicyDeletion> {
     return this.db.transaction(async (tx) => {
       const old = (
         await tx.select().from(allowlists).where(eq(allowlists.name, name)).for('update')
       )[0]
       if (old === undefined) return 'missing'
-      if (await policyInUse(tx, verifiermain.ima_policy_id, old.id)) return 'in_use'
+      const inUseBy = await agentUsingPolicy(tx, verifiermain.ima_policy_id, old.id)
+      if (inUseBy !== undefined) return { inUseBy }
       await archiveAllowlist(tx, old)
       await tx.delete(allowlists).where(eq(allowlists.id, old.id))
       return 'deleted'
@@ -187,14 +191,15 @@ export class PolicyStore {
     })
   }
 
-  /** Deletes an MB policy: 'missing', 'in_use' or 'deleted'. */
-  async deleteMbPolicy(name: string): Promise<'missing' | 'in_use' | 'deleted'> {
+  /** Deletes an MB policy unless an agent uses it. */
+  async deleteMbPolicy(name: string): Promise<PolicyDeletion> {
     return this.db.transaction(async (tx) => {
       const old = (
         await tx.select().from(mbpolicies).where(eq(mbpolicies.name, name)).for('update')
       )[0]
       if (old === undefined) return 'missing'
-      if (await policyInUse(tx, verifiermain.mb_policy_id, old.id)) return 'in_use'
+      const inUseBy = await agentUsingPolicy(tx, verifiermain.mb_policy_id, old.id)
+      if (inUseBy !== undefined) return { inUseBy }
       await archiveMbPolicy(tx, old)
       await tx.delete(mbpolicies).where(eq(mbpolicies.id, old.id))
       return 'deleted'
