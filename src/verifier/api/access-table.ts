@@ -55,6 +55,10 @@ export const VERIFIER_ACCESS: readonly AccessRule[] = [
   ['GET', '/v3/refstates/uefi/:name', 'read_mb_policy'],
   ['PATCH', '/v3/refstates/uefi/:name', 'update_mb_policy'],
   ['DELETE', '/v3/refstates/uefi/:name', 'delete_mb_policy'],
+  // keylime-ts signed attestation results (docs/ear.md): the agent's EAR (admin), the JWKS (public).
+  ['GET', '/v2/agents/:agent_id/ear', 'read_attestation_result'],
+  ['GET', '/v3/agents/:agent_id/ear', 'read_attestation_result'],
+  ['GET', '/.well-known/jwks.json', 'read_result_keys'],
   // One-shot verification (public).
   ['GET', '/v2/verify/identity', 'verify_identity'],
   ['POST', '/v2/verify/evidence', 'verify_evidence'],
