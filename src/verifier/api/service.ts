@@ -1,7 +1,8 @@
 /**
  * The verifier's API operations (upstream `cloud_verifier_tornado.py` handlers), one class per
- * resource: agents (`agents.ts`, enrolment in `enrol.ts`), policies (`policies.ts`) and the
- * one-shot checks (`evidence.ts`) and the signed results (`ear.ts`). Routes (`routes.ts`) only parse and answer.
+ * resource: agents (`agents.ts`, enrolment in `enrol.ts`), policies (`policies.ts`), the
+ * one-shot checks (`evidence.ts`) and the signed results (`ear.ts`). Routes (`routes.ts`) only
+ * parse and answer.
  *
  * @module
  */

@@ -107,11 +107,11 @@ export function appraisal(status: TrustTier, vector: TrustVector): EarAppraisal 
     : { ear_status: status }
 }
 
-const NONCE_TEXT = /^[A-Za-z0-9+/_-]{12,88}={0,2}$/
+const NONCE_TEXT = /^[A-Za-z0-9+/_-]{11,88}={0,2}$/
 
 /**
  * Checks a caller's nonce for `eat_nonce`: the base64 or base64url text of 8 to 64 bytes
- * (draft-ietf-rats-ear-04 §3: 12 to 88 characters in JWT). Echoed as given.
+ * (draft-ietf-rats-ear-04 §3: 12 to 88 characters in JWT; 11 unpadded). Echoed as given.
  *
  * @throws {BadRequest} `ERR_EAR_NONCE` for anything else
  */
