@@ -11,7 +11,9 @@
  * - the per-agent route is admin-only on the listener, the JWKS is public;
  * - `POST /verify/evidence` with `Accept: application/eat+jwt` answers an EAR (and JSON as before
  *   without it);
- * - `[revocations] webhook_ear = True`: the webhook notice carries the failing agent's EAR.
+ * - `[revocations] webhook_ear = True`: the webhook notice carries the failing agent's EAR;
+ * - `keylime ear rotate` while the verifier runs: new tokens carry the new `kid` within a second,
+ *   the JWKS serves both keys, and a token signed before the rotation still verifies.
  *
  * Runs on PGlite and, with TEST_DATABASE_URL, PostgreSQL.
  *
@@ -22,6 +24,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLocalJWKSet, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose'
+import { main } from '../src/cli/main.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
 import { runPolicyCreateRuntime } from '../src/policy-tools/index.ts'
 import { runPolicyCreateMeasuredBoot } from '../src/policy-tools/create-refstate-cli.ts'
@@ -356,6 +359,25 @@ for (const target of databaseTargets()) {
       const malformed = await post('{"type": "tpm", "data": {}}', accept)
       expect(malformed.status).toBe(400)
       expect(await malformed.json()).toMatchObject({ code: 400 })
+    })
+
+    test('keylime ear rotate: picked up without a restart, old tokens still verify', async () => {
+      const a = agent(PASS)
+      const before = await (await v.app.request(`/v2.6/agents/${a.uuid}/ear`)).text()
+      const io = { stdout: () => {}, stderr: () => {}, env: { KEYLIME_DIR: ca.keylimeDir } }
+      expect(await main('keylime', ['ear', 'rotate'], io)).toBe(0)
+      await Bun.sleep(1100) // the verifier looks for a rotation at most once a second
+      const res = await v.app.request('/.well-known/jwks.json')
+      const rotated = (await res.json()) as JSONWebKeySet
+      expect(rotated.keys).toHaveLength(2)
+      expect(rotated.keys[1]!.kid).toBe(jwks.keys[0]!.kid!)
+      const after = await (await v.app.request(`/v2.6/agents/${a.uuid}/ear`)).text()
+      expect(decodeProtectedHeader(after).kid).toBe(rotated.keys[0]!.kid!)
+      const set = createLocalJWKSet(rotated)
+      for (const token of [before, after]) {
+        const { payload } = await jwtVerify(token, set, { algorithms: ['ES256'] })
+        expect(payload.submods).toHaveProperty(a.uuid)
+      }
     })
   })
 }
