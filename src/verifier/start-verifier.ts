@@ -53,8 +53,6 @@ export interface StartVerifierOptions {
   checkWorkerEntry?: string
   /** Webhook fetch (tests). */
   fetch?: typeof fetch
-  /** Directory of the EAR signing keys (default `<KEYLIME_DIR>/ear_keys`). */
-  earKeyDir?: string
 }
 
 /** A started verifier with its internals exposed for tests and benchmarks. */
@@ -249,8 +247,8 @@ function listen(ctx: Ctx, app: ReturnType<typeof createApp>): RunningServer {
 }
 
 /** The EAR signer over `ear_keys/`, creating the first key when there is none (docs/ear.md). */
-async function startEarIssuer(ctx: Ctx, options: StartVerifierOptions): Promise<EarIssuer> {
-  const dir = options.earKeyDir ?? earKeyDir(ctx.keylimeDir)
+async function startEarIssuer(ctx: Ctx): Promise<EarIssuer> {
+  const dir = earKeyDir(ctx.keylimeDir)
   if (await ensureEarKey(dir)) ctx.log.info('created the EAR signing key', { dir })
   const keys = new EarKeyRing(dir)
   await keys.current()
@@ -273,8 +271,8 @@ export async function startVerifier(
   const { instanceId, leaseMs } = settings
   const store = new VerifierStore(ctx.database.db)
   const metrics = new VerifierMetrics()
+  const ear = await startEarIssuer(ctx)
   const { rules, check, checks } = await startChecks(ctx, options)
-  const ear = await startEarIssuer(ctx, options)
   // the notifier is built before the service that reads agents for it: bound once both exist
   let service: VerifierService | undefined
   const webhookEar = config.revocations.webhook_ear

@@ -17,6 +17,9 @@ import { checkAgentId } from './agent-id.ts'
 import type { AgentsApi } from './agents.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
+/** Where the verifier serves the public keys of its EAR tokens (public, RFC 8615 well-known). */
+export const JWKS_PATH = '/.well-known/jwks.json'
+
 /** True when a stored `tpm_policy` (JSON text) names PCR values to check. */
 function namesPcrs(tpmPolicy: unknown): boolean {
   try {

@@ -29,7 +29,7 @@ import { readJsonBytes, readJsonObject } from '../../http/read-json.ts'
 import { checkAgentId } from './agent-id.ts'
 import { EAR_MEDIA_TYPE, checkEarNonce } from '../results/ear-claims.ts'
 import type { AgentsApi } from './agents.ts'
-import type { EarApi } from './ear.ts'
+import { type EarApi, JWKS_PATH } from './ear.ts'
 import type { EvidenceApi } from './evidence.ts'
 import type { PoliciesApi } from './policies.ts'
 import type { VerifierService } from './service.ts'
@@ -167,6 +167,3 @@ export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Ob
   mountVersioned(app, 2, v2Routes(svc))
   mountVersioned(app, 3, createRoutes().route('/agents', agentEarRoute(svc.ear)))
 }
-
-/** Where the verifier serves the public keys of its EAR tokens (public, docs/ear.md). */
-export const JWKS_PATH = '/.well-known/jwks.json'
