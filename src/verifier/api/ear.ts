@@ -29,8 +29,11 @@ function namesPcrs(tpmPolicy: unknown): boolean {
   }
 }
 
-/** The view of `GET /agents/{id}`'s results an appraisal reads. */
-function resultView(s: Record<string, unknown>): AgentResultView {
+/**
+ * The view of `GET /agents/{id}`'s results an appraisal reads; a pass older than 5 ×
+ * `quote_interval` (its `maximum_attestation_interval`) is stale.
+ */
+function resultView(s: Record<string, unknown>, quoteInterval: number): AgentResultView {
   const num = (v: unknown) => (typeof v === 'number' ? v : null)
   return {
     state: num(s.operational_state),
@@ -38,6 +41,9 @@ function resultView(s: Record<string, unknown>): AgentResultView {
     lastEventId: typeof s.last_event_id === 'string' ? s.last_event_id : null,
     hasRuntimePolicy: s.has_runtime_policy === 1,
     hasConfigPolicy: s.has_mb_refstate === 1 || namesPcrs(s.tpm_policy),
+    lastSuccessfulAttestation: num(s.last_successful_attestation) ?? 0,
+    maxAgeSeconds: Math.max(5 * quoteInterval, 1),
+    now: Date.now() / 1000,
   }
 }
 
@@ -57,7 +63,8 @@ export class EarApi {
   async agentAppraisal(agentId: string): Promise<EarAppraisal | undefined> {
     const row = await this.#o.store.agents.getAgent(agentId)
     if (row === undefined) return undefined
-    return appraiseAgent(resultView(await this.#agents.statusOf(row)))
+    const status = await this.#agents.statusOf(row)
+    return appraiseAgent(resultView(status, this.#o.quoteInterval))
   }
 
   /**

@@ -13,6 +13,9 @@ const view = (over: Partial<AgentResultView>): AgentResultView => ({
   lastEventId: null,
   hasRuntimePolicy: true,
   hasConfigPolicy: true,
+  lastSuccessfulAttestation: 1_000,
+  maxAgeSeconds: 10,
+  now: 1_005,
   ...over,
 })
 
@@ -26,6 +29,14 @@ describe('appraiseAgent: state → ear_status', () => {
         ear_trustworthiness_vector: PASSING,
       })
     }
+  })
+
+  test('a pass older than maximum_attestation_interval (polling stalled): warning', () => {
+    expect(appraiseAgent(view({ now: 1_011 }))).toEqual({
+      ear_status: 'warning',
+      ear_trustworthiness_vector: PASSING,
+    })
+    expect(appraiseAgent(view({ now: 1_010 })).ear_status).toBe('affirming')
   })
 
   test('categories without a policy are not claimed', () => {

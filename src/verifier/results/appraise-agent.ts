@@ -21,6 +21,15 @@ export interface AgentResultView {
   hasRuntimePolicy: boolean
   /** A measured-boot policy is enrolled, or `tpm_policy` names PCRs. */
   hasConfigPolicy: boolean
+  /** When a quote last passed (epoch seconds; 0 never). */
+  lastSuccessfulAttestation: number
+  /**
+   * Oldest pass still current (seconds): API 2.5's `maximum_attestation_interval`, 5 ×
+   * `quote_interval`. An older one means polling stalled.
+   */
+  maxAgeSeconds: number
+  /** Now, epoch seconds. */
+  now: number
 }
 
 /**
@@ -53,10 +62,12 @@ function failedVector(eventId: string | null): TrustVector {
 export function appraiseAgent(v: AgentResultView): EarAppraisal {
   switch (v.state) {
     case AGENT_STATES.GET_QUOTE:
-    case AGENT_STATES.PROVIDE_V:
-      return v.attestationCount > 0
-        ? appraisal('affirming', passingVector(v))
-        : appraisal('none', {})
+    case AGENT_STATES.PROVIDE_V: {
+      if (v.attestationCount === 0) return appraisal('none', {})
+      // polled, but no pass for longer than the API's maximum interval: the verdict is stale
+      const stale = v.now - v.lastSuccessfulAttestation > v.maxAgeSeconds
+      return appraisal(stale ? 'warning' : 'affirming', passingVector(v))
+    }
     // the last quote passed; the agent is not answering now and is being retried
     case AGENT_STATES.GET_QUOTE_RETRY:
     case AGENT_STATES.PROVIDE_V_RETRY:
