@@ -112,6 +112,10 @@ describe('EAR signing keys', () => {
     const keys = await loadEarKeys(dir)
     expect(keys.kid).toBe(good)
     expect(keys.jwks.keys).toHaveLength(1)
+    expect(keys.skipped).toEqual(['ear-es256-29990101T000000000Z-00000000.pem'])
+    const told: string[][] = []
+    await new EarKeyRing(dir, (files) => told.push(files)).current()
+    expect(told).toEqual([keys.skipped])
   })
 
   test('keylime ear rotate and keylime ear jwks', async () => {

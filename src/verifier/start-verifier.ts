@@ -250,7 +250,12 @@ function listen(ctx: Ctx, app: ReturnType<typeof createApp>): RunningServer {
 async function startEarIssuer(ctx: Ctx): Promise<EarIssuer> {
   const dir = earKeyDir(ctx.keylimeDir)
   if (await ensureEarKey(dir)) ctx.log.info('created the EAR signing key', { dir })
-  const keys = new EarKeyRing(dir)
+  const keys = new EarKeyRing(dir, (files) =>
+    ctx.log.warn('EAR signing key files not loaded (unreadable or not P-256 keys)', {
+      dir,
+      files: files.join(','),
+    }),
+  )
   await keys.current()
   return new EarIssuer(keys)
 }

@@ -81,6 +81,8 @@ export interface EarKeys {
   key: KeyObject
   kid: string
   jwks: { keys: PublicJwk[] }
+  /** Key files of the window that did not load (unreadable, damaged, not P-256). */
+  skipped: string[]
 }
 
 /**
@@ -91,19 +93,21 @@ export interface EarKeys {
 export async function loadEarKeys(dir: string): Promise<EarKeys> {
   const files = (await keyFiles(dir)).slice(-EAR_KEYS_KEPT)
   const loaded: { key: KeyObject; jwk: PublicJwk }[] = []
+  const skipped: string[] = []
   for (const f of files) {
     try {
       const key = createPrivateKey(await readBounded(join(dir, f)))
       loaded.push({ key, jwk: publicJwkOf(key) })
     } catch {
-      // a damaged or foreign file: not served, not used
+      // a damaged or foreign file (or one another user wrote): not served, not used
+      skipped.push(f)
     }
   }
   const active = loaded.at(-1)
   if (active === undefined) throw new Error(`no usable EAR signing key in ${dir}`)
   // newest first: the active key leads the JWKS
   const keys = loaded.map((l) => l.jwk).reverse()
-  return { key: active.key, kid: active.jwk.kid, jwks: { keys } }
+  return { key: active.key, kid: active.jwk.kid, jwks: { keys }, skipped }
 }
 
 /**
@@ -112,13 +116,16 @@ export async function loadEarKeys(dir: string): Promise<EarKeys> {
  */
 export class EarKeyRing {
   readonly dir: string
+  readonly #onSkipped: (files: string[]) => void
   #keys: EarKeys | undefined
   #mtimeMs = -1
   #checkedAt = 0
   #loading: Promise<EarKeys> | undefined
 
-  constructor(dir: string) {
+  /** @param onSkipped told of key files that did not load, on each (re)load that skips some */
+  constructor(dir: string, onSkipped: (files: string[]) => void = () => {}) {
     this.dir = dir
+    this.#onSkipped = onSkipped
   }
 
   /** The current keys. */
@@ -143,6 +150,7 @@ export class EarKeyRing {
     if (this.#keys !== undefined && mtimeMs === this.#mtimeMs) return this.#keys
     this.#keys = await loadEarKeys(this.dir)
     this.#mtimeMs = mtimeMs
+    if (this.#keys.skipped.length > 0) this.#onSkipped(this.#keys.skipped)
     return this.#keys
   }
 }
