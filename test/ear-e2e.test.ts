@@ -299,7 +299,7 @@ for (const target of databaseTargets()) {
       expect(claims.submods[a.uuid]).toMatchObject({ ear_status: 'contraindicated' })
     }, 15_000)
 
-    test('a bad nonce is a 400, an unknown agent a 404, both in the envelope', async () => {
+    test('a bad nonce or agent id is a 400, an unknown agent a 404, in the envelope', async () => {
       const a = agent(PASS)
       for (const nonce of ['short', 'A'.repeat(200), 'not%20base64%20at%20all%21']) {
         const res = await v.app.request(`/v2.6/agents/${a.uuid}/ear?nonce=${nonce}`)
@@ -308,6 +308,8 @@ for (const target of databaseTargets()) {
       }
       const res = await v.app.request('/v2.6/agents/d432fbb3-d2f1-4a97-9ef7-75bd81c00000/ear')
       expect(res.status).toBe(404)
+      const badId = await v.app.request(`/v2.6/agents/${'x'.repeat(300)}%00/ear`)
+      expect(badId.status).toBe(400)
     })
 
     test('/verify/evidence: an EAR for Accept: application/eat+jwt, JSON without it', async () => {
