@@ -87,6 +87,10 @@ export async function main(argv0: string, args: string[], io: CliIo): Promise<nu
         const { runHealth } = await import('./run-health.ts')
         return await runHealth(command.args, io)
       }
+      case 'ear': {
+        const { runEarCli } = await import('./run-ear.ts')
+        return await runEarCli(command.args, io)
+      }
       case 'policy': {
         const { runPolicyCommand } = await import('./run-policy-tool.ts')
         return await runPolicyCommand(command.args, toolContext(io))

@@ -2,7 +2,7 @@
  * Decides what one invocation of the `keylime` binary does, busybox-style: by the name it was invoked
  * under (`keylime_tenant`, `keylime_ca`, `keylime_verifier`, `keylime_registrar`, … as symlinks, so
  * upstream's command lines work verbatim) or by a sub-command of `keylime` (`keylime tenant …`,
- * `keylime ca …`, `keylime policy …`, `keylime health …`), else the control plane with
+ * `keylime ca …`, `keylime policy …`, `keylime health …`, `keylime ear …`), else the control plane with
  * `--verifier` / `--registrar`.
  *
  * @module
@@ -22,6 +22,7 @@ export type Command =
   | { kind: 'ca'; args: string[] }
   | { kind: 'policy'; args: string[] }
   | { kind: 'health'; args: string[] }
+  | { kind: 'ear'; args: string[] }
   | { kind: 'tool'; tool: LegacyTool; args: string[] }
   | { kind: 'help' }
   | { kind: 'version' }
@@ -107,6 +108,8 @@ export function resolveCommand(argv0: string, args: string[]): Command {
       return { kind: 'policy', args: rest }
     case 'health':
       return { kind: 'health', args: rest }
+    case 'ear':
+      return { kind: 'ear', args: rest }
     case 'verifier':
       return controlPlane(rest, { verifier: true, registrar: false })
     case 'registrar':

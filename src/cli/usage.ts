@@ -19,6 +19,7 @@ commands:
   health [--verifier] [--registrar] [--timeout S]
                            ask the running roles for GET /health over mTLS; exit 0 when healthy
                            (also as keylime-health)
+  ear rotate | jwks        rotate the verifier's EAR signing key, or print its JWKS
   version                  print the version
 
 The binary also answers to the names keylime_verifier, keylime_registrar, keylime_tenant,

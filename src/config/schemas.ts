@@ -144,6 +144,8 @@ export const VERIFIER_SCHEMA = {
     zmq_ip: str('127.0.0.1'),
     zmq_port: port('8992'),
     webhook_url: str(''),
+    // keylime-ts addition: the webhook notice also carries the agent's signed EAR (docs/ear.md)
+    webhook_ear: bool('False'),
   },
 } as const satisfies ComponentSchema
 

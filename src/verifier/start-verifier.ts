@@ -29,6 +29,8 @@ import { addVerifierRoutes } from './api/routes.ts'
 import { VerifierService } from './api/service.ts'
 import { stateName } from '../protocol/agent-states.ts'
 import { VerifierStore } from './store/store.ts'
+import { EarIssuer } from './results/ear-issuer.ts'
+import { EarKeyRing, earKeyDir, ensureEarKey } from './results/ear-keys.ts'
 
 /** Options beyond the configuration (tests, benchmarks, embedding). */
 export interface StartVerifierOptions {
@@ -118,6 +120,7 @@ function agentClients(
   settings: VerifierSettings,
   store: VerifierStore,
   options: StartVerifierOptions,
+  webhookEar: ((agentId: string) => Promise<string | undefined>) | undefined,
 ) {
   const { config, tls, log } = ctx
   const v = config.verifier
@@ -145,6 +148,7 @@ function agentClients(
     agents,
     log,
     fetch: options.fetch,
+    webhookEar,
     targets: async (subject) =>
       (await store.listAgents(settings.verifierId)).flatMap((r) =>
         r.agent_id === subject || !r.ip || !r.port
@@ -242,6 +246,20 @@ function listen(ctx: Ctx, app: ReturnType<typeof createApp>): RunningServer {
   })
 }
 
+/** The EAR signer over `ear_keys/`, creating the first key when there is none (docs/ear.md). */
+async function startEarIssuer(ctx: Ctx): Promise<EarIssuer> {
+  const dir = earKeyDir(ctx.keylimeDir)
+  if (await ensureEarKey(dir)) ctx.log.info('created the EAR signing key', { dir })
+  const keys = new EarKeyRing(dir, (files) =>
+    ctx.log.warn('EAR signing key files not loaded (unreadable or not P-256 keys)', {
+      dir,
+      files: files.join(','),
+    }),
+  )
+  await keys.current()
+  return new EarIssuer(keys)
+}
+
 /** Starts the verifier's listener and loop. */
 export async function startVerifier(
   ctx: Ctx,
@@ -258,8 +276,14 @@ export async function startVerifier(
   const { instanceId, leaseMs } = settings
   const store = new VerifierStore(ctx.database.db)
   const metrics = new VerifierMetrics()
+  const ear = await startEarIssuer(ctx)
   const { rules, check, checks } = await startChecks(ctx, options)
-  const { notifier, agents } = agentClients(ctx, settings, store, options)
+  // the notifier is built before the service that reads agents for it: bound once both exist
+  let service: VerifierService | undefined
+  const webhookEar = config.revocations.webhook_ear
+    ? (id: string) => service?.ear.noticeEar(id) ?? Promise.resolve(undefined)
+    : undefined
+  const { notifier, agents } = agentClients(ctx, settings, store, options, webhookEar)
   const loop = new AttestationLoop({
     store,
     agents,
@@ -272,7 +296,7 @@ export async function startVerifier(
     settings,
     dbHealth: ctx.database.health,
   })
-  const service = new VerifierService({
+  service = new VerifierService({
     store,
     loop,
     checks,
@@ -284,6 +308,7 @@ export async function startVerifier(
     leaseMs,
     enableAgentMtls: settings.agentMtls && v.mode !== 'push',
     requireAllowListSignatures: v.require_allow_list_signatures,
+    ear,
   })
   const servers: RunningServer[] = []
   const app = verifierApp(ctx, { service, loop, metrics, notifier, servers, instanceId })

@@ -5,7 +5,7 @@
  *
  * | kind | who may | actions |
  * | --- | --- | --- |
- * | `public` | anybody | `read_version`, `read_server_info`, `verify_identity`, `verify_evidence`, `create_session`, `extend_session`, `register_agent`, `activate_agent` |
+ * | `public` | anybody | `read_version`, `read_server_info`, `verify_identity`, `verify_evidence`, `create_session`, `extend_session`, `register_agent`, `activate_agent`, `read_result_keys` (keylime-ts) |
  * | `agent` | an agent (bearer token) on its own resource | `submit_attestation` |
  * | `agent_or_admin` | an agent on its own resource, or an admin | `read_agent` |
  * | `admin` | an admin (verified client certificate) | everything else |
@@ -16,7 +16,10 @@
  * @module
  */
 
-/** An upstream action name, plus keylime-ts's own `read_metrics` and `read_health` (admin). */
+/**
+ * An upstream action name, plus keylime-ts's own: `read_metrics`, `read_health` and
+ * `read_attestation_result` (an agent's EAR) are admin, `read_result_keys` (the JWKS) is public.
+ */
 export type Action =
   | 'create_agent'
   | 'read_agent'
@@ -51,6 +54,8 @@ export type Action =
   | 'read_server_info'
   | 'read_metrics'
   | 'read_health'
+  | 'read_attestation_result'
+  | 'read_result_keys'
 
 /** Who an action is open to (upstream `SimpleAuthProvider`'s four sets). */
 export type ActionKind = 'public' | 'agent' | 'agent_or_admin' | 'admin'
@@ -64,6 +69,7 @@ const PUBLIC = new Set<Action>([
   'extend_session',
   'register_agent',
   'activate_agent',
+  'read_result_keys',
 ])
 const AGENT_ONLY = new Set<Action>(['submit_attestation'])
 const AGENT_OR_ADMIN = new Set<Action>(['read_agent'])

@@ -9,6 +9,7 @@
 import type { AccessRule } from '../../http/access/enforce-access.ts'
 import { OPS_ACCESS } from '../../http/add-ops-routes.ts'
 import { VERSION_ACCESS } from '../../http/add-version-routes.ts'
+import { JWKS_PATH } from './ear.ts'
 
 /** Every verifier route, as the API table reads (keylime-api.md §1.2). */
 export const VERIFIER_ACCESS: readonly AccessRule[] = [
@@ -55,6 +56,10 @@ export const VERIFIER_ACCESS: readonly AccessRule[] = [
   ['GET', '/v3/refstates/uefi/:name', 'read_mb_policy'],
   ['PATCH', '/v3/refstates/uefi/:name', 'update_mb_policy'],
   ['DELETE', '/v3/refstates/uefi/:name', 'delete_mb_policy'],
+  // keylime-ts signed attestation results (docs/ear.md): the agent's EAR (admin), the JWKS (public).
+  ['GET', '/v2/agents/:agent_id/ear', 'read_attestation_result'],
+  ['GET', '/v3/agents/:agent_id/ear', 'read_attestation_result'],
+  ['GET', JWKS_PATH, 'read_result_keys'],
   // One-shot verification (public).
   ['GET', '/v2/verify/identity', 'verify_identity'],
   ['POST', '/v2/verify/evidence', 'verify_evidence'],

@@ -13,7 +13,9 @@
  * | GET | `/v2[.x]/allowlists`, `/v2[.x]/mbpolicies` | names |
  * | GET, POST, PUT, DELETE | `/v2[.x]/allowlists/:name`, `/v2[.x]/mbpolicies/:name` | {@link PoliciesApi} |
  * | GET | `/v2[.x]/verify/identity` | {@link EvidenceApi.verifyIdentity} |
- * | POST | `/v2[.x]/verify/evidence` | {@link EvidenceApi.verifyEvidence} |
+ * | POST | `/v2[.x]/verify/evidence` | {@link EvidenceApi.verifyEvidence} (an EAR for `Accept: application/eat+jwt`) |
+ * | GET | `/v2[.x]/agents/:agent_id/ear`, `/v3[.0]/agents/:agent_id/ear` | {@link EarApi.agentEar} (keylime-ts) |
+ * | GET | `/.well-known/jwks.json` | {@link EarApi.jwks} (keylime-ts) |
  *
  * @module
  */
@@ -25,7 +27,9 @@ import { envelopeResponse } from '../../http/envelope.ts'
 import { addOpsRoutes, type Observability } from '../../http/add-ops-routes.ts'
 import { readJsonBytes, readJsonObject } from '../../http/read-json.ts'
 import { checkAgentId } from './agent-id.ts'
+import { EAR_MEDIA_TYPE, checkEarNonce } from '../results/ear-claims.ts'
 import type { AgentsApi } from './agents.ts'
+import { type EarApi, JWKS_PATH } from './ear.ts'
 import type { EvidenceApi } from './evidence.ts'
 import type { PoliciesApi } from './policies.ts'
 import type { VerifierService } from './service.ts'
@@ -37,6 +41,25 @@ function param(c: Context, name: string): string {
 }
 
 const success = (results?: Record<string, unknown>) => envelopeResponse(200, 'Success', results)
+
+/** A signed EAR as the body, typed with its profile (RFC 9782). */
+const earResponse = (token: string) =>
+  new Response(token, { status: 200, headers: { 'content-type': EAR_MEDIA_TYPE } })
+
+/** Whether `Accept` asks for `application/eat+jwt` (parameters and q-values aside). */
+function wantsEar(accept: string | undefined): boolean {
+  if (accept === undefined) return false
+  return accept
+    .split(',')
+    .some((t) => t.split(';')[0]?.trim().toLowerCase() === 'application/eat+jwt')
+}
+
+/** `GET /agents/:agent_id/ear[?nonce=]` (keylime-ts, admin), under v2 and v3. */
+function agentEarRoute(api: EarApi): KeylimeApp {
+  return createRoutes().get('/:agent_id/ear', async (c) =>
+    earResponse(await api.agentEar(param(c, 'agent_id'), c.req.query('nonce'))),
+  )
+}
 
 /** `/agents` (keylime-api.md §1.3). */
 function agentRoutes(api: AgentsApi): KeylimeApp {
@@ -106,12 +129,19 @@ function policyRoutes(api: PoliciesApi, kind: 'allowlists' | 'mbpolicies'): Keyl
   return r
 }
 
-/** `/verify` (keylime-api.md §1.5). */
-function verifyRoutes(api: EvidenceApi): KeylimeApp {
+/**
+ * `/verify` (keylime-api.md §1.5). `POST /evidence` with `Accept: application/eat+jwt` answers
+ * a verdict as a signed EAR (`?nonce=` echoed); a refused body keeps the JSON envelope.
+ */
+function verifyRoutes(api: EvidenceApi, ear: EarApi): KeylimeApp {
   const r = createRoutes()
   r.get('/identity', async (c) => success(await api.verifyIdentity(c.req.query())))
   r.post('/evidence', async (c) => {
+    const asEar = wantsEar(c.req.header('accept'))
+    const query = c.req.query('nonce')
+    const nonce = asEar && query !== undefined ? checkEarNonce(query) : undefined
     const [code, results] = await api.verifyEvidence(await readJsonBytes(c))
+    if (asEar && code === 200) return earResponse(await ear.evidenceEar(results, nonce))
     return envelopeResponse(code, code === 200 ? 'Success' : 'Bad Request', results)
   })
   return r
@@ -122,13 +152,18 @@ function v2Routes(svc: VerifierService): KeylimeApp {
   return createRoutes()
     .get('/', () => envelopeResponse(405, 'Not Implemented: Use /agents/ interface instead'))
     .route('/agents', agentRoutes(svc.agents))
+    .route('/agents', agentEarRoute(svc.ear))
     .route('/allowlists', policyRoutes(svc.policies, 'allowlists'))
     .route('/mbpolicies', policyRoutes(svc.policies, 'mbpolicies'))
-    .route('/verify', verifyRoutes(svc.evidence))
+    .route('/verify', verifyRoutes(svc.evidence, svc.ear))
 }
 
 /** Registers the routes. */
 export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Observability): void {
   addOpsRoutes(app, obs)
+  app.get(JWKS_PATH, async () =>
+    Response.json(await svc.ear.jwks(), { headers: { 'cache-control': 'max-age=300' } }),
+  )
   mountVersioned(app, 2, v2Routes(svc))
+  mountVersioned(app, 3, createRoutes().route('/agents', agentEarRoute(svc.ear)))
 }

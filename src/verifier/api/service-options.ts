@@ -6,6 +6,7 @@
  */
 import type { CheckPool } from '../checks/check-pool.ts'
 import type { AttestationLoop } from '../loop/attestation-loop.ts'
+import type { EarIssuer } from '../results/ear-issuer.ts'
 import type { VerifierStore } from '../store/store.ts'
 
 /** Settings the API operations need. */
@@ -22,4 +23,6 @@ export interface VerifierServiceOptions {
   leaseMs: number
   enableAgentMtls: boolean
   requireAllowListSignatures: boolean
+  /** Signs attestation results (EAR). */
+  ear: EarIssuer
 }

@@ -1,11 +1,13 @@
 /**
  * The verifier's API operations (upstream `cloud_verifier_tornado.py` handlers), one class per
- * resource: agents (`agents.ts`, enrolment in `enrol.ts`), policies (`policies.ts`) and the
- * one-shot checks (`evidence.ts`). Routes (`routes.ts`) only parse and answer.
+ * resource: agents (`agents.ts`, enrolment in `enrol.ts`), policies (`policies.ts`), the
+ * one-shot checks (`evidence.ts`) and the signed results (`ear.ts`). Routes (`routes.ts`) only
+ * parse and answer.
  *
  * @module
  */
 import { AgentsApi } from './agents.ts'
+import { EarApi } from './ear.ts'
 import { EvidenceApi } from './evidence.ts'
 import { PoliciesApi } from './policies.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
@@ -18,10 +20,13 @@ export class VerifierService {
   readonly policies: PoliciesApi
   /** `/verify/identity`, `/verify/evidence`. */
   readonly evidence: EvidenceApi
+  /** `/agents/{id}/ear`, EAR answers of `/verify/evidence`, the JWKS. */
+  readonly ear: EarApi
 
   constructor(o: VerifierServiceOptions) {
     this.agents = new AgentsApi(o)
     this.policies = new PoliciesApi(o)
     this.evidence = new EvidenceApi(o)
+    this.ear = new EarApi(o, this.agents, o.ear)
   }
 }

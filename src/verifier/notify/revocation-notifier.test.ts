@@ -1,7 +1,8 @@
 /**
  * Revocation notices to agents through the verifier's one agent client: the signed `{msg,
  * signature}` body and its headers, the subject left out, failures counted, and an mTLS agent
- * notified over the connection its quotes use.
+ * notified over the connection its quotes use. The webhook body, with and without the agent's EAR
+ * (`[revocations] webhook_ear`).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Server } from 'bun'
@@ -185,5 +186,62 @@ describe('RevocationNotifier: the agent channel', () => {
     expect(n.counts.agent_failed).toBe(1)
     expect(got).toHaveLength(0)
     agents.close()
+  })
+})
+
+describe('RevocationNotifier: the webhook and webhook_ear', () => {
+  /** A notifier on the webhook channel whose fetch records the bodies it posts. */
+  function webhook(
+    bodies: Record<string, unknown>[],
+    webhookEar?: (id: string) => Promise<string | undefined>,
+  ) {
+    const fetch = (async (_url: string, init: RequestInit) => {
+      bodies.push(JSON.parse(init.body as string))
+      return new Response('ok')
+    }) as unknown as typeof globalThis.fetch
+    return new RevocationNotifier({
+      channels: ['webhook'],
+      webhookUrl: 'http://127.0.0.1:9/hook',
+      maxRetries: 1,
+      retryInterval: 1,
+      exponentialBackoff: false,
+      agents: pool(),
+      log: getLogger('test'),
+      targets: async () => [],
+      fetch,
+      webhookEar,
+    })
+  }
+
+  test("without webhook_ear the body is upstream's {msg, signature}", async () => {
+    const bodies: Record<string, unknown>[] = []
+    const n = webhook(bodies)
+    n.notify(subject, 'revocation', event)
+    await n.drain(5_000)
+    expect(bodies).toHaveLength(1)
+    expect(Object.keys(bodies[0]!).sort()).toEqual(['msg', 'signature'])
+  })
+
+  test("with webhook_ear the agent's EAR rides along; a failing signer costs only the EAR", async () => {
+    const bodies: Record<string, unknown>[] = []
+    const asked: string[] = []
+    const n = webhook(bodies, async (id) => {
+      asked.push(id)
+      return 'header.claims.signature'
+    })
+    n.notify(subject, 'revocation', event)
+    await n.drain(5_000)
+    expect(asked).toEqual(['bad-agent'])
+    expect(bodies[0]).toMatchObject({ ear: 'header.claims.signature' })
+    expect(typeof bodies[0]!.msg).toBe('string')
+
+    const failing: Record<string, unknown>[] = []
+    const f = webhook(failing, async () => {
+      throw new Error('no key')
+    })
+    f.notify(subject, 'revocation', event)
+    await f.drain(5_000)
+    expect(failing).toHaveLength(1)
+    expect('ear' in failing[0]!).toBe(false)
   })
 })

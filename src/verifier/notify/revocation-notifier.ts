@@ -57,6 +57,11 @@ export interface RevocationNotifierOptions {
   targets(subject: string): Promise<NotifyTarget[]>
   /** Plain fetch for the webhook (tests may replace it). */
   fetch?: typeof fetch
+  /**
+   * `[revocations] webhook_ear` (keylime-ts): the agent's signed EAR, added to the webhook's JSON
+   * as `ear` (docs/ear.md). Absent: upstream's `{msg, signature}` only.
+   */
+  webhookEar?: (agentId: string) => Promise<string | undefined>
 }
 
 /** Formats a date as Python's `time.asctime()` (`Sat Nov 21 15:33:00 2026`). */
@@ -180,12 +185,28 @@ export class RevocationNotifier {
   async #send(agentId: string, tosend: { msg: string; signature: string }): Promise<void> {
     const jobs: Promise<void>[] = []
     if (this.#o.channels.includes('webhook') && this.#o.webhookUrl !== '')
-      jobs.push(this.#webhook(tosend))
+      jobs.push(this.#webhookEar(agentId).then((ear) => this.#webhook({ ...tosend, ...ear })))
     if (this.#o.channels.includes('agent')) jobs.push(this.#agents(agentId, tosend))
     await Promise.allSettled(jobs)
   }
 
-  async #webhook(tosend: { msg: string; signature: string }): Promise<void> {
+  /** `{ear}` for the webhook when configured and available (never fails the notice). */
+  async #webhookEar(agentId: string): Promise<{ ear?: string }> {
+    const make = this.#o.webhookEar
+    if (make === undefined) return {}
+    try {
+      const ear = await make(agentId)
+      return ear === undefined ? {} : { ear }
+    } catch (err) {
+      this.#o.log.warn('cannot sign the EAR of a revocation notice', {
+        agent_id: agentId,
+        error: err instanceof Error ? err.message : String(err),
+      })
+      return {}
+    }
+  }
+
+  async #webhook(tosend: { msg: string; signature: string; ear?: string }): Promise<void> {
     const f = this.#o.fetch ?? fetch
     const tries = Math.max(1, this.#o.maxRetries)
     for (let n = 1; n <= tries; n++) {
