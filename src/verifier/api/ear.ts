@@ -7,7 +7,7 @@
  */
 import { NotFound } from '../../errors.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
-import type { EvidenceResults } from '../checks/evidence-request.ts'
+import type { EvidenceChecks, EvidenceResults } from '../checks/evidence-request.ts'
 import { type AgentResultView, appraiseAgent } from '../results/appraise-agent.ts'
 import { appraiseEvidence, EVIDENCE_SUBMOD } from '../results/appraise-evidence.ts'
 import { checkEarNonce, type EarAppraisal } from '../results/ear-claims.ts'
@@ -81,8 +81,12 @@ export class EarApi {
   }
 
   /** A `/verify/evidence` answer as a signed EAR (the nonce already checked). */
-  async evidenceEar(results: EvidenceResults, nonce: string | undefined): Promise<string> {
-    return this.#issuer.sign({ [EVIDENCE_SUBMOD]: appraiseEvidence(results) }, nonce)
+  async evidenceEar(
+    results: EvidenceResults,
+    checks: EvidenceChecks,
+    nonce: string | undefined,
+  ): Promise<string> {
+    return this.#issuer.sign({ [EVIDENCE_SUBMOD]: appraiseEvidence(results, checks) }, nonce)
   }
 
   /** The signed EAR of an agent for a revocation notice, or undefined when it is gone. */

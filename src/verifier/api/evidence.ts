@@ -6,7 +6,7 @@
  * @module
  */
 import { BadRequest, KeylimeError, NotFound } from '../../errors.ts'
-import type { EvidenceResults } from '../checks/evidence-request.ts'
+import type { EvidenceAnswer } from '../checks/evidence-request.ts'
 import { identityQuoteReason } from '../checks/identity-quote.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
@@ -39,14 +39,14 @@ export class EvidenceApi {
   }
 
   /**
-   * `POST /verify/evidence`: the raw JSON body in, `[status, results]` out; the check pool's
-   * evidence job parses and evaluates it.
+   * `POST /verify/evidence`: the raw JSON body in, the answer (status, results, what was
+   * checked) out; the check pool's evidence job parses and evaluates it.
    *
    * @throws KeylimeError (400) for a body that is not a JSON object, as `readJsonObject`
    */
-  async verifyEvidence(body: ArrayBuffer): Promise<[number, EvidenceResults]> {
+  async verifyEvidence(body: ArrayBuffer): Promise<EvidenceAnswer> {
     const v = await this.#o.checks.evidence(body)
     if (v.kind === 'rejected') throw new KeylimeError(v.code, v.message, { status: v.status })
-    return [v.answer.status, v.answer.results]
+    return v.answer
   }
 }

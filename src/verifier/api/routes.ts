@@ -140,9 +140,9 @@ function verifyRoutes(api: EvidenceApi, ear: EarApi): KeylimeApp {
     const asEar = wantsEar(c.req.header('accept'))
     const query = c.req.query('nonce')
     const nonce = asEar && query !== undefined ? checkEarNonce(query) : undefined
-    const [code, results] = await api.verifyEvidence(await readJsonBytes(c))
-    if (asEar && code === 200) return earResponse(await ear.evidenceEar(results, nonce))
-    return envelopeResponse(code, code === 200 ? 'Success' : 'Bad Request', results)
+    const { status, results, checks } = await api.verifyEvidence(await readJsonBytes(c))
+    if (asEar && status === 200) return earResponse(await ear.evidenceEar(results, checks, nonce))
+    return envelopeResponse(status, status === 200 ? 'Success' : 'Bad Request', results)
   })
   return r
 }

@@ -303,12 +303,17 @@ describe('answerEvidenceRequest (the /verify/evidence adapter)', () => {
       tpm_policy: { '15': ['07'.repeat(32)] },
     }
     const ok = answerOf(answerEvidenceRequest({ type: 'tpm', data }, opts))
-    expect(ok).toEqual({ status: 200, results: { valid: true, claims: data, failures: [] } })
+    expect(ok).toEqual({
+      status: 200,
+      results: { valid: true, claims: data, failures: [] },
+      checks: { quote: true, tpmPolicy: true, ima: false, mb: false },
+    })
     const mb = { ...data, mb_policy: kit.refstate, mb_log: '%%%' }
     const a = answerOf(answerEvidenceRequest({ type: 'tpm', data: mb }, opts))
     expect(a.status).toBe(200)
     expect(a.results.claims).toEqual({})
     expect(a.results.failures.map((f) => f.type)).toEqual(['measured_boot.parser.log.base64decode'])
+    expect(a.checks).toEqual({ quote: true, tpmPolicy: true, ima: false, mb: false })
     const policy = { ...data, tpm_policy: { '15': 'not a list' } }
     const p = answerOf(answerEvidenceRequest({ type: 'tpm', data: policy }, opts))
     expect(p.results.failures.map((f) => f.type)).toEqual(['qoute_validation.invalid_quote'])

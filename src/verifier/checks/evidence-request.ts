@@ -48,11 +48,26 @@ export interface EvidenceResults {
   failures_omitted?: number
 }
 
-/** The answer: HTTP status and `results`. */
+/** Which checks ran and held their ground to a verdict (for the EAR; not on the wire). */
+export interface EvidenceChecks {
+  /** The quote verified with the AK. */
+  quote: boolean
+  /** A tpm_policy was evaluated. */
+  tpmPolicy: boolean
+  /** The IMA list was evaluated (a runtime policy and PCR 10 quoted). */
+  ima: boolean
+  /** The UEFI log and refstate were evaluated. */
+  mb: boolean
+}
+
+/** The answer: HTTP status, `results`, and what was checked. */
 export interface EvidenceAnswer {
   status: 200 | 400
   results: EvidenceResults
+  checks: EvidenceChecks
 }
+
+const NOTHING_CHECKED: EvidenceChecks = { quote: false, tpmPolicy: false, ima: false, mb: false }
 
 /** What {@link verifyEvidenceBody} gives: an answer, or a refusal of the body (400, `results` `{}`). */
 export type EvidenceVerdict =
@@ -65,7 +80,12 @@ type Data = Record<string, unknown>
 /** The TPM fields upstream requires, in its order (it reports the first missing one). */
 const REQUIRED = ['quote', 'nonce', 'hash_alg', 'tpm_ek', 'tpm_ak'] as const
 
-function answer(status: 200 | 400, f: Failure, claims: unknown): EvidenceAnswer {
+function answer(
+  status: 200 | 400,
+  f: Failure,
+  claims: unknown,
+  checks: EvidenceChecks = NOTHING_CHECKED,
+): EvidenceAnswer {
   const results: EvidenceResults = {
     valid: !f.failed,
     claims,
@@ -75,7 +95,7 @@ function answer(status: 200 | 400, f: Failure, claims: unknown): EvidenceAnswer 
   }
   const omitted = f.events.length - results.failures.length
   if (omitted > 0) results.failures_omitted = omitted
-  return { status, results }
+  return { status, results, checks }
 }
 
 function rejected(message: string): EvidenceVerdict {
@@ -186,7 +206,14 @@ function answerTpm(data: unknown, opts: CheckOptions): EvidenceAnswer {
   }
   const out = evaluateEvidence(evidence, opts)
   if (out.kind === 'reboot') throw new Error('IMA reboot without an incremental state')
-  return answer(200, out.failure, out.failure.failed ? {} : data)
+  const checked = out.kind === 'checked'
+  const checks: EvidenceChecks = {
+    quote: checked,
+    tpmPolicy: checked && evidence.tpmPolicy !== null,
+    ima: checked && out.ima !== undefined,
+    mb: checked && out.mb !== undefined,
+  }
+  return answer(200, out.failure, out.failure.failed ? {} : data, checks)
 }
 
 /**
