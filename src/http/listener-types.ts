@@ -9,6 +9,11 @@ import type { Logger } from '../log/logger.ts'
 export interface ListenerEnv {
   /** `verified`: a certificate chaining to the trusted CAs, not revoked; `none`: no certificate. */
   clientCert: 'verified' | 'none'
+  /**
+   * In-process callers only ({@link asAgent} in `access/enforce-access.ts`): the request comes from
+   * this push agent. Listeners never set it; over the network an agent proves itself with a token.
+   */
+  agentId?: string
 }
 
 /** The client CRLs a TLS listener enforces, and word when they change (`ClientCrlWatcher`). */

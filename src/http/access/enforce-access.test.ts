@@ -13,6 +13,7 @@ import { VERIFIER_ACCESS } from '../../verifier/api/access-table.ts'
 import { actionKind, authorizeAction } from './action.ts'
 import {
   type AccessRule,
+  asAgent,
   enforceAccess,
   identifyByClientCert,
   matchAction,
@@ -114,6 +115,15 @@ describe('matching', () => {
     expect(match('GET', '/v2.6/agents/a1')).toEqual({ action: 'read_agent', resource: 'a1' })
     expect(match('GET', '/v2.6/agents/a1/extra')).toBeUndefined()
     expect(match('GET', '/v22/agents')).toBeUndefined()
+  })
+  test('asAgent: an in-process agent submits for itself only and is no admin', async () => {
+    const agent = asAgent(guarded(VERIFIER_ACCESS), 'a1')
+    expect((await agent.request('/v3/agents/a1/attestations', { method: 'POST' })).status).toBe(200)
+    const other = await agent.request('/v3/agents/a2/attestations', { method: 'POST' })
+    expect(await other.json()).toEqual(
+      forbidden('Agent a1 cannot access resource a2 (ownership required)'),
+    )
+    expect((await agent.request('/v2.6/agents')).status).toBe(403)
   })
   test('an unmapped route is refused to a non-admin, passed to an admin', async () => {
     const res = await guarded(VERIFIER_ACCESS).request('/v2.6/unknown', {}, NONE)

@@ -100,6 +100,7 @@ export function enforceAccess(rules: readonly AccessRule[], identify: Identify):
  */
 export function identifyByClientCert(c: Context): Identity {
   const env = c.env as Partial<ListenerEnv> | undefined
+  if (env?.agentId !== undefined) return { type: 'agent', agentId: env.agentId }
   return env?.clientCert === 'verified' && c.req.header('Authorization') === undefined
     ? { type: 'admin' }
     : { type: 'anonymous' }
@@ -112,4 +113,13 @@ export function identifyByClientCert(c: Context): Identity {
 export function asAdmin(app: Hono): Hono {
   const admin: ListenerEnv = { clientCert: 'verified' }
   return new Hono().all('*', (c) => app.fetch(c.req.raw, admin))
+}
+
+/**
+ * `app` as push agent `agentId` calls it in-process (tests): every request reaches it as from
+ * that agent, authenticated. Listeners never use this.
+ */
+export function asAgent(app: Hono, agentId: string): Hono {
+  const agent: ListenerEnv = { clientCert: 'none', agentId }
+  return new Hono().all('*', (c) => app.fetch(c.req.raw, agent))
 }
