@@ -35,12 +35,15 @@ import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 const logOf = readMbLog
 const pcrsOf = readMbPcrs
 
-/** `keylime policy create measured-boot -e <genuine log> -i`, run in-process. */
-async function genuineRefstate(): Promise<Record<string, unknown>> {
+/** `keylime policy create measured-boot -e <genuine log> [-i]`, run in-process. */
+async function genuineRefstate(
+  variant = 'vm-plain',
+  flags = ['-i'],
+): Promise<Record<string, unknown>> {
   let out = ''
   let err = ''
   const rc = await runPolicyCreateMeasuredBoot(
-    ['-e', join(MB_FIXTURES, 'vm-plain/binary_bios_measurements'), '-i'],
+    ['-e', join(MB_FIXTURES, variant, 'binary_bios_measurements'), ...flags],
     {
       cwd: mkdtempSync(join(tmpdir(), 'kl-mb-tamper-')),
       stdout: { write: (s: string) => (out += s) },
@@ -275,3 +278,130 @@ for (const target of databaseTargets()) {
     })
   })
 }
+
+/** Other boot shapes: a genuine boot and its altered boots. */
+const SHAPES: Array<{ genuine: string; flags: string[]; pcrs: number[]; tampers: Variant[] }> = [
+  {
+    genuine: 'vm-shim-grub', // Secure Boot on: no -i
+    flags: [],
+    pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14],
+    tampers: [
+      {
+        dir: 'vm-shim-grub-tamper-cmdline',
+        moved: [8, 9], // PCR 9: grub measures the grub.cfg it reads
+        names: ['event 44 (PCR 8 EV_IPL)', 'mb_tamper=1', 'does not match kernel_cmdline'],
+      },
+      {
+        dir: 'vm-shim-grub-tamper-initrd',
+        moved: [9],
+        names: ['event 46 (PCR 9 EV_IPL)', 'initrd_plain_sha256'],
+      },
+    ],
+  },
+  {
+    genuine: 'vm-uki',
+    flags: ['-i'],
+    pcrs: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 14],
+    tampers: [
+      {
+        dir: 'vm-uki-tamper-cmdline',
+        moved: [4, 9, 11, 12],
+        names: [
+          'event 27 (PCR 4 EV_EFI_BOOT_SERVICES_APPLICATION)',
+          'uki_authcode_sha256',
+          'event 39 (PCR 9 EV_EVENT_TAG)',
+          '(PCR 12 EV_IPL)',
+          'UKI section .cmdline: event 34 (PCR 11 EV_IPL)',
+        ],
+      },
+      {
+        dir: 'vm-uki-tamper-initrd',
+        moved: [4, 9, 11],
+        names: [
+          'uki_authcode_sha256',
+          'event 40 (PCR 9 EV_EVENT_TAG)',
+          'initrd_plain_sha256',
+          'UKI section .initrd: event 36 (PCR 11 EV_IPL)',
+        ],
+      },
+    ],
+  },
+]
+
+describe.each(SHAPES)('boot shape $genuine (real boots)', (shape) => {
+  const stage = async (log: string, quote: string, ref: unknown) =>
+    evaluateMeasuredBoot({
+      log: await logOf(log),
+      quotedPcrs: await pcrsOf(quote),
+      bank: 'sha256',
+      policyName: 'accept-all',
+      refstate: ref,
+    })
+
+  test("the refstate made from the genuine log passes it, comparing the shape's PCRs", async () => {
+    const ref = await genuineRefstate(shape.genuine, shape.flags)
+    expect(await stage(shape.genuine, shape.genuine, ref)).toMatchObject({
+      ok: true,
+      claims: { evaluated: true, checkedPcrs: shape.pcrs },
+    })
+  })
+
+  test.each(shape.tampers)(
+    '$dir: replays to its own PCRs and fails naming the component',
+    async (t) => {
+      const ref = await genuineRefstate(shape.genuine, shape.flags)
+      const own = (await pcrsOf(t.dir)).get('sha256') ?? new Map()
+      const genuine = (await pcrsOf(shape.genuine)).get('sha256') ?? new Map()
+      const moved = [...own.keys()].filter(
+        (n) => Buffer.compare(own.get(n) as Uint8Array, genuine.get(n) as Uint8Array) !== 0,
+      )
+      expect(moved).toEqual(t.moved)
+      const r = await stage(t.dir, t.dir, ref)
+      expect(r.ok).toBe(false)
+      if (r.ok) return
+      expect(r.failures.map((f) => f.event_id)).toEqual(['measured_boot.policy_example'])
+      for (const s of t.names) expect(String(r.failures[0]?.context.reason)).toContain(s)
+      // the genuine log from the altered machine: the replay of each moved PCR fails
+      const lying = await stage(shape.genuine, t.dir, ref)
+      expect(!lying.ok && lying.failures.map((f) => f.event_id)).toEqual(
+        t.moved.map((n) => `measured_boot.invalid_pcr_${n}`),
+      )
+    },
+  )
+})
+
+test('UKI: PCRs 11 and 12 must be quoted (measured_boot.missing_pcrs)', async () => {
+  const ref = await genuineRefstate('vm-uki')
+  const quotedPcrs = await pcrsOf('vm-uki')
+  for (const bank of quotedPcrs.values()) for (const n of [11, 12]) bank.delete(n)
+  const r = evaluateMeasuredBoot({
+    log: await logOf('vm-uki'),
+    quotedPcrs,
+    bank: 'sha256',
+    policyName: 'example',
+    refstate: ref,
+  })
+  expect(!r.ok && r.failures.map((f) => [f.event_id, f.context.data])).toEqual([
+    ['measured_boot.missing_pcrs', [11, 12]],
+  ])
+})
+
+test('shim + grub, Secure Boot on: db and dbx are checked against the refstate (PCR 7)', async () => {
+  const ref = await genuineRefstate('vm-shim-grub', [])
+  const log = parseEventLog(await logOf('vm-shim-grub'))
+  const db = ref.db as unknown[]
+  expect(db.length).toBe(2) // Microsoft's Windows PCA 2011 and UEFI CA 2011
+  expect(evaluateExample({ ...ref, db: db.slice(1) }, log)).toContain(
+    'event 7 (PCR 7 EV_EFI_VARIABLE_DRIVER_CONFIG) signature list 0 has a key not in the reference state',
+  )
+  const extraDbx = {
+    SignatureOwner: '77fa9abd-0359-4d32-bd60-28f4e78f784b',
+    SignatureData: `0x${'ab'.repeat(32)}`,
+  }
+  expect(evaluateExample({ ...ref, dbx: [...(ref.dbx as unknown[]), extraDbx] }, log)).toContain(
+    'event 8 (PCR 7 EV_EFI_VARIABLE_DRIVER_CONFIG) lacks 1 required dbx entries',
+  )
+  expect(evaluateExample({ ...ref, has_secureboot: false }, log)).toContain(
+    'event 4 (PCR 7 EV_EFI_VARIABLE_DRIVER_CONFIG) SecureBoot is Yes, expected No',
+  )
+})

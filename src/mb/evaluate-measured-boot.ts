@@ -3,7 +3,8 @@
  * quoted PCRs the policy cares about, and evaluate the measured-boot policy against the refstate —
  * upstream Keylime's `tpm_main.py::check_pcrs` measured-boot steps and `mba/elchecking/elchecker.py`,
  * with upstream's failure event ids (`keylime/failure.py`: component `measured_boot`, and the quote
- * component spelled `qoute_validation` upstream).
+ * component spelled `qoute_validation` upstream). A non-empty refstate under `accept-all` is
+ * evaluated by `example` (upstream #1932 drops it; logged once per refstate).
  *
  * Plain data in and out (Uint8Array, Map, strings), so it runs unchanged inside a worker.
  *
@@ -65,7 +66,7 @@ export interface MbInput {
   quotedPcrs: ReadonlyMap<string, ReadonlyMap<number, Uint8Array>>
   /** The quote's hash algorithm. */
   bank: HashAlg
-  /** `measured_boot_policy_name`. */
+  /** `measured_boot_policy_name` (`accept-all` with a non-empty refstate evaluates `example`). */
   policyName: string
   /** The agent's mb_policy (refstate): a JSON string or parsed JSON; null when none. */
   refstate: unknown
