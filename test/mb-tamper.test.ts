@@ -296,6 +296,11 @@ const SHAPES: Array<{ genuine: string; flags: string[]; pcrs: number[]; tampers:
         moved: [9],
         names: ['event 46 (PCR 9 EV_IPL)', 'initrd_plain_sha256'],
       },
+      {
+        dir: 'vm-shim-grub-tamper-dbx',
+        moved: [7],
+        names: ['event 8 (PCR 7 EV_EFI_VARIABLE_DRIVER_CONFIG) lacks 1 required dbx entries'],
+      },
     ],
   },
   {
