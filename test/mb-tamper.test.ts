@@ -410,3 +410,25 @@ test('shim + grub, Secure Boot on: db and dbx are checked against the refstate (
     'event 4 (PCR 7 EV_EFI_VARIABLE_DRIVER_CONFIG) SecureBoot is Yes, expected No',
   )
 })
+
+test('shim + grub: the refstate has upstream keys only, and kernel_cmdline is read as upstream does (Python regex, full match)', async () => {
+  const ref = await genuineRefstate('vm-shim-grub', [])
+  const kernel = (ref.kernels as Array<Record<string, string>>)[0] as Record<string, string>
+  expect(Object.keys(kernel).sort()).toEqual([
+    'grub_authcode_sha256',
+    'initrd_plain_sha256',
+    'kernel_authcode_sha256',
+    'kernel_cmdline',
+    'shim_authcode_sha256',
+  ])
+  const genuine = parseEventLog(await logOf('vm-shim-grub'))
+  const tampered = parseEventLog(await logOf('vm-shim-grub-tamper-cmdline'))
+  const withCmdline = (re: string) => ({ ...ref, kernels: [{ ...kernel, kernel_cmdline: re }] })
+  // an operator's hand-written regex: both boots fit the first, only the genuine one the second
+  const loose = withCmdline('/vmlinuz console=\\S+ .* quiet( mb_tamper=1)?')
+  expect(evaluateExample(loose, genuine)).toBe('')
+  expect(evaluateExample(loose, tampered)).toBe('')
+  const strict = withCmdline('/vmlinuz .*quiet')
+  expect(evaluateExample(strict, genuine)).toBe('')
+  expect(evaluateExample(strict, tampered)).toContain('does not match kernel_cmdline')
+})

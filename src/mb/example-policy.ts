@@ -13,8 +13,11 @@
  * `shim_authcode_sha256` / `grub_authcode_sha256` / `kernel_cmdline` for firmware that starts the
  * kernel's EFI stub directly (absent keys expect absent events); the Linux EFI stub's PCR 9
  * EV_EVENT_TAG events count as the initrd (`initrd_plain_sha256`) and the command line
- * (`load_options_sha256`, sha256 of the UTF-16 LoadOptions); both Spec ID and StartupLocality
- * EV_NO_ACTION events are accepted.
+ * (`load_options_sha256`, sha256 of the UTF-16 LoadOptions); systemd-boot + UKI boots through
+ * `systemd_boot_authcode_sha256`, `uki_authcode_sha256` and `uki_sections_sha256` (PCR 11 sections,
+ * PCR 12 command line; relevant PCRs then include 11 and 12); a kernel entry that does not fit
+ * names every mismatching component; both Spec ID and StartupLocality EV_NO_ACTION events are
+ * accepted.
  *
  * @module
  */
