@@ -4,7 +4,8 @@
  * see NOTES.md), through replay, the refstate tool, the `example` policy and the verifier stage.
  */
 import { describe, expect, test } from 'bun:test'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
+import { readMbPcrs } from './fixtures/mb/read-fixture.ts'
 import {
   evaluateExample,
   evaluateMeasuredBoot,
@@ -17,29 +18,8 @@ import { runCreateMbRefstate, runPolicyCreateMeasuredBoot } from '../src/policy-
 const DIR = resolve(import.meta.dir, 'fixtures/mb')
 const read = async (p: string): Promise<Uint8Array> => Bun.file(resolve(DIR, p)).bytes()
 
-/** Parses `tpm2_pcrread` YAML into bank → index → bytes. */
-async function readPcrs(p: string): Promise<Map<string, Map<number, Uint8Array>>> {
-  const out = new Map<string, Map<number, Uint8Array>>()
-  let bank: Map<number, Uint8Array> | undefined
-  for (const line of (await Bun.file(resolve(DIR, p)).text()).split('\n')) {
-    const b = /^\s+(sha\d+):\s*$/.exec(line)
-    if (b?.[1] !== undefined) {
-      bank = new Map()
-      out.set(b[1], bank)
-    }
-    const v = /^\s+(\d+)\s*:\s*0x([0-9A-Fa-f]+)/.exec(line)
-    if (v?.[1] !== undefined && v[2] !== undefined)
-      bank?.set(Number(v[1]), Buffer.from(v[2], 'hex'))
-  }
-  return out
-}
-
-/** The fixture reads PCRs 0-9; the example policy also needs PCR 14, which no event extends here (zero). */
-async function withPcr14(p: string): Promise<Map<string, Map<number, Uint8Array>>> {
-  const q = await readPcrs(p)
-  for (const [bank, m] of q) m.set(14, new Uint8Array(bank === 'sha1' ? 20 : 32))
-  return q
-}
+/** `tpm2_pcrread` YAML (`vm-…/pcrs.yaml`) into bank → index → bytes. */
+const readPcrs = (p: string) => readMbPcrs(dirname(p))
 
 function sink(): { write(s: string): void; text: string } {
   return {
@@ -76,13 +56,16 @@ describe.each(['vm-plain', 'vm-secureboot'])('%s (OVMF + swtpm capture)', (name)
     }
   })
 
-  test('stage: accept-all and reject-all with the real quote', async () => {
+  test('stage: accept-all evaluates a non-empty refstate (upstream #1932); reject-all rejects', async () => {
     const log = await read(`${name}/binary_bios_measurements`)
     const quotedPcrs = await readPcrs(`${name}/pcrs.yaml`)
     const base = { log, quotedPcrs, bank: 'sha256' as const, refstate: '{"x": 1}' }
+    // not an example refstate: rejected by the built-in policy, never dropped
     const acc = evaluateMeasuredBoot({ ...base, policyName: 'accept-all' })
-    expect(acc.ok).toBe(true)
-    if (acc.ok) expect(acc.claims.checkedPcrs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    expect(!acc.ok && acc.failures.map((f) => [f.event_id, f.context.reason])).toEqual([
+      ['measured_boot.policy_example', 'policy evaluation failed: refstate lacks pk'],
+    ])
+    expect(acc.claims?.checkedPcrs).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14])
     const rej = evaluateMeasuredBoot({ ...base, policyName: 'reject-all' })
     expect(rej.ok).toBe(false)
     if (!rej.ok)
@@ -107,9 +90,11 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
   test('the refstate made by the tool passes the example policy in the stage', async () => {
     const refstate = await makeRefstate(LOG, ['-i'])
     expect(refstate.has_secureboot).toBe(false)
+    const without14 = await readPcrs('vm-plain/pcrs.yaml')
+    for (const bank of without14.values()) bank.delete(14)
     const missing = evaluateMeasuredBoot({
       log: await read(LOG),
-      quotedPcrs: await readPcrs('vm-plain/pcrs.yaml'),
+      quotedPcrs: without14,
       bank: 'sha256',
       policyName: 'example',
       refstate: JSON.stringify(refstate),
@@ -119,7 +104,7 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
     ])
     const r = evaluateMeasuredBoot({
       log: await read(LOG),
-      quotedPcrs: await withPcr14('vm-plain/pcrs.yaml'),
+      quotedPcrs: await readPcrs('vm-plain/pcrs.yaml'),
       bank: 'sha256',
       policyName: 'example',
       refstate: JSON.stringify(refstate),
@@ -172,6 +157,7 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
       bank: 'sha256',
       policyName: 'accept-all',
       refstate: { a: 1 },
+      attestationCount: 1, // `once`: replay only, no policy evaluation
     })
     expect(r.ok).toBe(false)
     if (r.ok) return
@@ -229,7 +215,7 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
 
   test('/verify/evidence variant: base64 mb_log, always evaluated', async () => {
     const mb_log = Buffer.from(await read(LOG)).toString('base64')
-    const quotedPcrs = await withPcr14('vm-plain/pcrs.yaml')
+    const quotedPcrs = await readPcrs('vm-plain/pcrs.yaml')
     const refstate = JSON.stringify(await makeRefstate(LOG, ['-i']))
     const ok = evaluateMeasuredBootEvidence({
       mb_log,

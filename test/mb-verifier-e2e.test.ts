@@ -12,7 +12,11 @@
  *   (index, PCR and type); a PCR the log does not explain → `measured_boot.invalid_pcr_4`;
  * - a malformed log from the agent → a typed parser failure (`ERR_MB_…` code in the context), not
  *   a verifier exception;
- * - `accept-all` passes any refstate, `reject-all` fails every agent.
+ * - under `accept-all` (the default), a non-empty refstate is still evaluated, by the built-in
+ *   `example` policy (upstream #1932 drops it): the genuine boot passes, and each REAL altered boot
+ *   of the guest (`vm-tamper-*`: firmware, kernel, initrd, command line, Secure Boot variables;
+ *   its own log and PCRs) fails with `measured_boot.policy_example` naming the component's event,
+ *   while an empty refstate (`{}`) skips measured boot as upstream; `reject-all` fails every agent.
  *
  * Runs on PGlite and, with TEST_DATABASE_URL, PostgreSQL.
  *
@@ -32,27 +36,32 @@ import { AGENT_STATES } from '../src/protocol/agent-states.ts'
 import { createTestCa, startTestVerifier, type TestCa } from './support/verifier-harness.ts'
 import { databaseTargets } from './support/databases.ts'
 import { until } from './support/until.ts'
+import { readMbLog, readMbPcrs } from './fixtures/mb/read-fixture.ts'
 
 const MB = join(import.meta.dir, 'fixtures/mb')
 const LOG_PATH = join(MB, 'vm-plain/binary_bios_measurements')
 const LOG = readFileSync(LOG_PATH)
 const TRUNCATED = readFileSync(join(MB, 'synthetic/truncated.bin'))
 
-/** `tpm2_pcrread sha1:0..9+sha256:0..9` from the guest. */
-function readPcrsYaml(): Record<string, Record<number, string>> {
-  const out: Record<string, Record<number, string>> = {}
-  let bank = ''
-  for (const line of readFileSync(join(MB, 'vm-plain/pcrs.yaml'), 'utf8').split('\n')) {
-    const b = /^\s*(sha\d+):/.exec(line)
-    if (b) {
-      bank = b[1]!
-      out[bank] = {}
-    }
-    const v = /^\s*(\d+)\s*:\s*0x([0-9A-Fa-f]+)/.exec(line)
-    if (v) out[bank]![Number(v[1])] = v[2]!.toLowerCase()
-  }
-  return out
+/** The guest's `tpm2_pcrread` of the genuine boot, hex. */
+async function genuinePcrHex(bank: string, n: number): Promise<string> {
+  return Buffer.from((await readMbPcrs('vm-plain')).get(bank)?.get(n) ?? []).toString('hex')
 }
+
+/** Real altered boots of the guest, and what the rejection must name. */
+const TAMPERS: Array<{ dir: string; names: string[] }> = [
+  { dir: 'vm-tamper-firmware', names: ['event 2 (PCR 0 EV_EFI_PLATFORM_FIRMWARE_BLOB)'] },
+  {
+    dir: 'vm-tamper-kernel',
+    names: ['event 10 (PCR 4 EV_EFI_BOOT_SERVICES_APPLICATION)', 'kernel_authcode_sha256'],
+  },
+  { dir: 'vm-tamper-initrd', names: ['event 22 (PCR 9 EV_EVENT_TAG)', 'initrd_plain_sha256'] },
+  { dir: 'vm-tamper-cmdline', names: ['event 21 (PCR 9 EV_EVENT_TAG)', 'load_options_sha256'] },
+  {
+    dir: 'vm-tamper-sbvars',
+    names: ['event 4 (PCR 7 EV_EFI_VARIABLE_DRIVER_CONFIG) SecureBoot is Yes, expected No'],
+  },
+]
 
 /** The parts of the example refstate the tests edit. */
 interface Refstate {
@@ -89,7 +98,8 @@ for (const target of databaseTargets()) {
     let webhook: ReturnType<typeof Bun.serve>
     const notices: Notice[] = []
     let refstate: Refstate
-    const [GOOD, KERNEL, CMDLINE, PCR4, MALFORMED, ACCEPT, REJECT] = [0, 1, 2, 3, 4, 5, 6]
+    const [GOOD, KERNEL, CMDLINE, PCR4, MALFORMED, ACCEPT, REJECT, EMPTY] = [0, 1, 2, 3, 4, 5, 6, 7]
+    const TAMPERED = TAMPERS.map((_, i) => 8 + i)
     const agent = (i: number) => fleet.agents[i]!
     const owner = new Map<string, VerifierHandle>()
     const rec = (a: SimAgent) => owner.get(a.uuid)?.loop.records.get(a.uuid)
@@ -151,7 +161,7 @@ for (const target of databaseTargets()) {
       })
       const caDir = await loadCaDir(ca.caDir)
       fleet = await startFleet({
-        count: 7,
+        count: 8 + TAMPERS.length,
         caCertPem: caDir.caCertPem,
         listen: 'ports',
         seed: `mb-e2e-${target.name}`,
@@ -183,7 +193,14 @@ for (const target of databaseTargets()) {
       await enrol(ex, agent(CMDLINE), cmdline)
       await enrol(ex, agent(PCR4), refstate)
       await enrol(ex, agent(MALFORMED), refstate)
-      await enrol(verifiers['accept-all']!, agent(ACCEPT), kernel)
+      await enrol(verifiers['accept-all']!, agent(ACCEPT), refstate)
+      agent(EMPTY).serveMbLog(await readMbLog('vm-tamper-kernel'))
+      await enrol(verifiers['accept-all']!, agent(EMPTY), {})
+      for (const [i, t] of TAMPERS.entries()) {
+        const a = agent(TAMPERED[i]!)
+        a.serveMbLog(await readMbLog(t.dir)) // its PCRs become the altered machine's
+        await enrol(verifiers['accept-all']!, a, refstate)
+      }
       await enrol(verifiers['reject-all']!, agent(REJECT), refstate)
     }, 60_000)
 
@@ -194,13 +211,12 @@ for (const target of databaseTargets()) {
       for (const db of dbs) await db.close()
     })
 
-    test('the real log replays to the PCRs the guest swtpm reported (sha1 and sha256)', () => {
-      const want = readPcrsYaml()
+    test('the real log replays to the PCRs the guest swtpm reported (sha1 and sha256)', async () => {
       const a = agent(GOOD)
       for (const bank of ['sha1', 'sha256'] as const) {
         for (let n = 0; n <= 9; n++) {
           expect(Buffer.from(a.tpm.readPcr(bank, n)).toString('hex'), `${bank}:${n}`).toBe(
-            want[bank]![n]!,
+            await genuinePcrHex(bank, n),
           )
         }
       }
@@ -235,7 +251,7 @@ for (const target of databaseTargets()) {
 
     test('a PCR the log does not explain fails the replay check with the PCR and event', async () => {
       const ctx = await failedWith(agent(PCR4), 'measured_boot.invalid_pcr_4')
-      expect(ctx.expected).toBe(readPcrsYaml().sha256![4])
+      expect(ctx.expected).toBe(await genuinePcrHex('sha256', 4))
       expect(String(ctx.reason)).toContain('PCR 4')
     }, 30_000)
 
@@ -248,14 +264,26 @@ for (const target of databaseTargets()) {
       expect(rec(agent(GOOD))!.state).toBe(AGENT_STATES.GET_QUOTE)
     }, 30_000)
 
-    test('accept-all passes any refstate; reject-all fails every agent', async () => {
-      const ok = agent(ACCEPT)
-      await until(
-        () => count(ok) >= 2,
-        10_000,
-        () => `accept-all PASS, state ${rec(ok)?.state}`,
-      )
-      expect(rec(ok)!.lastEventId).toBeNull()
+    test('accept-all: the genuine boot passes with its refstate, and an empty refstate skips measured boot', async () => {
+      for (const a of [agent(ACCEPT), agent(EMPTY)]) {
+        await until(
+          () => count(a) >= 2,
+          10_000,
+          () => `accept-all PASS, state ${rec(a)?.state} ${rec(a)?.lastEventId}`,
+        )
+        expect(rec(a)!.lastEventId).toBeNull()
+      }
+    }, 30_000)
+
+    test('accept-all: each real altered boot fails measured_boot.policy_example, naming the component', async () => {
+      for (const [i, t] of TAMPERS.entries()) {
+        const ctx = await failedWith(agent(TAMPERED[i]!), 'measured_boot.policy_example')
+        expect(ctx.policy, t.dir).toBe('example')
+        for (const s of t.names) expect(String(ctx.reason), t.dir).toContain(s)
+      }
+    }, 30_000)
+
+    test('reject-all fails every agent', async () => {
       await failedWith(agent(REJECT), 'measured_boot.policy_reject-all')
       expect(count(agent(REJECT))).toBe(0)
     }, 30_000)

@@ -267,6 +267,10 @@ function decodeBody(type: number, d: Uint8Array): DecodedEvent {
     case EVENT_TYPE.EV_S_CRTM_VERSION:
       return { kind: 'string', string: decodeUtf16z(d) }
     case EVENT_TYPE.EV_IPL:
+      // systemd (sd-boot, sd-stub: PCRs 11-13) describes its EV_IPL events in UTF-16LE
+      if (d.length >= 2 && d.length % 2 === 0 && d[0] !== 0 && d[1] === 0)
+        return { kind: 'string', string: decodeUtf16z(d) }
+      return { kind: 'string', string: decodeAsciiz(d) }
     case EVENT_TYPE.EV_EFI_ACTION:
     case EVENT_TYPE.EV_ACTION:
     case EVENT_TYPE.EV_S_CRTM_CONTENTS:

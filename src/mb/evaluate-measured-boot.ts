@@ -3,7 +3,8 @@
  * quoted PCRs the policy cares about, and evaluate the measured-boot policy against the refstate —
  * upstream Keylime's `tpm_main.py::check_pcrs` measured-boot steps and `mba/elchecking/elchecker.py`,
  * with upstream's failure event ids (`keylime/failure.py`: component `measured_boot`, and the quote
- * component spelled `qoute_validation` upstream).
+ * component spelled `qoute_validation` upstream). A non-empty refstate under `accept-all` is
+ * evaluated by `example` (upstream #1932 drops it; logged once per refstate).
  *
  * Plain data in and out (Uint8Array, Map, strings), so it runs unchanged inside a worker.
  *
@@ -13,12 +14,13 @@
 import { createHash } from 'node:crypto'
 import type { HashAlg } from '../tpm/constants.ts'
 import { decodeBase64 } from '../protocol/decode-base64.ts'
+import { getLogger } from '../log/logger.ts'
 import { MEASUREDBOOT_PCRS } from '../protocol/keylime-pcrs.ts'
 import { comparePcrs, type PcrMismatch } from './compare-pcrs.ts'
 import { toHex } from './efi-text.ts'
 import { isMbError } from './errors.ts'
 import { type EventLog, parseEventLog } from './parse-event-log.ts'
-import { getPolicy, type MbPolicy } from './policies.ts'
+import { type MbPolicy, policyForRefstate } from './policies.ts'
 import { replayEventLog } from './replay-event-log.ts'
 
 /** PCRs that carry measured boot (upstream `MEASUREDBOOT_PCRS`); one list for every role. */
@@ -64,7 +66,7 @@ export interface MbInput {
   quotedPcrs: ReadonlyMap<string, ReadonlyMap<number, Uint8Array>>
   /** The quote's hash algorithm. */
   bank: HashAlg
-  /** `measured_boot_policy_name`. */
+  /** `measured_boot_policy_name` (`accept-all` with a non-empty refstate evaluates `example`). */
   policyName: string
   /** The agent's mb_policy (refstate): a JSON string or parsed JSON; null when none. */
   refstate: unknown
@@ -86,6 +88,24 @@ function isEmptyJson(x: unknown): boolean {
   if (x === null || x === undefined || x === false || x === 0 || x === '') return true
   if (Array.isArray(x)) return x.length === 0
   return typeof x === 'object' && Object.keys(x).length === 0
+}
+
+const log = getLogger('verifier')
+/** Refstates already reported by {@link noteSubstitution} (bounded: cleared when full). */
+const substituted = new Set<string>()
+
+/** Logs once per refstate (so once per agent or named policy) that `accept-all` was not used. */
+function noteSubstitution(configured: string, used: string, refstate: unknown): void {
+  const digest = createHash('sha256')
+    .update(JSON.stringify(refstate) ?? '')
+    .digest('hex')
+  if (substituted.has(digest)) return
+  if (substituted.size >= 4096) substituted.clear()
+  substituted.add(digest)
+  log.warn(
+    `measured_boot_policy_name is ${configured}, but the refstate is not empty: it is evaluated by the built-in ${used} policy (an empty refstate skips measured boot)`,
+    { refstate_sha256: digest },
+  )
 }
 
 function secureBootOf(log: EventLog): boolean | null {
@@ -185,7 +205,9 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
   let policy: MbPolicy | null = null
   if (nonEmpty) {
     try {
-      policy = getPolicy(input.policyName, input.customPolicies)
+      policy = policyForRefstate(input.policyName, input.customPolicies)
+      if (policy.name !== input.policyName)
+        noteSubstitution(input.policyName, policy.name, refstate)
     } catch (e) {
       if (!isMbError(e)) throw e
       failures.push(
@@ -198,11 +220,13 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
     }
   }
 
+  // PCRs the policy needs for this refstate (compared with the log, and required in the quote)
+  const needed = policy === null ? [] : (policy.pcrsFor?.(refstate) ?? policy.relevantPcrs)
   const checked: number[] = []
   const replayedHex: Record<string, string> = {}
   const parsedOk = failures.length === 0
   if (policy !== null && parsedOk) {
-    const relevant = policy.relevantPcrs.length === 0 ? MEASUREDBOOT_PCRS : policy.relevantPcrs
+    const relevant = needed.length === 0 ? MEASUREDBOOT_PCRS : needed
     const toCheck = relevant.filter((p) => MEASUREDBOOT_PCRS.includes(p) && quoted.has(p))
     const bankValues = replay?.pcrs.get(bank)
     if (log === null || bankValues === undefined) {
@@ -235,7 +259,7 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
       )
     } else if (mode === 'always' || (input.attestationCount ?? 0) === 0) {
       evaluated = true
-      const missing = policy.relevantPcrs.filter((p) => !quoted.has(p))
+      const missing = needed.filter((p) => !quoted.has(p))
       let reason = ''
       if (missing.length > 0) {
         failures.push(

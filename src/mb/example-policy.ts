@@ -13,8 +13,11 @@
  * `shim_authcode_sha256` / `grub_authcode_sha256` / `kernel_cmdline` for firmware that starts the
  * kernel's EFI stub directly (absent keys expect absent events); the Linux EFI stub's PCR 9
  * EV_EVENT_TAG events count as the initrd (`initrd_plain_sha256`) and the command line
- * (`load_options_sha256`, sha256 of the UTF-16 LoadOptions); both Spec ID and StartupLocality
- * EV_NO_ACTION events are accepted.
+ * (`load_options_sha256`, sha256 of the UTF-16 LoadOptions); systemd-boot + UKI boots through
+ * `systemd_boot_authcode_sha256`, `uki_authcode_sha256` and `uki_sections_sha256` (PCR 11 sections,
+ * PCR 12 command line; relevant PCRs then include 11 and 12); a kernel entry that does not fit
+ * names every mismatching component; both Spec ID and StartupLocality EV_NO_ACTION events are
+ * accepted.
  *
  * @module
  */
@@ -43,8 +46,17 @@ export interface RefKernel {
   vmlinuz_plain_sha256?: string
   initrd_plain_sha256?: string
   kernel_cmdline?: string
-  /** keylime-ts extension: sha256 of the EFI stub's LoadOptions (PCR 9 EV_EVENT_TAG). */
+  /**
+   * keylime-ts extension: sha256 of the EFI stub's LoadOptions (PCR 9 EV_EVENT_TAG); for a UKI also
+   * each command-line measurement of systemd in PCR 12.
+   */
   load_options_sha256?: string
+  /** keylime-ts extension: systemd-boot (the loader before a UKI), Authenticode. */
+  systemd_boot_authcode_sha256?: string
+  /** keylime-ts extension: the unified kernel image (UKI), Authenticode. */
+  uki_authcode_sha256?: string
+  /** keylime-ts extension: section name → sha256 of its contents, as systemd-stub measures them in PCR 11. */
+  uki_sections_sha256?: Record<string, string>
 }
 
 /** The `example` reference state. */
@@ -64,11 +76,29 @@ export interface ExampleRefstate {
 /** PCRs the `example` policy needs in the quote (upstream `Example.relevant_pcr_indices`). */
 export const EXAMPLE_RELEVANT_PCRS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14]
 
+/**
+ * The PCRs for `refstate`: {@link EXAMPLE_RELEVANT_PCRS}, plus 11 and 12 (systemd-stub's sections and
+ * command line) when a kernel entry describes a UKI, so that those events are bound to the quote.
+ */
+export function examplePcrsFor(refstate: unknown): readonly number[] {
+  const kernels = isObj(refstate) && Array.isArray(refstate.kernels) ? refstate.kernels : []
+  const uki = kernels.some(
+    (k) => isObj(k) && (k.uki_sections_sha256 !== undefined || k.uki_authcode_sha256 !== undefined),
+  )
+  return uki ? [...EXAMPLE_RELEVANT_PCRS, 11, 12].sort((a, b) => a - b) : EXAMPLE_RELEVANT_PCRS
+}
+
 const HEX = /^0x[0-9a-f]+$/
-const KERNEL_HEX_KEYS = [
+/** The boot applications of a kernel entry, in the order they run (PCR 4). */
+const BOOT_APP_KEYS = [
   'shim_authcode_sha256',
   'grub_authcode_sha256',
+  'systemd_boot_authcode_sha256',
+  'uki_authcode_sha256',
   'kernel_authcode_sha256',
+] as const
+const KERNEL_HEX_KEYS = [
+  ...BOOT_APP_KEYS,
   'vmlinuz_plain_sha256',
   'initrd_plain_sha256',
   'load_options_sha256',
@@ -120,6 +150,11 @@ export function validateExampleRefstate(x: unknown): ExampleRefstate {
     const out: RefKernel = {}
     for (const key of KERNEL_HEX_KEYS)
       if (k[key] !== undefined) out[key] = hex(k[key], `${at}.${key}`)
+    if (k.uki_sections_sha256 !== undefined) {
+      const sec = digest(k.uki_sections_sha256, `${at}.uki_sections_sha256`)
+      if (Object.keys(sec).length > 64) bad(`${at}.uki_sections_sha256 has more than 64 sections`)
+      out.uki_sections_sha256 = sec
+    }
     if (k.kernel_cmdline !== undefined) {
       if (typeof k.kernel_cmdline !== 'string') bad(`${at}.kernel_cmdline is not a string`)
       compileRegex(k.kernel_cmdline, `${at}.kernel_cmdline`)
@@ -247,6 +282,10 @@ interface Collected {
   vmlinuz: EventView[]
   cmdlines: EventView[]
   loadOptions: EventView[]
+  /** systemd-stub's PCR 11 events: each UKI section's name, then its contents. */
+  ukiSections: EventView[]
+  /** systemd's PCR 12 command-line events. */
+  sdCmdlines: EventView[]
   scrtms: EventView[]
   blobs: EventView[]
 }
@@ -272,13 +311,49 @@ const digestIs =
   (v: EventView): string =>
     v.digests.sha256 === strip(h) ? '' : `has ${showDigest(v)}, expected ${key} ${h}`
 
+const NAME_DIGESTS = new Map<string, string>()
+
+/** sha256 of a section name as systemd-stub measures it (ASCII with its NUL). */
+function sectionNameDigest(name: string): string {
+  let h = NAME_DIGESTS.get(name)
+  if (h === undefined) {
+    h = createHash('sha256').update(`${name}\0`).digest('hex')
+    if (NAME_DIGESTS.size < 64) NAME_DIGESTS.set(name, h)
+  }
+  return h
+}
+
+/**
+ * systemd-stub measures each UKI section it uses into PCR 11 as two events, both described by the
+ * section name: the name, then the contents. They must be exactly the refstate's sections, in order.
+ */
+function ukiSectionsReason(want: Record<string, string> | undefined, events: EventView[]): string {
+  const names = Object.keys(want ?? {})
+  if (events.length !== names.length * 2) {
+    const first = events[names.length * 2] ?? events[0]
+    const where = first === undefined ? '' : `; first: ${describeEvent(first)}`
+    return `UKI sections (PCR 11): ${events.length} events, expected ${names.length * 2}${where}`
+  }
+  for (const [i, name] of names.entries()) {
+    const [n, data] = [events[2 * i] as EventView, events[2 * i + 1] as EventView]
+    if (n.fields.String !== name || n.digests.sha256 !== sectionNameDigest(name))
+      return `UKI section ${name}: ${describeEvent(n)} is not its name measurement`
+    const h = (want as Record<string, string>)[name] as string
+    if (data.fields.String !== name || data.digests.sha256 !== strip(h))
+      return `UKI section ${name}: ${describeEvent(data)} has ${showDigest(data)}, expected ${h}`
+  }
+  return ''
+}
+
+/**
+ * Why `k` does not describe the logged boot: every mismatching component (boot applications,
+ * initrd, vmlinuz, LoadOptions, command line), so that one change that moves two measurements (QEMU
+ * patches the initrd size into the kernel header it hands to OVMF) names both. `''` when it does.
+ */
 function kernelReason(k: RefKernel, c: Collected, sb: boolean): string {
+  const reasons: string[] = []
   const apps: Array<[string, string]> = []
-  for (const key of [
-    'shim_authcode_sha256',
-    'grub_authcode_sha256',
-    'kernel_authcode_sha256',
-  ] as const) {
+  for (const key of BOOT_APP_KEYS) {
     const h = k[key]
     if (h !== undefined) apps.push([key, h])
   }
@@ -289,38 +364,52 @@ function kernelReason(k: RefKernel, c: Collected, sb: boolean): string {
     const twice = [...tests, digestIs(k.kernel_authcode_sha256, 'kernel_authcode_sha256')]
     if (!tupleReason('boot applications', c.bsas, twice)) r = ''
   }
-  if (r) return r
+  reasons.push(r)
   const initrd = k.initrd_plain_sha256
-  r = tupleReason(
-    'initrd',
-    c.ipl9s,
-    initrd === undefined ? [] : [digestIs(initrd, 'initrd_plain_sha256')],
+  reasons.push(
+    tupleReason(
+      'initrd',
+      c.ipl9s,
+      initrd === undefined ? [] : [digestIs(initrd, 'initrd_plain_sha256')],
+    ),
   )
-  if (r) return r
   const vml = k.vmlinuz_plain_sha256
   const vmlTest = vml === undefined || sb ? () => '' : digestIs(vml, 'vmlinuz_plain_sha256')
-  r = tupleReason(
-    'vmlinuz',
-    c.vmlinuz,
-    vml === undefined && c.vmlinuz.length === 0 ? [] : [vmlTest],
+  reasons.push(
+    tupleReason('vmlinuz', c.vmlinuz, vml === undefined && c.vmlinuz.length === 0 ? [] : [vmlTest]),
   )
-  if (r) return r
   const lo = k.load_options_sha256
-  r = tupleReason(
-    'EFI stub load options',
-    c.loadOptions,
-    lo === undefined ? [] : [digestIs(lo, 'load_options_sha256')],
+  reasons.push(
+    tupleReason(
+      'EFI stub load options',
+      c.loadOptions,
+      lo === undefined ? [] : [digestIs(lo, 'load_options_sha256')],
+    ),
   )
-  if (r) return r
+  reasons.push(
+    tupleReason(
+      'systemd command line',
+      c.sdCmdlines,
+      c.sdCmdlines.map(() =>
+        lo === undefined ? () => 'is not expected' : digestIs(lo, 'load_options_sha256'),
+      ),
+    ),
+    ukiSectionsReason(k.uki_sections_sha256, c.ukiSections),
+  )
   const cl = k.kernel_cmdline
-  if (cl === undefined) return tupleReason('kernel command line', c.cmdlines, [])
-  const re = compileRegex(`kernel_cmdline: ${cl}`, 'kernel_cmdline')
-  return tupleReason('kernel command line', c.cmdlines, [
-    (v) =>
-      re.test(v.fields.String ?? '')
-        ? ''
-        : `${JSON.stringify((v.fields.String ?? '').slice(0, 200))} does not match kernel_cmdline`,
-  ])
+  if (cl === undefined) reasons.push(tupleReason('kernel command line', c.cmdlines, []))
+  else {
+    const re = compileRegex(`kernel_cmdline: ${cl}`, 'kernel_cmdline')
+    reasons.push(
+      tupleReason('kernel command line', c.cmdlines, [
+        (v) =>
+          re.test(v.fields.String ?? '')
+            ? ''
+            : `${JSON.stringify((v.fields.String ?? '').slice(0, 200))} does not match kernel_cmdline`,
+      ]),
+    )
+  }
+  return reasons.filter((x) => x !== '').join('; ')
 }
 
 /**
@@ -337,6 +426,8 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
     vmlinuz: [],
     cmdlines: [],
     loadOptions: [],
+    ukiSections: [],
+    sdCmdlines: [],
     scrtms: [],
     blobs: [],
   }
@@ -485,6 +576,14 @@ export function evaluateExample(refstateJson: unknown, log: EventLog): string {
           c.cmdlines.push(v)
           reason = ''
         } else reason = `has unexpected string ${JSON.stringify(s.slice(0, 100))}`
+        break
+      case '11/EV_IPL':
+        c.ukiSections.push(v)
+        reason = ''
+        break
+      case '12/EV_IPL':
+        c.sdCmdlines.push(v)
+        reason = ''
         break
       case '9/EV_EVENT_TAG': {
         const tags = d.kind === 'tagged' ? d.tags : []

@@ -7,7 +7,7 @@
  */
 
 import { MbError } from './errors.ts'
-import { EXAMPLE_RELEVANT_PCRS, evaluateExample } from './example-policy.ts'
+import { EXAMPLE_RELEVANT_PCRS, evaluateExample, examplePcrsFor } from './example-policy.ts'
 import type { EventLog } from './parse-event-log.ts'
 import { compileRulePolicy, evaluateRulePolicy } from './rule-policy.ts'
 
@@ -17,6 +17,8 @@ export interface MbPolicy {
   readonly name: string
   /** PCRs compared with the log and required in the quote; empty = all of 0–9, 11–15 (upstream). */
   readonly relevantPcrs: readonly number[]
+  /** The relevant PCRs for this refstate, when they depend on it (default {@link relevantPcrs}). */
+  pcrsFor?(refstate: unknown): readonly number[]
   /** `''` to accept, else the reason (naming the event). May throw MbError for a bad refstate. */
   evaluate(refstate: unknown, log: EventLog): string
 }
@@ -33,6 +35,7 @@ export const REJECT_ALL: MbPolicy = {
 export const EXAMPLE: MbPolicy = {
   name: 'example',
   relevantPcrs: EXAMPLE_RELEVANT_PCRS,
+  pcrsFor: examplePcrsFor,
   evaluate: evaluateExample,
 }
 
@@ -66,4 +69,16 @@ export function getPolicy(name: string, custom: readonly unknown[] = []): MbPoli
     'ERR_MB_UNKNOWN_POLICY',
     `there is no measured-boot policy named ${JSON.stringify(name.slice(0, 64))}`,
   )
+}
+
+/**
+ * The policy that judges a non-empty refstate: {@link getPolicy}, except that `accept-all` (the
+ * default name) gives {@link EXAMPLE}, so a refstate given at enrolment or to `/verify/evidence` is
+ * evaluated rather than dropped (upstream #1932; docs/compatibility.md). Callers skip measured boot
+ * for an empty refstate, as upstream does, before asking.
+ *
+ * @throws {MbError} as {@link getPolicy}.
+ */
+export function policyForRefstate(name: string, custom: readonly unknown[] = []): MbPolicy {
+  return name === ACCEPT_ALL.name ? EXAMPLE : getPolicy(name, custom)
 }

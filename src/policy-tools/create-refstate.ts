@@ -7,7 +7,9 @@
  *
  * Extension for firmware that starts the kernel's EFI stub directly (one boot application, as the
  * QEMU/OVMF `-kernel` path does): the kernel entry holds `kernel_authcode_sha256`, the initrd from the
- * stub's "Linux initrd" tagged event, and `load_options_sha256` for its LoadOptions event.
+ * stub's "Linux initrd" tagged event, and `load_options_sha256` for its LoadOptions event. For a UKI
+ * (systemd-stub's PCR 11 events), `systemd_boot_authcode_sha256`, `uki_authcode_sha256` and
+ * `uki_sections_sha256` (see docs/measured-boot-policies.md).
  *
  * @module
  */
@@ -43,6 +45,27 @@ function sha256Hex(v: EventView | undefined, what: string): string {
   if (d === undefined)
     throw new MbError('ERR_MB_CREATE', `the log has no sha256 digest for ${what}`)
   return `0x${d}`
+}
+
+/**
+ * The boot applications and sections of a UKI boot (systemd-stub measured sections into PCR 11):
+ * [shim,] [systemd-boot,] UKI [, the kernel the stub started, from memory: `VenMedia(…)`].
+ */
+function ukiKernel(kernel: RefKernel, apps: EventView[], sections: EventView[]): void {
+  const rest = [...apps]
+  if ((rest.at(-1)?.fields.DevicePath ?? '').startsWith('VenMedia('))
+    kernel.kernel_authcode_sha256 = sha256Hex(rest.pop(), 'the kernel')
+  kernel.uki_authcode_sha256 = sha256Hex(rest.pop(), 'the UKI')
+  if (rest.length === 2) kernel.shim_authcode_sha256 = sha256Hex(rest.shift(), 'shim')
+  if (rest.length === 1) kernel.systemd_boot_authcode_sha256 = sha256Hex(rest[0], 'systemd-boot')
+  else if (rest.length > 1)
+    throw new MbError('ERR_MB_CREATE', `${apps.length} UEFI applications before a UKI's kernel`)
+  if (sections.length % 2 !== 0)
+    throw new MbError('ERR_MB_CREATE', 'PCR 11 has an odd number of UKI section events')
+  const out: Record<string, string> = {}
+  for (let i = 0; i < sections.length; i += 2)
+    out[sections[i + 1]?.fields.String ?? ''] = sha256Hex(sections[i + 1], 'a UKI section')
+  kernel.uki_sections_sha256 = out
 }
 
 /**
@@ -122,7 +145,14 @@ export function createRefstate(log: EventLog, opts: CreateRefstateOptions = {}):
       v.type === 'EV_EFI_BOOT_SERVICES_APPLICATION' && !UEFI_APP.test(v.fields.DevicePath ?? ''),
   )
   const kernel: RefKernel = {}
-  if (apps.length === 1) {
+  const ukiEvents = views.filter(({ v }) => v.pcr === 11 && v.type === 'EV_IPL')
+  if (ukiEvents.length > 0)
+    ukiKernel(
+      kernel,
+      apps.map(({ v }) => v),
+      ukiEvents.map(({ v }) => v),
+    )
+  else if (apps.length === 1) {
     kernel.kernel_authcode_sha256 = sha256Hex(apps[0]?.v, 'the kernel')
   } else if (hasSb && (apps.length === 3 || apps.length === 4)) {
     kernel.kernel_authcode_sha256 = sha256Hex(apps[2]?.v, 'the kernel')
@@ -137,7 +167,7 @@ export function createRefstate(log: EventLog, opts: CreateRefstateOptions = {}):
       `expected 3 UEFI applications (shim, grub, kernel) or 1 (EFI stub kernel); got ${apps.length}`,
     )
   }
-  if (apps.length >= 2) {
+  if (apps.length >= 2 && ukiEvents.length === 0) {
     kernel.shim_authcode_sha256 = sha256Hex(apps[0]?.v, 'shim')
     kernel.grub_authcode_sha256 = sha256Hex(apps[1]?.v, 'grub')
   }
