@@ -210,7 +210,7 @@ describe('vm-plain: refstate from our tool (EFI stub boot)', () => {
       refstate: { x: 1 },
       policyName: 'example',
     })
-    expect(!noLog.ok && noLog.failures[0]?.event_id).toBe('qoute_validation.unused_pcr_0')
+    expect(!noLog.ok && noLog.failures[0]?.event_id).toBe('pcr_validation.unused_pcr_0')
   })
 
   test('/verify/evidence variant: base64 mb_log, always evaluated', async () => {

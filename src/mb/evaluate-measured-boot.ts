@@ -232,7 +232,7 @@ export function evaluateMeasuredBoot(input: MbInput): MbResult {
     if (log === null || bankValues === undefined) {
       for (const p of toCheck) {
         failures.push(
-          fail(`qoute_validation.unused_pcr_${p}`, {
+          fail(`pcr_validation.unused_pcr_${p}`, {
             message: `Measured Boot PCR ${p} in policy, but no measurement list provided`,
           }),
         )
