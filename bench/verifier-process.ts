@@ -22,6 +22,7 @@ import { openDatabase, verifiermain } from '../src/db/index.ts'
 import { setLogLevel } from '../src/log/logger.ts'
 import { runningHeapGovernor } from '../src/verifier/ops/heap-governor.ts'
 import { stateName } from '../src/protocol/agent-states.ts'
+import { enrolmentBody } from '../test/support/fleet/enroll-agent.ts'
 import { createTestCa, startTestVerifier } from '../test/support/verifier-harness.ts'
 import type { BenchFleetFile } from './verifier-fleet.ts'
 
@@ -135,23 +136,11 @@ if (import.meta.main) {
         const a = file.agents[next++]
         if (a === undefined) break
         try {
-          await v.service.agents.enrol(a.uuid, {
-            v: null,
-            cloudagent_ip: a.ip,
-            cloudagent_port: a.port,
-            tpm_policy: '{"mask": "0x0"}',
-            runtime_policy: '',
-            mb_policy: null,
-            mb_policy_name: '',
-            ima_sign_verification_keys: '',
-            metadata: '{}',
-            revocation_key: '',
-            accept_tpm_hash_algs: ['sha256'],
-            accept_tpm_encryption_algs: ['ecc', 'rsa'],
-            accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
-            ak_tpm: a.akTpm,
-            mtls_cert: file.certs[a.cert],
-          })
+          const mtlsCert = file.certs[a.cert] as string
+          await v.service.agents.enrol(
+            a.uuid,
+            enrolmentBody({ ...a, mtlsCert, acceptHashAlgs: ['sha256'] }),
+          )
         } catch (err) {
           failed++
           firstError ||= String(err)

@@ -32,6 +32,7 @@ import { AGENT_STATES } from '../src/protocol/agent-states.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { databaseTargets } from './support/databases.ts'
 import { type Fleet, startFleet } from './support/fleet/fleet.ts'
+import { enrolmentBody, simAgentIdentity } from './support/fleet/enroll-agent.ts'
 import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import type { SimAgent } from './support/fleet/sim-agent.ts'
 import { until } from './support/until.ts'
@@ -96,25 +97,17 @@ for (const target of databaseTargets()) {
       const res = await v.app.request(`/v2.6/agents/${a.uuid}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          v: null,
-          cloudagent_ip: a.contactIp,
-          cloudagent_port: a.contactPort,
-          tpm_policy: JSON.stringify(p.tpm ?? { mask: '0x0' }),
-          runtime_policy: p.ima === undefined ? '' : b64(p.ima),
-          runtime_policy_name: '',
-          mb_policy: p.mb === undefined ? null : JSON.stringify(p.mb),
-          mb_policy_name: '',
-          ima_sign_verification_keys: '',
-          metadata: '{}',
-          revocation_key: '',
-          accept_tpm_hash_algs: ['sha256'],
-          accept_tpm_encryption_algs: ['ecc', 'rsa'],
-          accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
-          ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-          mtls_cert: a.mtlsCertPem,
-          supported_version: '2.6',
-        }),
+        body: JSON.stringify(
+          enrolmentBody(
+            {
+              ...simAgentIdentity(a),
+              tpmPolicy: JSON.stringify(p.tpm ?? { mask: '0x0' }),
+              runtimePolicy: p.ima === undefined ? '' : b64(p.ima),
+              acceptHashAlgs: ['sha256'],
+            },
+            { mb_policy: p.mb === undefined ? null : JSON.stringify(p.mb) },
+          ),
+        ),
       })
       expect(res.status, await res.text()).toBe(200)
     }

@@ -27,6 +27,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Fleet, startFleet } from './support/fleet/fleet.ts'
+import { enrolmentBody, simAgentIdentity } from './support/fleet/enroll-agent.ts'
 import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import type { SimAgent } from './support/fleet/sim-agent.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
@@ -115,25 +116,15 @@ for (const target of databaseTargets()) {
       return { status: res.status, body: text ? JSON.parse(text) : null }
     }
     const enrol = async (a: SimAgent, ima: { policy?: unknown; name?: string }) => {
-      const r = await api('POST', `/v2.6/agents/${a.uuid}`, {
-        v: null,
-        cloudagent_ip: a.contactIp,
-        cloudagent_port: a.contactPort,
-        tpm_policy: JSON.stringify({ mask: '0x0' }),
-        runtime_policy: ima.policy === undefined ? '' : b64(ima.policy),
-        runtime_policy_name: ima.name ?? '',
-        mb_policy: null,
-        mb_policy_name: '',
-        ima_sign_verification_keys: '',
-        metadata: '{}',
-        revocation_key: '',
-        accept_tpm_hash_algs: ['sha256'],
-        accept_tpm_encryption_algs: ['ecc', 'rsa'],
-        accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
-        ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-        mtls_cert: a.mtlsCertPem,
-        supported_version: '2.6',
-      })
+      const body = enrolmentBody(
+        {
+          ...simAgentIdentity(a),
+          runtimePolicy: ima.policy === undefined ? '' : b64(ima.policy),
+          acceptHashAlgs: ['sha256'],
+        },
+        { runtime_policy_name: ima.name ?? '' },
+      )
+      const r = await api('POST', `/v2.6/agents/${a.uuid}`, body)
       expect(r.status, JSON.stringify(r.body)).toBe(200)
     }
     const rec = (a: SimAgent) => verifier.loop.records.get(a.uuid)

@@ -27,6 +27,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type Fleet, startFleet } from './support/fleet/fleet.ts'
+import { enrolmentBody, simAgentIdentity } from './support/fleet/enroll-agent.ts'
 import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import type { SimAgent } from './support/fleet/sim-agent.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
@@ -109,25 +110,12 @@ for (const target of databaseTargets()) {
       const res = await v.app.request(`/v2.6/agents/${a.uuid}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          v: null,
-          cloudagent_ip: a.contactIp,
-          cloudagent_port: a.contactPort,
-          tpm_policy: JSON.stringify({ mask: '0x0' }),
-          runtime_policy: '',
-          runtime_policy_name: '',
-          mb_policy: JSON.stringify(mbPolicy),
-          mb_policy_name: '',
-          ima_sign_verification_keys: '',
-          metadata: '{}',
-          revocation_key: '',
-          accept_tpm_hash_algs: ['sha256'],
-          accept_tpm_encryption_algs: ['ecc', 'rsa'],
-          accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
-          ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-          mtls_cert: a.mtlsCertPem,
-          supported_version: '2.6',
-        }),
+        body: JSON.stringify(
+          enrolmentBody(
+            { ...simAgentIdentity(a), acceptHashAlgs: ['sha256'] },
+            { mb_policy: JSON.stringify(mbPolicy) },
+          ),
+        ),
       })
       expect(res.status, await res.text()).toBe(200)
       owner.set(a.uuid, v)

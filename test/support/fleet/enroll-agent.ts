@@ -208,21 +208,31 @@ export async function negotiateVerifierVersion(
   return v
 }
 
+/** What {@link enrolmentBody} reads from the options. */
+export type EnrolmentFields = Pick<
+  EnrollAgentOptions,
+  | 'ip'
+  | 'port'
+  | 'akTpm'
+  | 'mtlsCert'
+  | 'agentApiVersion'
+  | 'tpmPolicy'
+  | 'runtimePolicy'
+  | 'acceptHashAlgs'
+  | 'acceptEncryptionAlgs'
+  | 'acceptSigningAlgs'
+>
+
 /**
- * Enrols one agent with the verifier (see the module header).
- *
- * @throws {FleetError} `ERR_FLEET_ENROLMENT` with the HTTP status on refusal.
+ * The body of `POST /v{v}/agents/{uuid}` (keylime-api.md §1.3) as upstream's tenant sends it, with
+ * no V unless `extra` gives one; `extra` sets or replaces any other field too.
  */
-export async function enrollAgent(o: EnrollAgentOptions): Promise<EnrollResult> {
-  const timeoutMs = o.timeoutMs ?? 30_000
-  const base = o.verifierUrl.replace(/\/+$/, '')
-  const verifierApiVersion =
-    o.verifierApiVersion ?? (await negotiateVerifierVersion(base, o.tls, timeoutMs))
-  const agentVersion = o.agentApiVersion ?? '2.6'
-  let keys: { k: Uint8Array; v: Uint8Array } | undefined
-  if (o.withKeys) keys = await deliverU(o, agentVersion)
-  const body = {
-    v: keys === undefined ? null : Buffer.from(keys.v).toString('base64'),
+export function enrolmentBody(
+  o: EnrolmentFields,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    v: null,
     cloudagent_ip: o.ip,
     cloudagent_port: o.port,
     tpm_policy: o.tpmPolicy ?? JSON.stringify({ mask: '0x0' }),
@@ -239,8 +249,26 @@ export async function enrollAgent(o: EnrollAgentOptions): Promise<EnrollResult> 
     accept_tpm_signing_algs: o.acceptSigningAlgs ?? ['ecdsa', 'rsassa'],
     ak_tpm: o.akTpm,
     mtls_cert: o.mtlsCert,
-    supported_version: agentVersion,
+    supported_version: o.agentApiVersion ?? '2.6',
+    ...extra,
   }
+}
+
+/**
+ * Enrols one agent with the verifier (see the module header).
+ *
+ * @throws {FleetError} `ERR_FLEET_ENROLMENT` with the HTTP status on refusal.
+ */
+export async function enrollAgent(o: EnrollAgentOptions): Promise<EnrollResult> {
+  const timeoutMs = o.timeoutMs ?? 30_000
+  const base = o.verifierUrl.replace(/\/+$/, '')
+  const verifierApiVersion =
+    o.verifierApiVersion ?? (await negotiateVerifierVersion(base, o.tls, timeoutMs))
+  const agentVersion = o.agentApiVersion ?? '2.6'
+  let keys: { k: Uint8Array; v: Uint8Array } | undefined
+  if (o.withKeys) keys = await deliverU(o, agentVersion)
+  const v = keys === undefined ? null : Buffer.from(keys.v).toString('base64')
+  const body = enrolmentBody({ ...o, agentApiVersion: agentVersion }, { v })
   const res = await call(`${base}/v${verifierApiVersion}/agents/${o.uuid}`, {
     method: 'POST',
     body,
