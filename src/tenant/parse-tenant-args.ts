@@ -308,6 +308,11 @@ function checkConflicts(o: TenantOptions): void {
       )
     if (o.verify && o.pushModel)
       throw usageError('--verify needs agent contact and cannot be used with --push-model')
+    if (o.pushModel && sources > 0)
+      throw usageError(
+        'a payload (-k, -f or --cert) is delivered to the agent and cannot be used with --push-model',
+        'push agents are never contacted by the tenant: enrol without a payload',
+      )
   }
   if (o.imaSignVerificationKeySigs.length > 0 || o.imaSignVerificationKeyUrls.length > 0)
     throw usageError(
