@@ -344,7 +344,8 @@ options:
   -vi, --cvid ID              verifier id (cvlist, bulkinfo filter)
   -nvc, --no-verifier-check   delete/reactivate/update: skip the owning-verifier lookup
   -r, --registrarhost IP      registrar address     -rp, --registrarport PORT
-  --push-model                enrol for the push model (no agent contact)
+  --push-model                push model: add/update without agent contact (no payload,
+                              no --verify); cvstatus/status without operational_state
   -f, --file FILE             deliver FILE encrypted with a fresh key
   -k, --key FILE              keys from keylime_userdata_encrypt (content_keys.txt)
   -p, --payload FILE          encrypted payload for -k (content_payload.txt)
