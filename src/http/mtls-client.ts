@@ -147,7 +147,7 @@ export class MtlsClient {
     let body: string | undefined
     if (req.json !== undefined) {
       body = JSON.stringify(req.json)
-      headers['Content-Type'] = 'application/json'
+      headers['Content-Type'] ??= 'application/json' // JSON:API callers send their own
     }
     let res: Response
     try {

@@ -8,7 +8,10 @@
  * 3. Pull mode: agent API negotiation over mTLS pinned to the registered `mtls_cert` (`disabled` →
  *    plain HTTP with a warning), identity quote with a 20-character nonce checked by
  *    `check-agent-identity.ts`, then U (RSA-OAEP to the NK) with `auth_tag` and the payload to
- *    `POST /keys/ukey`. Push mode (`--push-model`) skips all agent contact.
+ *    `POST /keys/ukey`. Push mode (`--push-model`) skips all agent contact: no version
+ *    negotiation, identity quote, payload or `--verify`; the EK checks (`require_ek_cert`,
+ *    `ek_check_script`) still run on the registrar's record, and V is null, which is what makes
+ *    the verifier enrol the agent for the push model.
  * 4. `POST /agents/{id}` on the verifier with V and the policies (§1.3 body), then polling until
  *    the verifier reports the agent (progress on stderr).
  * 5. `--verify`: `GET /keys/verify?challenge=` until the agent's HMAC matches (constant time),
@@ -25,7 +28,7 @@ import { formatHostPort } from '../http/format-host-port.ts'
 import type { MtlsResponse } from '../http/parse-mtls-response.ts'
 import { agentStateName } from '../protocol/agent-states.ts'
 import { type BuiltPolicies, buildPolicies } from './build-policies.ts'
-import { checkAgentIdentity, type IdentityQuote } from './check-agent-identity.ts'
+import { checkAgentIdentity, checkEkTrust, type IdentityQuote } from './check-agent-identity.ts'
 import { inputError, TenantError, usageError } from './errors.ts'
 import {
   authTag,
@@ -279,7 +282,11 @@ async function verifyKeyDerivation(ctx: TenantContext, link: AgentLink, k: Buffe
   }
 }
 
-/** The §1.3 body of `POST /agents/{id}`. */
+/**
+ * The §1.3 body of `POST /agents/{id}`. For a push enrolment `v` is null; the contact address is
+ * sent as for pull (command line, else the registrar's, else null) as upstream does, and a push
+ * verifier ignores it.
+ */
 function enrolmentBody(
   ctx: TenantContext,
   reg: RegistrarAgent,
@@ -354,6 +361,14 @@ export async function addAgent(ctx: TenantContext): Promise<CommandResult> {
     link = { ...partial, version }
   }
 
+  // Before `update` deletes anything: a refused EK leaves the old enrolment in place.
+  if (o.pushModel) {
+    ctx.out.info(
+      `Push model: agent ${uuid} is not contacted; its AK is the one the registrar activated`,
+    )
+    checkEkTrust(ctx, reg)
+  }
+
   if (o.command === 'update') {
     const r = await deleteFromVerifier(ctx, true)
     ctx.out.info(
@@ -424,6 +439,7 @@ export async function addAgent(ctx: TenantContext): Promise<CommandResult> {
     verified,
     tpm_policy_mask: formatMask(policies.tpmPolicy.mask),
     operational_state: o.pushModel ? null : agentStateName(status.operational_state),
+    attestation_status: status.attestation_status ?? null,
   }
   return {
     results,

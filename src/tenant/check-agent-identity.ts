@@ -6,7 +6,7 @@
  * 2. The NK the agent sent is one strict RSA `PUBLIC KEY` PEM block; the quote verifies with the
  *    registrar's AK (`aik_tpm`) over our nonce, and PCR16 binds that NK (`H(0 ‖ H(pubkey))`), so U
  *    can only be decrypted inside that TPM's agent.
- * 3. EK trust: with `require_ek_cert`, `ekcert` must certify `ek_tpm` and chain to
+ * 3. EK trust ({@link checkEkTrust}, also run alone for a push enrolment): with `require_ek_cert`, `ekcert` must certify `ek_tpm` and chain to
  *    `tpm_cert_store` (also `provider_keys.ekcert` for virtual TPMs); the registrar's own verdict is
  *    reported alongside. `ek_check_script` runs with upstream's environment (`AGENT_UUID`, `EK`,
  *    `EK_TPM`, `EK_CERT`, `PROVKEYS`, `TPM_CERT_STORE`); exit 0 accepts.
@@ -97,7 +97,19 @@ export function checkAgentIdentity(
     fail(`${who} is invalid for nonce ${nonce}: ${(e as Error).message}`, regHint, e)
   }
   ctx.out.info(`Quote from agent ${uuid} validated`)
+  checkEkTrust(ctx, reg, now)
+}
 
+/**
+ * The EK checks of the module header (step 3), on the registrar's record alone: after the
+ * identity quote in pull mode, and as the only identity check of a push enrolment (upstream
+ * skips them there).
+ *
+ * @throws {TenantError} `ERR_TENANT_VERIFICATION` when the EK certificate or the script refuses.
+ */
+export function checkEkTrust(ctx: TenantContext, reg: RegistrarAgent, now = new Date()): void {
+  const uuid = ctx.opts.agentUuid
+  const c = ctx.cfg
   if (!c.require_ek_cert && c.ek_check_script === '') {
     ctx.out.warn(
       `DANGER: EK cert checking is disabled and no additional checks on EKs have been specified with ek_check_script option for agent ${uuid}. Keylime is not secure!!`,

@@ -308,6 +308,11 @@ function checkConflicts(o: TenantOptions): void {
       )
     if (o.verify && o.pushModel)
       throw usageError('--verify needs agent contact and cannot be used with --push-model')
+    if (o.pushModel && sources > 0)
+      throw usageError(
+        'a payload (-k, -f or --cert) is delivered to the agent and cannot be used with --push-model',
+        'push agents are never contacted by the tenant: enrol without a payload',
+      )
   }
   if (o.imaSignVerificationKeySigs.length > 0 || o.imaSignVerificationKeyUrls.length > 0)
     throw usageError(
@@ -339,7 +344,8 @@ options:
   -vi, --cvid ID              verifier id (cvlist, bulkinfo filter)
   -nvc, --no-verifier-check   delete/reactivate/update: skip the owning-verifier lookup
   -r, --registrarhost IP      registrar address     -rp, --registrarport PORT
-  --push-model                enrol for the push model (no agent contact)
+  --push-model                push model: add/update without agent contact (no payload,
+                              no --verify); cvstatus/status without operational_state
   -f, --file FILE             deliver FILE encrypted with a fresh key
   -k, --key FILE              keys from keylime_userdata_encrypt (content_keys.txt)
   -p, --payload FILE          encrypted payload for -k (content_payload.txt)

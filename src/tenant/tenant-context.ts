@@ -26,6 +26,15 @@ export const TENANT_API_VERSIONS = ['2.0', '2.1', '2.2', '2.3', '2.4', '2.5', '2
 /** The tenant's current API version (fallback when a server does not say). */
 export const TENANT_CURRENT_VERSION = '2.6'
 
+/** The HTTP methods the tenant sends. */
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH'
+
+/** The API version of the verifier's JSON:API admin routes (push model, `PATCH /v3.0/agents/:id`). */
+export const V3_VERSION = '3.0'
+
+/** The JSON:API media type (v3 requests). */
+const JSON_API = 'application/vnd.api+json'
+
 /** The services the tenant talks to. */
 export type Service = 'registrar' | 'verifier'
 
@@ -156,7 +165,7 @@ export class TenantContext {
     client: MtlsClient,
     service: Service,
     url: string,
-    req: { method?: 'GET' | 'POST' | 'PUT' | 'DELETE'; json?: unknown },
+    req: { method?: HttpMethod; json?: unknown; headers?: Record<string, string> },
   ): Promise<MtlsResponse> {
     try {
       return await client.request(url, req)
@@ -183,7 +192,7 @@ export class TenantContext {
    */
   async call(
     service: Service,
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    method: HttpMethod,
     path: string,
     json?: unknown,
   ): Promise<MtlsResponse> {
@@ -203,6 +212,24 @@ export class TenantContext {
     const v = await this.version(service)
     if (v === TENANT_CURRENT_VERSION) return first
     return this.#send(client, service, url(v), { method, json })
+  }
+
+  /**
+   * Sends a JSON:API request to `/v3.0/<path>` of the verifier (`Content-Type:
+   * application/vnd.api+json`). Only `reactivate` of a push agent uses it; every other command
+   * stays on v2 as upstream's tenant does.
+   *
+   * @throws {TenantError} `ERR_TENANT_UNREACHABLE` on connection, TLS or timeout failures.
+   */
+  async callV3(method: HttpMethod, path: string, json?: unknown): Promise<MtlsResponse> {
+    const client = await this.client()
+    const url = `${this.baseUrl('verifier')}/v${V3_VERSION}/${path}`
+    const headers = { Accept: 'application/vnd.api+json, application/json' }
+    return this.#send(client, 'verifier', url, {
+      method,
+      json,
+      headers: json === undefined ? headers : { ...headers, 'Content-Type': JSON_API },
+    })
   }
 
   /**

@@ -25,6 +25,12 @@ import {
   xorBytes,
 } from './payload-keys.ts'
 import { pyJson } from './tenant-output.ts'
+import {
+  acceptAttestationsBody,
+  isPushAgent,
+  PUSH_STATE_TEXT,
+  withStateName,
+} from './verifier-commands.ts'
 
 function exitOf(fn: () => unknown): number {
   try {
@@ -220,4 +226,33 @@ test('--include x.zip: unsafe or colliding archives exit 6 with the reason (find
     expect(code).toBe(6)
     expect(message).toContain(reason)
   }
+})
+
+describe('push agents in the verifier status', () => {
+  test('isPushAgent follows upstream is_push_mode_agent: null state, or neither ip nor port', () => {
+    expect(isPushAgent({ operational_state: 3, ip: null, port: null })).toBe(true) // 7.14 push
+    expect(isPushAgent({ operational_state: null, ip: '10.0.0.1', port: 9002 })).toBe(true)
+    expect(isPushAgent({ operational_state: 3, ip: '10.0.0.1', port: 9002 })).toBe(false)
+    expect(isPushAgent({ operational_state: 7, ip: '10.0.0.1', port: null })).toBe(false)
+  })
+
+  test('withStateName: named state; dropped with --push-model; null kept (cvstatus) or named (bulkinfo)', () => {
+    const st = { operational_state: 3, attestation_status: 'PASS' }
+    expect(withStateName(st, false)).toEqual({
+      operational_state: 'Get Quote',
+      attestation_status: 'PASS',
+    })
+    expect(withStateName(st, true)).toEqual({ attestation_status: 'PASS' })
+    const push = { operational_state: null, attestation_status: 'TIMEOUT' }
+    expect(withStateName(push, false)).toEqual(push)
+    expect(withStateName(push, false, PUSH_STATE_TEXT).operational_state).toBe(
+      'Not applicable (Push Mode)',
+    )
+  })
+
+  test('the v3 body that re-enables attestations is a JSON:API agent resource', () => {
+    expect(acceptAttestationsBody('a1')).toEqual({
+      data: { type: 'agent', id: 'a1', attributes: { accept_attestations: true } },
+    })
+  })
 })

@@ -3,28 +3,55 @@
  * `reactivate`, plus the enrolment polling and `PUT /stop` that `add` uses (upstream
  * `Tenant.do_cv*`, keylime-api.md §1.4, §4.1).
  *
+ * Push agents (API 3.0) are read through the same v2 routes: the verifier's status carries
+ * `attestation_status` (PASS/FAIL/TIMEOUT/PENDING), `attestation_period` and
+ * `maximum_attestation_interval`, printed as the verifier sends them. `reactivate` of a push agent
+ * goes through `PATCH /v3.0/agents/:id` (see {@link reactivate}).
+ *
  * @module
  */
+import { PeerBadResponse } from '../http/peer-errors.ts'
 import { agentStateName } from '../protocol/agent-states.ts'
 import { TenantError } from './errors.ts'
 import { type CommandResult, fetchRegistrarAgent } from './registrar-commands.ts'
 import { retryTime } from '../protocol/retry-time.ts'
-import type { TenantContext } from './tenant-context.ts'
+import { type TenantContext, V3_VERSION } from './tenant-context.ts'
 import { pyJson } from './tenant-output.ts'
 
 /** The verifier's status object of one agent (`GET /agents/{id}` results). */
 export type AgentStatus = Record<string, unknown>
 
+/** Printed for a push agent's `operational_state` by `bulkinfo` (upstream's text). */
+export const PUSH_STATE_TEXT = 'Not applicable (Push Mode)'
+
 function agentPath(ctx: TenantContext): string {
   return `agents/${encodeURIComponent(ctx.opts.agentUuid)}`
 }
 
-/** Replaces the numeric `operational_state` by its name; drops it in push mode (upstream). */
-function withStateName(status: AgentStatus, pushModel: boolean): AgentStatus {
+/**
+ * Whether a verifier status describes a push agent, by upstream's rule
+ * (`agent_util.is_push_mode_agent`): never polled (`operational_state` null) or no contact
+ * address (`ip` and `port` both null). The status has no explicit mode field.
+ */
+export function isPushAgent(status: AgentStatus): boolean {
+  const none = (v: unknown) => v === null || v === undefined
+  return none(status.operational_state) || (none(status.ip) && none(status.port))
+}
+
+/**
+ * The status as upstream's tenant prints it: the numeric `operational_state` by its name; with
+ * `--push-model` (`dropForPush`) the field is removed. A null state stays null (`cvstatus`) or
+ * reads {@link PUSH_STATE_TEXT} (`bulkinfo`, `nullText`).
+ */
+export function withStateName(
+  status: AgentStatus,
+  dropForPush: boolean,
+  nullText: string | null = null,
+): AgentStatus {
   const s = { ...status }
-  if (pushModel) delete s.operational_state
+  if (dropForPush) delete s.operational_state
   else if (s.operational_state === null || s.operational_state === undefined)
-    s.operational_state = 'Not applicable (Push Mode)'
+    s.operational_state = nullText
   else s.operational_state = agentStateName(s.operational_state)
   return s
 }
@@ -101,18 +128,19 @@ async function bulkinfo(ctx: TenantContext): Promise<CommandResult> {
   if (res.status !== 200) throw ctx.httpError('verifier', res, 'reading bulk agent status')
   const results: Record<string, AgentStatus> = {}
   for (const [uuid, st] of Object.entries((res.results ?? {}) as Record<string, AgentStatus>)) {
-    results[uuid] = withStateName(st, false)
+    results[uuid] = withStateName(st, false, PUSH_STATE_TEXT)
   }
   return { results, text: `Bulk Agent Info:\n${pyJson(results)}` }
 }
 
 /**
  * Points the context at the verifier that owns the agent (its `verifier_ip`/`verifier_port`), as
- * upstream does unless `-nvc`. Returns false when the agent is not on the verifier.
+ * upstream does unless `-nvc`. Returns the agent's status, undefined when it is not on the
+ * verifier.
  */
-async function followOwner(ctx: TenantContext): Promise<boolean> {
+async function followOwner(ctx: TenantContext): Promise<AgentStatus | undefined> {
   const st = await fetchVerifierStatus(ctx)
-  if (st === undefined) return false
+  if (st === undefined) return undefined
   const ip = st.verifier_ip
   const port = Number(st.verifier_port)
   if (typeof ip === 'string' && ip !== '' && Number.isInteger(port) && port > 0) {
@@ -122,7 +150,7 @@ async function followOwner(ctx: TenantContext): Promise<boolean> {
       ctx.verifierPort = port
     }
   }
-  return true
+  return st
 }
 
 /**
@@ -138,7 +166,7 @@ export async function deleteFromVerifier(
   tolerateMissing: boolean,
 ): Promise<'deleted' | 'absent'> {
   const uuid = ctx.opts.agentUuid
-  if (ctx.opts.verifierCheck && !(await followOwner(ctx))) {
+  if (ctx.opts.verifierCheck && (await followOwner(ctx)) === undefined) {
     if (tolerateMissing) return 'absent'
     throw notOnVerifier(ctx)
   }
@@ -177,15 +205,59 @@ async function deleteCommand(ctx: TenantContext): Promise<CommandResult> {
   }
 }
 
-/** `-c reactivate`: `PUT /agents/{id}/reactivate` on the owning verifier. */
+/** The JSON:API body that re-enables a push agent's attestations (v3 agent resource). */
+export function acceptAttestationsBody(agentId: string): Record<string, unknown> {
+  return { data: { type: 'agent', id: agentId, attributes: { accept_attestations: true } } }
+}
+
+/**
+ * `PATCH /v3.0/agents/{id}` with `accept_attestations: true`. Returns false when the verifier
+ * has no working v3 admin API (404/405/501, or upstream 7.14's 500 with an HTML body), so the
+ * caller can use the v2 route instead.
+ */
+async function patchAcceptAttestations(ctx: TenantContext): Promise<boolean> {
+  const uuid = ctx.opts.agentUuid
+  let status: number
+  try {
+    const res = await ctx.callV3('PATCH', agentPath(ctx), acceptAttestationsBody(uuid))
+    status = res.status
+    if (status === 200 || status === 204) return true
+    if (status !== 404 && status !== 405 && status !== 500 && status !== 501)
+      throw ctx.httpError('verifier', res, `re-enabling attestations of push agent ${uuid}`)
+  } catch (e) {
+    if (!(e instanceof PeerBadResponse)) throw e
+    status = 0
+  }
+  ctx.out.warn(
+    `${ctx.label('verifier')} has no usable v${V3_VERSION} agent API (PATCH answered ${status || 'a non-JSON body'}); using PUT /reactivate`,
+  )
+  return false
+}
+
+/**
+ * `-c reactivate` on the owning verifier. A push agent (by its status, {@link isPushAgent}, or
+ * `--push-model` when `-nvc` skips the status) gets `PATCH /v3.0/agents/{id}`
+ * `{"data":{"type":"agent","id","attributes":{"accept_attestations":true}}}`; a verifier
+ * without that route (upstream 7.14 answers 500) gets upstream's `PUT /v2.x/agents/{id}/reactivate`,
+ * which re-enables a push agent there too. Pull agents always use the PUT.
+ */
 async function reactivate(ctx: TenantContext): Promise<CommandResult> {
   const uuid = ctx.opts.agentUuid
-  if (ctx.opts.verifierCheck && !(await followOwner(ctx))) throw notOnVerifier(ctx)
-  const res = await ctx.call('verifier', 'PUT', `${agentPath(ctx)}/reactivate`, {})
-  if (res.status === 404) throw notOnVerifier(ctx)
-  if (res.status !== 200) throw ctx.httpError('verifier', res, `reactivating agent ${uuid}`)
+  let push = ctx.opts.pushModel
+  if (ctx.opts.verifierCheck) {
+    const st = await followOwner(ctx)
+    if (st === undefined) throw notOnVerifier(ctx)
+    push = push || isPushAgent(st)
+  }
+  let route = `PATCH /v${V3_VERSION}/${agentPath(ctx)}`
+  if (!push || !(await patchAcceptAttestations(ctx))) {
+    const res = await ctx.call('verifier', 'PUT', `${agentPath(ctx)}/reactivate`, {})
+    if (res.status === 404) throw notOnVerifier(ctx)
+    if (res.status !== 200) throw ctx.httpError('verifier', res, `reactivating agent ${uuid}`)
+    route = `PUT /v${await ctx.version('verifier')}/${agentPath(ctx)}/reactivate`
+  }
   return {
-    results: { agent_id: uuid, reactivated: true },
+    results: { agent_id: uuid, reactivated: true, push_model: push, request: route },
     text: `Agent ${uuid} re-activated on ${ctx.label('verifier')}`,
   }
 }
