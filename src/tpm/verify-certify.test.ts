@@ -15,8 +15,10 @@ for (const kind of ['rsa', 'ecc'] as const) {
     const ak = makeSoftwareAk(kind)
     const other = makeSoftwareAk(kind)
     const challenge = randomBytes(16)
-    const pop = (attest: Uint8Array, signature = tpmSign(ak, attest), signer = ak.pub) => () =>
-      verifyCertify({ attest, signature, signer, certified: ak.pub, qualifyingData: challenge })
+    const pop =
+      (attest: Uint8Array, signature = tpmSign(ak, attest), signer = ak.pub) =>
+      () =>
+        verifyCertify({ attest, signature, signer, certified: ak.pub, qualifyingData: challenge })
 
     test('a proof over the challenge verifies, with SHA-256/384/512 (and RSAPSS for RSA)', () => {
       const attest = certifyAttest(ak, challenge)
@@ -30,13 +32,9 @@ for (const kind of ['rsa', 'ecc'] as const) {
       const attest = certifyAttest(ak, challenge)
       expect(pop(certifyAttest(ak, randomBytes(16)))).toThrow(code('ERR_QUOTE_NONCE'))
       expect(pop(certifyAttest(other, challenge))).toThrow(code('ERR_CERTIFY_NAME'))
-      expect(pop(certifyAttest(ak, challenge, TPM_ST.ATTEST_QUOTE))).toThrow(
-        code('ERR_QUOTE_TYPE'),
-      )
+      expect(pop(certifyAttest(ak, challenge, TPM_ST.ATTEST_QUOTE))).toThrow(code('ERR_QUOTE_TYPE'))
       expect(pop(attest, tpmSign(other, attest))).toThrow(code('ERR_QUOTE_SIGNATURE'))
-      expect(pop(attest, tpmSign(ak, attest, { hash: 'sha1' }))).toThrow(
-        code('ERR_QUOTE_HASH_ALG'),
-      )
+      expect(pop(attest, tpmSign(ak, attest, { hash: 'sha1' }))).toThrow(code('ERR_QUOTE_HASH_ALG'))
       const tampered = Uint8Array.from(attest)
       tampered[tampered.length - 1]! ^= 1
       expect(pop(tampered, tpmSign(ak, attest))).toThrow(code('ERR_QUOTE_SIGNATURE'))

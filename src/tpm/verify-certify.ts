@@ -52,7 +52,8 @@ function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Verifies that `signer` certified `certified` over `qualifyingData`.
+ * Verifies that `signer` certified `certified` over `qualifyingData`; returns the signature's
+ * hash and scheme (TPM_ALG_ID).
  *
  * @example
  * ```ts
@@ -61,7 +62,7 @@ function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
  *
  * @throws {TpmError} with a specific code per failure (see the module header).
  */
-export function verifyCertify(params: VerifyCertifyParams): void {
+export function verifyCertify(params: VerifyCertifyParams): { hash: HashAlg; sigAlg: number } {
   const { attest, signature, signer, certified, qualifyingData } = params
   if (attest.byteLength > MAX_CERTIFY_BYTES || signature.byteLength > MAX_CERTIFY_BYTES) {
     throw new TpmError('ERR_TPM_BAD_VALUE', 'certify attestation or signature too long')
@@ -78,9 +79,13 @@ export function verifyCertify(params: VerifyCertifyParams): void {
     throw new TpmError('ERR_QUOTE_TYPE', 'attestation is not a certification')
   }
   if (!ctEqual(parsed.extraData, qualifyingData)) {
-    throw new TpmError('ERR_QUOTE_NONCE', 'the certification does not carry the expected qualifying data')
+    throw new TpmError(
+      'ERR_QUOTE_NONCE',
+      'the certification does not carry the expected qualifying data',
+    )
   }
   if (!ctEqual(parsed.certify.name, computeName(certified))) {
     throw new TpmError('ERR_CERTIFY_NAME', 'the certified object is not the expected one')
   }
+  return { hash, sigAlg: sig.sigAlg }
 }

@@ -111,5 +111,6 @@ export function verifyAkSignature(
       throw new TpmError('ERR_QUOTE_SIG_SCHEME', 'ECDSA signature for a non-EC AK')
     ok = verify(hash, signed, { key: k, dsaEncoding: 'ieee-p1363' }, p1363(sig, info.coordSize))
   }
-  if (!ok) throw new TpmError('ERR_QUOTE_SIGNATURE', `${what} signature does not verify with the AK`)
+  if (!ok)
+    throw new TpmError('ERR_QUOTE_SIGNATURE', `${what} signature does not verify with the AK`)
 }
