@@ -326,6 +326,7 @@ export async function startVerifier(
   try {
     await loop.start()
   } catch (err) {
+    auth.stop()
     agents.close()
     checks.close()
     await stopServers(servers, 0)
@@ -350,6 +351,7 @@ export async function startVerifier(
     sessions: auth,
     async stop(drainMs) {
       leaveGovernor()
+      auth.stop()
       await loop.stop(drainMs)
       await notifier.drain(Math.min(drainMs, 2000))
       agents.close()

@@ -48,6 +48,8 @@ export class SessionStore {
   readonly db: Db
   /** Token extension settings; upstream's defaults until the verifier sets its own. */
   settings: SessionSettings = { sessionLifetime: 180, extendOnAttestation: true }
+  /** Told the ids of active sessions this store deleted (the token cache drops them at once). */
+  onDeleted: (sessionIds: readonly string[]) => void = () => {}
 
   constructor(db: Db) {
     this.db = db
@@ -98,35 +100,40 @@ export class SessionStore {
     agentId: string,
     a: SessionActivation,
   ): Promise<string[] | undefined> {
-    return this.db.transaction(async (tx) => {
-      const r = await tx
-        .update(sessions)
-        .set({
-          active: true,
-          token_hash: a.tokenHash,
-          token_salt: a.keyId,
-          hash_algorithm: a.hashAlgorithm,
-          signing_scheme: a.signingScheme,
-          ak_attest: Buffer.from(a.akAttest),
-          ak_sign: Buffer.from(a.akSign),
-          pop_received_at: a.popReceivedAt,
-          token_expires_at: a.tokenExpiresAt,
-        })
-        .where(and(eq(sessions.session_id, sessionId), eq(sessions.active, false)))
-        .returning({ id: sessions.session_id })
-      if (r.length === 0) return undefined
-      const gone = await tx
-        .delete(sessions)
-        .where(
-          and(
-            eq(sessions.agent_id, agentId),
-            eq(sessions.active, true),
-            ne(sessions.session_id, sessionId),
-          ),
-        )
-        .returning({ id: sessions.session_id })
-      return gone.map((g) => g.id)
-    })
+    return this.db
+      .transaction(async (tx) => {
+        const r = await tx
+          .update(sessions)
+          .set({
+            active: true,
+            token_hash: a.tokenHash,
+            token_salt: a.keyId,
+            hash_algorithm: a.hashAlgorithm,
+            signing_scheme: a.signingScheme,
+            ak_attest: Buffer.from(a.akAttest),
+            ak_sign: Buffer.from(a.akSign),
+            pop_received_at: a.popReceivedAt,
+            token_expires_at: a.tokenExpiresAt,
+          })
+          .where(and(eq(sessions.session_id, sessionId), eq(sessions.active, false)))
+          .returning({ id: sessions.session_id })
+        if (r.length === 0) return undefined
+        const gone = await tx
+          .delete(sessions)
+          .where(
+            and(
+              eq(sessions.agent_id, agentId),
+              eq(sessions.active, true),
+              ne(sessions.session_id, sessionId),
+            ),
+          )
+          .returning({ id: sessions.session_id })
+        return gone.map((g) => g.id)
+      })
+      .then((gone) => {
+        if (gone !== undefined && gone.length > 0) this.onDeleted(gone)
+        return gone
+      })
   }
 
   /**
@@ -196,12 +203,18 @@ export class SessionStore {
     return expires
   }
 
-  /** Deletes the agent's active sessions (its token stops working); returns their ids. */
+  /**
+   * Deletes the agent's active sessions, so its token stops working (upstream
+   * `delete_active_session_for_agent`, after a failed attestation of a pull-mode agent); returns
+   * their ids. Other verifiers sharing the database notice within their cache time (5 s).
+   */
   async deleteActive(agentId: string): Promise<string[]> {
     const r = await this.db
       .delete(sessions)
       .where(and(eq(sessions.agent_id, agentId), eq(sessions.active, true)))
       .returning({ id: sessions.session_id })
-    return r.map((x) => x.id)
+    const ids = r.map((x) => x.id)
+    if (ids.length > 0) this.onDeleted(ids)
+    return ids
   }
 }

@@ -228,7 +228,6 @@ export class PushSessions {
     })
     // answered concurrently (here or on another verifier): only one answer gets a token
     if (replaced === undefined) return error(404, 'Session not found')
-    tokens.forget(replaced)
     log.info(`Authentication succeeded for agent '${s.agentId}' (session ${s.sessionId})`)
     return {
       status: 200,

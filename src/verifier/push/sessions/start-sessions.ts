@@ -1,7 +1,7 @@
 /**
  * The verifier's push-mode authentication, assembled from `[verifier]`: the token key file, the
  * token checks the access middleware uses, the rate limits and the session operations. Expired
- * sessions are purged at start (upstream `clear_expired_sessions_on_startup`).
+ * sessions are purged at start (upstream `clear_expired_sessions_on_startup`) and every minute.
  *
  * @module
  */
@@ -14,12 +14,17 @@ import { TokenHasher } from './session-token.ts'
 import { SessionTokens } from './session-tokens.ts'
 import { loadTokenKey, tokenKeyPath } from './token-key-file.ts'
 
+/** How often expired sessions are purged while running (ms). */
+const PURGE_EVERY_MS = 60_000
+
 /** The started authentication parts. */
 export interface VerifierSessions {
   /** Bearer token checks (for `identifyRequest`). */
   tokens: SessionTokens
   /** `POST`/`PATCH /sessions`. */
   sessions: PushSessions
+  /** Stops the periodic purge. */
+  stop(): void
 }
 
 /** Loads the key, purges expired sessions, and builds the session operations. */
@@ -42,6 +47,14 @@ export async function startSessions(
   const purged = await store.sessions.purgeExpired(Date.now())
   if (purged > 0) log.info(`Cleaned up ${purged} expired authentication session(s) on start`)
   const tokens = new SessionTokens(store.sessions, new TokenHasher(key.key), log)
+  store.sessions.onDeleted = (ids) => tokens.forget(ids)
+  // challenges nobody answered (any caller may ask for one) and lapsed tokens do not pile up
+  const purge = setInterval(() => {
+    store.sessions.purgeExpired(Date.now()).catch((error) => {
+      log.warn('could not purge expired sessions', { error: String(error) })
+    })
+  }, PURGE_EVERY_MS)
+  purge.unref()
   const sessions = new PushSessions({
     store: store.sessions,
     enrolledAk: async (id) => (await store.agents.getAgent(id))?.ak_tpm,
@@ -57,5 +70,5 @@ export async function startSessions(
     },
     log,
   })
-  return { tokens, sessions }
+  return { tokens, sessions, stop: () => clearInterval(purge) }
 }
