@@ -76,10 +76,11 @@ function proof(challengeB64: string, agentId = AGENT) {
 
 async function challenge(v: ReturnType<typeof verifier>) {
   const r = await v.ops.create(create(AGENT), '10.0.0.1')
-  const d = r.body.data as { id: string; attributes: Record<string, never> }
-  const ch = (
-    d.attributes.authentication_requested as { chosen_parameters: { challenge: string } }[]
-  )[0]!
+  const d = r.body.data as {
+    id: string
+    attributes: { authentication_requested: { chosen_parameters: { challenge: string } }[] }
+  }
+  const ch = d.attributes.authentication_requested[0]!
   return { id: d.id, challenge: ch.chosen_parameters.challenge }
 }
 
