@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { AGENT_ID_RE } from '../../api/agent-id.ts'
+import { AGENT_ID_RE } from '../../../protocol/agent-id.ts'
 
 /** A JSON object, or undefined. */
 type Obj = Record<string, unknown>
