@@ -153,7 +153,7 @@ export class PushSessions {
     const proof = readProof(attrs)
     const fail = (status: number, extra: { tokenExpiresAtNull?: boolean } = {}) => ({
       status,
-      body: renderProofAnswer(s, proof, isoMicros(Date.now()), { evaluation: 'fail', ...extra }),
+      body: renderProofAnswer(s, proof, isoMicros(now), { evaluation: 'fail', ...extra }),
     })
     if (!(Date.parse(s.challengesExpireAt) >= now)) {
       log.warn(`Nonce expired for session ${sessionId} (agent ${agentId})`)
