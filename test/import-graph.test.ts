@@ -62,6 +62,11 @@ const VERIFIER_LAYERS: readonly { path: string; layer: number; why: string }[] =
   { path: 'src/verifier/ops', layer: 3, why: 'metrics, heap governor' },
   { path: 'src/verifier/results', layer: 3, why: 'EAR claims, signing keys, JWKS' },
   { path: 'src/verifier/loop', layer: 4, why: 'pull state machine, scheduler, leases, writes' },
+  {
+    path: 'src/verifier/push/sessions',
+    layer: 4,
+    why: 'push-mode authentication: sessions, tokens, rate limits, their routes (over store)',
+  },
   { path: 'src/verifier/api', layer: 5, why: 'routes and services over loop, checks and store' },
   { path: 'src/verifier/start-verifier.ts', layer: 6, why: 'composition root' },
 ]
@@ -92,6 +97,11 @@ const ALLOWED_SIBLING_IMPORTS: readonly { from: string; to: string; why: string 
     from: 'src/tenant/load-client-tls.ts',
     to: 'src/ca/rsa-keys.ts',
     why: 'decrypts the password-protected client key as the roles do',
+  },
+  {
+    from: 'src/verifier/push/sessions/token-key-file.ts',
+    to: 'src/ca/ca-files.ts',
+    why: 'the session token key is written (0600, atomically) and read as the CA keys beside it',
   },
   {
     from: 'src/verifier/results/ear-keys.ts',

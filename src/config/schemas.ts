@@ -129,6 +129,9 @@ export const VERIFIER_SCHEMA = {
     auto_recover_attestation_failures: bool('False'),
     shutdown_drain_timeout: ufloat('10'),
     nonce_lifetime: uint('60'),
+    // keylime-ts: key of the push-mode token hashes (HMAC-SHA256), 0600; `default` is
+    // <KEYLIME_DIR>/session-token.key; verifiers sharing a database share it (docs/push-mode.md)
+    session_token_key: str('default'),
     // keylime-ts hardening (step 1): request bodies read at once (at most this × max_upload_size)
     max_concurrent_uploads: opt({ type: 'int', min: 1 }, '8'),
     // keylime-ts hardening (step 1): bound of a PostgreSQL statement in s (then 503); 0 = none

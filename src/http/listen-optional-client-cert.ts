@@ -138,7 +138,7 @@ export function listenOptionalClientCert(
     res.once('close', () => abort.abort())
     try {
       const request = toRequest(req, origin, abort.signal)
-      const env: ListenerEnv = { clientCert }
+      const env: ListenerEnv = { clientCert, remoteIp: req.socket.remoteAddress }
       const response = await options.fetch(request, env)
       await writeResponse(res, response, req.method === 'HEAD')
     } catch (err) {

@@ -14,6 +14,8 @@ export interface ListenerEnv {
    * this push agent. Listeners never set it; over the network an agent proves itself with a token.
    */
   agentId?: string
+  /** The client's IP address as the socket reports it (per-IP rate limits). */
+  remoteIp?: string
 }
 
 /** The client CRLs a TLS listener enforces, and word when they change (`ClientCrlWatcher`). */

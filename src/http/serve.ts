@@ -52,7 +52,9 @@ export function startServer(options: StartServerOptions): RunningServer {
     server = Bun.serve({
       hostname,
       port,
-      fetch: (request) => options.fetch(request),
+      // No client certificate is asked for here: every request is anonymous, from its address.
+      fetch: (request, srv) =>
+        options.fetch(request, { clientCert: 'none', remoteIp: srv.requestIP(request)?.address }),
       maxRequestBodySize: options.maxRequestBodySize,
       tls: tls ? { key: tls.key, cert: tls.cert, secureOptions: TLS_MIN_1_2 } : undefined,
     })

@@ -3,51 +3,13 @@
  * TCG Part 2 §10.12.8 and signed RSASSA-SHA256 / ECDSA-SHA256 as a TPM would.
  */
 import { describe, expect, test } from 'bun:test'
-import { sign } from 'node:crypto'
-import { ByteWriter } from '../tpm/byte-writer.ts'
-import { TPM_ALG_ID, TPM_GENERATED_VALUE, TPM_ST } from '../tpm/constants.ts'
-import { computeName } from '../tpm/public-area.ts'
-import { makeSoftwareAk, type SoftwareKey } from '../../test/support/software-agent.ts'
+import { TPM_ST } from '../tpm/constants.ts'
+import { certifyAttest, makeSoftwareAk, tpmSign } from '../../test/support/software-agent.ts'
 import { iakQualifyingData, verifyIakCertify } from './verify-iak-certify.ts'
 
 const ak = makeSoftwareAk('ecc')
 const otherAk = makeSoftwareAk('ecc')
 const iaks = { rsa: makeSoftwareAk('rsa'), ecc: makeSoftwareAk('ecc') }
-
-function certifyAttest(
-  certified: SoftwareKey,
-  extraData: Uint8Array,
-  type: number = TPM_ST.ATTEST_CERTIFY,
-): Uint8Array {
-  const name = computeName(certified.pub)
-  return new ByteWriter()
-    .u32(TPM_GENERATED_VALUE)
-    .u16(type)
-    .tpm2b(new Uint8Array(34)) // qualifiedSigner
-    .tpm2b(extraData)
-    .u64(123456n) // clock
-    .u32(1) // resetCount
-    .u32(0) // restartCount
-    .u8(1) // safe
-    .u64(0x2019102300000000n) // firmwareVersion
-    .tpm2b(name) // TPMS_CERTIFY_INFO.name
-    .tpm2b(name) // qualifiedName (not checked)
-    .finish()
-}
-
-function tpmSign(iak: SoftwareKey, attest: Uint8Array): Uint8Array {
-  if (iak.type === 'rsa') {
-    const sig = sign('sha256', attest, iak.privateKey)
-    return new ByteWriter().u16(TPM_ALG_ID.RSASSA).u16(TPM_ALG_ID.SHA256).tpm2b(sig).finish()
-  }
-  const sig = sign('sha256', attest, { key: iak.privateKey, dsaEncoding: 'ieee-p1363' })
-  return new ByteWriter()
-    .u16(TPM_ALG_ID.ECDSA)
-    .u16(TPM_ALG_ID.SHA256)
-    .tpm2b(sig.subarray(0, 32))
-    .tpm2b(sig.subarray(32))
-    .finish()
-}
 
 for (const [kind, iak] of Object.entries(iaks)) {
   describe(`verifyIakCertify (${kind} IAK)`, () => {

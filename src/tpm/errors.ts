@@ -43,6 +43,8 @@ export const TPM_ERROR_CODES = [
   'ERR_QUOTE_PCR16',
   /** An HMAC proof (auth_tag, challenge response) did not match. */
   'ERR_TPM_HMAC',
+  /** A TPM2_Certify certifies another object than the expected one (proof of possession). */
+  'ERR_CERTIFY_NAME',
 ] as const
 
 /** A stable TPM error code. */

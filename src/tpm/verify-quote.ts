@@ -21,7 +21,7 @@
  * @module
  */
 
-import { constants, createHash, KeyObject, timingSafeEqual, verify } from 'node:crypto'
+import { createHash, type KeyObject, timingSafeEqual } from 'node:crypto'
 import { ByteReader } from './byte-reader.ts'
 import {
   HASH_ALG_ID,
@@ -31,16 +31,16 @@ import {
   signAlgName,
   SIGN_ALG_ID,
   type SignAlg,
-  TPM_ALG_ID,
   TPM_ST,
 } from './constants.ts'
 import { TpmError } from './errors.ts'
 import { type ClockInfo, parseTpmsAttest } from './attest.ts'
 import { type PcrBank, type PcrBlob, parsePcrBlob, pcrValuesByBank } from './pcr-blob.ts'
 import { type PcrSelection, samePcrSelection } from './pcr-selection.ts'
-import { type TpmPublic, toKeyObject } from './public-area.ts'
+import type { TpmPublic } from './public-area.ts'
 import { parseQuoteString, type QuoteParts } from './quote-string.ts'
-import { readTpmtSignature, type TpmSignature, type TpmSignatureEcc } from './signature.ts'
+import { readTpmtSignature } from './signature.ts'
+import { akKeyObject, verifyAkSignature } from './verify-signature.ts'
 
 /** Input of {@link verifyQuote}. */
 export interface VerifyQuoteParams {
@@ -72,97 +72,6 @@ export interface VerifiedQuote {
   pcrDigest: Uint8Array
   /** The signature scheme used. */
   signAlg: SignAlg
-}
-
-/** Per-key facts derived once and cached with the KeyObject. */
-interface KeyInfo {
-  kind: 'rsa' | 'ec'
-  /** ECDSA coordinate size in bytes (0 for RSA). */
-  coordSize: number
-}
-
-const keyObjects = new WeakMap<TpmPublic, KeyObject>()
-const keyInfos = new WeakMap<KeyObject, KeyInfo>()
-const CURVE_SIZES: Record<string, number> = {
-  prime256v1: 32,
-  'P-256': 32,
-  secp384r1: 48,
-  'P-384': 48,
-  secp521r1: 66,
-  'P-521': 66,
-}
-
-function keyFor(ak: TpmPublic | KeyObject): KeyObject {
-  if (ak instanceof KeyObject) return ak
-  let k = keyObjects.get(ak)
-  if (k === undefined) {
-    k = toKeyObject(ak)
-    keyObjects.set(ak, k)
-  }
-  return k
-}
-
-function infoFor(key: KeyObject): KeyInfo {
-  let info = keyInfos.get(key)
-  if (info !== undefined) return info
-  if (key.type !== 'public') throw new TpmError('ERR_TPM_BAD_VALUE', 'AK must be a public key')
-  const t = key.asymmetricKeyType
-  if (t === 'rsa') info = { kind: 'rsa', coordSize: 0 }
-  else if (t === 'ec') {
-    const curve = key.asymmetricKeyDetails?.namedCurve ?? ''
-    const size = CURVE_SIZES[curve]
-    if (size === undefined) throw new TpmError('ERR_TPM_UNSUPPORTED', `AK curve ${curve}`)
-    info = { kind: 'ec', coordSize: size }
-  } else throw new TpmError('ERR_TPM_UNSUPPORTED', `AK key type ${String(t)}`)
-  keyInfos.set(key, info)
-  return info
-}
-
-function p1363(sig: TpmSignatureEcc, size: number): Uint8Array {
-  const out = new Uint8Array(size * 2)
-  const place = (v: Uint8Array, at: number): void => {
-    let i = 0
-    while (i < v.byteLength - size && v[i] === 0) i++ // tolerate leading zero bytes
-    const trimmed = v.subarray(i)
-    if (trimmed.byteLength > size)
-      throw new TpmError('ERR_QUOTE_SIGNATURE', 'ECDSA component too long for the AK curve')
-    out.set(trimmed, at + size - trimmed.byteLength)
-  }
-  place(sig.r, 0)
-  place(sig.s, size)
-  return out
-}
-
-/** Verifies the AK signature over `attest`; throws `ERR_QUOTE_SIG_SCHEME` / `ERR_QUOTE_SIGNATURE`. */
-function checkSignature(
-  key: KeyObject,
-  sig: TpmSignature,
-  hash: HashAlg,
-  attest: Uint8Array,
-): void {
-  const info = infoFor(key)
-  let ok: boolean
-  if ('sig' in sig) {
-    if (info.kind !== 'rsa')
-      throw new TpmError('ERR_QUOTE_SIG_SCHEME', 'RSA signature for a non-RSA AK')
-    const input: Parameters<typeof verify>[2] =
-      sig.sigAlg === TPM_ALG_ID.RSAPSS
-        ? {
-            key,
-            padding: constants.RSA_PKCS1_PSS_PADDING,
-            saltLength: constants.RSA_PSS_SALTLEN_AUTO,
-          }
-        : key
-    ok = verify(hash, attest, input, sig.sig)
-  } else {
-    if (sig.sigAlg !== TPM_ALG_ID.ECDSA) {
-      throw new TpmError('ERR_TPM_UNSUPPORTED', `ECC signature scheme 0x${sig.sigAlg.toString(16)}`)
-    }
-    if (info.kind !== 'ec')
-      throw new TpmError('ERR_QUOTE_SIG_SCHEME', 'ECDSA signature for a non-EC AK')
-    ok = verify(hash, attest, { key, dsaEncoding: 'ieee-p1363' }, p1363(sig, info.coordSize))
-  }
-  if (!ok) throw new TpmError('ERR_QUOTE_SIGNATURE', 'quote signature does not verify with the AK')
 }
 
 function ctEqual(a: Uint8Array, b: Uint8Array): boolean {
@@ -210,7 +119,7 @@ export function computePcrDigest(
  */
 export function verifyQuote(params: VerifyQuoteParams): VerifiedQuote {
   const parts = typeof params.quote === 'string' ? parseQuoteString(params.quote) : params.quote
-  const key = keyFor(params.akPublic)
+  const key = akKeyObject(params.akPublic)
 
   const sr = new ByteReader(parts.signature)
   const sig = readTpmtSignature(sr)
@@ -228,7 +137,7 @@ export function verifyQuote(params: VerifyQuoteParams): VerifiedQuote {
     const message = `Quote was expected to use ${params.hashAlg} but used ${got} instead`
     throw new TpmError('ERR_QUOTE_HASH_ALG', message)
   }
-  checkSignature(key, sig, params.hashAlg, parts.attest)
+  verifyAkSignature(key, sig, params.hashAlg, parts.attest)
 
   const attest = parseTpmsAttest(parts.attest, { expectType: TPM_ST.ATTEST_QUOTE })
   if (attest.type !== TPM_ST.ATTEST_QUOTE)

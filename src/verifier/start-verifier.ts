@@ -12,7 +12,8 @@ import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { ByteBudget } from '../http/byte-budget.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
-import { asAdmin, enforceAccess, identifyByClientCert } from '../http/access/enforce-access.ts'
+import { asAdmin, enforceAccess } from '../http/access/enforce-access.ts'
+import { identifyRequest } from '../http/access/identify-request.ts'
 import { type RoleHealth, roleHealth, withReason } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
 import { type RunningServer, startServer } from '../http/serve.ts'
@@ -31,6 +32,8 @@ import { stateName } from '../protocol/agent-states.ts'
 import { VerifierStore } from './store/store.ts'
 import { EarIssuer } from './results/ear-issuer.ts'
 import { EarKeyRing, earKeyDir, ensureEarKey } from './results/ear-keys.ts'
+import { addSessionRoutes } from './push/sessions/session-routes.ts'
+import { startSessions, type VerifierSessions } from './push/sessions/start-sessions.ts'
 
 /** Options beyond the configuration (tests, benchmarks, embedding). */
 export interface StartVerifierOptions {
@@ -68,6 +71,8 @@ export interface VerifierHandle extends RoleHandle {
   /** The kept-alive agent connections. */
   agents: AgentConnections
   instanceId: string
+  /** Push-mode authentication: token checks and session operations. */
+  sessions: VerifierSessions
 }
 
 /**
@@ -190,10 +195,11 @@ function verifierApp(
     notifier: RevocationNotifier
     servers: readonly RunningServer[]
     instanceId: string
+    auth: VerifierSessions
   },
 ) {
   const { config, tls, log } = ctx
-  const { service, loop, metrics, notifier, servers, instanceId } = parts
+  const { service, loop, metrics, notifier, servers, instanceId, auth } = parts
   const v = config.verifier
   const app = createApp({
     log,
@@ -207,8 +213,11 @@ function verifierApp(
     )
   }
   // Each route's action decides who may call it (upstream's `simple` authorization provider).
-  app.use('*', enforceAccess(VERIFIER_ACCESS, identifyByClientCert))
+  // A bearer token makes an agent request; otherwise the client certificate decides.
+  app.use('*', enforceAccess(VERIFIER_ACCESS, identifyRequest(auth.tokens)))
   addVersionRoutes(app)
+  // push-mode authentication (push/sessions/): POST /v3/sessions, PATCH /v3/sessions/:id
+  addSessionRoutes(app, auth.sessions)
   addVerifierRoutes(app, service, {
     metricsText: () =>
       metrics.render({
@@ -275,6 +284,7 @@ export async function startVerifier(
   const settings = verifierSettings(v, options)
   const { instanceId, leaseMs } = settings
   const store = new VerifierStore(ctx.database.db)
+  const auth = await startSessions(config, ctx.keylimeDir, store, log)
   const metrics = new VerifierMetrics()
   const ear = await startEarIssuer(ctx)
   const { rules, check, checks } = await startChecks(ctx, options)
@@ -311,11 +321,12 @@ export async function startVerifier(
     ear,
   })
   const servers: RunningServer[] = []
-  const app = verifierApp(ctx, { service, loop, metrics, notifier, servers, instanceId })
+  const app = verifierApp(ctx, { service, loop, metrics, notifier, servers, instanceId, auth })
   servers.push(listen(ctx, app))
   try {
     await loop.start()
   } catch (err) {
+    auth.stop()
     agents.close()
     checks.close()
     await stopServers(servers, 0)
@@ -337,8 +348,10 @@ export async function startVerifier(
     checks,
     agents,
     instanceId,
+    sessions: auth,
     async stop(drainMs) {
       leaveGovernor()
+      auth.stop()
       await loop.stop(drainMs)
       await notifier.drain(Math.min(drainMs, 2000))
       agents.close()

@@ -7,9 +7,18 @@
  *
  * @module
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { constants, generateKeyPairSync, type KeyObject, sign } from 'node:crypto'
 import { activateCredential } from '../../src/tpm/activate-credential.ts'
-import { AK_EXPECTED_ATTRS, TPM_ALG_ID, TPM_ECC_CURVE } from '../../src/tpm/constants.ts'
+import { ByteWriter } from '../../src/tpm/byte-writer.ts'
+import {
+  AK_EXPECTED_ATTRS,
+  HASH_ALG_ID,
+  type HashAlg,
+  TPM_ALG_ID,
+  TPM_ECC_CURVE,
+  TPM_GENERATED_VALUE,
+  TPM_ST,
+} from '../../src/tpm/constants.ts'
 import { parseCredentialBlob } from '../../src/tpm/credential-blob.ts'
 import { computeAuthTag } from '../../src/tpm/hmac-proof.ts'
 import {
@@ -88,6 +97,61 @@ export function makeSoftwareAk(
           unique: { x: jwkBytes(jwk.x), y: jwkBytes(jwk.y) },
         }
   })
+}
+
+/**
+ * A TPMS_ATTEST of TPM2_Certify (TCG Part 2 §10.12.8) certifying `certified` over `extraData`,
+ * built by hand as a TPM marshals it (`type` overridable to make a wrong one).
+ */
+export function certifyAttest(
+  certified: SoftwareKey,
+  extraData: Uint8Array,
+  type: number = TPM_ST.ATTEST_CERTIFY,
+): Uint8Array {
+  const name = computeName(certified.pub)
+  return new ByteWriter()
+    .u32(TPM_GENERATED_VALUE)
+    .u16(type)
+    .tpm2b(new Uint8Array(34)) // qualifiedSigner
+    .tpm2b(extraData)
+    .u64(123456n) // clock
+    .u32(1) // resetCount
+    .u32(0) // restartCount
+    .u8(1) // safe
+    .u64(0x2019102300000000n) // firmwareVersion
+    .tpm2b(name) // TPMS_CERTIFY_INFO.name
+    .tpm2b(name) // qualifiedName (not checked)
+    .finish()
+}
+
+/**
+ * The TPMT_SIGNATURE a TPM would make with `key` over `data`: RSASSA (or RSAPSS with `pss`) for
+ * an RSA key, ECDSA for an ECC key, with `hash` (default SHA-256).
+ */
+export function tpmSign(
+  key: SoftwareKey,
+  data: Uint8Array,
+  opts: { hash?: HashAlg; pss?: boolean } = {},
+): Uint8Array {
+  const hash = opts.hash ?? 'sha256'
+  if (key.type === 'rsa') {
+    const sig = opts.pss
+      ? sign(hash, data, {
+          key: key.privateKey,
+          padding: constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+        })
+      : sign(hash, data, key.privateKey)
+    const alg = opts.pss ? TPM_ALG_ID.RSAPSS : TPM_ALG_ID.RSASSA
+    return new ByteWriter().u16(alg).u16(HASH_ALG_ID[hash]).tpm2b(sig).finish()
+  }
+  const sig = sign(hash, data, { key: key.privateKey, dsaEncoding: 'ieee-p1363' })
+  return new ByteWriter()
+    .u16(TPM_ALG_ID.ECDSA)
+    .u16(HASH_ALG_ID[hash])
+    .tpm2b(sig.subarray(0, 32))
+    .tpm2b(sig.subarray(32))
+    .finish()
 }
 
 /**

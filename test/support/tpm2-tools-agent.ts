@@ -95,8 +95,11 @@ export class Tpm2ToolsAgent {
     this.run(['tpm2_flushcontext', '-s'])
   }
 
-  /** Creates an RSA AK under the EK; returns its TPM2B_PUBLIC (context kept as `ak-<tag>.ctx`). */
-  createAk(tag: string): Buffer {
+  /**
+   * Creates an AK under the EK (RSA-2048/RSASSA or ECC P-256/ECDSA, SHA-256); returns its
+   * TPM2B_PUBLIC (context kept as `ak-<tag>.ctx`).
+   */
+  createAk(tag: string, alg: 'rsa' | 'ecc' = 'rsa'): Buffer {
     this.flushAll()
     this.must([
       'tpm2_createak',
@@ -105,11 +108,11 @@ export class Tpm2ToolsAgent {
       '-c',
       `ak-${tag}.ctx`,
       '-G',
-      'rsa',
+      alg,
       '-g',
       'sha256',
       '-s',
-      'rsassa',
+      alg === 'rsa' ? 'rsassa' : 'ecdsa',
       '-u',
       `ak-${tag}.pub`,
       '-n',

@@ -10,8 +10,7 @@
  * | `agent_or_admin` | an agent on its own resource, or an admin | `read_agent` |
  * | `admin` | an admin (verified client certificate) | everything else |
  *
- * Agents (push mode, PoP bearer tokens) are not implemented yet: the kind is reserved, and no
- * request is identified as an agent today.
+ * An agent is identified by a push-mode bearer token (`identify-request.ts`, the verifier only).
  *
  * @module
  */
@@ -84,8 +83,8 @@ export function actionKind(action: Action): ActionKind {
 
 /**
  * Who sent a request, as upstream's `ActionHandler._extract_identity` decides: `admin` for a
- * verified client certificate and no `Authorization` header, `agent` for a valid bearer token
- * (reserved), `anonymous` otherwise.
+ * verified client certificate and no `Authorization` header, `agent` for a valid bearer token,
+ * `anonymous` otherwise.
  */
 export type Identity =
   { type: 'admin' } | { type: 'agent'; agentId: string } | { type: 'anonymous' }

@@ -5,6 +5,8 @@ import { addRegistrarRoutes } from '../../registrar/routes.ts'
 import type { RegistrarService } from '../../registrar/service.ts'
 import { addVerifierRoutes } from '../../verifier/api/routes.ts'
 import type { VerifierService } from '../../verifier/api/service.ts'
+import type { PushSessions } from '../../verifier/push/sessions/push-sessions.ts'
+import { addSessionRoutes } from '../../verifier/push/sessions/session-routes.ts'
 import { addOpsRoutes } from '../add-ops-routes.ts'
 import { addVersionRoutes } from '../add-version-routes.ts'
 import { createRoutes } from '../create-app.ts'
@@ -145,6 +147,7 @@ describe('every served route has its rule', () => {
     const app = createRoutes()
     addVersionRoutes(app)
     addVerifierRoutes(app, {} as VerifierService, obs)
+    addSessionRoutes(app, {} as PushSessions)
     const match = matchAction(VERIFIER_ACCESS)
     expect(served(app).length).toBeGreaterThan(10)
     const missing = served(app).filter(([m, p]) => match(m, p) === undefined)

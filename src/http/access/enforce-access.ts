@@ -18,12 +18,28 @@
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import type { ListenerEnv } from '../listener-types.ts'
 import { type Action, authorizeAction, type Identity } from './action.ts'
+import { authErrorResponse } from './auth-error.ts'
 
 /** One route and its action: `[method, path, action]`, e.g. `['GET', '/v2/agents', 'list_agents']`. */
 export type AccessRule = readonly [method: string, path: string, action: Action]
 
-/** Decides who sent a request (see {@link Identity}). */
-export type Identify = (c: Context) => Identity
+/**
+ * A request whose credentials are refused outright: upstream's 401 with this detail (a bearer
+ * token that is malformed, unknown, inactive or expired), before any authorization.
+ */
+export interface Unauthenticated {
+  type: 'unauthenticated'
+  detail: string
+}
+
+/**
+ * Decides who sent a request (see {@link Identity}), possibly reading the database; `action` is
+ * the matched route's (undefined for an unmapped path).
+ */
+export type Identify = (
+  c: Context,
+  action: Action | undefined,
+) => Identity | Unauthenticated | Promise<Identity | Unauthenticated>
 
 interface CompiledRule {
   method: string
@@ -48,7 +64,7 @@ function compile([method, path, action]: AccessRule): CompiledRule {
 
 /** The 403 answer upstream gives a refused action. */
 export function forbiddenResponse(detail: string): Response {
-  return Response.json({ errors: [{ status: '403', title: 'Forbidden', detail }] }, { status: 403 })
+  return authErrorResponse(403, detail)
 }
 
 /** The action of `method path` under `rules`, with the route's `agent_id`, if any rule matches. */
@@ -68,8 +84,8 @@ export function matchAction(
 }
 
 /**
- * Middleware enforcing `rules`: a public action passes, any other needs the identity its kind
- * asks for, else the answer is upstream's 403.
+ * Middleware enforcing `rules`: credentials refused by `identify` are upstream's 401; then a
+ * public action passes, any other needs the identity its kind asks for, else upstream's 403.
  *
  * @example
  * ```ts
@@ -80,7 +96,8 @@ export function enforceAccess(rules: readonly AccessRule[], identify: Identify):
   const match = matchAction(rules)
   return async function enforceAccess(c, next) {
     const found = match(c.req.method, c.req.path)
-    const identity = identify(c)
+    const identity = await identify(c, found?.action)
+    if (identity.type === 'unauthenticated') return authErrorResponse(401, identity.detail)
     if (!found) {
       if (identity.type === 'admin') return next()
       return forbiddenResponse('Could not determine required permissions for this operation')
@@ -96,9 +113,10 @@ export function enforceAccess(rules: readonly AccessRule[], identify: Identify):
  * listener verified the client's certificate (`c.env.clientCert`, set by
  * `listen-optional-client-cert.ts`) and it sends no `Authorization` header (upstream never falls
  * back from a bearer token to the certificate); anonymous otherwise, and always on a listener
- * that verifies no certificate (`trusted_client_ca = all`: Bun.serve passes no such env).
+ * that verifies no certificate (`trusted_client_ca = all`: `clientCert` is `none`). The registrar
+ * uses it as is; the verifier adds bearer tokens (`identify-request.ts`).
  */
-export function identifyByClientCert(c: Context): Identity {
+export function identifyByClientCert(c: Context, _action?: Action): Identity {
   const env = c.env as Partial<ListenerEnv> | undefined
   if (env?.agentId !== undefined) return { type: 'agent', agentId: env.agentId }
   return env?.clientCert === 'verified' && c.req.header('Authorization') === undefined

@@ -4,9 +4,9 @@
  * @module
  */
 import { BadRequest } from '../../errors.ts'
+import { AGENT_ID_RE } from '../../protocol/agent-id.ts'
 
-/** Agent id rule of upstream; policy names follow it too. */
-export const AGENT_ID_RE = /^[\w.-]{1,255}$/
+export { AGENT_ID_RE }
 
 /** Throws 400 unless `id` is a valid agent id (the message is upstream's, typo included). */
 export function checkAgentId(id: string): void {

@@ -1,7 +1,7 @@
 /**
  * The verifier's database access, one repository per concern: agent rows and snapshot writes
  * (`agents.ts`, `snapshots.ts`), runtime and measured-boot policies with their history
- * (`policies.ts`), instances and leases (`instances.ts`). All SQL of the verifier lives in this
+ * (`policies.ts`), instances and leases (`instances.ts`), push-mode sessions (`sessions.ts`). All SQL of the verifier lives in this
  * folder; it runs unchanged on PGlite and PostgreSQL.
  *
  * {@link VerifierStore} composes the three and keeps the flat method names the attestation loop
@@ -13,10 +13,12 @@ import type { Db } from '../../db/index.ts'
 import { AgentStore } from './agents.ts'
 import { InstanceStore } from './instances.ts'
 import { PolicyStore } from './policies.ts'
+import { SessionStore } from './sessions.ts'
 
 export type { AgentRow, ImaPolicyChoice, MbPolicyChoice, NewAgentRow } from './agents.ts'
 export { nowSeconds } from './now-seconds.ts'
 export type { AllowlistRow, MbPolicyRow } from './policies.ts'
+export type { SessionRow, SessionSettings } from './sessions.ts'
 export type { AgentSnapshot, HotSnapshot } from './snapshots.ts'
 
 /**
@@ -28,6 +30,8 @@ export class VerifierStore {
   readonly agents: AgentStore
   readonly policies: PolicyStore
   readonly instances: InstanceStore
+  /** Push-mode authentication sessions (`sessions.ts`); `sessions.extendAgentToken(id)`. */
+  readonly sessions: SessionStore
 
   // agents (agents.ts)
   getAgent: AgentStore['getAgent']
@@ -74,6 +78,7 @@ export class VerifierStore {
     this.agents = a
     this.policies = p
     this.instances = i
+    this.sessions = new SessionStore(db)
     this.getAgent = a.getAgent.bind(a)
     this.listAgentIds = a.listAgentIds.bind(a)
     this.listAgents = a.listAgents.bind(a)
