@@ -2,7 +2,8 @@
  * `keylime-agent`: the slim Keylime agent entry point (built separately as
  * `dist/keylime-agent` by scripts/build-agent.sh). Reads `/etc/keylime/agent.conf` (+ `.d/`) and
  * `KEYLIME_AGENT_*`, opens the TPM given by `TCTI` (default `/dev/tpmrm0`), registers, serves
- * the agent API until SIGTERM/SIGINT. No X.509 library or `reflect-metadata` is bundled: the
+ * the agent API until SIGTERM/SIGINT — or, with `[agent] mode = push`, attests to
+ * `verifier_url` on its own schedule and listens nowhere (src/agent/push). No X.509 library or `reflect-metadata` is bundled: the
  * mTLS certificate is written by create-self-signed-cert.ts.
  *
  * @module
@@ -15,7 +16,8 @@ import { startAgent } from './start-agent.ts'
 const VERSION = '0.1.0'
 const USAGE = `usage: keylime-agent [--config FILE] [--version] [--help]
 
-The Keylime agent (pull model, API 2.1-2.6).
+The Keylime agent: pull model (agent API 2.1-2.6), or push model (API 3.0) with
+[agent] mode = "push" (or KEYLIME_AGENT_MODE=push) and verifier_url.
   --config FILE   agent.conf to read (default $KEYLIME_AGENT_CONFIG or /etc/keylime/agent.conf)
 Environment: KEYLIME_AGENT_<OPTION> overrides an option; TCTI=device:/dev/tpmrm0 or
 swtpm:host=H,port=P selects the TPM (TPM2TOOLS_TCTI is accepted too).

@@ -56,6 +56,22 @@ export class ImaListFile implements MeasurementList {
     }
   }
 
+  /** The number of complete entries, or undefined when there is no list (push capabilities). */
+  entryCount(): number | undefined {
+    return this.#refresh() ? this.#lineStarts.length : undefined
+  }
+
+  /**
+   * Entries from `offset` (0-based; past the end gives none) to the end, as text and count
+   * (push evidence: the verifier's `starting_offset`); undefined when there is no list.
+   */
+  entriesFrom(offset: number): { text: string; count: number } | undefined {
+    if (!this.#refresh()) return undefined
+    const from = Math.min(Math.max(0, offset), this.#lineStarts.length)
+    const start = this.#lineStarts[from] ?? this.#text.length
+    return { text: this.#text.slice(start), count: this.#lineStarts.length - from }
+  }
+
   fromEntry(entry: number): { text: string; entry: number } | undefined {
     if (!this.#refresh()) return undefined
     const e = entry < this.#lineStarts.length ? entry : 0
