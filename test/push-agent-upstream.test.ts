@@ -1,0 +1,158 @@
+/**
+ * Our push agent against UPSTREAM Keylime 7.14's push-mode verifier (the interoperability half
+ * "our push agent → upstream verifier"). Upstream runs from a source tree
+ * (`KEYLIME_UPSTREAM_SRC`, test/support/upstream-keylime.ts) with `[verifier] mode = push` and
+ * sqlite; our agent (`mode = push`, RSA AK — upstream accepts only RSASSA/SHA-256 proofs of
+ * possession) runs on swtpm:
+ *
+ * 1. registers and activates at upstream's registrar (no mTLS certificate);
+ * 2. is enrolled with upstream's tenant: `-c add --push-model --tpm_policy {"23": [zeros]}`;
+ * 3. authenticates (TPM2_Certify), negotiates, sends evidence, until upstream's
+ *    `GET /v2.6/agents/:id` says `attestation_status: PASS`;
+ * 4. `tpm2_pcrextend 23` on the TPM: the next evidence fails the policy → `FAIL`.
+ *
+ * Skips with the reason printed when the source tree, Debian's python3 modules, swtpm or
+ * tpm2-tools are missing (CI cannot fetch upstream). The commands and output of a recorded run
+ * are in docs/agent.md ("Push mode against upstream's verifier").
+ *
+ * @module
+ */
+import 'reflect-metadata'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadAgentConfig } from '../src/agent/config/load-agent-config.ts'
+import { type RunningAgent, startAgent } from '../src/agent/start-agent.ts'
+import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
+import {
+  startUpstreamKeylime,
+  type UpstreamKeylime,
+  upstreamMissing,
+} from './support/upstream-keylime.ts'
+import { untilValue } from './support/until.ts'
+
+const tools = missingSwtpmTools(['tpm2_pcrextend'])
+const skip = upstreamMissing() ?? (tools.length > 0 ? `missing ${tools.join(', ')}` : undefined)
+if (skip !== undefined) console.log(`skipping push agent ↔ upstream verifier: ${skip}`)
+
+/** Our port range (19300–19399): upstream verifier, registrar (HTTP, TLS), revocation ZeroMQ. */
+const PORTS = { verifier: 19301, registrar: 19310, registrarTls: 19311, zmq: 19320 }
+const AGENT_ID = 'd432fbb3-d2f1-4a97-9ef7-75bd81c00000'
+const ZEROS = '0'.repeat(64)
+
+describe.skipIf(skip !== undefined)('push agent → upstream push verifier', () => {
+  let swtpm: Swtpm
+  let work: string
+  let upstream: UpstreamKeylime | undefined
+  let agent: RunningAgent | undefined
+
+  beforeAll(async () => {
+    swtpm = await startSwtpm({ banks: 'sha1,sha256' })
+    work = mkdtempSync(join(tmpdir(), 'kl-push-upstream-'))
+    // the tenant checks the EK certificate: upstream's store plus swtpm's local CA
+    const store = join(work, 'certstore')
+    mkdirSync(store)
+    const upstreamStore = join(process.env.KEYLIME_UPSTREAM_SRC!, 'tpm_cert_store')
+    for (const f of readdirSync(upstreamStore)) copyFileSync(join(upstreamStore, f), join(store, f))
+    writeFileSync(join(store, 'swtpm-root.pem'), swtpm.rootCaPem)
+    writeFileSync(join(store, 'swtpm-issuer.pem'), swtpm.intermediatePem)
+    upstream = await startUpstreamKeylime({
+      ports: PORTS,
+      verifier: { mode: 'push', quote_interval: 2 },
+      tpmCertStore: store,
+    })
+  }, 120_000)
+
+  afterAll(async () => {
+    await agent?.stop()
+    await upstream?.stop(process.env.KEYLIME_UPSTREAM_KEEP === '1')
+    await swtpm?.remove()
+    if (work) rmSync(work, { recursive: true, force: true })
+  })
+
+  const status = async () => {
+    const r = await upstream!.verifierGet(`/v2.6/agents/${AGENT_ID}`)
+    return r.body.results as Record<string, unknown> | undefined
+  }
+
+  test('registers, is enrolled with --push-model, attests to PASS; a PCR extend makes it FAIL', async () => {
+    const file = join(work, 'agent.conf')
+    writeFileSync(
+      file,
+      `[agent]
+mode = "push"
+uuid = "${AGENT_ID}"
+keylime_dir = "${join(work, 'agent')}"
+registrar_ip = "127.0.0.1"
+registrar_port = ${PORTS.registrar}
+verifier_url = "https://127.0.0.1:${PORTS.verifier}"
+verifier_tls_ca_cert = "${join(upstream!.keylimeDir, 'cv_ca', 'cacert.crt')}"
+attestation_interval_seconds = 2
+exponential_backoff_initial_delay = 500
+exponential_backoff_max_retries = 3
+exponential_backoff_max_delay = 2000
+tpm_hash_alg = "sha256"
+tpm_encryption_alg = "rsa"
+tpm_signing_alg = "rsassa"
+ima_ml_path = "${join(work, 'no-ima')}"
+measuredboot_ml_path = "${join(work, 'no-uefi')}"
+run_as = ""
+`,
+    )
+    agent = await startAgent(loadAgentConfig({ file, env: {} }), {
+      tcti: { kind: 'swtpm', host: '127.0.0.1', port: swtpm.port },
+    })
+    expect(agent.server).toBeUndefined()
+
+    const add = await upstream!.tenant([
+      '-c',
+      'add',
+      '--push-model',
+      '-u',
+      AGENT_ID,
+      '--tpm_policy',
+      JSON.stringify({ '23': [ZEROS] }),
+    ])
+    console.log(
+      add.out
+        .split('\n')
+        .filter((l) => /added to Verifier|ERROR/.test(l))
+        .join('\n'),
+    )
+    expect(add.code).toBe(0)
+
+    const passed = await untilValue(
+      async () => {
+        const s = await status()
+        return s?.attestation_status === 'PASS' && (s.attestation_count as number) >= 2 && s
+      },
+      60_000,
+      'attestation_status PASS',
+      500,
+    )
+    console.log('upstream after attesting:', {
+      attestation_status: passed.attestation_status,
+      attestation_count: passed.attestation_count,
+    })
+
+    const digest = new Bun.CryptoHasher('sha256').update('tamper').digest('hex')
+    const extend = Bun.spawnSync(['tpm2_pcrextend', '-T', swtpm.tcti, `23:sha256=${digest}`], {
+      stderr: 'pipe',
+    })
+    expect(extend.exitCode).toBe(0)
+    const failed = await untilValue(
+      async () => {
+        const s = await status()
+        return s?.attestation_status === 'FAIL' && s
+      },
+      30_000,
+      'attestation_status FAIL',
+      500,
+    )
+    console.log('upstream after tpm2_pcrextend 23:', {
+      attestation_status: failed.attestation_status,
+    })
+    expect(upstream!.log('verifier')).toMatch(/PCR #23: [0-9a-f]{64} from quote .* does not match/)
+  }, 180_000)
+})
