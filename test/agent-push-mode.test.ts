@@ -17,6 +17,7 @@ import { join } from 'node:path'
 import { loadAgentConfig } from '../src/agent/config/load-agent-config.ts'
 import { type RunningAgent, startAgent } from '../src/agent/start-agent.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
+import { setLogSink } from '../src/log/logger.ts'
 import { databaseTargets } from './support/databases.ts'
 import { FakePushVerifier } from './support/fake-push-verifier.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
@@ -84,6 +85,11 @@ run_as = ""
 `,
     )
     const config = loadAgentConfig({ file, env: {} })
+    const lines: string[] = []
+    const previousSink = setLogSink((line) => {
+      lines.push(line)
+      previousSink(line)
+    })
     // the fake verifier needs the AK, known once the agent is up: answer 503 until then
     let verifier: FakePushVerifier | undefined
     agent = await startAgent(config, {
@@ -113,5 +119,12 @@ run_as = ""
     expect(verifier.sessionsCreated).toBe(1)
     await agent.stop()
     agent = undefined
+    setLogSink(previousSink)
+    // the bearer token (and its secret half) never reaches a log line
+    expect(lines.some((l) => l.includes('evidence accepted'))).toBe(true)
+    for (const token of verifier.issued) {
+      expect(lines.filter((l) => l.includes(token.split('.')[1]!))).toEqual([])
+    }
+    expect(lines.filter((l) => /bearer/i.test(l))).toEqual([])
   }, 60_000)
 })

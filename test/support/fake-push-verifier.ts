@@ -48,6 +48,8 @@ export interface FakePushVerifierOptions {
   pcrs?: number[]
   /** `starting_offset` of an ima_log request (none requested when undefined). */
   imaOffset?: number
+  /** Request the UEFI log too. */
+  uefi?: boolean
   /** `meta` of the 202 (default `{seconds_to_next_attestation: 2}`). */
   meta?: unknown
   /** `token_expires_at` of the session answer (default now + 180 s). */
@@ -95,6 +97,9 @@ export class FakePushVerifier {
     this.#script.push({ method, path, respond })
     return this
   }
+
+  /** Every token issued (to check that none reaches a log). */
+  readonly issued: string[] = []
 
   /** Forgets every token, as a verifier restart with expired sessions would. */
   revokeTokens(): void {
@@ -199,6 +204,7 @@ export class FakePushVerifier {
       return json(401, { data: { type: 'session', id: sid, attributes: { evaluation: 'fail' } } })
     const token = `${sid}.${randomBytes(32).toString('base64url')}`
     this.#tokens.add(token)
+    this.issued.push(token)
     const expires = this.#o.tokenExpiresAt
       ? this.#o.tokenExpiresAt()
       : new Date(Date.now() + 180_000).toISOString()
@@ -240,6 +246,13 @@ export class FakePushVerifier {
         },
       },
     ]
+    if (this.#o.uefi === true) {
+      requested.push({
+        evidence_class: 'log',
+        evidence_type: 'uefi_log',
+        chosen_parameters: { format: 'application/octet-stream' },
+      })
+    }
     if (this.#o.imaOffset !== undefined) {
       requested.push({
         evidence_class: 'log',

@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FakePushVerifier } from '../../../test/support/fake-push-verifier.ts'
@@ -86,6 +86,7 @@ describe.skipIf(missing.length > 0)('push attestation loop (fake verifier, swtpm
       sources: {
         tpm,
         ima: new ImaListFile(join(work, 'ima')),
+        uefiLog: () => Uint8Array.of(1, 2, 3),
         bootTime: 1_700_000_000,
         serverIdentifier: 'ak',
         uefiEvidenceVersion: '2.1',
@@ -153,6 +154,26 @@ describe.skipIf(missing.length > 0)('push attestation loop (fake verifier, swtpm
       capabilities: { entry_count: 5, supports_partial_access: true, formats: ['text/plain'] },
     })
     expect(attrs.system_info).toEqual({ boot_time: '2023-11-14T22:13:20Z' })
+  })
+
+  test("request bodies carry every field of rust-keylime's, with the same JSON types", async () => {
+    const v = fake({ imaOffset: 0, uefi: true })
+    expect(await setup(v.fetch).loop.cycle()).toMatchObject({ kind: 'accepted' })
+    const rust = (name: string) =>
+      JSON.parse(
+        readFileSync(
+          join(import.meta.dir, '../../../test/fixtures/rust-keylime-push', name),
+          'utf8',
+        ),
+      )
+    expect(missingFields(rust('session_request.json'), v.seen[0]!.body)).toEqual([])
+    expect(
+      missingFields(rust('evidence_supported_attestation_request.json'), v.lastCapabilities),
+    ).toEqual([])
+    expect(missingFields(rust('evidence_handling_request.json'), v.lastEvidence)).toEqual([])
+    const ev = (v.lastEvidence!.data as { attributes: { evidence_collected: { data: object }[] } })
+      .attributes.evidence_collected
+    expect(ev[1]!.data).toEqual({ entries: 'AQID' })
   })
 
   test('ima_log from starting_offset, with the entry count the verifier recomputes', async () => {
@@ -427,3 +448,18 @@ describe.skipIf(missing.length > 0)('push attestation loop (fake verifier, swtpm
     expect(v.accepted).toHaveLength(1)
   })
 })
+
+/** JSON paths of `want` (rust-keylime's body) missing from `got` or of another JSON type. */
+function missingFields(want: unknown, got: unknown, path = '$'): string[] {
+  const kind = (x: unknown) => (Array.isArray(x) ? 'array' : x === null ? 'null' : typeof x)
+  if (kind(want) !== kind(got)) return [`${path}: ${kind(want)} ≠ ${kind(got)}`]
+  if (Array.isArray(want)) {
+    return want.flatMap((w, i) => missingFields(w, (got as unknown[])[i], `${path}[${i}]`))
+  }
+  if (kind(want) !== 'object') return []
+  const g = got as Record<string, unknown>
+  return Object.entries(want as Record<string, unknown>).flatMap(([k, w]) =>
+    // available_subjects' banks depend on the TPM: compare the bank lists' type only
+    path.endsWith('.available_subjects') ? [] : missingFields(w, g[k], `${path}.${k}`),
+  )
+}
