@@ -127,4 +127,40 @@ run_as = ""
     }
     expect(lines.filter((l) => /bearer/i.test(l))).toEqual([])
   }, 60_000)
+
+  test('registrar_tls_enabled: registers over HTTPS, checking the registrar with registrar_tls_ca_cert', async () => {
+    const tlsUrl = new URL(registrar.httpsUrl)
+    const ca = join(work, 'registrar-ca.crt')
+    writeFileSync(ca, registrar.client.ca)
+    const file = join(work, 'agent-tls.conf')
+    writeFileSync(
+      file,
+      `[agent]
+mode = "push"
+uuid = "push-over-tls"
+keylime_dir = "${join(work, 'kl-tls')}"
+registrar_ip = "127.0.0.1"
+registrar_port = 1
+registrar_tls_enabled = true
+registrar_tls_port = ${tlsUrl.port}
+registrar_tls_ca_cert = "${ca}"
+verifier_url = "https://verifier.test:8881"
+exponential_backoff_initial_delay = 50
+exponential_backoff_max_retries = 1
+exponential_backoff_max_delay = 100
+run_as = ""
+`,
+    )
+    const tlsAgent = await startAgent(loadAgentConfig({ file, env: {} }), {
+      tcti: { kind: 'swtpm', host: '127.0.0.1', port: swtpm.port },
+      fetch: async () => new Response(null, { status: 404 }),
+    })
+    try {
+      const row = await registrar.admin('GET', '/v2.6/agents/push-over-tls')
+      expect(row.status).toBe(200)
+      expect(row.json.results.aik_tpm).toBe(Buffer.from(tlsAgent.tpm.akTpm2b).toString('base64'))
+    } finally {
+      await tlsAgent.stop()
+    }
+  }, 60_000)
 })
