@@ -5,14 +5,14 @@
  * interoperability test against upstream's verifier is test/push-agent-upstream.test.ts.
  *
  * It checks what an upstream verifier checks of the agent: the TPM2_Certify proof of possession
- * (ATTEST_CERTIFY, extraData = challenge, certified name = Name(AK), RSASSA/SHA-256 signature
- * under the AK), bearer tokens on the attestation routes, evidence in the requested order, and
+ * (ATTEST_CERTIFY, extraData = challenge, certified name = Name(AK), an RSASSA/SHA-256 signature
+ * under the AK — or ECDSA/SHA-256, which our verifier accepts and upstream's does not), bearer tokens on the attestation routes, evidence in the requested order, and
  * the quote (signature, challenge as nonce, PCR blob against the digest, requested PCRs). A
  * test queues one-shot answers with {@link FakePushVerifier.once} (401, 429, 503, malformed).
  *
  * @module
  */
-import { createVerify, randomBytes, randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID, verify } from 'node:crypto'
 import { parseTpmsAttest } from '../../src/tpm/attest.ts'
 import { TPM_ALG_ID, TPM_ST } from '../../src/tpm/constants.ts'
 import { computeName, parseTpm2bPublic, toKeyObject } from '../../src/tpm/public-area.ts'
@@ -148,6 +148,11 @@ export class FakePushVerifier {
     return json(404, { errors: [{ status: '404', code: 'not_found', detail: req.path }] })
   }
 
+  /** The AK's scheme: rsassa for RSA, ecdsa for ECC. */
+  get #scheme(): 'rsassa' | 'ecdsa' {
+    return parseTpm2bPublic(this.#o.akTpm2b).type === 'rsa' ? 'rsassa' : 'ecdsa'
+  }
+
   #authorized(req: SeenRequest): boolean {
     const m = /^Bearer (.+)$/.exec(req.authorization ?? '')
     return m !== null && this.#tokens.has(m[1]!)
@@ -193,13 +198,24 @@ export class FakePushVerifier {
     const ak = parseTpm2bPublic(this.#o.akTpm2b)
     const attest = parseTpmsAttest(message)
     const sig = parseTpmtSignature(signature)
+    const key = toKeyObject(ak)
+    const pad = (b: Uint8Array) => Buffer.concat([Buffer.alloc(32 - b.byteLength), b])
+    const signed =
+      sig.hashAlg === TPM_ALG_ID.SHA256 &&
+      ('sig' in sig
+        ? sig.sigAlg === TPM_ALG_ID.RSASSA && verify('sha256', message, key, sig.sig)
+        : sig.sigAlg === TPM_ALG_ID.ECDSA &&
+          verify(
+            'sha256',
+            message,
+            { key, dsaEncoding: 'ieee-p1363' },
+            Buffer.concat([pad(sig.r), pad(sig.s)]),
+          ))
     const ok =
       attest.type === TPM_ST.ATTEST_CERTIFY &&
       Buffer.compare(Buffer.from(attest.extraData), challenge) === 0 &&
       Buffer.compare(Buffer.from(attest.certify.name), Buffer.from(computeName(ak))) === 0 &&
-      sig.sigAlg === TPM_ALG_ID.RSASSA &&
-      sig.hashAlg === TPM_ALG_ID.SHA256 &&
-      createVerify('sha256').update(message).verify(toKeyObject(ak), Buffer.from(sig.sig))
+      signed
     if (!ok)
       return json(401, { data: { type: 'session', id: sid, attributes: { evaluation: 'fail' } } })
     const token = `${sid}.${randomBytes(32).toString('base64url')}`
@@ -238,7 +254,7 @@ export class FakePushVerifier {
         evidence_class: 'certification',
         evidence_type: 'tpm_quote',
         chosen_parameters: {
-          signature_scheme: 'rsassa',
+          signature_scheme: this.#scheme,
           challenge: this.#challenge.toString('base64'),
           hash_algorithm: 'sha256',
           selected_subjects: { sha1: null, sha256: this.#o.pcrs ?? [0, 1, 2, 3, 23] },
@@ -288,7 +304,7 @@ export class FakePushVerifier {
       akPublic: parseTpm2bPublic(this.#o.akTpm2b),
       nonce: this.#challenge!,
       hashAlg: 'sha256',
-      signAlg: 'rsassa',
+      signAlg: this.#scheme,
     })
     const pcrs = verified.pcrs.get('sha256') ?? new Map()
     for (const p of this.#o.pcrs ?? [0, 1, 2, 3, 23]) {

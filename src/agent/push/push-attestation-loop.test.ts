@@ -428,6 +428,43 @@ describe.skipIf(missing.length > 0)('push attestation loop (fake verifier, swtpm
     })
   }
 
+  test('an ECC AK (ecdsa): Certify proof and quotes verify the same way', async () => {
+    const ecc = await openHardwareAgentTpm({
+      access: TpmAccess.forTcti({ kind: 'swtpm', host: '127.0.0.1', port: swtpm.port }),
+      hashAlg: 'sha256',
+      encAlg: 'ecc',
+      signAlg: 'ecdsa',
+      agentDataPath: join(work, 'agent_data_ecc.json'),
+      nk: payloadKeyFrom(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
+    })
+    try {
+      const v = new FakePushVerifier({ agentId: AGENT, akTpm2b: ecc.akTpm2b })
+      const http = new VerifierHttp({ backoff: BACKOFF, fetch: v.fetch, sleep: async () => {} })
+      const loop = new PushAttestationLoop({
+        agentId: AGENT,
+        verifierUrl: URL_BASE,
+        http,
+        auth: new SessionAuth({ http, verifierUrl: URL_BASE, agentId: AGENT, tpm: ecc }),
+        sources: { tpm: ecc, serverIdentifier: 'ak', uefiEvidenceVersion: '2.1' },
+        intervalSeconds: 60,
+        sleep: async () => {},
+      })
+      expect(await loop.cycle()).toMatchObject({ kind: 'accepted' })
+      type Caps = {
+        attributes: { evidence_supported: { capabilities: { certification_keys: object[] } }[] }
+      }
+      const key = (v.lastCapabilities!.data as Caps).attributes.evidence_supported[0]!.capabilities
+        .certification_keys[0]
+      expect(key).toMatchObject({
+        key_algorithm: 'ecc',
+        key_size: 256,
+        allowable_signature_schemes: ['ecdsa'],
+      })
+    } finally {
+      await ecc.close()
+    }
+  })
+
   test('run() ends when stopped, during a wait', async () => {
     const v = fake()
     const stop = new AbortController()
