@@ -262,15 +262,7 @@ async function serverTls(
     uuid,
     contactIp: raw.contact_ip,
   })
-  const cas = config.paths.trustedClientCa.map((p) => {
-    if (!existsSync(p)) {
-      throw new AgentError(
-        'ERR_AGENT_CONFIG',
-        `option trusted_client_ca: ${p} does not exist (copy the verifier's cv_ca/cacert.crt there)`,
-      )
-    }
-    return readFileSync(p, 'utf8')
-  })
+  const cas = config.paths.trustedClientCa.map((p) => readCaFile('trusted_client_ca', p))
   return {
     tls: { key: id.keyPem, cert: id.certPem, ca: cas, requestCert: true, rejectUnauthorized: true },
     mtlsCertPem: id.certPem,
