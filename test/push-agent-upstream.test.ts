@@ -9,7 +9,9 @@
  * 2. is enrolled with upstream's tenant: `-c add --push-model --tpm_policy {"23": [zeros]}`;
  * 3. authenticates (TPM2_Certify), negotiates, sends evidence, until upstream's
  *    `GET /v2.6/agents/:id` says `attestation_status: PASS`;
- * 4. `tpm2_pcrextend 23` on the TPM: the next evidence fails the policy → `FAIL`.
+ * 4. with 8-second tokens that attestations do not extend, it renews its token before
+ *    `token_expires_at`, with no 401 and no failed cycle;
+ * 5. `tpm2_pcrextend 23` on the TPM: the next evidence fails the policy → `FAIL`.
  *
  * Skips with the reason printed when the source tree, Debian's python3 modules, swtpm or
  * tpm2-tools are missing (CI cannot fetch upstream). The commands and output of a recorded run
@@ -24,6 +26,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../src/agent/config/load-agent-config.ts'
 import { type RunningAgent, startAgent } from '../src/agent/start-agent.ts'
+import { setLogSink } from '../src/log/logger.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
 import {
   startUpstreamKeylime,
@@ -59,7 +62,13 @@ describe.skipIf(skip !== undefined)('push agent → upstream push verifier', () 
     writeFileSync(join(store, 'swtpm-issuer.pem'), swtpm.intermediatePem)
     upstream = await startUpstreamKeylime({
       ports: PORTS,
-      verifier: { mode: 'push', quote_interval: 2 },
+      // short tokens that attestations do not extend: the agent must renew them on time
+      verifier: {
+        mode: 'push',
+        quote_interval: 2,
+        session_lifetime: 8,
+        extend_token_on_attestation: 'False',
+      },
       tpmCertStore: store,
     })
   }, 120_000)
@@ -69,7 +78,7 @@ describe.skipIf(skip !== undefined)('push agent → upstream push verifier', () 
     await upstream?.stop(process.env.KEYLIME_UPSTREAM_KEEP === '1')
     await swtpm?.remove()
     if (work) rmSync(work, { recursive: true, force: true })
-  })
+  }, 60_000)
 
   const status = async () => {
     const r = await upstream!.verifierGet(`/v2.6/agents/${AGENT_ID}`)
@@ -100,6 +109,11 @@ measuredboot_ml_path = "${join(work, 'no-uefi')}"
 run_as = ""
 `,
     )
+    const lines: string[] = []
+    const previousSink = setLogSink((line) => {
+      lines.push(line)
+      previousSink(line)
+    })
     agent = await startAgent(loadAgentConfig({ file, env: {} }), {
       tcti: { kind: 'swtpm', host: '127.0.0.1', port: swtpm.port },
     })
@@ -125,9 +139,9 @@ run_as = ""
     const passed = await untilValue(
       async () => {
         const s = await status()
-        return s?.attestation_status === 'PASS' && (s.attestation_count as number) >= 2 && s
+        return s?.attestation_status === 'PASS' && (s.attestation_count as number) >= 6 && s
       },
-      60_000,
+      90_000,
       'attestation_status PASS',
       500,
     )
@@ -135,6 +149,13 @@ run_as = ""
       attestation_status: passed.attestation_status,
       attestation_count: passed.attestation_count,
     })
+
+    // ≥ 12 s of attesting with 8-s tokens: renewed ahead of expiry, never refused
+    const sinceEnrolled = lines.slice(lines.findIndex((l) => l.includes('authenticated')))
+    const auths = sinceEnrolled.filter((l) => l.includes('push_agent - INFO - authenticated'))
+    console.log(`sessions opened while attesting: ${auths.length}`)
+    expect(auths.length).toBeGreaterThanOrEqual(2)
+    expect(sinceEnrolled.filter((l) => /401|attestation failed/.test(l))).toEqual([])
 
     const digest = new Bun.CryptoHasher('sha256').update('tamper').digest('hex')
     const extend = Bun.spawnSync(['tpm2_pcrextend', '-T', swtpm.tcti, `23:sha256=${digest}`], {
@@ -153,6 +174,7 @@ run_as = ""
     console.log('upstream after tpm2_pcrextend 23:', {
       attestation_status: failed.attestation_status,
     })
+    setLogSink(previousSink)
     expect(upstream!.log('verifier')).toMatch(/PCR #23: [0-9a-f]{64} from quote .* does not match/)
   }, 180_000)
 })
