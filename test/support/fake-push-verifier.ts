@@ -35,7 +35,7 @@ export interface SeenRequest {
 interface Scripted {
   method: string
   path: RegExp
-  respond: (req: SeenRequest) => Response
+  respond: (req: SeenRequest) => Response | Promise<Response>
 }
 
 /** Options of {@link FakePushVerifier}. */
@@ -93,7 +93,11 @@ export class FakePushVerifier {
   }
 
   /** Answers the next `method` request whose path matches `path` with `respond`, once. */
-  once(method: string, path: RegExp, respond: (req: SeenRequest) => Response): this {
+  once(
+    method: string,
+    path: RegExp,
+    respond: (req: SeenRequest) => Response | Promise<Response>,
+  ): this {
     this.#script.push({ method, path, respond })
     return this
   }
@@ -127,7 +131,17 @@ export class FakePushVerifier {
     this.seen.push(seen)
     const i = this.#script.findIndex((s) => s.method === req.method && s.path.test(url.pathname))
     if (i >= 0) return this.#script.splice(i, 1)[0]!.respond(seen)
-    return this.#route(seen)
+    return this.answer(seen)
+  }
+
+  /** The answer the fake gives `req` when nothing is scripted (to build mutated answers). */
+  answer(req: SeenRequest): Response {
+    try {
+      return this.#route(req)
+    } catch (err) {
+      // a body the checks cannot read: upstream answers 400/422 with pointers
+      return json(400, { errors: [{ status: '400', detail: String(err) }] })
+    }
   }
 
   #route(req: SeenRequest): Response {

@@ -176,10 +176,11 @@ export function parseToken(body: unknown, now: number): Held {
     'attributes',
   )
   if (attrs.evaluation !== 'pass') {
-    throw new AgentError(
-      'ERR_AGENT_PUSH_AUTH',
-      `proof of possession evaluated as ${JSON.stringify(String(attrs.evaluation).slice(0, 32))}`,
-    )
+    const said =
+      typeof attrs.evaluation === 'string'
+        ? JSON.stringify(attrs.evaluation.slice(0, 32))
+        : `a ${attrs.evaluation === null ? 'null' : typeof attrs.evaluation}`
+    throw new AgentError('ERR_AGENT_PUSH_AUTH', `proof of possession evaluated as ${said}`)
   }
   if (typeof attrs.token !== 'string' || !TOKEN_RE.test(attrs.token)) {
     badAnswer('data.attributes.token', 'is missing or not a bearer token')
