@@ -81,6 +81,13 @@ tpm_signing_alg = "rsassa"`)
     expect(cfg.push.verifierUrl).toBe('https://10.0.0.5:8881')
   })
 
+  test('push mode ignores api_versions (API 3.0), with a warning, as rust-keylime does', () => {
+    const { cfg, warnings } = load('mode = "push"\napi_versions = "3.0"')
+    expect(cfg.mode).toBe('push')
+    expect(warnings).toEqual(['api_versions = "3.0" is ignored in push mode (API 3.0)'])
+    expect(() => load('api_versions = "3.0"')).toThrow(/option api_versions: unsupported/)
+  })
+
   test('bad values name their option', () => {
     const bad: [string, RegExp][] = [
       ['mode = "both"', /option mode: "both" is not one of pull, push/],

@@ -352,7 +352,13 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): AgentConfig 
     if (!/^(0x)?[0-9a-fA-F]{1,8}$/.test(eh)) bad('ek_handle', `"${eh}" is not a handle`)
     ekHandle = Number.parseInt(eh.replace(/^0x/i, ''), 16)
   }
-  const apiVersions = versionList('api_versions', raw.api_versions)
+  const mode = pick('mode', raw.mode, ['pull', 'push'] as const)
+  // push mode speaks API 3.0 whatever api_versions says (rust-keylime overrides it too)
+  const pushVersions = mode === 'push' && !['', 'default'].includes(raw.api_versions.trim())
+  if (pushVersions) warn(`api_versions = "${raw.api_versions}" is ignored in push mode (API 3.0)`)
+  const apiVersions = pushVersions
+    ? [...SUPPORTED_VERSIONS]
+    : versionList('api_versions', raw.api_versions)
   const uuid = raw.uuid.trim()
   if (uuid !== 'generate' && uuid !== 'hash_ek' && !/^[\w.-]{1,255}$/.test(uuid)) {
     bad('uuid', `"${uuid}" is not a valid agent id (or "generate", "hash_ek")`)
@@ -376,7 +382,6 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): AgentConfig 
           .filter((s) => s !== '')
           .map((s) => under(dir, s, 'cv_ca/cacert.crt'))
   const secureDir = join(dir, 'secure')
-  const mode = pick('mode', raw.mode, ['pull', 'push'] as const)
   const push = pushConfig(raw)
   const registrarCaPath = raw.registrar_tls_enabled
     ? under(dir, raw.registrar_tls_ca_cert, 'cv_ca/cacert.crt')
