@@ -11,20 +11,12 @@
  * @module
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { payloadKeyFrom } from '../../src/agent/load-or-create-nk.ts'
-import { PushAttestationLoop } from '../../src/agent/push/push-attestation-loop.ts'
-import { SessionAuth } from '../../src/agent/push/session-auth.ts'
-import { VerifierHttp } from '../../src/agent/push/verifier-http.ts'
-import {
-  type HardwareAgentTpm,
-  openHardwareAgentTpm,
-} from '../../src/agent/tpm/hardware-agent-tpm.ts'
-import { TpmAccess } from '../../src/agent/tpm/tpm-access.ts'
+import type { HardwareAgentTpm } from '../../src/agent/tpm/hardware-agent-tpm.ts'
 import { FakePushVerifier, type SeenRequest } from '../support/fake-push-verifier.ts'
+import { openSwtpmAgentTpm, pushAgentHarness } from '../support/push-agent.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from '../support/swtpm.ts'
 
 const missing = missingSwtpmTools()
@@ -76,15 +68,7 @@ describe.skipIf(missing.length > 0)('push agent against hostile verifier answers
   beforeAll(async () => {
     swtpm = await startSwtpm()
     work = mkdtempSync(join(tmpdir(), 'kl-hostile-verifier-'))
-    tpm = await openHardwareAgentTpm({
-      access: TpmAccess.forTcti({ kind: 'swtpm', host: '127.0.0.1', port: swtpm.port }),
-      hashAlg: 'sha256',
-      encAlg: 'rsa',
-      signAlg: 'rsassa',
-      agentDataPath: join(work, 'agent_data.json'),
-      nk: payloadKeyFrom(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
-      startup: true,
-    })
+    tpm = await openSwtpmAgentTpm(swtpm, work)
   }, 60_000)
 
   afterAll(async () => {
@@ -96,23 +80,12 @@ describe.skipIf(missing.length > 0)('push agent against hostile verifier answers
   for (const step of STEPS) {
     test(`every field of the ${step.name} answer, mutated`, async () => {
       const v = new FakePushVerifier({ agentId: AGENT, akTpm2b: tpm.akTpm2b, imaOffset: 0 })
-      const sleeps: number[] = []
-      const http = new VerifierHttp({
-        backoff: { initialDelayMs: 1, maxRetries: 1, maxDelayMs: 1 },
-        fetch: v.fetch,
-        sleep: async (ms) => {
-          sleeps.push(ms)
-        },
-      })
-      const auth = new SessionAuth({ http, verifierUrl: BASE, agentId: AGENT, tpm })
-      const loop = new PushAttestationLoop({
+      const { auth, loop } = pushAgentHarness({
+        tpm,
         agentId: AGENT,
         verifierUrl: BASE,
-        http,
-        auth,
-        sources: { tpm, serverIdentifier: 'ak', uefiEvidenceVersion: '2.1' },
-        intervalSeconds: 60,
-        sleep: async () => {},
+        fetch: v.fetch,
+        backoff: { initialDelayMs: 1, maxRetries: 1, maxDelayMs: 1 },
       })
       // one good exchange gives the shape of the answer to mutate
       let good: { status: number; headers: Headers; body: unknown } | undefined

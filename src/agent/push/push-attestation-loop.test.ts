@@ -13,17 +13,15 @@
  * @module
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { FakePushVerifier } from '../../../test/support/fake-push-verifier.ts'
+import { openSwtpmAgentTpm, pushAgentHarness } from '../../../test/support/push-agent.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from '../../../test/support/swtpm.ts'
 import { AgentError } from '../errors.ts'
-import { payloadKeyFrom } from '../load-or-create-nk.ts'
 import { ImaListFile } from '../read-measurement-logs.ts'
-import { type HardwareAgentTpm, openHardwareAgentTpm } from '../tpm/hardware-agent-tpm.ts'
-import { TpmAccess } from '../tpm/tpm-access.ts'
+import type { HardwareAgentTpm } from '../tpm/hardware-agent-tpm.ts'
 import { PushAttestationLoop } from './push-attestation-loop.ts'
 import { SessionAuth } from './session-auth.ts'
 import { type Backoff, type FetchLike, VerifierHttp } from './verifier-http.ts'
@@ -43,15 +41,7 @@ describe.skipIf(missing.length > 0)('push attestation loop (fake verifier, swtpm
   beforeAll(async () => {
     swtpm = await startSwtpm()
     work = mkdtempSync(join(tmpdir(), 'kl-push-loop-'))
-    tpm = await openHardwareAgentTpm({
-      access: TpmAccess.forTcti({ kind: 'swtpm', host: '127.0.0.1', port: swtpm.port }),
-      hashAlg: 'sha256',
-      encAlg: 'rsa',
-      signAlg: 'rsassa',
-      agentDataPath: join(work, 'agent_data.json'),
-      nk: payloadKeyFrom(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
-      startup: true,
-    })
+    tpm = await openSwtpmAgentTpm(swtpm, work)
     writeFileSync(join(work, 'ima'), 'a 1\nb 2\nc 3\nd 4\ne 5\n')
   }, 60_000)
 
@@ -65,37 +55,21 @@ describe.skipIf(missing.length > 0)('push attestation loop (fake verifier, swtpm
   const setup = (
     fetch: FetchLike,
     over: { backoff?: Backoff; now?: () => number; interval?: number } = {},
-  ) => {
-    const sleeps: number[] = []
-    const sleep = async (ms: number) => {
-      sleeps.push(ms)
-    }
-    const http = new VerifierHttp({ backoff: over.backoff ?? BACKOFF, fetch, sleep })
-    const auth = new SessionAuth({
-      http,
-      verifierUrl: URL_BASE,
-      agentId: AGENT,
+  ) =>
+    pushAgentHarness({
       tpm,
-      now: over.now,
-    })
-    const loop = new PushAttestationLoop({
       agentId: AGENT,
       verifierUrl: URL_BASE,
-      http,
-      auth,
+      fetch,
+      backoff: over.backoff ?? BACKOFF,
+      intervalSeconds: over.interval,
+      now: over.now,
       sources: {
-        tpm,
         ima: new ImaListFile(join(work, 'ima')),
         uefiLog: () => Uint8Array.of(1, 2, 3),
         bootTime: 1_700_000_000,
-        serverIdentifier: 'ak',
-        uefiEvidenceVersion: '2.1',
       },
-      intervalSeconds: over.interval ?? 60,
-      sleep,
     })
-    return { loop, sleeps, auth }
-  }
   const fake = (over: Partial<ConstructorParameters<typeof FakePushVerifier>[0]> = {}) =>
     new FakePushVerifier({ agentId: AGENT, akTpm2b: tpm.akTpm2b, ...over })
 
@@ -429,26 +403,10 @@ describe.skipIf(missing.length > 0)('push attestation loop (fake verifier, swtpm
   }
 
   test('an ECC AK (ecdsa): Certify proof and quotes verify the same way', async () => {
-    const ecc = await openHardwareAgentTpm({
-      access: TpmAccess.forTcti({ kind: 'swtpm', host: '127.0.0.1', port: swtpm.port }),
-      hashAlg: 'sha256',
-      encAlg: 'ecc',
-      signAlg: 'ecdsa',
-      agentDataPath: join(work, 'agent_data_ecc.json'),
-      nk: payloadKeyFrom(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
-    })
+    const ecc = await openSwtpmAgentTpm(swtpm, work, 'ecc')
     try {
       const v = new FakePushVerifier({ agentId: AGENT, akTpm2b: ecc.akTpm2b })
-      const http = new VerifierHttp({ backoff: BACKOFF, fetch: v.fetch, sleep: async () => {} })
-      const loop = new PushAttestationLoop({
-        agentId: AGENT,
-        verifierUrl: URL_BASE,
-        http,
-        auth: new SessionAuth({ http, verifierUrl: URL_BASE, agentId: AGENT, tpm: ecc }),
-        sources: { tpm: ecc, serverIdentifier: 'ak', uefiEvidenceVersion: '2.1' },
-        intervalSeconds: 60,
-        sleep: async () => {},
-      })
+      const { loop } = pushAgentHarness({ tpm: ecc, agentId: AGENT, fetch: v.fetch })
       expect(await loop.cycle()).toMatchObject({ kind: 'accepted' })
       type Caps = {
         attributes: { evidence_supported: { capabilities: { certification_keys: object[] } }[] }
