@@ -26,7 +26,7 @@ import { installPayload } from './payload/install-payload.ts'
 import { prepareSecureDir, type SecureDir } from './payload/prepare-secure-dir.ts'
 import { runRevocationActions } from './payload/run-revocation-actions.ts'
 import { guardSecureMount, unmountSecureDir } from './payload/unmount-secure-dir.ts'
-import { ImaListFile, readBootTime, uefiLogReader } from './read-measurement-logs.ts'
+import { type MeasurementLogs, openMeasurementLogs, readBootTime } from './read-measurement-logs.ts'
 import { registerAgent } from './registrar-client.ts'
 import { type HardwareAgentTpm, openHardwareAgentTpm } from './tpm/hardware-agent-tpm.ts'
 import { TpmAccess } from './tpm/tpm-access.ts'
@@ -89,10 +89,16 @@ export async function startAgent(
   const tcti = opts.tcti ?? resolveTcti()
   // load the device addon while still root: Bun unpacks it into TMPDIR, which run_as may not write
   if (tcti.kind === 'device') loadTpmDeviceAddon()
+  // securityfs logs are root-only: open them before run_as
+  const logs = openMeasurementLogs(config.paths)
   try {
     applyRunAs(config, secure, tcti, cleanup)
-    return await bringUp(config, tcti, opts, () => releaseSecureDir(secure, cleanup.release))
+    return await bringUp(config, tcti, opts, logs, async () => {
+      logs.ima.close()
+      await releaseSecureDir(secure, cleanup.release)
+    })
   } catch (err) {
+    logs.ima.close()
     await releaseSecureDir(secure, cleanup.release)
     throw err
   }
@@ -145,6 +151,7 @@ async function bringUp(
   config: AgentConfig,
   tcti: TctiSpec,
   opts: StartAgentOptions,
+  logs: MeasurementLogs,
   releaseSecure: () => Promise<void>,
 ): Promise<RunningAgent> {
   const raw = config.raw
@@ -182,7 +189,7 @@ async function bringUp(
           delayMs: (n) => Math.min(b.initialDelayMs * 2 ** n, b.maxDelayMs),
         })
       }
-      const push = startPushMode(config, uuid, tpm, opts)
+      const push = startPushMode(config, uuid, tpm, logs, opts)
       return {
         uuid,
         api: undefined,
@@ -202,7 +209,7 @@ async function bringUp(
   let server: ReturnType<typeof Bun.serve> | undefined
   try {
     const { tls, mtlsCertPem } = await serverTls(config, uuid)
-    const api = createApi(config, uuid, tpm, tls !== undefined)
+    const api = createApi(config, uuid, tpm, tls !== undefined, logs)
     server = Bun.serve({ hostname: raw.ip, port: raw.port, tls, fetch: (req) => api.handle(req) })
     log.info('agent API listening', {
       url: `${tls !== undefined ? 'https' : 'http'}://${raw.ip}:${server.port}`,
@@ -275,6 +282,7 @@ function createApi(
   uuid: string,
   tpm: HardwareAgentTpm,
   mtls: boolean,
+  logs: MeasurementLogs,
 ): AgentApi {
   const raw = config.raw
   const payloadsAllowed = mtls || raw.enable_insecure_payload
@@ -313,8 +321,8 @@ function createApi(
     tpm,
     keys,
     apiVersions: config.apiVersions,
-    ima: new ImaListFile(config.paths.imaList),
-    measuredBootLog: uefiLogReader(config.paths.measuredBootLog),
+    ima: logs.ima,
+    measuredBootLog: logs.uefiLog,
     bootTime: readBootTime(),
     revocationCertPem:
       config.paths.revocationCert !== undefined && existsSync(config.paths.revocationCert)

@@ -8,7 +8,7 @@
 
 import { getLogger } from '../../log/logger.ts'
 import type { AgentConfig } from '../config/load-agent-config.ts'
-import { ImaListFile, readBootTime, uefiLogReader } from '../read-measurement-logs.ts'
+import { type MeasurementLogs, readBootTime } from '../read-measurement-logs.ts'
 import { readCaFile } from '../read-ca-file.ts'
 import type { HardwareAgentTpm } from '../tpm/hardware-agent-tpm.ts'
 import { PushAttestationLoop } from './push-attestation-loop.ts'
@@ -24,7 +24,7 @@ export interface PushMode {
 }
 
 /**
- * Starts the push attestation loop for `agentId`.
+ * Starts the push attestation loop for `agentId`, with the logs opened before `run_as`.
  *
  * @throws {AgentError} `ERR_AGENT_CONFIG` when `verifier_tls_ca_cert` is missing.
  */
@@ -32,6 +32,7 @@ export function startPushMode(
   config: AgentConfig,
   agentId: string,
   tpm: HardwareAgentTpm,
+  logs: MeasurementLogs,
   opts: { fetch?: FetchLike; signal?: AbortSignal } = {},
 ): PushMode {
   const p = config.push
@@ -63,8 +64,8 @@ export function startPushMode(
     auth,
     sources: {
       tpm,
-      ima: new ImaListFile(config.paths.imaList),
-      uefiLog: uefiLogReader(config.paths.measuredBootLog),
+      ima: logs.ima,
+      uefiLog: logs.uefiLog,
       bootTime: readBootTime(),
       serverIdentifier: p.serverIdentifier,
       uefiEvidenceVersion: p.uefiEvidenceVersion,
