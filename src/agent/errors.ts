@@ -27,6 +27,14 @@ export const AGENT_ERROR_CODES = [
   'ERR_AGENT_PRIVILEGES',
   /** SIGTERM or SIGINT arrived before the agent was up. */
   'ERR_AGENT_STOPPED',
+  /** Push mode: the verifier could not be reached (network, TLS, timeout). */
+  'ERR_AGENT_PUSH_NETWORK',
+  /** Push mode: the verifier answered with an unexpected HTTP status. */
+  'ERR_AGENT_PUSH_STATUS',
+  /** Push mode: a verifier answer is malformed (not JSON:API, missing or bad fields, too big). */
+  'ERR_AGENT_PUSH_ANSWER',
+  /** Push mode: the verifier refused the proof of possession (`evaluation` is not `pass`). */
+  'ERR_AGENT_PUSH_AUTH',
 ] as const
 
 /** A stable agent error code. */
@@ -45,15 +53,18 @@ export class AgentError extends KeylimeError {
   declare readonly code: AgentErrorCode
   /** The TPM response code, for `ERR_AGENT_TPM_RC`. */
   readonly rc: number | undefined
+  /** The verifier's HTTP status, for `ERR_AGENT_PUSH_STATUS`. */
+  readonly httpStatus: number | undefined
 
   constructor(
     code: AgentErrorCode,
     message: string,
-    options: KeylimeErrorOptions & { rc?: number } = {},
+    options: KeylimeErrorOptions & { rc?: number; httpStatus?: number } = {},
   ) {
     super(code, message, { status: code === 'ERR_AGENT_REQUEST' ? 400 : 500, ...options })
     this.name = 'AgentError'
     this.rc = options.rc
+    this.httpStatus = options.httpStatus
   }
 }
 

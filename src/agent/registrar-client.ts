@@ -30,8 +30,10 @@ export interface RegisterOptions {
   contactIp: string
   /** `contact_port`. */
   contactPort: number
-  /** The agent's server certificate PEM, or `disabled`. */
-  mtlsCertPem: string
+  /** The agent's server certificate PEM, `disabled`, or undefined to leave it out (push mode). */
+  mtlsCertPem: string | undefined
+  /** CA certificates (PEM) for an `https://` registrar (`registrar_tls_ca_cert`). */
+  caPem?: string
   /** Enabled API versions (default all). */
   apiVersions?: readonly string[]
   /** Per-request timeout (default 15 s). */
@@ -49,12 +51,14 @@ async function request(
   method: string,
   body: unknown,
   timeoutMs: number,
+  caPem?: string,
 ): Promise<Reply> {
   const res = await fetch(url, {
     method,
     headers: body === undefined ? undefined : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
     signal: AbortSignal.timeout(timeoutMs),
+    ...(caPem === undefined ? {} : { tls: { ca: caPem } }),
   })
   const text = await res.text()
   let parsed: unknown
@@ -71,11 +75,12 @@ async function candidateVersions(
   base: string,
   enabled: readonly string[],
   timeoutMs: number,
+  caPem: string | undefined,
 ): Promise<string[]> {
   let current: string | undefined
   let supported: string[] | undefined
   try {
-    const res = await request(`${base}/version`, 'GET', undefined, timeoutMs)
+    const res = await request(`${base}/version`, 'GET', undefined, timeoutMs, caPem)
     const r = (
       res.body as { results?: { current_version?: unknown; supported_versions?: unknown } }
     )?.results
@@ -116,12 +121,18 @@ export async function registerAgent(opts: RegisterOptions): Promise<{ apiVersion
     iak_cert: null,
     idevid_cert: null,
     ip: opts.contactIp,
-    mtls_cert: opts.mtlsCertPem,
+    ...(opts.mtlsCertPem === undefined ? {} : { mtls_cert: opts.mtlsCertPem }),
     port: opts.contactPort,
   }
   let lastError: unknown
-  for (const v of await candidateVersions(base, enabled, timeoutMs)) {
-    const res = await request(`${base}/v${v}/agents/${opts.uuid}`, 'POST', body, timeoutMs)
+  for (const v of await candidateVersions(base, enabled, timeoutMs, opts.caPem)) {
+    const res = await request(
+      `${base}/v${v}/agents/${opts.uuid}`,
+      'POST',
+      body,
+      timeoutMs,
+      opts.caPem,
+    )
     if (res.status === 403) {
       throw new AgentError(
         'ERR_AGENT_REGISTRATION',
@@ -147,6 +158,7 @@ export async function registerAgent(opts: RegisterOptions): Promise<{ apiVersion
       'PUT',
       { auth_tag: authTag },
       timeoutMs,
+      opts.caPem,
     )
     if (!act.ok) {
       throw new AgentError(

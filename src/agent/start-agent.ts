@@ -21,14 +21,17 @@ import { checkRunAsAccess, dropPrivileges, resolveRunAs } from './drop-privilege
 import { AgentError, isAgentError } from './errors.ts'
 import { loadOrCreateNk } from './load-or-create-nk.ts'
 import { loadOrCreateServerCert } from './load-or-create-server-cert.ts'
+import { readCaFile } from './read-ca-file.ts'
 import { installPayload } from './payload/install-payload.ts'
 import { prepareSecureDir, type SecureDir } from './payload/prepare-secure-dir.ts'
 import { runRevocationActions } from './payload/run-revocation-actions.ts'
 import { guardSecureMount, unmountSecureDir } from './payload/unmount-secure-dir.ts'
-import { ImaListFile, readBootTime, uefiLogReader } from './read-measurement-logs.ts'
+import { type MeasurementLogs, openMeasurementLogs, readBootTime } from './read-measurement-logs.ts'
 import { registerAgent } from './registrar-client.ts'
 import { type HardwareAgentTpm, openHardwareAgentTpm } from './tpm/hardware-agent-tpm.ts'
 import { TpmAccess } from './tpm/tpm-access.ts'
+import { startPushMode } from './push/start-push-mode.ts'
+import type { FetchLike } from './push/verifier-http.ts'
 import { loadTpmDeviceAddon } from './transport/load-tpm-device-addon.ts'
 import { resolveTcti, type TctiSpec } from './transport/open-transport.ts'
 
@@ -36,12 +39,12 @@ import { resolveTcti, type TctiSpec } from './transport/open-transport.ts'
 export interface RunningAgent {
   /** Agent UUID in use. */
   uuid: string
-  /** The API handler. */
-  api: AgentApi
+  /** The API handler (pull mode; undefined in push mode). */
+  api: AgentApi | undefined
   /** The TPM identity. */
   tpm: HardwareAgentTpm
-  /** The listener. */
-  server: ReturnType<typeof Bun.serve>
+  /** The listener (pull mode; push mode listens nowhere). */
+  server: ReturnType<typeof Bun.serve> | undefined
   /** Stops listening, closes the TPM and unmounts the secure tmpfs the agent mounted. */
   stop(): Promise<void>
 }
@@ -54,6 +57,8 @@ export interface StartAgentOptions {
   skipRegistration?: boolean
   /** Aborted by SIGTERM/SIGINT: start-up stops (`ERR_AGENT_STOPPED`) and cleans up. */
   signal?: AbortSignal
+  /** Push mode: sends the verifier requests (tests; default `fetch` with the verifier CA). */
+  fetch?: FetchLike
 }
 
 /** Gives the secure directory back; resolves with a failure message, or undefined. */
@@ -84,10 +89,16 @@ export async function startAgent(
   const tcti = opts.tcti ?? resolveTcti()
   // load the device addon while still root: Bun unpacks it into TMPDIR, which run_as may not write
   if (tcti.kind === 'device') loadTpmDeviceAddon()
+  // securityfs logs are root-only: open them before run_as
+  const logs = openMeasurementLogs(config.paths)
   try {
     applyRunAs(config, secure, tcti, cleanup)
-    return await bringUp(config, tcti, opts, () => releaseSecureDir(secure, cleanup.release))
+    return await bringUp(config, tcti, opts, logs, async () => {
+      logs.ima.close()
+      await releaseSecureDir(secure, cleanup.release)
+    })
   } catch (err) {
+    logs.ima.close()
     await releaseSecureDir(secure, cleanup.release)
     throw err
   }
@@ -140,6 +151,7 @@ async function bringUp(
   config: AgentConfig,
   tcti: TctiSpec,
   opts: StartAgentOptions,
+  logs: MeasurementLogs,
   releaseSecure: () => Promise<void>,
 ): Promise<RunningAgent> {
   const raw = config.raw
@@ -168,17 +180,48 @@ async function bringUp(
     sign_alg: config.signAlg,
     ek_cert: tpm.ekCertPem !== undefined,
   })
+  if (config.mode === 'push') {
+    try {
+      if (opts.skipRegistration !== true) {
+        const b = config.push.backoff
+        await registerWithRetries(config, uuid, tpm, undefined, opts.signal, {
+          maxRetries: b.maxRetries,
+          delayMs: (n) => Math.min(b.initialDelayMs * 2 ** n, b.maxDelayMs),
+        })
+      }
+      const push = startPushMode(config, uuid, tpm, logs, opts)
+      return {
+        uuid,
+        api: undefined,
+        tpm,
+        server: undefined,
+        async stop() {
+          await push.stop()
+          await tpm.close()
+          await releaseSecure()
+        },
+      }
+    } catch (err) {
+      await tpm.close().catch(() => undefined)
+      throw err
+    }
+  }
   let server: ReturnType<typeof Bun.serve> | undefined
   try {
     const { tls, mtlsCertPem } = await serverTls(config, uuid)
-    const api = createApi(config, uuid, tpm, tls !== undefined)
+    const api = createApi(config, uuid, tpm, tls !== undefined, logs)
     server = Bun.serve({ hostname: raw.ip, port: raw.port, tls, fetch: (req) => api.handle(req) })
     log.info('agent API listening', {
       url: `${tls !== undefined ? 'https' : 'http'}://${raw.ip}:${server.port}`,
       versions: config.apiVersions.join(','),
     })
-    if (opts.skipRegistration !== true)
-      await registerWithRetries(config, uuid, tpm, mtlsCertPem, opts.signal)
+    if (opts.skipRegistration !== true) {
+      await registerWithRetries(config, uuid, tpm, mtlsCertPem, opts.signal, {
+        maxRetries: raw.max_retries,
+        delayMs: (n) =>
+          raw.exponential_backoff ? raw.retry_interval * 2 ** n : raw.retry_interval,
+      })
+    }
     const listening = server
     return {
       uuid,
@@ -226,15 +269,7 @@ async function serverTls(
     uuid,
     contactIp: raw.contact_ip,
   })
-  const cas = config.paths.trustedClientCa.map((p) => {
-    if (!existsSync(p)) {
-      throw new AgentError(
-        'ERR_AGENT_CONFIG',
-        `option trusted_client_ca: ${p} does not exist (copy the verifier's cv_ca/cacert.crt there)`,
-      )
-    }
-    return readFileSync(p, 'utf8')
-  })
+  const cas = config.paths.trustedClientCa.map((p) => readCaFile('trusted_client_ca', p))
   return {
     tls: { key: id.keyPem, cert: id.certPem, ca: cas, requestCert: true, rejectUnauthorized: true },
     mtlsCertPem: id.certPem,
@@ -247,6 +282,7 @@ function createApi(
   uuid: string,
   tpm: HardwareAgentTpm,
   mtls: boolean,
+  logs: MeasurementLogs,
 ): AgentApi {
   const raw = config.raw
   const payloadsAllowed = mtls || raw.enable_insecure_payload
@@ -285,8 +321,8 @@ function createApi(
     tpm,
     keys,
     apiVersions: config.apiVersions,
-    ima: new ImaListFile(config.paths.imaList),
-    measuredBootLog: uefiLogReader(config.paths.measuredBootLog),
+    ima: logs.ima,
+    measuredBootLog: logs.uefiLog,
     bootTime: readBootTime(),
     revocationCertPem:
       config.paths.revocationCert !== undefined && existsSync(config.paths.revocationCert)
@@ -330,18 +366,24 @@ function sleepUnlessStopped(ms: number, signal: AbortSignal | undefined): Promis
 }
 
 /**
- * Registers and activates, retrying with back-off while the registrar is unreachable
- * (`max_retries`, `retry_interval`, `exponential_backoff`); a refusal is final.
+ * Registers and activates, retrying with back-off while the registrar is unreachable (pull:
+ * `max_retries`, `retry_interval`, `exponential_backoff`; push: `exponential_backoff_*`); a
+ * refusal is final. Push mode sends no mTLS certificate (`mtlsCertPem` undefined).
  */
 async function registerWithRetries(
   config: AgentConfig,
   uuid: string,
   tpm: HardwareAgentTpm,
-  mtlsCertPem: string,
+  mtlsCertPem: string | undefined,
   signal: AbortSignal | undefined,
+  retry: { maxRetries: number; delayMs: (attempt: number) => number },
 ): Promise<void> {
   const raw = config.raw
-  const registrarUrl = `http://${raw.registrar_ip}:${raw.registrar_port}`
+  const registrarUrl = config.registrarUrl
+  const caPem =
+    config.registrarCaPath === undefined
+      ? undefined
+      : readCaFile('registrar_tls_ca_cert', config.registrarCaPath)
   for (let attempt = 0; ; attempt++) {
     if (signal?.aborted) throw stopped()
     try {
@@ -352,19 +394,20 @@ async function registerWithRetries(
         contactIp: raw.contact_ip,
         contactPort: raw.contact_port,
         mtlsCertPem,
-        apiVersions: config.apiVersions,
+        caPem,
+        apiVersions: config.mode === 'push' ? config.push.registrarApiVersions : config.apiVersions,
       })
       log.info('registered and activated', { agent_id: uuid, registrar_api: r.apiVersion })
       return
     } catch (err) {
       const msg = err instanceof Error ? err.message : String(err)
       if (isAgentError(err)) throw err
-      if (attempt >= raw.max_retries) {
+      if (attempt >= retry.maxRetries) {
         throw new AgentError('ERR_AGENT_REGISTRATION', `registrar ${registrarUrl}: ${msg}`, {
           cause: err,
         })
       }
-      const wait = raw.exponential_backoff ? raw.retry_interval * 2 ** attempt : raw.retry_interval
+      const wait = retry.delayMs(attempt)
       log.warn('registrar not reachable, retrying', { error: msg, retry_in_ms: wait })
       await sleepUnlessStopped(wait, signal)
     }

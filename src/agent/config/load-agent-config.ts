@@ -70,6 +70,19 @@ const OPTIONS = {
   exponential_backoff: ['bool', true],
   retry_interval: ['int', 1000],
   max_retries: ['int', 5],
+  // push mode (rust-keylime keylime-push-model-agent, `PushModelConfig`); `mode` is ours
+  mode: ['string', 'pull'],
+  verifier_url: ['string', 'https://localhost:8881'],
+  verifier_tls_ca_cert: ['string', 'default'],
+  attestation_interval_seconds: ['int', 60],
+  exponential_backoff_initial_delay: ['int', 10000],
+  exponential_backoff_max_retries: ['int', 5],
+  exponential_backoff_max_delay: ['int', 300000],
+  registrar_tls_port: ['int', 8891],
+  registrar_tls_ca_cert: ['string', 'default'],
+  registrar_api_versions: ['string', 'default'],
+  certification_keys_server_identifier: ['string', 'ak'],
+  uefi_logs_evidence_version: ['string', '2.1'],
 } as const satisfies Record<string, readonly [Kind, string | number | boolean]>
 
 /** An option name. */
@@ -118,6 +131,32 @@ export interface AgentConfig {
   }
   /** `tpm_ownerpassword` as bytes (`hex:` prefix decoded). */
   endorsementAuth: Uint8Array
+  /** `mode`: `pull` serves the agent API; `push` attests to `verifier_url` and listens nowhere. */
+  mode: 'pull' | 'push'
+  /** The push-mode options (read in both modes, used in push mode). */
+  push: PushConfig
+  /** Registrar base URL: `http://registrar_ip:registrar_port`, or HTTPS on `registrar_tls_port`. */
+  registrarUrl: string
+  /** CA certificate file for the registrar's TLS certificate (`registrar_tls_enabled`). */
+  registrarCaPath: string | undefined
+}
+
+/** Push-mode settings (rust-keylime `PushModelConfig`). */
+export interface PushConfig {
+  /** `verifier_url` without a trailing slash (HTTPS). */
+  verifierUrl: string
+  /** `verifier_tls_ca_cert`, resolved under keylime_dir. */
+  verifierCaPath: string
+  /** `attestation_interval_seconds`: the wait after a failed cycle, and the fallback interval. */
+  intervalSeconds: number
+  /** `exponential_backoff_*`: retries of one request on network errors, 5xx, 408 and 429. */
+  backoff: { initialDelayMs: number; maxRetries: number; maxDelayMs: number }
+  /** `registrar_api_versions`. */
+  registrarApiVersions: string[]
+  /** `certification_keys_server_identifier`. */
+  serverIdentifier: string
+  /** `uefi_logs_evidence_version`. */
+  uefiEvidenceVersion: string
 }
 
 /** Options of {@link loadAgentConfig} (tests point it elsewhere). */
@@ -204,6 +243,53 @@ function readToml(path: string): Record<string, unknown> {
   return (parsed ?? {}) as Record<string, unknown>
 }
 
+/** `host:port`, with brackets for an IPv6 literal. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** Parses a version list option (`default`, `latest` or `2.1, 2.3`). */
+function versionList(option: string, value: string): string[] {
+  const v = value.trim()
+  if (v === '' || v === 'default') return [...SUPPORTED_VERSIONS]
+  if (v === 'latest') return [SUPPORTED_VERSIONS.at(-1)!]
+  const list = v.split(',').map((x) => x.trim())
+  for (const x of list) {
+    if (!SUPPORTED_VERSIONS.includes(x)) bad(option, `unsupported version "${x}"`)
+  }
+  return list
+}
+
+/** The push-mode options, checked (read in pull mode too, so a typo fails early). */
+function pushConfig(raw: RawAgentOptions): PushConfig {
+  let url: URL
+  try {
+    url = new URL(raw.verifier_url.trim())
+  } catch {
+    bad('verifier_url', `"${raw.verifier_url}" is not a URL`)
+  }
+  // push routes are HTTPS-only at the verifier, and the bearer token must not travel in clear
+  if (url.protocol !== 'https:') bad('verifier_url', 'must be an https:// URL')
+  if (raw.attestation_interval_seconds < 1) bad('attestation_interval_seconds', 'must be ≥ 1')
+  if (raw.exponential_backoff_max_delay < raw.exponential_backoff_initial_delay) {
+    bad('exponential_backoff_max_delay', 'is below exponential_backoff_initial_delay')
+  }
+  if (raw.exponential_backoff_max_retries > 100) bad('exponential_backoff_max_retries', '> 100')
+  return {
+    verifierUrl: url.href.replace(/(?<!\/)\/+$/, ''),
+    verifierCaPath: under(raw.keylime_dir, raw.verifier_tls_ca_cert, 'cv_ca/cacert.crt'),
+    intervalSeconds: raw.attestation_interval_seconds,
+    backoff: {
+      initialDelayMs: raw.exponential_backoff_initial_delay,
+      maxRetries: raw.exponential_backoff_max_retries,
+      maxDelayMs: raw.exponential_backoff_max_delay,
+    },
+    registrarApiVersions: versionList('registrar_api_versions', raw.registrar_api_versions),
+    serverIdentifier: raw.certification_keys_server_identifier,
+    uefiEvidenceVersion: raw.uefi_logs_evidence_version,
+  }
+}
+
 /**
  * Loads the configuration.
  *
@@ -251,7 +337,7 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): AgentConfig 
   if (env.KEYLIME_DIR && env.KEYLIME_AGENT_KEYLIME_DIR === undefined)
     raw.keylime_dir = env.KEYLIME_DIR
 
-  for (const p of ['port', 'contact_port', 'registrar_port'] as const) {
+  for (const p of ['port', 'contact_port', 'registrar_port', 'registrar_tls_port'] as const) {
     if (raw[p] < 1 || raw[p] > 65535) bad(p, `${raw[p]} is not a TCP port`)
   }
   const hashAlg = pick('tpm_hash_alg', raw.tpm_hash_alg, HASHES)
@@ -266,16 +352,13 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): AgentConfig 
     if (!/^(0x)?[0-9a-fA-F]{1,8}$/.test(eh)) bad('ek_handle', `"${eh}" is not a handle`)
     ekHandle = Number.parseInt(eh.replace(/^0x/i, ''), 16)
   }
-  let apiVersions = SUPPORTED_VERSIONS
-  const av = raw.api_versions.trim()
-  if (av !== '' && av !== 'default' && av !== 'latest') {
-    apiVersions = av.split(',').map((v) => v.trim())
-    for (const v of apiVersions) {
-      if (!SUPPORTED_VERSIONS.includes(v)) bad('api_versions', `unsupported version "${v}"`)
-    }
-  } else if (av === 'latest') {
-    apiVersions = [SUPPORTED_VERSIONS.at(-1)!]
-  }
+  const mode = pick('mode', raw.mode, ['pull', 'push'] as const)
+  // push mode speaks API 3.0 whatever api_versions says (rust-keylime overrides it too)
+  const pushVersions = mode === 'push' && !['', 'default'].includes(raw.api_versions.trim())
+  if (pushVersions) warn(`api_versions = "${raw.api_versions}" is ignored in push mode (API 3.0)`)
+  const apiVersions = pushVersions
+    ? [...SUPPORTED_VERSIONS]
+    : versionList('api_versions', raw.api_versions)
   const uuid = raw.uuid.trim()
   if (uuid !== 'generate' && uuid !== 'hash_ek' && !/^[\w.-]{1,255}$/.test(uuid)) {
     bad('uuid', `"${uuid}" is not a valid agent id (or "generate", "hash_ek")`)
@@ -299,7 +382,17 @@ export function loadAgentConfig(opts: LoadAgentConfigOptions = {}): AgentConfig 
           .filter((s) => s !== '')
           .map((s) => under(dir, s, 'cv_ca/cacert.crt'))
   const secureDir = join(dir, 'secure')
+  const push = pushConfig(raw)
+  const registrarCaPath = raw.registrar_tls_enabled
+    ? under(dir, raw.registrar_tls_ca_cert, 'cv_ca/cacert.crt')
+    : undefined
   return {
+    mode,
+    push,
+    registrarUrl: raw.registrar_tls_enabled
+      ? `https://${hostPort(raw.registrar_ip, raw.registrar_tls_port)}`
+      : `http://${hostPort(raw.registrar_ip, raw.registrar_port)}`,
+    registrarCaPath,
     raw,
     files,
     keylimeDir: dir,

@@ -13,6 +13,7 @@ export const TPM_CC = {
   PCR_Reset: 0x13d,
   Startup: 0x144,
   ActivateCredential: 0x147,
+  Certify: 0x148,
   PolicySecret: 0x151,
   Create: 0x153,
   Load: 0x157,

@@ -43,7 +43,7 @@ import type { PayloadKey } from '../load-or-create-nk.ts'
 import { EK_NV, HANDLE_RANGE } from './command-codes.ts'
 import { akTemplate, ekTemplate, isDefaultEk } from './ek-templates.ts'
 import type { TpmAccess } from './tpm-access.ts'
-import type { CreatedKey, TpmClient } from './tpm-client.ts'
+import type { CreatedKey, TpmClient, TpmQuote } from './tpm-client.ts'
 
 /** NK binding PCR (wire-formats §1.5). */
 const NK_PCR = 16
@@ -132,6 +132,8 @@ export class HardwareAgentTpm implements AgentTpm {
   readonly akReused: boolean
   /** The TPM banks PCR16 is bound in. */
   readonly banks: readonly HashAlg[]
+  /** The allocated PCRs of each bank (push mode's `available_subjects`). */
+  readonly pcrAllocation: ReadonlyMap<HashAlg, readonly number[]>
   readonly #access: TpmAccess
   readonly #nk: PayloadKey
   readonly #endorsementAuth: Uint8Array | undefined
@@ -145,6 +147,7 @@ export class HardwareAgentTpm implements AgentTpm {
     ekCertPem: string | undefined
     ak: { handle: number; blobs: CreatedKey; context: Uint8Array; reused: boolean }
     banks: HashAlg[]
+    pcrAllocation: Map<HashAlg, number[]>
   }) {
     this.#access = init.opts.access
     this.hashAlg = init.opts.hashAlg
@@ -162,6 +165,7 @@ export class HardwareAgentTpm implements AgentTpm {
     this.akHandle = init.ak.handle
     this.akReused = init.ak.reused
     this.banks = init.banks
+    this.pcrAllocation = init.pcrAllocation
   }
 
   /**
@@ -274,38 +278,96 @@ export class HardwareAgentTpm implements AgentTpm {
       return Promise.reject(new AgentError('ERR_AGENT_REQUEST', 'nonce too long'))
     }
     const indices = [...new Set([...pcrs, NK_PCR])].sort((a, b) => a - b)
-    const bank = HASH_ALG_ID[this.hashAlg]
-    const selection: PcrSelection[] = [{ hashAlg: bank, pcrs: indices }]
     return this.#access.use((c) =>
       this.#withAk(c, async (ak) => {
         await this.#bindNk(c)
-        for (let attempt = 1; ; attempt++) {
-          const q = await c.quote(ak, nonceBytes, selection)
-          const values = (await c.pcrRead(bank, indices)).flat()
-          const attest = parseTpmsAttest(q.attest, { expectType: TPM_ST.ATTEST_QUOTE })
-          if (attest.type !== TPM_ST.ATTEST_QUOTE) continue
-          const h = createHash(this.hashAlg)
-          for (const v of values) h.update(v)
-          const digest = h.digest()
-          const quoted = attest.quote.pcrDigest
-          if (quoted.byteLength === digest.byteLength && timingSafeEqual(quoted, digest)) {
-            return serializeQuoteString({
-              attest: q.attest,
-              signature: q.signature,
-              pcrBlob: serializePcrBlob(selection, values),
-            })
-          }
-          if (attempt >= QUOTE_ATTEMPTS) {
-            throw new AgentError('ERR_AGENT_TPM_RESPONSE', 'PCRs kept changing during the quote')
-          }
-        }
+        const q = await quoteStable(c, ak, nonceBytes, this.hashAlg, indices)
+        return serializeQuoteString({
+          attest: q.attest,
+          signature: q.signature,
+          pcrBlob: q.subjectData,
+        })
       }),
     )
+  }
+
+  /**
+   * Push mode (API 3.0): TPM2_Quote over `pcrs` of `bank` with the raw challenge bytes as
+   * qualifying data; no NK binding (push attestation carries no payload keys).
+   */
+  quotePcrs(
+    qualifyingData: Uint8Array,
+    bank: HashAlg,
+    pcrs: readonly number[],
+  ): Promise<PushQuote> {
+    if (qualifyingData.byteLength > 64) {
+      return Promise.reject(new AgentError('ERR_AGENT_REQUEST', 'challenge too long'))
+    }
+    const indices = [...new Set(pcrs)].sort((a, b) => a - b)
+    return this.#access.use((c) =>
+      this.#withAk(c, (ak) => quoteStable(c, ak, qualifyingData, bank, indices)),
+    )
+  }
+
+  /**
+   * Push-mode proof of possession: TPM2_Certify of the AK by the AK with the challenge as
+   * qualifying data. Returns the TPMS_ATTEST and the TPMT_SIGNATURE.
+   */
+  certifyAk(qualifyingData: Uint8Array): Promise<TpmQuote> {
+    if (qualifyingData.byteLength > 64) {
+      return Promise.reject(new AgentError('ERR_AGENT_REQUEST', 'challenge too long'))
+    }
+    return this.#access.use((c) => this.#withAk(c, (ak) => c.certify(ak, ak, qualifyingData)))
   }
 
   /** Closes the TPM access (nothing of the agent's is loaded between operations). */
   close(): Promise<void> {
     return this.#access.close()
+  }
+}
+
+/** A push-mode quote: TPMS_ATTEST, TPMT_SIGNATURE and the tpm2-tools PCR blob. */
+export interface PushQuote {
+  /** TPMS_ATTEST bytes. */
+  attest: Uint8Array
+  /** TPMT_SIGNATURE bytes. */
+  signature: Uint8Array
+  /** The serialized PCR blob of the quoted PCRs (`subject_data`, the quote string's 3rd part). */
+  subjectData: Uint8Array
+}
+
+/**
+ * TPM2_Quote, re-read until the PCR values match the quoted digest (a PCR such as 10 may move
+ * between Quote and PCR_Read), so the blob always describes what was signed.
+ */
+async function quoteStable(
+  c: TpmClient,
+  ak: number,
+  qualifyingData: Uint8Array,
+  bank: HashAlg,
+  indices: readonly number[],
+): Promise<PushQuote> {
+  const selection: PcrSelection[] = [{ hashAlg: HASH_ALG_ID[bank], pcrs: [...indices] }]
+  for (let attempt = 1; ; attempt++) {
+    const q = await c.quote(ak, qualifyingData, selection)
+    const values = (await c.pcrRead(HASH_ALG_ID[bank], indices)).flat()
+    const attest = parseTpmsAttest(q.attest, { expectType: TPM_ST.ATTEST_QUOTE })
+    if (attest.type === TPM_ST.ATTEST_QUOTE) {
+      const h = createHash(bank)
+      for (const v of values) h.update(v)
+      const digest = h.digest()
+      const quoted = attest.quote.pcrDigest
+      if (quoted.byteLength === digest.byteLength && timingSafeEqual(quoted, digest)) {
+        return {
+          attest: q.attest,
+          signature: q.signature,
+          subjectData: serializePcrBlob(selection, values),
+        }
+      }
+    }
+    if (attempt >= QUOTE_ATTEMPTS) {
+      throw new AgentError('ERR_AGENT_TPM_RESPONSE', 'PCRs kept changing during the quote')
+    }
   }
 }
 
@@ -446,9 +508,12 @@ export async function openHardwareAgentTpm(
       if (ekCertPem === undefined) log('no EK certificate in NV')
       const ak = await bringUpAk(client, opts, ek, loaded)
       log('AK ready', { handle: `0x${ak.handle.toString(16)}`, reused: ak.reused })
-      const banks = (await client.getPcrBanks())
-        .map((id) => hashAlgName(id))
-        .filter((b): b is HashAlg => b !== undefined)
+      const pcrAllocation = new Map<HashAlg, number[]>()
+      for (const s of await client.getPcrAllocation()) {
+        const name = hashAlgName(s.hashAlg)
+        if (name !== undefined) pcrAllocation.set(name, s.pcrs)
+      }
+      const banks = [...pcrAllocation.keys()]
       if (!banks.includes(opts.hashAlg)) {
         throw new AgentError(
           'ERR_AGENT_CONFIG',
@@ -464,6 +529,7 @@ export async function openHardwareAgentTpm(
         ekCertPem,
         ak: { ...ak, context: akContext },
         banks,
+        pcrAllocation,
       }
     } finally {
       for (const h of loaded) await client.flushContext(h).catch(() => undefined)

@@ -70,7 +70,7 @@ export interface NvPublic {
   dataSize: number
 }
 
-/** A quote as the TPM returns it. */
+/** A signed attestation (TPM2_Quote or TPM2_Certify) as the TPM returns it. */
 export interface TpmQuote {
   /** TPMS_ATTEST bytes (TPM2B_ATTEST contents). */
   attest: Uint8Array
@@ -289,14 +289,17 @@ export class TpmClient {
 
   /** TPM2_GetCapability(TPM_CAP_PCRS): the banks with at least one PCR allocated. */
   async getPcrBanks(): Promise<number[]> {
+    return (await this.getPcrAllocation()).map((s) => s.hashAlg)
+  }
+
+  /** TPM2_GetCapability(TPM_CAP_PCRS): each bank with its allocated PCRs (empty banks left out). */
+  async getPcrAllocation(): Promise<PcrSelection[]> {
     const p = new ByteWriter().u32(TPM_CAP.PCRS).u32(0).u32(16).finish()
     const { params } = await this.#exec('GetCapability', [], undefined, p)
     return this.#parse('GetCapability', () => {
       params.u8()
       params.u32()
-      return readPcrSelection(params)
-        .filter((s) => s.pcrs.length > 0)
-        .map((s) => s.hashAlg)
+      return readPcrSelection(params).filter((s) => s.pcrs.length > 0)
     })
   }
 
@@ -543,6 +546,32 @@ export class TpmClient {
     writePcrSelection(w, selection)
     const { params } = await this.#exec('Quote', [signHandle], [{ kind: 'password' }], w.finish())
     return this.#parse('Quote', () => {
+      const attest = params.tpm2b()
+      const start = params.offset
+      readTpmtSignature(params)
+      const end = params.offset
+      return { attest, signature: consumedBytes(params, start, end) }
+    })
+  }
+
+  /**
+   * TPM2_Certify (Part 3 §18.2) of `objectHandle` signed by `signHandle` (both password auth),
+   * with `qualifyingData` and the signing key's own scheme (TPM_ALG_NULL). Keylime's push-mode
+   * proof of possession certifies the AK with itself (rust-keylime `certify_credential`).
+   */
+  async certify(
+    objectHandle: number,
+    signHandle: number,
+    qualifyingData: Uint8Array,
+  ): Promise<TpmQuote> {
+    const p = new ByteWriter().tpm2b(qualifyingData).u16(TPM_ALG_ID.NULL).finish()
+    const { params } = await this.#exec(
+      'Certify',
+      [objectHandle, signHandle],
+      [{ kind: 'password' }, { kind: 'password' }],
+      p,
+    )
+    return this.#parse('Certify', () => {
       const attest = params.tpm2b()
       const start = params.offset
       readTpmtSignature(params)
