@@ -136,7 +136,8 @@ if (import.meta.main) {
         if (a === undefined) break
         try {
           await v.service.agents.enrol(a.uuid, {
-            v: null,
+            // a V makes a pull agent: an enrolment without one is push mode (docs/push-mode.md)
+            v: Buffer.alloc(32, 7).toString('base64'),
             cloudagent_ip: a.ip,
             cloudagent_port: a.port,
             tpm_policy: '{"mask": "0x0"}',

@@ -97,7 +97,8 @@ for (const target of databaseTargets()) {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
-          v: null,
+          // a V makes a pull agent: an enrolment without one is push mode (docs/push-mode.md)
+          v: Buffer.alloc(32, 7).toString('base64'),
           cloudagent_ip: a.contactIp,
           cloudagent_port: a.contactPort,
           tpm_policy: JSON.stringify(p.tpm ?? { mask: '0x0' }),

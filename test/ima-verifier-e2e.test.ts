@@ -116,7 +116,8 @@ for (const target of databaseTargets()) {
     }
     const enrol = async (a: SimAgent, ima: { policy?: unknown; name?: string }) => {
       const r = await api('POST', `/v2.6/agents/${a.uuid}`, {
-        v: null,
+        // a V makes a pull agent: an enrolment without one is push mode (docs/push-mode.md)
+        v: Buffer.alloc(32, 7).toString('base64'),
         cloudagent_ip: a.contactIp,
         cloudagent_port: a.contactPort,
         tpm_policy: JSON.stringify({ mask: '0x0' }),

@@ -81,14 +81,26 @@ function supportedVersion(sent: string): string {
   return sent && known && !sent.startsWith('3') ? sent : CURRENT_API_VERSION
 }
 
+/**
+ * The decided rule of step 5 (docs/push-mode.md): an agent attests in push mode when the verifier
+ * runs `mode = push`, or when its enrolment sends no `v` (upstream's `keylime_tenant -c add
+ * --push-model` runs no K/U/V bootstrap); in pull mode otherwise.
+ */
+export function enrolmentMode(verifierMode: string | undefined, v: string | null): 'pull' | 'push' {
+  return verifierMode === 'push' || v === null ? 'push' : 'pull'
+}
+
 /** The row a newly enrolled agent starts from, leased to this instance. */
 function newAgentRow(o: VerifierServiceOptions, agentId: string, b: EnrolBody): NewAgentRow {
+  const mode = enrolmentMode(o.mode, b.v)
   return {
     agent_id: agentId,
+    mode,
     v: b.v,
     ip: b.cloudagent_ip,
     port: b.cloudagent_port,
-    operational_state: AGENT_STATES.START,
+    // a push agent is never polled; GET_QUOTE keeps it among the leased agents (liveness)
+    operational_state: mode === 'push' ? AGENT_STATES.GET_QUOTE : AGENT_STATES.START,
     public_key: '',
     tpm_policy: b.tpm_policy,
     meta_data: b.metadata,

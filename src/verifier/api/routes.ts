@@ -33,6 +33,7 @@ import { type EarApi, JWKS_PATH } from './ear.ts'
 import type { EvidenceApi } from './evidence.ts'
 import type { PoliciesApi } from './policies.ts'
 import type { VerifierService } from './service.ts'
+import { pushAttestationRoutes } from '../push/routes.ts'
 
 function param(c: Context, name: string): string {
   const v = c.req.param(name)
@@ -165,5 +166,7 @@ export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Ob
     Response.json(await svc.ear.jwks(), { headers: { 'cache-control': 'max-age=300' } }),
   )
   mountVersioned(app, 2, v2Routes(svc))
-  mountVersioned(app, 3, createRoutes().route('/agents', agentEarRoute(svc.ear)))
+  const v3 = createRoutes().route('/agents', agentEarRoute(svc.ear))
+  if (svc.attestations !== undefined) v3.route('/agents', pushAttestationRoutes(svc.attestations))
+  mountVersioned(app, 3, v3)
 }

@@ -10,6 +10,7 @@ import { AgentsApi } from './agents.ts'
 import { EarApi } from './ear.ts'
 import { EvidenceApi } from './evidence.ts'
 import { PoliciesApi } from './policies.ts'
+import type { AttestationsApi } from '../push/attestations-api.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
 /** The verifier's API operations, by resource. */
@@ -22,8 +23,11 @@ export class VerifierService {
   readonly evidence: EvidenceApi
   /** `/agents/{id}/ear`, EAR answers of `/verify/evidence`, the JWKS. */
   readonly ear: EarApi
+  /** `/v3/agents/{id}/attestations` (push mode). */
+  readonly attestations: AttestationsApi | undefined
 
   constructor(o: VerifierServiceOptions) {
+    this.attestations = o.attestations
     this.agents = new AgentsApi(o)
     this.policies = new PoliciesApi(o)
     this.evidence = new EvidenceApi(o)

@@ -11,6 +11,7 @@
  */
 import type { Db } from '../../db/index.ts'
 import { AgentStore } from './agents.ts'
+import { AttestationStore } from './attestations.ts'
 import { InstanceStore } from './instances.ts'
 import { PolicyStore } from './policies.ts'
 
@@ -28,6 +29,8 @@ export class VerifierStore {
   readonly agents: AgentStore
   readonly policies: PolicyStore
   readonly instances: InstanceStore
+  /** Push-mode attestations (`attestations.ts`). */
+  readonly attestations: AttestationStore
 
   // agents (agents.ts)
   getAgent: AgentStore['getAgent']
@@ -74,6 +77,7 @@ export class VerifierStore {
     this.agents = a
     this.policies = p
     this.instances = i
+    this.attestations = new AttestationStore(db)
     this.getAgent = a.getAgent.bind(a)
     this.listAgentIds = a.listAgentIds.bind(a)
     this.listAgents = a.listAgents.bind(a)

@@ -222,7 +222,9 @@ export async function enrollAgent(o: EnrollAgentOptions): Promise<EnrollResult> 
   let keys: { k: Uint8Array; v: Uint8Array } | undefined
   if (o.withKeys) keys = await deliverU(o, agentVersion)
   const body = {
-    v: keys === undefined ? null : Buffer.from(keys.v).toString('base64'),
+    // a V makes a pull agent (an enrolment without one is push mode, docs/push-mode.md): without
+    // keys delivered, a random one that derives nothing
+    v: Buffer.from(keys?.v ?? randomBytes(32)).toString('base64'),
     cloudagent_ip: o.ip,
     cloudagent_port: o.port,
     tpm_policy: o.tpmPolicy ?? JSON.stringify({ mask: '0x0' }),
