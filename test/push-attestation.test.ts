@@ -135,36 +135,40 @@ for (const target of databaseTargets()) {
     }
     const admin = async (path: string, init: RequestInit = {}) => {
       const res = await v.app.request(path, init)
-      return { res, doc: (await res.json()) as Doc & { results?: Record<string, unknown> } }
+      const text = await res.text()
+      return {
+        res,
+        doc: (text === '' ? {} : JSON.parse(text)) as Doc & { results?: Record<string, unknown> },
+      }
     }
     const status = async (a: PushAgent) =>
       (await admin(`/v2.6/agents/${a.id}`)).doc.results as Record<string, unknown>
 
+    /** The v2 enrolment fields, without a V (push mode). */
+    const enrolment = (a: PushAgent, p: { pcr15?: string; ima?: string } = {}) => ({
+      v: null,
+      cloudagent_ip: '127.0.0.1',
+      cloudagent_port: 9002,
+      tpm_policy: JSON.stringify(p.pcr15 ? { '15': [p.pcr15], mask: '0x8000' } : { mask: '0x0' }),
+      runtime_policy: p.ima === undefined ? '' : Buffer.from(p.ima).toString('base64'),
+      runtime_policy_name: '',
+      mb_policy: null,
+      mb_policy_name: '',
+      ima_sign_verification_keys: '',
+      metadata: '{}',
+      revocation_key: '',
+      accept_tpm_hash_algs: ['sha256', 'sha1'],
+      accept_tpm_encryption_algs: ['ecc', 'rsa'],
+      accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
+      ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+      mtls_cert: null,
+      supported_version: '2.6',
+    })
     const enrol = async (a: PushAgent, p: { pcr15?: string; ima?: string } = {}) => {
       const { res } = await admin(`/v2.6/agents/${a.id}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          v: null,
-          cloudagent_ip: '127.0.0.1',
-          cloudagent_port: 9002,
-          tpm_policy: JSON.stringify(
-            p.pcr15 ? { '15': [p.pcr15], mask: '0x8000' } : { mask: '0x0' },
-          ),
-          runtime_policy: p.ima === undefined ? '' : Buffer.from(p.ima).toString('base64'),
-          runtime_policy_name: '',
-          mb_policy: null,
-          mb_policy_name: '',
-          ima_sign_verification_keys: '',
-          metadata: '{}',
-          revocation_key: '',
-          accept_tpm_hash_algs: ['sha256', 'sha1'],
-          accept_tpm_encryption_algs: ['ecc', 'rsa'],
-          accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
-          ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-          mtls_cert: null,
-          supported_version: '2.6',
-        }),
+        body: JSON.stringify(enrolment(a, p)),
       })
       expect(res.status).toBe(200)
     }
@@ -228,7 +232,7 @@ for (const target of databaseTargets()) {
         kdb,
         ca,
         { ...CONFIG, revocations_webhook_url: `http://127.0.0.1:${webhook.port}/hook` },
-        { checkWorkers: 0 },
+        { checkWorkers: 1 },
       )
       const out: string[] = []
       const rc = await runPolicyCreateRuntime(['-m', IMA_PATH, '-o', '/dev/stdout'], {
@@ -393,6 +397,8 @@ for (const target of databaseTargets()) {
       const two = await attest(a, { from: half, upTo: IMA_LINES.length })
       expect(two.requested[1]!.chosen_parameters.starting_offset).toBe(half)
       await settle()
+      // an IMA list to replay is checked on a check worker
+      expect(v.checks.offloaded).toBeGreaterThan(0)
       const latest = await admin(`/v3.0/agents/${a.id}/attestations/latest`)
       expect(latest.doc.data.attributes.evaluation).toBe('pass')
       // a reboot starts over at 0
@@ -425,7 +431,7 @@ for (const target of databaseTargets()) {
         kdb,
         ca,
         { ...CONFIG, revocations_webhook_url: `http://127.0.0.1:${webhook.port}/hook` },
-        { checkWorkers: 0 },
+        { checkWorkers: 1 },
       )
       expect((await status(a)).attestation_status).toBe('TIMEOUT')
       const row = await v.store.agents.getAgent(a.id)
@@ -437,6 +443,82 @@ for (const target of databaseTargets()) {
       await settle()
       expect((await status(a)).attestation_status).toBe('PASS')
     }, 20_000)
+
+    test('v3 admin API: enrol, list, show, PATCH accept_attestations out of FAIL, 422, delete', async () => {
+      const a = newAgent(`push-v3-${target.name}`)
+      const pcr15 = Buffer.from(a.tpm.readPcr('sha256', 15)).toString('hex')
+      const {
+        cloudagent_ip: _ip,
+        cloudagent_port: _port,
+        v: _v,
+        ...attributes
+      } = enrolment(a, { pcr15 })
+      const json = { 'content-type': JSON_API }
+      const created = await admin('/v3.0/agents', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ data: { type: 'agent', id: a.id, attributes } }),
+      })
+      expect(created.res.status, JSON.stringify(created.doc)).toBe(201)
+      expect(created.res.headers.get('location')).toBe(`/v3.0/agents/${a.id}`)
+      expect(created.doc.data.attributes).toMatchObject({ mode: 'push', accept_attestations: true })
+      const dup = await admin('/v3.0/agents', {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ data: { type: 'agent', id: a.id, attributes } }),
+      })
+      expect(dup.res.status).toBe(409)
+      expect(dup.doc.errors?.[0]?.code).toBe('conflict')
+      const list = await admin('/v3.0/agents')
+      expect(list.res.headers.get('content-type')).toBe(JSON_API)
+      const ids = (list.doc.data as unknown as { id: string }[]).map((d) => d.id)
+      expect(ids).toContain(a.id)
+
+      a.tpm.extendData(15, 'tampered')
+      await attest(a)
+      await settle()
+      const failed = await admin(`/v3.0/agents/${a.id}`)
+      expect(failed.doc.data.attributes).toMatchObject({
+        attestation_status: 'FAIL',
+        consecutive_attestation_failures: 1,
+      })
+      const immutable = await admin(`/v3.0/agents/${a.id}`, {
+        method: 'PATCH',
+        headers: json,
+        body: JSON.stringify({ data: { type: 'agent', attributes: { ip: '10.0.0.1' } } }),
+      })
+      expect(immutable.res.status).toBe(422)
+      expect(immutable.doc.errors?.[0]?.source?.pointer).toBe('/data/attributes/ip')
+      // the operator fixes the policy and reactivates
+      const fixed = await admin(`/v3.0/agents/${a.id}`, {
+        method: 'PATCH',
+        headers: json,
+        body: JSON.stringify({
+          data: {
+            type: 'agent',
+            attributes: {
+              accept_attestations: true,
+              tpm_policy: JSON.stringify({
+                '15': [Buffer.from(a.tpm.readPcr('sha256', 15)).toString('hex')],
+                mask: '0x8000',
+              }),
+            },
+          },
+        }),
+      })
+      expect(fixed.res.status, JSON.stringify(fixed.doc)).toBe(200)
+      expect(fixed.doc.data.attributes.consecutive_attestation_failures).toBe(0)
+      await Bun.sleep(450)
+      await attest(a)
+      await settle()
+      expect((await status(a)).attestation_status).toBe('PASS')
+
+      const gone = await admin(`/v3.0/agents/${a.id}`, { method: 'DELETE' })
+      expect(gone.res.status).toBe(204)
+      const missing = await admin(`/v3.0/agents/${a.id}`)
+      expect(missing.res.status).toBe(404)
+      expect(missing.doc.errors?.[0]?.code).toBe('not_found')
+    })
 
     test('a push agent is never polled', async () => {
       const a = newAgent(`push-nopoll-${target.name}`)

@@ -33,7 +33,7 @@ export class AgentsApi {
   constructor(o: VerifierServiceOptions) {
     this.#o = o
     this.#enrolBody = enrolBodySchema(o.enableAgentMtls)
-    this.#enrolPushBody = enrolBodySchema(false)
+    this.#enrolPushBody = enrolBodySchema(false, true)
   }
 
   /** `POST /agents/{id}` (see {@link enrolAgent}). */

@@ -33,7 +33,8 @@ import { type EarApi, JWKS_PATH } from './ear.ts'
 import type { EvidenceApi } from './evidence.ts'
 import type { PoliciesApi } from './policies.ts'
 import type { VerifierService } from './service.ts'
-import { pushAttestationRoutes } from '../push/routes.ts'
+import { answer, jsonApiBody, pushAttestationRoutes } from '../push/routes.ts'
+import type { AgentsV3Api } from './agents-v3.ts'
 
 function param(c: Context, name: string): string {
   const v = c.req.param(name)
@@ -148,6 +149,20 @@ function verifyRoutes(api: EvidenceApi, ear: EarApi): KeylimeApp {
   return r
 }
 
+/** `/v3[.0]/agents` (JSON:API, keylime-ts: upstream 7.14 answers 404/500; see `agents-v3.ts`). */
+function agentV3Routes(api: AgentsV3Api): KeylimeApp {
+  const r = createRoutes()
+  const base = (c: Context) => c.req.path.replace(/\/agents\/.*$|\/agents\/?$/, '/agents')
+  r.get('/', (c) => answer(c, () => api.list(c.req.query('verifier') || undefined, base(c))))
+  r.post('/', (c) => answer(c, async () => api.create(await jsonApiBody(c), base(c))))
+  r.get('/:agent_id', (c) => answer(c, () => api.show(param(c, 'agent_id'), base(c))))
+  r.patch('/:agent_id', (c) =>
+    answer(c, async () => api.update(param(c, 'agent_id'), await jsonApiBody(c), base(c))),
+  )
+  r.delete('/:agent_id', (c) => answer(c, () => api.remove(param(c, 'agent_id'))))
+  return r
+}
+
 /** The v2 route table, built once. */
 function v2Routes(svc: VerifierService): KeylimeApp {
   return createRoutes()
@@ -166,7 +181,9 @@ export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Ob
     Response.json(await svc.ear.jwks(), { headers: { 'cache-control': 'max-age=300' } }),
   )
   mountVersioned(app, 2, v2Routes(svc))
-  const v3 = createRoutes().route('/agents', agentEarRoute(svc.ear))
+  const v3 = createRoutes()
+    .route('/agents', agentEarRoute(svc.ear))
+    .route('/agents', agentV3Routes(svc.agentsV3))
   if (svc.attestations !== undefined) v3.route('/agents', pushAttestationRoutes(svc.attestations))
   mountVersioned(app, 3, v3)
 }

@@ -98,7 +98,9 @@ export function pushErrorResponse(err: unknown, self: string): Response {
     return jsonApiResponse(err.status, { errors }, self, headers)
   }
   if (isKeylimeError(err) && err.status < 500) {
-    const errors = [{ status: String(err.status), code: 'invalid_request', detail: err.message }]
+    const code =
+      err.status === 404 ? 'not_found' : err.status === 409 ? 'conflict' : 'invalid_request'
+    const errors = [{ status: String(err.status), code, detail: err.message }]
     return jsonApiResponse(err.status, { errors }, self)
   }
   throw err

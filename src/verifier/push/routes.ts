@@ -23,7 +23,7 @@ function collectionOf(path: string): string {
 }
 
 /** The body as a JSON object; `vnd.api+json` (or JSON) only, as upstream `require_json_api`. */
-async function jsonApiBody(c: Context): Promise<Record<string, unknown>> {
+export async function jsonApiBody(c: Context): Promise<Record<string, unknown>> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase()
   if (type !== JSON_API && type !== 'application/json') {
     throw new PushError(415, 'format_not_allowed', `Content-Type must be ${JSON_API}`)
@@ -34,7 +34,7 @@ async function jsonApiBody(c: Context): Promise<Record<string, unknown>> {
 }
 
 /** Runs an operation and renders its answer or error as JSON:API. */
-async function answer(c: Context, op: () => Promise<PushAnswer>): Promise<Response> {
+export async function answer(c: Context, op: () => Promise<PushAnswer>): Promise<Response> {
   const rid = c.req.header('x-request-id')
   const echo: Record<string, string> =
     rid !== undefined && REQUEST_ID.test(rid) ? { 'x-request-id': rid } : {}
