@@ -153,7 +153,8 @@ export class AgentsV3Api {
   async update(agentId: string, body: Record<string, unknown>, base: string): Promise<PushAnswer> {
     const row = await this.#row(agentId)
     const data = own(body, 'data')
-    const attributes = isObj(data) ? own(data, 'attributes') : undefined
+    const attributes =
+      isObj(data) && own(data, 'type') === 'agent' ? own(data, 'attributes') : undefined
     if (!isObj(attributes))
       throw new PushError(
         400,
