@@ -520,7 +520,7 @@ for (const target of databaseTargets()) {
       expect(missing.doc.errors?.[0]?.code).toBe('not_found')
     })
 
-    test('a push agent is never polled', async () => {
+    test('a push agent is never polled; a pull agent cannot push', async () => {
       const a = newAgent(`push-nopoll-${target.name}`)
       await enrol(a)
       const rec = v.loop.records.get(a.id)
@@ -529,6 +529,16 @@ for (const target of databaseTargets()) {
       const row = await v.store.agents.getAgent(a.id)
       expect(row?.mode).toBe('push')
       expect(row?.last_received_quote).toBe(0)
+      // and a pull agent never pushes (keylime-tests attestation-mode-mismatch)
+      await v.store.agents.updateAgent(a.id, { mode: 'pull' })
+      const refused = await agentCall(
+        a,
+        'POST',
+        `/v3.0/agents/${a.id}/attestations`,
+        capabilities(a),
+      )
+      expect(refused.res.status).toBe(404)
+      expect(refused.doc.errors?.[0]?.code).toBe('not_found')
     })
   })
 }

@@ -69,9 +69,15 @@ export class AttestationsApi {
     while (this.#running.size > 0) await Promise.all([...this.#running])
   }
 
+  /**
+   * The push agent `agentId`. A pull agent is not found here: it never pushes (keylime-tests
+   * `attestation-mode-mismatch`), and, being push, an agent may always try to attest, even with
+   * `accept_attestations` off (so it can recover from a timeout), as upstream.
+   */
   async #agent(agentId: string): Promise<AgentRow> {
     const row = await this.#o.store.agents.getAgent(agentId)
     if (row === undefined) throw notFound(`Agent ${agentId} not found`)
+    if (row.mode !== 'push') throw notFound(`Agent ${agentId} is not enrolled in push mode`)
     return row
   }
 
@@ -80,13 +86,6 @@ export class AttestationsApi {
     const o = this.#o
     const row = await this.#agent(agentId)
     const store = o.store.attestations
-    if (!row.accept_attestations && row.mode !== 'push') {
-      throw new PushError(
-        403,
-        'agent_attestations_disabled',
-        'Attestations are disabled for this agent',
-      )
-    }
     const now = this.#now()
     const latest = await store.latest(agentId)
     if (latest !== undefined) this.#checkPace(latest, now)
