@@ -319,6 +319,12 @@ for (const target of databaseTargets()) {
       const s = await status(a)
       expect(s.attestation_status).toBe('FAIL')
       expect(s.last_event_id).toBe('pcr_validation.invalid_pcr_15')
+      // the agent's EAR says so too
+      const ear = await v.app.request(`/v3.0/agents/${a.id}/ear`)
+      const claims = JSON.parse(
+        Buffer.from((await ear.text()).split('.')[1]!, 'base64url').toString(),
+      )
+      expect(JSON.stringify(claims.submods)).toContain('"ear_status":"contraindicated"')
       await until(() => notices.length > before, 5000, 'revocation webhook')
       expect(notices.at(-1)!.msg).toContain(a.id)
     })

@@ -16,6 +16,10 @@
  * | POST | `/v2[.x]/verify/evidence` | {@link EvidenceApi.verifyEvidence} (an EAR for `Accept: application/eat+jwt`) |
  * | GET | `/v2[.x]/agents/:agent_id/ear`, `/v3[.0]/agents/:agent_id/ear` | {@link EarApi.agentEar} (keylime-ts) |
  * | GET | `/.well-known/jwks.json` | {@link EarApi.jwks} (keylime-ts) |
+ * | GET, POST | `/v3[.0]/agents` | {@link AgentsV3Api} list, enrol (JSON:API) |
+ * | GET, PATCH, DELETE | `/v3[.0]/agents/:agent_id` | {@link AgentsV3Api} show, update, remove |
+ * | POST, GET | `/v3[.0]/agents/:agent_id/attestations` | push capabilities, list (`push/routes.ts`) |
+ * | PATCH, GET | `/v3[.0]/agents/:agent_id/attestations/latest\|:index` | push evidence, read |
  *
  * @module
  */
