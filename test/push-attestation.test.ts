@@ -16,6 +16,7 @@ import type { KeylimeDatabase } from '../src/db/index.ts'
 import { replayImaList } from '../src/ima/index.ts'
 import { runPolicyCreateRuntime } from '../src/policy-tools/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
+import { readEvidence } from '../src/verifier/push/read-evidence.ts'
 import { databaseTargets } from './support/databases.ts'
 import { generateSoftTpmKey, SoftTpm } from './support/fleet/soft-tpm.ts'
 import { until } from './support/until.ts'
@@ -232,7 +233,7 @@ for (const target of databaseTargets()) {
         kdb,
         ca,
         { ...CONFIG, revocations_webhook_url: `http://127.0.0.1:${webhook.port}/hook` },
-        { checkWorkers: 1 },
+        { checkWorkers: 1, pushStalledMs: 1000 },
       )
       const out: string[] = []
       const rc = await runPolicyCreateRuntime(['-m', IMA_PATH, '-o', '/dev/stdout'], {
@@ -437,7 +438,7 @@ for (const target of databaseTargets()) {
         kdb,
         ca,
         { ...CONFIG, revocations_webhook_url: `http://127.0.0.1:${webhook.port}/hook` },
-        { checkWorkers: 1 },
+        { checkWorkers: 1, pushStalledMs: 1000 },
       )
       expect((await status(a)).attestation_status).toBe('TIMEOUT')
       const row = await v.store.agents.getAgent(a.id)
@@ -525,6 +526,58 @@ for (const target of databaseTargets()) {
       expect(missing.res.status).toBe(404)
       expect(missing.doc.errors?.[0]?.code).toBe('not_found')
     })
+
+    test('evidence a stopped verifier left without a verdict is verified by the lease owner', async () => {
+      const a = newAgent(`push-stalled-${target.name}`)
+      await enrol(a, { pcr15: Buffer.from(a.tpm.readPcr('sha256', 15)).toString('hex') })
+      const created = await agentCall(
+        a,
+        'POST',
+        `/v3.0/agents/${a.id}/attestations`,
+        capabilities(a),
+      )
+      expect(created.res.status).toBe(201)
+      // the evidence is stored as a verifier that stopped right after its 202 would leave it
+      const stored = (await v.store.attestations.get(a.id))!
+      const q = a.tpm.quote(stored.items[0]!.chosen_parameters__challenge!, [15])
+      const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
+      const updates = readEvidence(
+        {
+          evidence_collected: [
+            {
+              evidence_class: 'certification',
+              evidence_type: 'tpm_quote',
+              data: {
+                message: b64(q.attest),
+                signature: b64(q.signature),
+                subject_data: b64(q.pcrBlob),
+              },
+            },
+          ],
+        },
+        stored.items,
+      )
+      const received = new Date(Date.now() - 1500).toISOString().replace('Z', '000+00:00')
+      expect(await v.store.attestations.submitEvidence(a.id, 0, received, updates)).toBe(true)
+      await until(
+        async () => (await status(a)).attestation_status === 'PASS',
+        8000,
+        'verified by the lease owner',
+      )
+      expect((await status(a)).attestation_count).toBe(1)
+      // a verdict is written once: a second run (two verifiers resuming it) changes nothing
+      const again = await v.store.attestations.complete({
+        agentId: a.id,
+        index: 0,
+        evaluation: 'fail',
+        failureReason: 'policy_violation',
+        completedAt: received,
+        now: 0,
+        autoRecover: false,
+      })
+      expect(again).toBe(false)
+      expect((await status(a)).attestation_status).toBe('PASS')
+    }, 15_000)
 
     test('a push agent is never polled; a pull agent cannot push', async () => {
       const a = newAgent(`push-nopoll-${target.name}`)

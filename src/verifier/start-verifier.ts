@@ -37,6 +37,7 @@ import { VerifierStore } from './store/store.ts'
 import { RoundPolicyCache } from './loop/round-policies.ts'
 import { AttestationsApi } from './push/attestations-api.ts'
 import { PushLiveness } from './push/liveness.ts'
+import { type VerifyDeps, verifyAttestation } from './push/verify-attestation.ts'
 import { EarIssuer } from './results/ear-issuer.ts'
 import { EarKeyRing, earKeyDir, ensureEarKey } from './results/ear-keys.ts'
 
@@ -66,6 +67,8 @@ export interface StartVerifierOptions {
    * `extendAgentToken(agentId)` here (`extend_token_on_attestation`).
    */
   onAttestationPassed?: (agentId: string) => void | Promise<void>
+  /** Pushed evidence left this long without a verdict is verified again (ms; default 60 s). */
+  pushStalledMs?: number
 }
 
 /** A started verifier with its internals exposed for tests and benchmarks. */
@@ -298,7 +301,7 @@ export async function startVerifier(
     : undefined
   const { notifier, agents } = agentClients(ctx, settings, store, options, webhookEar)
   const quoteInterval = settings.quoteIntervalMs / 1000
-  const attestations = new AttestationsApi({
+  const verifyDeps: VerifyDeps = {
     store,
     checks,
     policies: new RoundPolicyCache({ store, log }),
@@ -307,11 +310,22 @@ export async function startVerifier(
     log,
     autoRecover: v.auto_recover_attestation_failures,
     onAttestationPassed: options.onAttestationPassed,
+  }
+  const attestations = new AttestationsApi({
+    ...verifyDeps,
     quoteInterval,
     challengeLifetime: v.challenge_lifetime,
     verificationTimeout: v.verification_timeout,
   })
-  const pushLiveness = new PushLiveness({ store, notifier, rules, log, quoteInterval })
+  const pushLiveness = new PushLiveness({
+    store,
+    notifier,
+    rules,
+    log,
+    quoteInterval,
+    reverify: (id, index) => verifyAttestation(verifyDeps, id, index),
+    stalledMs: options.pushStalledMs,
+  })
   const loop = new AttestationLoop({
     pushLiveness,
     store,

@@ -5,7 +5,8 @@
  * alone, so it survives restarts and works with several verifiers on one PostgreSQL: the status
  * is computed from `last_received_quote`, and the agent's lease owner (the attestation loop's
  * scheduler, `attestation-loop.ts`) records the timeout once (`accept_attestations = false`) and
- * sends the revocation notice.
+ * sends the revocation notice. The same turn verifies evidence a stopped verifier left without a
+ * verdict.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import type { Logger } from '../../log/logger.ts'
 import { Failure, type SeverityRules } from '../checks/failure.ts'
 import type { RevocationNotifier } from '../notify/revocation-notifier.ts'
 import type { AgentRow, VerifierStore } from '../store/store.ts'
+import { isoMicros } from './render-attestation.ts'
 import { subjectOf } from './verify-attestation.ts'
 
 /** Timeout after this many quote intervals without evidence. */
@@ -61,6 +63,13 @@ export interface PushLivenessOptions {
   log: Logger
   /** `quote_interval` in seconds. */
   quoteInterval: number
+  /**
+   * Verifies attestation `index` again: its evidence was taken by a verifier that stopped before
+   * the verdict (`verify-attestation.ts`; writing the verdict is once-only).
+   */
+  reverify?: (agentId: string, index: number) => Promise<void>
+  /** Evidence older than this without a verdict is verified again (ms; default 60 s). */
+  stalledMs?: number
 }
 
 /** The timeout side of liveness, run by the agent's lease owner. */
@@ -81,6 +90,7 @@ export class PushLiveness {
     const period = o.quoteInterval * TIMEOUT_INTERVALS * 1000
     const row = await o.store.agents.getAgent(agentId)
     if (row === undefined || row.mode !== 'push') return period
+    await this.#resume(agentId, now)
     const due = timeoutAt(row, o.quoteInterval)
     if (due === undefined) return period
     if (now < due) return due - now
@@ -106,5 +116,16 @@ export class PushLiveness {
       o.notifier.notify(subjectOf(row), 'revocation', f.highest)
     }
     return period
+  }
+
+  /** Verifies evidence whose verifier stopped before its verdict (once-only writes make it safe). */
+  async #resume(agentId: string, now: number): Promise<void> {
+    const o = this.#o
+    if (o.reverify === undefined) return
+    const before = isoMicros(now - (o.stalledMs ?? 60_000))
+    for (const index of await o.store.attestations.stalled(agentId, before)) {
+      o.log.warn('verifying pushed evidence left without a verdict', { agent_id: agentId, index })
+      await o.reverify(agentId, index)
+    }
   }
 }

@@ -147,7 +147,7 @@ async function record(
     const ima = imaStateToJSON(result.updates.ima)
     const bank = result.updates.hashAlg as keyof typeof ima.pcr10
     const imaItem = items.find((i) => i.evidence_type === 'ima_log')
-    await d.store.attestations.complete({
+    const done = await d.store.attestations.complete({
       ...base,
       evaluation: 'pass',
       failureReason: null,
@@ -168,6 +168,7 @@ async function record(
         last_event_id: null,
       },
     })
+    if (!done) return
     d.log.info('push attestation passed', { agent_id: agentId, index })
     try {
       await d.onAttestationPassed?.(agentId)
@@ -179,7 +180,7 @@ async function record(
   const failure = result.kind === 'fail' ? result.failure : rebootFailure(d.rules)
   const events = failure.events.map((e) => e.event_id)
   const top = failure.highest as FailureEvent | undefined
-  await d.store.attestations.complete({
+  const done = await d.store.attestations.complete({
     ...base,
     evaluation: 'fail',
     failureReason: failureReason(events),
@@ -188,6 +189,7 @@ async function record(
       last_event_id: top?.event_id ?? null,
     },
   })
+  if (!done) return
   d.log.warn('push attestation failed', {
     agent_id: agentId,
     index,

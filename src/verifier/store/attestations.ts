@@ -175,10 +175,12 @@ export class AttestationStore {
   /**
    * Writes a verification outcome and the agent's counters in one transaction (upstream
    * `TPMEngine.verify_evidence` and `push_agent_monitor`), then applies the retention rule.
+   * Returns false (nothing written) when the attestation was no longer awaiting its verdict.
    */
-  async complete(o: AttestationOutcome): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx
+  async complete(o: AttestationOutcome): Promise<boolean> {
+    const done = await this.db.transaction(async (tx) => {
+      // once only: a second verification of the same evidence (a re-run after a crash) changes nothing
+      const claimed = await tx
         .update(attestations)
         .set({
           stage: 'verification_complete',
@@ -186,7 +188,15 @@ export class AttestationStore {
           failure_reason: o.failureReason,
           verification_completed_at: o.completedAt,
         })
-        .where(and(eq(attestations.agent_id, o.agentId), eq(attestations.index, o.index)))
+        .where(
+          and(
+            eq(attestations.agent_id, o.agentId),
+            eq(attestations.index, o.index),
+            eq(attestations.stage, 'evaluating_evidence'),
+          ),
+        )
+        .returning({ i: attestations.index })
+      if (claimed.length === 0) return false
       if (o.imaCertified !== undefined) {
         await tx
           .update(evidence_items)
@@ -227,8 +237,28 @@ export class AttestationStore {
           })
           .where(eq(a.agent_id, o.agentId))
       }
+      return true
     })
-    if (o.evaluation === 'pass') await this.#retain(o.agentId, o.index)
+    if (done && o.evaluation === 'pass') await this.#retain(o.agentId, o.index)
+    return done
+  }
+
+  /**
+   * Attestations whose evidence has waited for its verification since before `before` (ISO): the
+   * verifier that took the evidence stopped before finishing.
+   */
+  async stalled(agentId: string, before: string): Promise<number[]> {
+    const r = await this.db
+      .select({ index: attestations.index })
+      .from(attestations)
+      .where(
+        and(
+          eq(attestations.agent_id, agentId),
+          eq(attestations.stage, 'evaluating_evidence'),
+          sql`${attestations.evidence_received_at} < ${before}`,
+        ),
+      )
+    return r.map((x) => x.index)
   }
 
   /**
