@@ -117,7 +117,7 @@ export class AgentsV3Api {
     const rows = await this.#o.store.agents.listAgents(verifier)
     rows.sort((a, b) => (a.agent_id < b.agent_id ? -1 : 1))
     const data = rows.map((r) => this.#resource(r, base, false))
-    return { status: 200, data: data as unknown as Record<string, unknown> }
+    return { status: 200, data }
   }
 
   /** `GET /v3/agents/:id`. */

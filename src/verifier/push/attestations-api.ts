@@ -9,6 +9,7 @@ import type { Logger } from '../../log/logger.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
 import { RUNTIME_POLICY_GENERATOR } from '../../ima/runtime-policy.ts'
 import { parseMbPolicy } from '../checks/check-quote.ts'
+import { tpmPolicyText } from '../loop/agent-record.ts'
 import type { StoredAttestation } from '../store/attestations.ts'
 import type { AgentRow } from '../store/store.ts'
 import { isObj, own } from './body-reader.ts'
@@ -34,7 +35,8 @@ export interface AttestationsApiOptions extends VerifyDeps {
 /** A rendered answer: status, JSON:API body parts, extra headers. */
 export interface PushAnswer {
   status: number
-  data: Record<string, unknown>
+  /** A resource, or a list of them. */
+  data: Record<string, unknown> | Record<string, unknown>[]
   meta?: Record<string, unknown>
   headers?: Record<string, string>
 }
@@ -151,9 +153,7 @@ export class AttestationsApi {
     const policies = this.#o.store.policies
     let tpmPolicyPcrs: number[] = []
     try {
-      const text =
-        typeof row.tpm_policy === 'string' ? row.tpm_policy : JSON.stringify(row.tpm_policy ?? {})
-      tpmPolicyPcrs = [...parseTpmPolicy(text).pcrs]
+      tpmPolicyPcrs = [...parseTpmPolicy(tpmPolicyText(row.tpm_policy) || '{}').pcrs]
         .filter(([, allowed]) => allowed.length > 0)
         .map(([n]) => n)
     } catch {
@@ -259,7 +259,7 @@ export class AttestationsApi {
         type: 'attestation',
         attributes: renderAttestation(a, 'state'),
         links: { self: `${base}/${a.row.index}` },
-      })) as unknown as Record<string, unknown>,
+      })),
     }
   }
 
