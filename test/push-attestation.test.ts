@@ -15,6 +15,8 @@ import { join } from 'node:path'
 import type { KeylimeDatabase } from '../src/db/index.ts'
 import { replayImaList } from '../src/ima/index.ts'
 import { runPolicyCreateRuntime } from '../src/policy-tools/index.ts'
+import { runPolicyCreateMeasuredBoot } from '../src/policy-tools/create-refstate-cli.ts'
+import { parseEventLog, replayEventLog } from '../src/mb/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { readEvidence } from '../src/verifier/push/read-evidence.ts'
 import { databaseTargets } from './support/databases.ts'
@@ -25,6 +27,8 @@ import { createTestCa, startTestVerifier, type TestCa } from './support/verifier
 const IMA_PATH = join(import.meta.dir, 'fixtures/ima/vm/b/ascii_runtime_measurements')
 const IMA_LOG = readFileSync(IMA_PATH, 'utf8')
 const IMA_LINES = IMA_LOG.split('\n').filter((l) => l !== '')
+const MB_PATH = join(import.meta.dir, 'fixtures/mb/vm-plain/binary_bios_measurements')
+const MB_LOG = readFileSync(MB_PATH)
 const JSON_API = 'application/vnd.api+json'
 const BOOT = '2026-01-15T10:30:00Z'
 
@@ -146,14 +150,14 @@ for (const target of databaseTargets()) {
       (await admin(`/v2.6/agents/${a.id}`)).doc.results as Record<string, unknown>
 
     /** The v2 enrolment fields, without a V (push mode). */
-    const enrolment = (a: PushAgent, p: { pcr15?: string; ima?: string } = {}) => ({
+    const enrolment = (a: PushAgent, p: { pcr15?: string; ima?: string; mb?: string } = {}) => ({
       v: null,
       cloudagent_ip: '127.0.0.1',
       cloudagent_port: 9002,
       tpm_policy: JSON.stringify(p.pcr15 ? { '15': [p.pcr15], mask: '0x8000' } : { mask: '0x0' }),
       runtime_policy: p.ima === undefined ? '' : Buffer.from(p.ima).toString('base64'),
       runtime_policy_name: '',
-      mb_policy: null,
+      mb_policy: p.mb ?? null,
       mb_policy_name: '',
       ima_sign_verification_keys: '',
       metadata: '{}',
@@ -165,7 +169,7 @@ for (const target of databaseTargets()) {
       mtls_cert: null,
       supported_version: '2.6',
     })
-    const enrol = async (a: PushAgent, p: { pcr15?: string; ima?: string } = {}) => {
+    const enrol = async (a: PushAgent, p: { pcr15?: string; ima?: string; mb?: string } = {}) => {
       const { res } = await admin(`/v2.6/agents/${a.id}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -200,6 +204,13 @@ for (const target of databaseTargets()) {
               signature: Buffer.from(quote.signature).toString('base64'),
               subject_data: Buffer.from(quote.pcrBlob).toString('base64'),
             },
+          }
+        }
+        if (r.evidence_type === 'uefi_log') {
+          return {
+            evidence_class: 'log',
+            evidence_type: 'uefi_log',
+            data: { entries: MB_LOG.toString('base64') },
           }
         }
         const from = r.chosen_parameters.starting_offset as number
@@ -420,6 +431,35 @@ for (const target of databaseTargets()) {
         chosen_parameters: Record<string, unknown>
       }[]
       expect(req[1]!.chosen_parameters.starting_offset).toBe(0)
+    })
+
+    test('measured boot: the UEFI log is requested and evaluated; a PCR it does not explain fails', async () => {
+      const out: string[] = []
+      const rc = await runPolicyCreateMeasuredBoot(['-e', MB_PATH, '-i', '-o', '-'], {
+        cwd: mkdtempSync(join(tmpdir(), 'kl-push-mb-')),
+        stdout: { write: (s: string) => void out.push(s) },
+        stderr: { write: () => undefined },
+      })
+      expect(rc).toBe(0)
+      const a = newAgent(`push-mb-${target.name}`)
+      for (const [n, value] of replayEventLog(parseEventLog(MB_LOG)).pcrs.get('sha256')!) {
+        a.tpm.restorePcr('sha256', n, value)
+      }
+      await enrol(a, { mb: out.join('') })
+      const one = await attest(a)
+      expect(one.requested.map((r) => r.evidence_type)).toEqual(['tpm_quote', 'uefi_log'])
+      expect(one.requested[1]!.chosen_parameters).toEqual({ format: 'application/octet-stream' })
+      await settle()
+      const passed = await admin(`/v3.0/agents/${a.id}/attestations/latest`)
+      expect(passed.doc.data.attributes.evaluation, JSON.stringify(await status(a))).toBe('pass')
+      // a PCR that the log does not replay to breaks the evidence chain
+      await Bun.sleep(450)
+      a.tpm.extendData(4, 'not in the log')
+      await attest(a)
+      await settle()
+      const failed = await admin(`/v3.0/agents/${a.id}/attestations/latest`)
+      expect(failed.doc.data.attributes.evaluation).toBe('fail')
+      expect(failed.doc.data.attributes.failure_reason).toBe('broken_evidence_chain')
     })
 
     test('TIMEOUT after 5 quote intervals without evidence, back to PASS, and kept across a restart', async () => {
