@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { KeylimeDatabase } from '../src/db/index.ts'
+import { AGENT_STATES } from '../src/protocol/agent-states.ts'
 import { replayImaList } from '../src/ima/index.ts'
 import { runPolicyCreateRuntime } from '../src/policy-tools/index.ts'
 import { runPolicyCreateMeasuredBoot } from '../src/policy-tools/create-refstate-cli.ts'
@@ -624,9 +625,13 @@ for (const target of databaseTargets()) {
       await enrol(a)
       const rec = v.loop.records.get(a.id)
       expect(rec?.push).toBe(true)
-      await Bun.sleep(500)
+      // polled, its unreachable address (127.0.0.1:9002) would be retried and failed by now
+      await Bun.sleep(1500)
+      await v.loop.flush()
       const row = await v.store.agents.getAgent(a.id)
       expect(row?.mode).toBe('push')
+      expect(row?.operational_state).toBe(AGENT_STATES.GET_QUOTE)
+      expect(v.loop.records.get(a.id)?.state).toBe(AGENT_STATES.GET_QUOTE)
       expect(row?.last_received_quote).toBe(0)
       // and a pull agent never pushes (keylime-tests attestation-mode-mismatch)
       await v.store.agents.updateAgent(a.id, { mode: 'pull' })
