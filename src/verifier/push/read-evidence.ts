@@ -133,7 +133,8 @@ function quoteData(
   return {
     data__message: message,
     data__signature: signature,
-    data__subject_data: subjectText ?? null,
+    // re-encoded: the quote string is built from it, and base64 may arrive wrapped
+    data__subject_data: Buffer.from(blob).toString('base64'),
     data__meta: JSON.stringify(meta),
   }
 }

@@ -98,32 +98,18 @@ async function verify(d: VerifyDeps, agentId: string, index: number): Promise<vo
   rec.push = true
   const quote = att.items.find((i) => i.evidence_type === 'tpm_quote')
   let result: CheckResult
-  if (quote === undefined) {
-    // upstream requests no quote when no policy needs a PCR: nothing to check
-    result = { kind: 'pass', updates: passUpdates(rec), nkChanged: false }
-  } else {
-    try {
-      d.policies.refresh(await d.store.policyVersions())
-      const set = await d.policies.load(rec)
-      const nonce = quote.chosen_parameters__challenge ?? new Uint8Array(0)
-      const answer = answerOf(att.items, att.row.system_info__boot_time)
-      result = await d.checks.check(rec, answer, nonce, set.policies, set.imaKey, set.imaText)
-    } catch (err) {
-      result = exceptionResult(d.rules, err)
-    }
+  try {
+    // every attestation requests a quote (`capabilities.ts`): one without is not verifiable
+    if (quote === undefined) throw new Error('attestation without a quote')
+    d.policies.refresh(await d.store.policyVersions())
+    const set = await d.policies.load(rec)
+    const nonce = quote.chosen_parameters__challenge ?? new Uint8Array(0)
+    const answer = answerOf(att.items, att.row.system_info__boot_time)
+    result = await d.checks.check(rec, answer, nonce, set.policies, set.imaKey, set.imaText)
+  } catch (err) {
+    result = exceptionResult(d.rules, err)
   }
   await record(d, row, index, att.items, result)
-}
-
-function passUpdates(rec: ReturnType<typeof recordFromRow>) {
-  return {
-    publicKey: '',
-    hashAlg: rec.hashAlg,
-    encAlg: rec.encAlg,
-    signAlg: rec.signAlg,
-    clock: rec.clock,
-    ima: rec.ima,
-  }
 }
 
 /** Stores the outcome, notifies on a failure and tells the auth side of a pass. */
