@@ -620,6 +620,34 @@ for (const target of databaseTargets()) {
       expect((await status(a)).attestation_status).toBe('PASS')
     }, 15_000)
 
+    test('over real TLS: the tenant certificate cannot submit (403), anonymous cannot read, admin reads', async () => {
+      const a = newAgent(`push-tls-${target.name}`)
+      await enrol(a)
+      await attest(a)
+      await settle()
+      const url = v.servers[0]!.url
+      const file = (n: string) => readFileSync(join(ca.caDir, n), 'utf8')
+      const tls = { ca: file('cacert.crt'), checkServerIdentity: () => undefined }
+      const admin = { ...tls, cert: file('client-cert.crt'), key: file('client-private.pem') }
+      const post = await fetch(`${url}/v3.0/agents/${a.id}/attestations`, {
+        method: 'POST',
+        headers: { 'content-type': JSON_API },
+        body: JSON.stringify(capabilities(a)),
+        tls: admin,
+      } as RequestInit)
+      // keylime-tests regression/push-tenant_cannot_access_agent_endpoint
+      expect(post.status).toBe(403)
+      const anon = await fetch(`${url}/v3.0/agents/${a.id}/attestations`, { tls } as RequestInit)
+      expect(anon.status).toBe(403)
+      const read = await fetch(`${url}/v3.0/agents/${a.id}/attestations`, {
+        tls: admin,
+      } as RequestInit)
+      expect(read.status).toBe(200)
+      expect(read.headers.get('content-type')).toBe(JSON_API)
+      const list = (await read.json()) as { data: { attributes: { evaluation: string } }[] }
+      expect(list.data.map((d) => d.attributes.evaluation)).toEqual(['pass'])
+    })
+
     test('a push agent is never polled; a pull agent cannot push', async () => {
       const a = newAgent(`push-nopoll-${target.name}`)
       await enrol(a)
