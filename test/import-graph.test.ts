@@ -67,8 +67,13 @@ const VERIFIER_LAYERS: readonly { path: string; layer: number; why: string }[] =
     layer: 4,
     why: 'push-mode authentication: sessions, tokens, rate limits, their routes (over store)',
   },
-  { path: 'src/verifier/api', layer: 5, why: 'routes and services over loop, checks and store' },
-  { path: 'src/verifier/start-verifier.ts', layer: 6, why: 'composition root' },
+  {
+    path: 'src/verifier/push',
+    layer: 5,
+    why: 'push mode (API 3.0): attestations, evidence, liveness over loop records, checks, store',
+  },
+  { path: 'src/verifier/api', layer: 6, why: 'routes and services over push, loop, checks, store' },
+  { path: 'src/verifier/start-verifier.ts', layer: 7, why: 'composition root' },
 ]
 
 /** Declared exceptions to the sibling-role rule, one line per import, each with its reason. */

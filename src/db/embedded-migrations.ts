@@ -18,6 +18,7 @@ import m0001 from '../../migrations/0001_registrar_ek_verdict.sql' with { type: 
 import m0002 from '../../migrations/0002_verifier_leases_policy_history.sql' with { type: 'text' }
 import m0003 from '../../migrations/0003_verifiermain_hot_updates.sql' with { type: 'text' }
 import m0004 from '../../migrations/0004_registrar_pending_registration.sql' with { type: 'text' }
+import m0005 from '../../migrations/0005_verifier_push_mode.sql' with { type: 'text' }
 
 /** One migration as drizzle's dialect `migrate()` consumes it (drizzle-orm `MigrationMeta`). */
 export interface EmbeddedMigration {
@@ -38,6 +39,7 @@ export const MIGRATION_SQL: Readonly<Record<string, string>> = {
   '0002_verifier_leases_policy_history': m0002,
   '0003_verifiermain_hot_updates': m0003,
   '0004_registrar_pending_registration': m0004,
+  '0005_verifier_push_mode': m0005,
 }
 
 /**

@@ -206,6 +206,11 @@ export const verifiermain = pgTable(
     lease_owner: text('lease_owner'),
     /** keylime-ts addition: the owner's lease ends at this time (epoch milliseconds). */
     lease_expires: bigint('lease_expires', { mode: 'number' }),
+    /**
+     * keylime-ts addition: how the agent attests, chosen at enrolment: `pull` (polled) or `push`
+     * (API 3.0, never polled; docs/push-mode.md).
+     */
+    mode: text('mode').notNull().default('pull'),
   },
   (t) => [
     // Not on lease_expires or any column a round writes: every write of a round then stays a

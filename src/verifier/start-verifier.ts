@@ -12,7 +12,7 @@ import { BodyReadLimiter } from '../http/body-read-limiter.ts'
 import { ByteBudget } from '../http/byte-budget.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
-import { asAdmin, enforceAccess } from '../http/access/enforce-access.ts'
+import { asAdmin, asAgent, enforceAccess } from '../http/access/enforce-access.ts'
 import { identifyRequest } from '../http/access/identify-request.ts'
 import { type RoleHealth, roleHealth, withReason } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
@@ -30,6 +30,10 @@ import { addVerifierRoutes } from './api/routes.ts'
 import { VerifierService } from './api/service.ts'
 import { stateName } from '../protocol/agent-states.ts'
 import { VerifierStore } from './store/store.ts'
+import { RoundPolicyCache } from './loop/round-policies.ts'
+import { AttestationsApi } from './push/attestations-api.ts'
+import { PushLiveness } from './push/liveness.ts'
+import { type VerifyDeps, verifyAttestation } from './push/verify-attestation.ts'
 import { EarIssuer } from './results/ear-issuer.ts'
 import { EarKeyRing, earKeyDir, ensureEarKey } from './results/ear-keys.ts'
 import { addSessionRoutes } from './push/sessions/session-routes.ts'
@@ -56,12 +60,16 @@ export interface StartVerifierOptions {
   checkWorkerEntry?: string
   /** Webhook fetch (tests). */
   fetch?: typeof fetch
+  /** Pushed evidence left this long without a verdict is verified again (ms; default 60 s). */
+  pushStalledMs?: number
 }
 
 /** A started verifier with its internals exposed for tests and benchmarks. */
 export interface VerifierHandle extends RoleHandle {
   /** The hono app as an admin calls it in-process (for `app.request()` tests). */
   app: ReturnType<typeof createApp>
+  /** The hono app as push agent `agentId` calls it in-process (tests; see `asAgent`). */
+  asAgent(agentId: string): ReturnType<typeof createApp>
   loop: AttestationLoop
   service: VerifierService
   store: VerifierStore
@@ -279,8 +287,6 @@ export async function startVerifier(
   if (!tls.serverKey || !tls.serverCert) {
     throw new Error('verifier: no server certificate or key loaded (check [verifier] tls_dir)')
   }
-  if (v.mode === 'push')
-    log.warn('verifier mode = push is not implemented yet; running the pull loop')
   const settings = verifierSettings(v, options)
   const { instanceId, leaseMs } = settings
   const store = new VerifierStore(ctx.database.db)
@@ -294,7 +300,33 @@ export async function startVerifier(
     ? (id: string) => service?.ear.noticeEar(id) ?? Promise.resolve(undefined)
     : undefined
   const { notifier, agents } = agentClients(ctx, settings, store, options, webhookEar)
+  const quoteInterval = settings.quoteIntervalMs / 1000
+  const verifyDeps: VerifyDeps = {
+    store,
+    checks,
+    policies: new RoundPolicyCache({ store, log }),
+    rules,
+    notifier,
+    log,
+    autoRecover: v.auto_recover_attestation_failures,
+  }
+  const attestations = new AttestationsApi({
+    ...verifyDeps,
+    quoteInterval,
+    challengeLifetime: v.challenge_lifetime,
+    verificationTimeout: v.verification_timeout,
+  })
+  const pushLiveness = new PushLiveness({
+    store,
+    notifier,
+    rules,
+    log,
+    quoteInterval,
+    reverify: (id, index) => verifyAttestation(verifyDeps, id, index),
+    stalledMs: options.pushStalledMs,
+  })
   const loop = new AttestationLoop({
+    pushLiveness,
     store,
     agents,
     notifier,
@@ -319,6 +351,8 @@ export async function startVerifier(
     enableAgentMtls: settings.agentMtls && v.mode !== 'push',
     requireAllowListSignatures: v.require_allow_list_signatures,
     ear,
+    attestations,
+    mode: v.mode,
   })
   const servers: RunningServer[] = []
   const app = verifierApp(ctx, { service, loop, metrics, notifier, servers, instanceId, auth })
@@ -341,6 +375,7 @@ export async function startVerifier(
   return {
     servers,
     app: asAdmin(app),
+    asAgent: (agentId) => asAgent(app, agentId),
     loop,
     service,
     store,
@@ -353,6 +388,7 @@ export async function startVerifier(
       leaveGovernor()
       auth.stop()
       await loop.stop(drainMs)
+      await Promise.race([attestations.idle(), Bun.sleep(Math.min(drainMs, 2000))])
       await notifier.drain(Math.min(drainMs, 2000))
       agents.close()
       checks.close()

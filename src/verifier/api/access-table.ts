@@ -1,8 +1,8 @@
 /**
  * The verifier's routes and their actions (upstream `keylime/web/verifier_server.py`, 7.14; the
  * kinds are in `http/access/action.ts`). `/v2/…` covers every `/v2.x` prefix and `/v3/…` `/v3.0`.
- * The v3 rows follow upstream even where keylime-ts answers 404 (push mode is not served yet), so
- * an anonymous client gets upstream's answer to the question "may I?".
+ * The v3 rows follow upstream even where keylime-ts answers 404 (the v3 policy routes), so an
+ * anonymous client gets upstream's answer to the question "may I?".
  *
  * @module
  */

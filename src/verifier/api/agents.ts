@@ -13,8 +13,9 @@ import {
 } from '../../protocol/agent-states.ts'
 import { type AgentRecord, tpmPolicyText } from '../loop/agent-record.ts'
 import type { AgentRow } from '../store/store.ts'
+import { pushAttestationStatus } from '../push/liveness.ts'
 import { checkAgentId } from './agent-id.ts'
-import { enrolAgent } from './enrol.ts'
+import { enrolAgent, enrolmentMode } from './enrol.ts'
 import { type EnrolBodySchema, enrolBodySchema } from './enrol-body.ts'
 import type { VerifierServiceOptions } from './service-options.ts'
 
@@ -26,22 +27,28 @@ const agentNotFound = (): never => {
 export class AgentsApi {
   readonly #o: VerifierServiceOptions
   readonly #enrolBody: EnrolBodySchema
+  /** A push agent is never contacted: no agent mTLS certificate is required. */
+  readonly #enrolPushBody: EnrolBodySchema
 
   constructor(o: VerifierServiceOptions) {
     this.#o = o
     this.#enrolBody = enrolBodySchema(o.enableAgentMtls)
+    this.#enrolPushBody = enrolBodySchema(false, true)
   }
 
   /** `POST /agents/{id}` (see {@link enrolAgent}). */
   async enrol(agentId: string, body: Record<string, unknown>): Promise<void> {
     checkAgentId(agentId)
-    await enrolAgent(this.#o, this.#enrolBody, agentId, body)
+    const push = enrolmentMode(this.#o.mode, body) === 'push'
+    await enrolAgent(this.#o, push ? this.#enrolPushBody : this.#enrolBody, agentId, body)
   }
 
   /** The `GET /agents/{id}` results of a row (overlaid with the live record when held here). */
   async statusOf(row: AgentRow): Promise<Record<string, unknown>> {
     const o = this.#o
-    const rec: AgentRecord | undefined = o.loop.records.get(row.agent_id)
+    // a push agent's record is only its liveness turn: the row has its counters
+    const rec: AgentRecord | undefined =
+      row.mode === 'push' ? undefined : o.loop.records.get(row.agent_id)
     const policies = o.store.policies
     const ima =
       row.ima_policy_id === null ? undefined : await policies.getAllowlistById(row.ima_policy_id)
@@ -73,7 +80,8 @@ export class AgentsApi {
       last_received_quote: rec?.lastReceivedQuote ?? row.last_received_quote,
       last_successful_attestation:
         rec?.lastSuccessfulAttestation ?? row.last_successful_attestation,
-      attestation_status: attestationStatus(state),
+      attestation_status:
+        row.mode === 'push' ? pushAttestationStatus(row, qi, Date.now()) : attestationStatus(state),
       attestation_period: `${Math.trunc(qi)}s`,
       maximum_attestation_interval: `${Math.trunc(qi * 5)}s`,
     }

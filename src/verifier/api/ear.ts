@@ -8,6 +8,7 @@
 import { NotFound } from '../../errors.ts'
 import { parseTpmPolicy } from '../../protocol/tpm-policy.ts'
 import type { EvidenceChecks, EvidenceResults } from '../checks/evidence-request.ts'
+import { AGENT_STATES } from '../../protocol/agent-states.ts'
 import { type AgentResultView, appraiseAgent } from '../results/appraise-agent.ts'
 import { appraiseEvidence, EVIDENCE_SUBMOD } from '../results/appraise-evidence.ts'
 import { checkEarNonce, type EarAppraisal } from '../results/ear-claims.ts'
@@ -35,8 +36,11 @@ function namesPcrs(tpmPolicy: unknown): boolean {
  */
 function resultView(s: Record<string, unknown>, quoteInterval: number): AgentResultView {
   const num = (v: unknown) => (typeof v === 'number' ? v : null)
+  // a push agent stays in GET_QUOTE: its verdict is its attestation_status (FAIL: a failed quote)
+  const pushFailed =
+    s.attestation_status === 'FAIL' && s.operational_state === AGENT_STATES.GET_QUOTE
   return {
-    state: num(s.operational_state),
+    state: pushFailed ? AGENT_STATES.INVALID_QUOTE : num(s.operational_state),
     attestationCount: num(s.attestation_count) ?? 0,
     lastEventId: typeof s.last_event_id === 'string' ? s.last_event_id : null,
     hasRuntimePolicy: s.has_runtime_policy === 1,

@@ -14,6 +14,7 @@ import {
   type BodyOf,
   bodySchema,
   custom,
+  type Field,
   FieldError,
   int,
   jsonText,
@@ -113,23 +114,29 @@ const ENROL_RULES = {
  * (`cloud_verifier_tornado.py`, checked before anything else). With `requireMtls`
  * (`enable_agent_mtls`, pull mode) an agent mTLS certificate is required.
  */
-export function enrolBodySchema(requireMtls: boolean) {
+export function enrolBodySchema(requireMtls: boolean, push = false) {
+  // a push agent is never contacted: its address is optional (upstream stores None)
+  const contact = <T>(f: Field<T>) => (push ? optional(f, null) : f) as Field<T | null>
   return bodySchema(
     {
       tpm_policy: tpmPolicy,
       v: optional(vKey, null),
-      cloudagent_ip: string({
-        nonEmpty: true,
-        max: 255,
-        reject: /[\s/]/,
-        message: 'cloudagent_ip is required',
-      }),
-      cloudagent_port: int({
-        min: 1,
-        max: 65535,
-        fromString: true,
-        message: 'cloudagent_port must be a port number',
-      }),
+      cloudagent_ip: contact(
+        string({
+          nonEmpty: true,
+          max: 255,
+          reject: /[\s/]/,
+          message: 'cloudagent_ip is required',
+        }),
+      ),
+      cloudagent_port: contact(
+        int({
+          min: 1,
+          max: 65535,
+          fromString: true,
+          message: 'cloudagent_port must be a port number',
+        }),
+      ),
       supported_version: optional(string(), ''),
       mtls_cert: custom((v, key) => {
         const cert = optional(mtlsCert, null).parse(v, key)

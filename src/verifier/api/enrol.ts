@@ -81,14 +81,31 @@ function supportedVersion(sent: string): string {
   return sent && known && !sent.startsWith('3') ? sent : CURRENT_API_VERSION
 }
 
+/**
+ * Whether an enrolment is for a push agent (docs/push-mode.md): the verifier runs `mode = push`,
+ * or the body has neither a `v` nor an `mtls_cert` — upstream's `keylime_tenant -c add
+ * --push-model` runs no K/U/V bootstrap and a push agent registers without an mTLS certificate. A
+ * pull agent enrolled without a payload also has no `v`, but it has its `mtls_cert`.
+ */
+export function enrolmentMode(
+  verifierMode: string | undefined,
+  body: { v?: unknown; mtls_cert?: unknown },
+): 'pull' | 'push' {
+  const absent = (x: unknown) => x === undefined || x === null
+  return verifierMode === 'push' || (absent(body.v) && absent(body.mtls_cert)) ? 'push' : 'pull'
+}
+
 /** The row a newly enrolled agent starts from, leased to this instance. */
 function newAgentRow(o: VerifierServiceOptions, agentId: string, b: EnrolBody): NewAgentRow {
+  const mode = enrolmentMode(o.mode, b)
   return {
     agent_id: agentId,
+    mode,
     v: b.v,
     ip: b.cloudagent_ip,
     port: b.cloudagent_port,
-    operational_state: AGENT_STATES.START,
+    // a push agent is never polled; GET_QUOTE keeps it among the leased agents (liveness)
+    operational_state: mode === 'push' ? AGENT_STATES.GET_QUOTE : AGENT_STATES.START,
     public_key: '',
     tpm_policy: b.tpm_policy,
     meta_data: b.metadata,

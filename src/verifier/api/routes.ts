@@ -16,6 +16,10 @@
  * | POST | `/v2[.x]/verify/evidence` | {@link EvidenceApi.verifyEvidence} (an EAR for `Accept: application/eat+jwt`) |
  * | GET | `/v2[.x]/agents/:agent_id/ear`, `/v3[.0]/agents/:agent_id/ear` | {@link EarApi.agentEar} (keylime-ts) |
  * | GET | `/.well-known/jwks.json` | {@link EarApi.jwks} (keylime-ts) |
+ * | GET, POST | `/v3[.0]/agents` | {@link AgentsV3Api} list, enrol (JSON:API) |
+ * | GET, PATCH, DELETE | `/v3[.0]/agents/:agent_id` | {@link AgentsV3Api} show, update, remove |
+ * | POST, GET | `/v3[.0]/agents/:agent_id/attestations` | push capabilities, list (`push/routes.ts`) |
+ * | PATCH, GET | `/v3[.0]/agents/:agent_id/attestations/latest\|:index` | push evidence, read |
  *
  * @module
  */
@@ -33,6 +37,8 @@ import { type EarApi, JWKS_PATH } from './ear.ts'
 import type { EvidenceApi } from './evidence.ts'
 import type { PoliciesApi } from './policies.ts'
 import type { VerifierService } from './service.ts'
+import { answer, jsonApiBody, pushAttestationRoutes } from '../push/routes.ts'
+import type { AgentsV3Api } from './agents-v3.ts'
 
 function param(c: Context, name: string): string {
   const v = c.req.param(name)
@@ -147,6 +153,20 @@ function verifyRoutes(api: EvidenceApi, ear: EarApi): KeylimeApp {
   return r
 }
 
+/** `/v3[.0]/agents` (JSON:API, keylime-ts: upstream 7.14 answers 404/500; see `agents-v3.ts`). */
+function agentV3Routes(api: AgentsV3Api): KeylimeApp {
+  const r = createRoutes()
+  const base = (c: Context) => c.req.path.replace(/\/agents\/.*$|\/agents\/?$/, '/agents')
+  r.get('/', (c) => answer(c, () => api.list(c.req.query('verifier') || undefined, base(c))))
+  r.post('/', (c) => answer(c, async () => api.create(await jsonApiBody(c), base(c))))
+  r.get('/:agent_id', (c) => answer(c, () => api.show(param(c, 'agent_id'), base(c))))
+  r.patch('/:agent_id', (c) =>
+    answer(c, async () => api.update(param(c, 'agent_id'), await jsonApiBody(c), base(c))),
+  )
+  r.delete('/:agent_id', (c) => answer(c, () => api.remove(param(c, 'agent_id'))))
+  return r
+}
+
 /** The v2 route table, built once. */
 function v2Routes(svc: VerifierService): KeylimeApp {
   return createRoutes()
@@ -165,5 +185,9 @@ export function addVerifierRoutes(app: KeylimeApp, svc: VerifierService, obs: Ob
     Response.json(await svc.ear.jwks(), { headers: { 'cache-control': 'max-age=300' } }),
   )
   mountVersioned(app, 2, v2Routes(svc))
-  mountVersioned(app, 3, createRoutes().route('/agents', agentEarRoute(svc.ear)))
+  const v3 = createRoutes()
+    .route('/agents', agentEarRoute(svc.ear))
+    .route('/agents', agentV3Routes(svc.agentsV3))
+  if (svc.attestations !== undefined) v3.route('/agents', pushAttestationRoutes(svc.attestations))
+  mountVersioned(app, 3, v3)
 }

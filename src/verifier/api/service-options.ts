@@ -6,6 +6,7 @@
  */
 import type { CheckPool } from '../checks/check-pool.ts'
 import type { AttestationLoop } from '../loop/attestation-loop.ts'
+import type { AttestationsApi } from '../push/attestations-api.ts'
 import type { EarIssuer } from '../results/ear-issuer.ts'
 import type { VerifierStore } from '../store/store.ts'
 
@@ -25,4 +26,8 @@ export interface VerifierServiceOptions {
   requireAllowListSignatures: boolean
   /** Signs attestation results (EAR). */
   ear: EarIssuer
+  /** The push attestation operations (API 3.0). */
+  attestations?: AttestationsApi
+  /** `[verifier] mode`: `push` enrols every agent in push mode. */
+  mode?: 'pull' | 'push'
 }

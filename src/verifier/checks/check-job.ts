@@ -29,6 +29,7 @@ export interface CheckRecordData {
   imaSignVerificationKeys: string
   attestationCount: number
   ima: ImaAgentStateJson
+  push?: boolean
 }
 
 /**
@@ -58,7 +59,8 @@ export interface CheckJob {
   seq: number
   rec: CheckRecordData
   results: unknown
-  nonce: string
+  /** The pull nonce, or a push challenge's bytes. */
+  nonce: string | Uint8Array
   /** Runtime policy `id:version` (sent with `imaText` the first time a worker sees it). */
   imaKey: string | null
   imaText?: string
@@ -121,6 +123,7 @@ export function recordData(rec: RoundRecord): CheckRecordData {
     imaSignVerificationKeys: rec.imaSignVerificationKeys,
     attestationCount: rec.attestationCount,
     ima: imaStateToJSON(rec.ima),
+    push: rec.push,
   }
 }
 
@@ -140,6 +143,7 @@ export function recordFromData(d: CheckRecordData, tpmPolicy: TpmPolicy): RoundR
     imaSignVerificationKeys: d.imaSignVerificationKeys,
     attestationCount: d.attestationCount,
     ima: imaStateFromJSON(d.ima),
+    push: d.push,
   }
 }
 

@@ -251,7 +251,7 @@ export class CheckPool {
   async check(
     rec: RoundRecord,
     results: unknown,
-    nonce: string,
+    nonce: string | Uint8Array,
     policies: RoundPolicies,
     imaKey: string | null,
     imaText: () => string | undefined,

@@ -66,6 +66,11 @@ export interface RoundRecord {
   imaSignVerificationKeys: string
   attestationCount: number
   ima: ImaAgentState
+  /**
+   * A push-mode agent (API 3.0): its evidence carries no NK and no encryption algorithm, so PCR 16
+   * binds nothing and `enc_alg` is not checked (upstream calls `check_quote` with `data = None`).
+   */
+  push?: boolean
 }
 
 /** What a successful check changes on the record. */
@@ -136,7 +141,7 @@ export function requestMask(rec: Pick<RoundRecord, 'tpmPolicy'>, p: RoundPolicie
 export function checkQuoteAnswer(
   rec: RoundRecord,
   results: unknown,
-  nonce: string,
+  nonce: string | Uint8Array,
   policies: RoundPolicies,
   opts: CheckOptions,
 ): CheckResult {
@@ -148,7 +153,7 @@ export function checkQuoteAnswer(
     return { kind: 'fail', failure: f }
   }
   const r = parsed.answer
-  const nk = answerNk(f, r, rec)
+  const nk = rec.push ? '' : answerNk(f, r, rec)
   const algs = nk === undefined ? undefined : acceptedAlgorithms(f, r, rec)
   if (nk === undefined || algs === undefined) return { kind: 'fail', failure: f }
   const evidence = roundEvidence(rec, r, nonce, nk, algs, policies, opts)
@@ -208,7 +213,7 @@ function acceptedAlgorithms(f: Failure, r: QuoteAnswer, rec: RoundRecord): Algor
     f.add(`${q}.invalid_hash_alg`, { message, data: hashAlg }, false)
     return undefined
   }
-  if (!encAlg || !isAccepted(encAlg, rec.acceptEnc)) {
+  if (!rec.push && (!encAlg || !isAccepted(encAlg, rec.acceptEnc))) {
     const message = `TPM Quote is using an unaccepted encryption algorithm: ${encAlg}`
     f.add(`${q}.invalid_enc_alg`, { message, data: encAlg }, false)
     return undefined
@@ -225,7 +230,7 @@ function acceptedAlgorithms(f: Failure, r: QuoteAnswer, rec: RoundRecord): Algor
 function roundEvidence(
   rec: RoundRecord,
   r: QuoteAnswer,
-  nonce: string,
+  nonce: string | Uint8Array,
   nk: string,
   algs: Algorithms,
   policies: RoundPolicies,
@@ -240,7 +245,7 @@ function roundEvidence(
       signAlg === 'rsassa' || signAlg === 'rsapss' || signAlg === 'ecdsa' ? signAlg : undefined,
     ak: akKeyOf(rec),
     previousClock: rec.clock,
-    nk,
+    nk: rec.push ? undefined : nk,
     tpmPolicy: rec.tpmPolicy,
     ima: {
       list: r.ima_measurement_list,

@@ -1,7 +1,7 @@
 /**
  * The checks of one piece of TPM evidence, whoever brought it: a pull round's quote answer
- * (`check-quote.ts`), a `POST /verify/evidence` body (`evidence-request.ts`) and, later, pushed
- * evidence. Upstream's order and event ids (`tpm_main.py: check_quote / check_pcrs`):
+ * (`check-quote.ts`), a `POST /verify/evidence` body (`evidence-request.ts`) and pushed
+ * evidence (`check-quote.ts` for a push record: no NK, no PCR 16). Upstream's order and event ids (`tpm_main.py: check_quote / check_pcrs`):
  *
  * 1. quote signature, nonce and PCR digest with the AK (`qoute_validation.quote_validation`);
  * 2. the clock against the previous quote, when there was one (`quote-timing.ts`);
@@ -86,7 +86,8 @@ export interface ImaEvidence {
 export interface Evidence {
   /** The quote string (`r<TPMS_ATTEST>:<TPMT_SIGNATURE>:<PCR blob>`, base64 parts). */
   quote: string
-  nonce: string
+  /** The pull nonce (compared as UTF-8), or a push challenge's raw bytes. */
+  nonce: string | Uint8Array
   hashAlg: HashAlg
   signAlg?: 'rsassa' | 'rsapss' | 'ecdsa'
   ak: KeyObject

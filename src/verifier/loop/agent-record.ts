@@ -41,6 +41,8 @@ export interface AgentEnrolment {
   acceptEnc: readonly unknown[]
   acceptSign: readonly unknown[]
   verifierId: string
+  /** A push-mode agent (`mode = push`): never polled, only watched for liveness. */
+  push: boolean
 }
 
 /** The attestation state the loop owns and writes back (`AgentSnapshot`). */
@@ -204,6 +206,7 @@ export function recordFromRow(row: AgentRow): AgentRecord {
     severityLevel: row.severity_level ?? null,
     lastEventId: row.last_event_id ?? null,
     verifierId: row.verifier_id ?? 'default',
+    push: row.mode === 'push',
     retries: 0,
     epoch: 0,
     busy: false,

@@ -57,6 +57,11 @@ export interface AttestationLoopOptions {
   settings: VerifierSettings
   /** Told the outcome of every batched write and lease tick (`/health`). */
   dbHealth?: DatabaseHealth
+  /**
+   * Push agents are never polled: their round is this liveness check (`push/liveness.ts`), which
+   * returns the ms until the next one.
+   */
+  pushLiveness?: { check(agentId: string): Promise<number> }
 }
 
 /** The loop. */
@@ -171,6 +176,11 @@ export class AttestationLoop {
     const rec = recordFromRow(row)
     if (old !== undefined) rec.epoch = old.epoch + 1
     if (row.lease_owner === this.#s.instanceId) rec.leaseUntil = Number(row.lease_expires ?? 0)
+    if (rec.push) {
+      this.records.set(rec.id, rec)
+      this.scheduler.schedule(rec.id, performance.now() + delayMs)
+      return rec
+    }
     const resumed = resumeState(rec.state, rec.publicKey !== '', rec.attestationCount)
     if (resumed === AGENT_STATES.START && rec.state !== AGENT_STATES.START)
       this.#writer.markDirty(rec)
@@ -214,6 +224,7 @@ export class AttestationLoop {
   #admit(id: string): number {
     const rec = this.records.get(id)
     if (rec === undefined || rec.busy || this.#stopped) return 0
+    if (rec.push) return 0
     return admitRound(rec, this.#o.agents, this.#s.agentMtls)
   }
 
@@ -224,6 +235,7 @@ export class AttestationLoop {
       this.#scheduleIn(rec, 100)
       return
     }
+    if (rec.push) return this.#pushRound(rec)
     rec.busy = true
     const epoch = rec.epoch
     const t0 = performance.now()
@@ -248,6 +260,19 @@ export class AttestationLoop {
         this.#o.metrics.roundLatency.observe(performance.now() - t0)
       }
     }
+  }
+
+  /** A push agent's turn: its liveness check, then the next one when it is due. */
+  async #pushRound(rec: AgentRecord): Promise<void> {
+    const epoch = rec.epoch
+    let delay = this.#s.quoteIntervalMs
+    try {
+      if (this.#o.pushLiveness !== undefined) delay = await this.#o.pushLiveness.check(rec.id)
+    } catch (err) {
+      this.#o.log.warn('push liveness check failed', { agent_id: rec.id, error: err })
+    }
+    if (rec.epoch === epoch && this.records.get(rec.id) === rec && !this.#stopped)
+      this.#scheduleIn(rec, Math.max(50, delay))
   }
 
   /**

@@ -6,7 +6,15 @@
  * @module
  */
 import { asc, eq, inArray, sql } from 'drizzle-orm'
-import { allowlists, type Db, mbpolicies, queryRows, verifiermain } from '../../db/index.ts'
+import {
+  allowlists,
+  attestations,
+  type Db,
+  evidence_items,
+  mbpolicies,
+  queryRows,
+  verifiermain,
+} from '../../db/index.ts'
 import { type AgentSnapshot, type HotSnapshot, writeSnapshots } from './snapshots.ts'
 
 /** A `verifiermain` row. */
@@ -102,6 +110,9 @@ export class AgentStore {
    */
   async deleteAgent(agentId: string): Promise<boolean> {
     return this.db.transaction(async (tx) => {
+      // push-mode attestations reference the agent row
+      await tx.delete(evidence_items).where(eq(evidence_items.agent_id, agentId))
+      await tx.delete(attestations).where(eq(attestations.agent_id, agentId))
       const r = await tx
         .delete(verifiermain)
         .where(eq(verifiermain.agent_id, agentId))

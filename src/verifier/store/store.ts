@@ -11,6 +11,7 @@
  */
 import type { Db } from '../../db/index.ts'
 import { AgentStore } from './agents.ts'
+import { AttestationStore } from './attestations.ts'
 import { InstanceStore } from './instances.ts'
 import { PolicyStore } from './policies.ts'
 import { SessionStore } from './sessions.ts'
@@ -32,6 +33,8 @@ export class VerifierStore {
   readonly instances: InstanceStore
   /** Push-mode authentication sessions (`sessions.ts`); `sessions.extendAgentToken(id)`. */
   readonly sessions: SessionStore
+  /** Push-mode attestations (`attestations.ts`). */
+  readonly attestations: AttestationStore
 
   // agents (agents.ts)
   getAgent: AgentStore['getAgent']
@@ -79,6 +82,7 @@ export class VerifierStore {
     this.policies = p
     this.instances = i
     this.sessions = new SessionStore(db)
+    this.attestations = new AttestationStore(db)
     this.getAgent = a.getAgent.bind(a)
     this.listAgentIds = a.listAgentIds.bind(a)
     this.listAgents = a.listAgents.bind(a)

@@ -1,0 +1,1 @@
+ALTER TABLE "verifiermain" ADD COLUMN "mode" text DEFAULT 'pull' NOT NULL;
