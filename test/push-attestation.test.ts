@@ -20,6 +20,7 @@ import { runPolicyCreateMeasuredBoot } from '../src/policy-tools/create-refstate
 import { parseEventLog, replayEventLog } from '../src/mb/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { readEvidence } from '../src/verifier/push/read-evidence.ts'
+import { pushCapabilities } from './support/push-capabilities.ts'
 import { databaseTargets } from './support/databases.ts'
 import { generateSoftTpmKey, SoftTpm } from './support/fleet/soft-tpm.ts'
 import { until } from './support/until.ts'
@@ -60,61 +61,14 @@ function newAgent(id: string, ak: 'rsa' | 'ecc' = 'ecc'): PushAgent {
 
 /** The capabilities the rust push agent sends (push-protocol.md §1.5.5). */
 function capabilities(a: PushAgent, imaEntries = 0, boot = BOOT) {
-  const ecc = a.tpm.akType === 'ecc'
-  const all = Array.from({ length: 24 }, (_, i) => i)
-  return {
-    data: {
-      type: 'attestation',
-      attributes: {
-        evidence_supported: [
-          {
-            evidence_class: 'certification',
-            evidence_type: 'tpm_quote',
-            capabilities: {
-              component_version: '2.0',
-              hash_algorithms: ['sha1', 'sha256'],
-              signature_schemes: [ecc ? 'ecdsa' : 'rsassa'],
-              available_subjects: { sha1: all, sha256: all },
-              certification_keys: [
-                {
-                  key_class: 'asymmetric',
-                  key_algorithm: ecc ? 'ecc' : 'rsa',
-                  key_size: ecc ? 256 : 2048,
-                  server_identifier: 'ak',
-                  local_identifier: Buffer.from(a.tpm.akName).toString('hex'),
-                  public: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-                  allowable_hash_algorithms: ['sha256'],
-                  allowable_signature_schemes: [ecc ? 'ecdsa' : 'rsassa'],
-                },
-              ],
-            },
-          },
-          {
-            evidence_class: 'log',
-            evidence_type: 'uefi_log',
-            capabilities: {
-              evidence_version: '2.1',
-              entry_count: 20,
-              supports_partial_access: false,
-              appendable: false,
-              formats: ['application/octet-stream'],
-            },
-          },
-          {
-            evidence_class: 'log',
-            evidence_type: 'ima_log',
-            capabilities: {
-              entry_count: imaEntries,
-              supports_partial_access: true,
-              appendable: true,
-              formats: ['text/plain'],
-            },
-          },
-        ],
-        system_info: { boot_time: boot },
-      },
-    },
-  }
+  return pushCapabilities({
+    akType: a.tpm.akType,
+    akTpm2b: a.tpm.akTpm2b,
+    localIdentifier: Buffer.from(a.tpm.akName).toString('hex'),
+    uefiLog: true,
+    imaEntries,
+    bootTime: boot,
+  })
 }
 
 for (const target of databaseTargets()) {

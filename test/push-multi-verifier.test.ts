@@ -11,6 +11,7 @@ import { databaseTargets } from './support/databases.ts'
 import { generateSoftTpmKey, SoftTpm } from './support/fleet/soft-tpm.ts'
 import { until } from './support/until.ts'
 import { createTestCa, startTestVerifier, type TestCa } from './support/verifier-harness.ts'
+import { pushCapabilities } from './support/push-capabilities.ts'
 
 setLogSink(() => {}, false)
 
@@ -99,37 +100,11 @@ for (const target of databaseTargets()) {
       const b = await start('B')
 
       // phase 1 on A, phase 2 on B: B verifies
-      const caps = {
-        data: {
-          type: 'attestation',
-          attributes: {
-            evidence_supported: [
-              {
-                evidence_class: 'certification',
-                evidence_type: 'tpm_quote',
-                capabilities: {
-                  component_version: '2.0',
-                  hash_algorithms: ['sha256'],
-                  signature_schemes: ['ecdsa'],
-                  available_subjects: { sha256: [15] },
-                  certification_keys: [
-                    {
-                      key_class: 'asymmetric',
-                      key_algorithm: 'ecc',
-                      key_size: 256,
-                      server_identifier: 'ak',
-                      local_identifier: 'ak',
-                      public: Buffer.from(tpm.akTpm2b).toString('base64'),
-                      allowable_hash_algorithms: ['sha256'],
-                      allowable_signature_schemes: ['ecdsa'],
-                    },
-                  ],
-                },
-              },
-            ],
-          },
-        },
-      }
+      const caps = pushCapabilities({
+        akType: 'ecc',
+        akTpm2b: tpm.akTpm2b,
+        subjects: { sha256: [15] },
+      })
       const created = await a.asAgent(id).request(`/v3.0/agents/${id}/attestations`, {
         method: 'POST',
         headers: { 'content-type': JSON_API },

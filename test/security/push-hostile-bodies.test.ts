@@ -11,6 +11,7 @@ import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { databaseTargets } from '../support/databases.ts'
 import { generateSoftTpmKey, SoftTpm } from '../support/fleet/soft-tpm.ts'
 import { createTestCa, startTestVerifier } from '../support/verifier-harness.ts'
+import { pushCapabilities } from '../support/push-capabilities.ts'
 
 setLogSink(() => {}, false)
 
@@ -153,37 +154,12 @@ describe(`hostile push bodies (${target.name})`, () => {
   }, 60_000)
 
   test('a refused PATCH leaves the attestation awaiting its evidence', async () => {
-    const caps = {
-      data: {
-        type: 'attestation',
-        attributes: {
-          evidence_supported: [
-            {
-              evidence_class: 'certification',
-              evidence_type: 'tpm_quote',
-              capabilities: {
-                component_version: '2.0',
-                hash_algorithms: ['sha256'],
-                signature_schemes: ['ecdsa'],
-                available_subjects: { sha256: [15] },
-                certification_keys: [
-                  {
-                    key_class: 'asymmetric',
-                    key_algorithm: 'ecc',
-                    key_size: 256,
-                    server_identifier: 'ak',
-                    local_identifier: 'x',
-                    public: 'x',
-                    allowable_hash_algorithms: ['sha256'],
-                    allowable_signature_schemes: ['ecdsa'],
-                  },
-                ],
-              },
-            },
-          ],
-        },
-      },
-    }
+    const caps = pushCapabilities({
+      akType: 'ecc',
+      akTpm2b: Buffer.from('x'),
+      localIdentifier: 'x',
+      subjects: { sha256: [15] },
+    })
     const created = await send('POST', `/v3.0/agents/${id}/attestations`, JSON.stringify(caps))
     expect(created.status).toBe(201)
     for (const text of hostileBodies().map((b) => JSON.stringify(b))) {
