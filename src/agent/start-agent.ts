@@ -34,6 +34,7 @@ import { startPushMode } from './push/start-push-mode.ts'
 import type { FetchLike } from './push/verifier-http.ts'
 import { loadTpmDeviceAddon } from './transport/load-tpm-device-addon.ts'
 import { resolveTcti, type TctiSpec } from './transport/open-transport.ts'
+import { sleepUnlessAborted } from './sleep-unless-aborted.ts'
 
 /** A running agent. */
 export interface RunningAgent {
@@ -349,22 +350,6 @@ function createApi(
   return api
 }
 
-/** Resolves after `ms`, or rejects with `ERR_AGENT_STOPPED` as soon as `signal` aborts. */
-function sleepUnlessStopped(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.reject(stopped())
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(stopped())
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
 /**
  * Registers and activates, retrying with back-off while the registrar is unreachable (pull:
  * `max_retries`, `retry_interval`, `exponential_backoff`; push: `exponential_backoff_*`); a
@@ -409,7 +394,7 @@ async function registerWithRetries(
       }
       const wait = retry.delayMs(attempt)
       log.warn('registrar not reachable, retrying', { error: msg, retry_in_ms: wait })
-      await sleepUnlessStopped(wait, signal)
+      await sleepUnlessAborted(wait, signal, stopped)
     }
   }
 }

@@ -15,6 +15,7 @@
 
 import { randomInt } from 'node:crypto'
 import { AgentError } from '../errors.ts'
+import { sleepUnlessAborted } from '../sleep-unless-aborted.ts'
 
 /** Sends one request (the real client: `fetch` with the verifier CA; tests: a handler). */
 export type FetchLike = (req: Request) => Promise<Response>
@@ -89,20 +90,8 @@ export function backoffDelay(b: Backoff, n: number): number {
 
 /** A timer sleep that rejects with `ERR_AGENT_STOPPED` when `signal` aborts. */
 export function abortableSleep(signal: AbortSignal | undefined): Sleep {
-  return (ms) =>
-    new Promise((resolve, reject) => {
-      const stopped = () => new AgentError('ERR_AGENT_STOPPED', 'the agent is stopping')
-      if (signal?.aborted) return reject(stopped())
-      const onAbort = () => {
-        clearTimeout(timer)
-        reject(stopped())
-      }
-      const timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      }, ms)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+  const stopped = () => new AgentError('ERR_AGENT_STOPPED', 'the agent is stopping')
+  return (ms) => sleepUnlessAborted(ms, signal, stopped)
 }
 
 /** Reads a body under `cap` bytes; throws `ERR_AGENT_PUSH_ANSWER` past it. */
