@@ -18,6 +18,7 @@ import { join, resolve } from 'node:path'
 import { unzipSync } from 'fflate'
 import { type Fleet, startFleet } from './support/fleet/fleet.ts'
 import { main } from '../src/cli/main.ts'
+import { runTenant } from './support/run-tenant.ts'
 import { emptyRuntimePolicy } from '../src/ima/runtime-policy.ts'
 import {
   type ChildRun,
@@ -46,18 +47,8 @@ interface Run {
 }
 
 async function tenant(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  let out = ''
-  let err = ''
-  const code = await main('keylime_tenant', args, {
-    stdout: (s) => {
-      out += s
-    },
-    stderr: (s) => {
-      err += s
-    },
-    env: { ...env, ...extraEnv },
-  })
-  return { code: code as number, out, err, json: () => JSON.parse(out) as Record<string, unknown> }
+  const r = await runTenant(args, { ...env, ...extraEnv })
+  return { ...r, json: () => JSON.parse(r.out) as Record<string, unknown> }
 }
 
 beforeAll(async () => {

@@ -18,7 +18,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { main } from '../src/cli/main.ts'
+import { runTenant } from './support/run-tenant.ts'
 import { type Fleet, startFleet } from './support/fleet/fleet.ts'
 import { until } from './support/until.ts'
 
@@ -159,17 +159,7 @@ afterAll(async () => {
 })
 
 async function tenant(args: string[]) {
-  let out = ''
-  let err = ''
-  const code = (await main('keylime_tenant', args, {
-    stdout: (s) => {
-      out += s
-    },
-    stderr: (s) => {
-      err += s
-    },
-    env: tenantEnv,
-  })) as number
+  const { code, out, err } = await runTenant(args, tenantEnv)
   return { code, out, err, doc: () => JSON.parse(out) as { results: Record<string, unknown> } }
 }
 

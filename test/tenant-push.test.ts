@@ -16,7 +16,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Server } from 'bun'
-import { main } from '../src/cli/main.ts'
+import { runTenant } from './support/run-tenant.ts'
 import { controlPlaneEnv } from './support/control-plane-process.ts'
 import { hasOpenssl, makeTestPki } from './support/openssl-pki.ts'
 
@@ -161,17 +161,7 @@ beforeEach(() => {
 })
 
 async function tenant(args: string[], extra: Record<string, string> = {}) {
-  let out = ''
-  let err = ''
-  const code = (await main('keylime_tenant', args, {
-    stdout: (s) => {
-      out += s
-    },
-    stderr: (s) => {
-      err += s
-    },
-    env: { ...env, ...extra },
-  })) as number
+  const { code, out, err } = await runTenant(args, { ...env, ...extra })
   const doc = () => JSON.parse(out) as { results: Record<string, unknown>; error?: unknown }
   return { code, out, err, doc }
 }

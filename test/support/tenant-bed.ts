@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { main } from '../../src/cli/main.ts'
+import { runTenant } from './run-tenant.ts'
 import {
   type ChildRun,
   controlPlaneEnv,
@@ -94,17 +94,7 @@ export async function startTenantBed(o: {
     agents: running.agents,
     output: cp.output,
     async tenant(args, extra = {}) {
-      let out = ''
-      let err = ''
-      const code = (await main('keylime_tenant', args, {
-        stdout: (s) => {
-          out += s
-        },
-        stderr: (s) => {
-          err += s
-        },
-        env: { ...env, ...extra },
-      })) as number
+      const { code, out, err } = await runTenant(args, { ...env, ...extra })
       let doc: Record<string, unknown> = {}
       try {
         doc = JSON.parse(out) as Record<string, unknown>
