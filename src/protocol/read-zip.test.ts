@@ -191,7 +191,9 @@ describe('readZip', () => {
       }
       worst = Math.max(worst, performance.now() - t0)
     }
-    expect(worst).toBeLessThan(100)
+    // wall clock on a shared 2-core machine: a GC or scheduling pause reached ~200 ms under load;
+    // a blow-up (inflating a bomb, a quadratic walk) costs seconds
+    expect(worst).toBeLessThan(1000)
     expect(accepted).toBeGreaterThan(0)
   })
 })
