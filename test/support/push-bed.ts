@@ -35,8 +35,8 @@ export interface PushBedOptions {
   alg?: 'rsa' | 'ecc'
   /** `[verifier]` options (`KEYLIME_VERIFIER_*` names without the prefix). */
   verifier?: Record<string, string>
-  /** Lines of the agent configuration's `[agent]` section over the bed's. */
-  agentConfig?: string
+  /** Options of the agent configuration's `[agent]` section over the bed's (TOML values). */
+  agentConfig?: Record<string, string>
 }
 
 /** A running bed. */
@@ -137,28 +137,27 @@ export async function startPushBed(o: PushBedOptions): Promise<PushBed> {
     work,
     async startAgent() {
       const conf = join(work, 'agent.conf')
-      writeFileSync(
-        conf,
-        `[agent]
-mode = "push"
-uuid = "${o.agentId}"
-keylime_dir = "${join(work, 'kl')}"
-registrar_ip = "127.0.0.1"
-registrar_port = ${new URL(registrar.httpUrl).port}
-verifier_url = "https://127.0.0.1:${o.port}"
-verifier_tls_ca_cert = "${join(ca.caDir, 'cacert.crt')}"
-attestation_interval_seconds = 1
-exponential_backoff_initial_delay = 100
-exponential_backoff_max_retries = 3
-exponential_backoff_max_delay = 500
-tpm_encryption_alg = "${alg}"
-tpm_signing_alg = "${alg === 'rsa' ? 'rsassa' : 'ecdsa'}"
-ima_ml_path = "${join(work, 'none')}"
-measuredboot_ml_path = "${join(work, 'none')}"
-run_as = ""
-${o.agentConfig ?? ''}
-`,
-      )
+      const options: Record<string, string | number> = {
+        mode: 'push',
+        uuid: o.agentId,
+        keylime_dir: join(work, 'kl'),
+        registrar_ip: '127.0.0.1',
+        registrar_port: Number(new URL(registrar.httpUrl).port),
+        verifier_url: `https://127.0.0.1:${o.port}`,
+        verifier_tls_ca_cert: join(ca.caDir, 'cacert.crt'),
+        attestation_interval_seconds: 1,
+        exponential_backoff_initial_delay: 100,
+        exponential_backoff_max_retries: 3,
+        exponential_backoff_max_delay: 500,
+        tpm_encryption_alg: alg,
+        tpm_signing_alg: alg === 'rsa' ? 'rsassa' : 'ecdsa',
+        ima_ml_path: join(work, 'none'),
+        measuredboot_ml_path: join(work, 'none'),
+        run_as: '',
+        ...o.agentConfig,
+      }
+      const lines = Object.entries(options).map(([k, v]) => `${k} = ${JSON.stringify(v)}`)
+      writeFileSync(conf, `[agent]\n${lines.join('\n')}\n`)
       const caPem = file('cacert.crt')
       agent = await startAgent(loadAgentConfig({ file: conf, env: {} }), {
         tcti: { kind: 'swtpm', host: '127.0.0.1', port: swtpm.port },
