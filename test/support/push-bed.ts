@@ -50,7 +50,7 @@ export interface PushBed {
   readonly agent: RunningAgent | undefined
   /** Revocation notices the webhook received. */
   notices: { msg: string }[]
-  /** Every request the agent sent the verifier, `METHOD path`. */
+  /** Every request the agent sent the verifier and its answer, `METHOD path status`. */
   sent: string[]
   /** Every log line so far. */
   logs: string[]
@@ -162,9 +162,10 @@ export async function startPushBed(o: PushBedOptions): Promise<PushBed> {
       agent = await startAgent(loadAgentConfig({ file: conf, env: {} }), {
         tcti: { kind: 'swtpm', host: '127.0.0.1', port: swtpm.port },
         // real TLS to the verifier; recorded to count the sessions
-        fetch: (req) => {
-          sent.push(`${req.method} ${new URL(req.url).pathname}`)
-          return fetch(req, { tls: { ca: caPem } } as RequestInit)
+        fetch: async (req) => {
+          const res = await fetch(req, { tls: { ca: caPem } } as RequestInit)
+          sent.push(`${req.method} ${new URL(req.url).pathname} ${res.status}`)
+          return res
         },
       })
     },
@@ -203,7 +204,7 @@ export async function startPushBed(o: PushBedOptions): Promise<PushBed> {
     async statusIs(want, ms) {
       await until(async () => (await bed.status()).attestation_status === want, ms, want)
     },
-    sessions: () => sent.filter((s) => /^POST \/v3(\.0)?\/sessions$/.test(s)).length,
+    sessions: () => sent.filter((s) => /^POST \/v3(\.0)?\/sessions \d+$/.test(s)).length,
     async stop() {
       await agent?.stop()
       await verifier.stop(200)
