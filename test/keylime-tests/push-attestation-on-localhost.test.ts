@@ -23,12 +23,11 @@
 import 'reflect-metadata'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash } from 'node:crypto'
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runPolicyCreateRuntime } from '../../src/policy-tools/index.ts'
 import { databaseTargets } from '../support/databases.ts'
-import { imaNgLine, imaSha256Extends } from '../support/ima-ng-line.ts'
+import { imaNgLine, testScript } from '../support/ima-ng-line.ts'
 import { type PushBed, startPushBed } from '../support/push-bed.ts'
 import { missingSwtpmTools } from '../support/swtpm.ts'
 import { until } from '../support/until.ts'
@@ -36,10 +35,7 @@ import { until } from '../support/until.ts'
 const missing = missingSwtpmTools(['tpm2_pcrextend'])
 if (missing.length > 0) console.log(`skipping push-attestation-on-localhost: ${missing.join(', ')}`)
 
-const script = (name: string) => ({
-  path: `/var/tmp/keylime-test/${name}.sh`,
-  digest: createHash('sha256').update(`#!/bin/bash\necho This is ${name}\n`).digest('hex'),
-})
+const script = testScript
 const GOOD = [script('good-script1'), script('good-script2')]
 const BAD = script('bad-script')
 const INIT = script('init')
@@ -55,21 +51,10 @@ for (const target of databaseTargets()) {
     `keylime-tests functional/push-attestation-on-localhost (${target.name})`,
     () => {
       let bed: PushBed
-      let imaPath: string
       const verifierPort = port++
 
-      /** Runs a script: its line appended to the IMA list, then PCR 10 extended. */
-      const run = (s: { path: string; digest: string }) => {
-        const line = imaNgLine(s.path, s.digest)
-        appendFileSync(imaPath, line)
-        for (const d of imaSha256Extends(line)) {
-          const r = Bun.spawnSync(['tpm2_pcrextend', `10:sha256=${d.toString('hex')}`], {
-            env: { ...process.env, TPM2TOOLS_TCTI: bed.swtpm.tcti },
-            stderr: 'pipe',
-          })
-          if (r.exitCode !== 0) throw new Error(r.stderr.toString())
-        }
-      }
+      /** Runs a script (IMA measures it). */
+      const run = (s: { path: string; digest: string }) => bed.measure(s.path, s.digest)
       const verdicts = (word: 'successfully passed' | 'failed') =>
         bed.logs
           .map((l) =>
@@ -79,20 +64,17 @@ for (const target of databaseTargets()) {
           .map((m) => Number(m[1]))
 
       beforeAll(async () => {
-        imaPath = join(mkdtempSync(join(tmpdir(), 'kl-push-ima-')), 'ascii_runtime_measurements')
-        writeFileSync(imaPath, '')
         bed = await startPushBed({
           database: await target.open(),
           port: verifierPort,
           agentId,
           verifier: { quote_interval: '1' },
-          agentConfig: { ima_ml_path: imaPath },
+          ima: true,
         })
       }, 90_000)
 
       afterAll(async () => {
         await bed?.stop()
-        if (imaPath) rmSync(join(imaPath, '..'), { recursive: true, force: true })
       })
 
       test('add --push-model with a runtime policy → passes; allowed scripts pass; a bad script fails', async () => {

@@ -30,3 +30,11 @@ export function imaSha256Extends(list: string): Buffer[] {
       : createHash('sha256').update(e.templateData).digest(),
   )
 }
+
+/** A test script as keylime-tests writes one (`echo This is <name>`): its path and sha256. */
+export function testScript(name: string): { path: string; digest: string } {
+  return {
+    path: `/var/tmp/keylime-test/${name}.sh`,
+    digest: createHash('sha256').update(`#!/bin/bash\necho This is ${name}\n`).digest('hex'),
+  }
+}

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../../src/agent/config/load-agent-config.ts'
@@ -18,6 +18,7 @@ import type { KeylimeDatabase } from '../../src/db/index.ts'
 import { setLogSink } from '../../src/log/logger.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
 import { controlPlaneEnv } from './control-plane-process.ts'
+import { imaNgLine, imaSha256Extends } from './ima-ng-line.ts'
 import { startSwtpm, type Swtpm } from './swtpm.ts'
 import { startTestRegistrar, type TestRegistrar } from './test-registrar.ts'
 import { until } from './until.ts'
@@ -35,6 +36,8 @@ export interface PushBedOptions {
   alg?: 'rsa' | 'ecc'
   /** `[verifier]` options (`KEYLIME_VERIFIER_*` names without the prefix). */
   verifier?: Record<string, string>
+  /** Give the agent an IMA measurement list (`measure` appends to it). */
+  ima?: boolean
   /** Options of the agent configuration's `[agent]` section over the bed's (TOML values). */
   agentConfig?: Record<string, string>
 }
@@ -67,6 +70,11 @@ export interface PushBed {
   status(): Promise<Record<string, unknown>>
   /** Waits until `attestation_status` is `want`. */
   statusIs(want: string, ms: number): Promise<void>
+  /**
+   * A file measured as the kernel does it: its ima-ng line appended to the agent's IMA list, then
+   * PCR 10 (SHA-256 bank) extended (needs `ima`).
+   */
+  measure(path: string, digest: string): void
   /** `POST /v3.0/sessions` the agent sent. */
   sessions(): number
   stop(): Promise<void>
@@ -120,6 +128,8 @@ export async function startPushBed(o: PushBedOptions): Promise<PushBed> {
     KEYLIME_TENANT_REQUEST_TIMEOUT: '5',
   }
   const alg = o.alg ?? 'rsa'
+  const imaPath = join(work, o.ima ? 'ascii_runtime_measurements' : 'none')
+  if (o.ima) writeFileSync(imaPath, '')
 
   const bed: PushBed = {
     swtpm,
@@ -151,7 +161,7 @@ export async function startPushBed(o: PushBedOptions): Promise<PushBed> {
         exponential_backoff_max_delay: 500,
         tpm_encryption_alg: alg,
         tpm_signing_alg: alg === 'rsa' ? 'rsassa' : 'ecdsa',
-        ima_ml_path: join(work, 'none'),
+        ima_ml_path: imaPath,
         measuredboot_ml_path: join(work, 'none'),
         run_as: '',
         ...o.agentConfig,
@@ -203,6 +213,17 @@ export async function startPushBed(o: PushBedOptions): Promise<PushBed> {
     },
     async statusIs(want, ms) {
       await until(async () => (await bed.status()).attestation_status === want, ms, want)
+    },
+    measure(path, digest) {
+      const line = imaNgLine(path, digest)
+      appendFileSync(imaPath, line)
+      for (const d of imaSha256Extends(line)) {
+        const r = Bun.spawnSync(['tpm2_pcrextend', `10:sha256=${d.toString('hex')}`], {
+          env: { ...process.env, TPM2TOOLS_TCTI: swtpm.tcti },
+          stderr: 'pipe',
+        })
+        if (r.exitCode !== 0) throw new Error(`tpm2_pcrextend: ${r.stderr.toString()}`)
+      }
     },
     sessions: () => sent.filter((s) => /^POST \/v3(\.0)?\/sessions \d+$/.test(s)).length,
     async stop() {
