@@ -14,13 +14,15 @@
  */
 import 'reflect-metadata'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { HardwareAgentTpm } from '../src/agent/tpm/hardware-agent-tpm.ts'
 import type { KeylimeDatabase } from '../src/db/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
+import { runPolicyCreateRuntime } from '../src/policy-tools/index.ts'
 import { databaseTargets } from './support/databases.ts'
+import { imaNgLine } from './support/ima-ng-line.ts'
 import { openSwtpmAgentTpm } from './support/push-agent.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
 import { until } from './support/until.ts'
@@ -272,9 +274,9 @@ for (const target of databaseTargets()) {
     }
 
     /** The session exchange (`context_info::generate_tpm_auth_proof`). */
-    const authenticate = async () => {
+    const authenticate = async (id = agentId) => {
       const body = fixture('session_request.json')
-      body.data.attributes.agent_id = agentId
+      body.data.attributes.agent_id = id
       const created = await send('POST', '/v3.0/sessions', body)
       expect(created.status).toBe(200)
       expect(created.headers.get('x-request-id')).toBe(created.requestId)
@@ -291,7 +293,7 @@ for (const target of databaseTargets()) {
           type: 'session',
           id: sid,
           attributes: {
-            agent_id: agentId,
+            agent_id: id,
             authentication_provided: [
               {
                 authentication_class: 'pop',
@@ -328,16 +330,8 @@ for (const target of databaseTargets()) {
       return body
     }
 
-    beforeAll(async () => {
-      work = mkdtempSync(join(tmpdir(), 'kl-rust-replay-'))
-      swtpm = await startSwtpm()
-      tpm = await openSwtpmAgentTpm(swtpm, work, 'rsa')
-      ca = await createTestCa()
-      kdb = await target.open()
-      v = await startTestVerifier(kdb, ca, { quote_interval: '1' }, { checkWorkers: 1 })
-      base = v.servers[0]!.url
-      // enrolled as `keylime_tenant -c add --push-model` does: no v, no mtls_cert
-      const res = await v.app.request(`/v2.6/agents/${agentId}`, {
+    const enrol = async (id: string, runtimePolicy = '') => {
+      const res = await v.app.request(`/v2.6/agents/${id}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -345,7 +339,7 @@ for (const target of databaseTargets()) {
           cloudagent_ip: '127.0.0.1',
           cloudagent_port: 9002,
           tpm_policy: JSON.stringify({ mask: '0x0' }),
-          runtime_policy: '',
+          runtime_policy: runtimePolicy,
           runtime_policy_name: '',
           mb_policy: null,
           mb_policy_name: '',
@@ -361,6 +355,29 @@ for (const target of databaseTargets()) {
         }),
       })
       expect(res.status, await res.clone().text()).toBe(200)
+    }
+
+    beforeAll(async () => {
+      work = mkdtempSync(join(tmpdir(), 'kl-rust-replay-'))
+      swtpm = await startSwtpm()
+      tpm = await openSwtpmAgentTpm(swtpm, work, 'rsa')
+      ca = await createTestCa()
+      kdb = await target.open()
+      v = await startTestVerifier(kdb, ca, { quote_interval: '1' }, { checkWorkers: 1 })
+      base = v.servers[0]!.url
+      // enrolled as `keylime_tenant -c add --push-model` does: no v, no mtls_cert
+      await enrol(agentId)
+      // with a runtime policy: the IMA log is requested too
+      const out: string[] = []
+      const ima = join(work, 'ima')
+      writeFileSync(ima, imaNgLine('/usr/bin/true', 'ab'.repeat(32)))
+      const rc = await runPolicyCreateRuntime(['-m', ima, '-o', '/dev/stdout'], {
+        cwd: work,
+        stdout: { write: (t: string) => void out.push(t) },
+        stderr: { write: () => undefined },
+      })
+      expect(rc).toBe(0)
+      await enrol(`${agentId}-ima`, Buffer.from(out.join('')).toString('base64'))
     }, 60_000)
 
     afterAll(async () => {
@@ -436,6 +453,42 @@ for (const target of databaseTargets()) {
       expect(stale.status).toBe(401)
       const fresh = await send('POST', `/v3.0/agents/${agentId}/attestations`, caps, second)
       expect(fresh.status, JSON.stringify(fresh.doc)).toBe(201)
+    }, 30_000)
+
+    test('log evidence: ima_log requested with format and offset; the 202 echoes it parseably', async () => {
+      const id = `${agentId}-ima`
+      const token = await authenticate(id)
+      const caps = capabilities()
+      caps.data.attributes.evidence_supported[2].capabilities.entry_count = 0 // an empty list
+      const created = await send('POST', `/v3.0/agents/${id}/attestations`, caps, token)
+      expect(created.status, JSON.stringify(created.doc)).toBe(201)
+      const requested = attestationResponse(created.doc)
+      expect(requested.map((r) => r.evidence_type)).toEqual(['tpm_quote', 'ima_log'])
+      const log = requested[1]!.chosen_parameters as Obj
+      expect(chosenParameters(log, 'ima_log')).toBe('log')
+      expect(log).toMatchObject({ format: 'text/plain', starting_offset: 0 })
+      const q = requested[0]!.chosen_parameters as Obj
+      const pcrs = (q.selected_subjects as Record<string, number[]>).sha256!
+      expect(pcrs).toContain(10)
+      const quote = await tpm.quotePcrs(
+        Buffer.from(q.challenge as string, 'base64'),
+        'sha256',
+        pcrs,
+      )
+      const evidence = fixture('evidence_handling_request.json')
+      const [quoteItem, , imaItem] = evidence.data.attributes.evidence_collected
+      quoteItem.data = {
+        subject_data: Buffer.from(quote.subjectData).toString('base64'),
+        message: Buffer.from(quote.attest).toString('base64'),
+        signature: Buffer.from(quote.signature).toString('base64'),
+      }
+      imaItem.data = { entries: '', entry_count: 0 }
+      evidence.data.attributes.evidence_collected = [quoteItem, imaItem]
+      const sent = await send('PATCH', created.headers.get('location')!, evidence, token)
+      expect(sent.status, JSON.stringify(sent.doc)).toBe(202)
+      const meta = evidenceHandlingResponse(sent.doc)
+      expect(uint(meta, 'seconds_to_next_attestation', 'meta')).toBe(1)
+      expect(sent.doc.data.attributes.evidence[1].evidence_type).toBe('ima_log')
     }, 30_000)
   })
 }
