@@ -453,6 +453,14 @@ for (const target of databaseTargets()) {
       expect(stale.status).toBe(401)
       const fresh = await send('POST', `/v3.0/agents/${agentId}/attestations`, caps, second)
       expect(fresh.status, JSON.stringify(fresh.doc)).toBe(201)
+      // an expired token: 401 as well (`token_expires_at` set in the past, as by a long silence)
+      await v.store.sessions.extendAgentToken(agentId, Date.now() - 3600_000)
+      await until(
+        async () =>
+          (await send('POST', `/v3.0/agents/${agentId}/attestations`, caps, second)).status === 401,
+        7000,
+        '401 for the expired token',
+      )
     }, 30_000)
 
     test('log evidence: ima_log requested with format and offset; the 202 echoes it parseably', async () => {
