@@ -44,7 +44,7 @@ import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import { TpmClient } from '../src/agent/tpm/tpm-client.ts'
 import { openSwtpmSocket } from '../src/agent/transport/swtpm-socket-transport.ts'
 import { serializeTransport } from '../src/agent/transport/tpm-transport.ts'
-import { parseAsciiList } from '../src/ima/parse-ascii-list.ts'
+import { imaNgLine, imaSha256Extends } from './support/ima-ng-line.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
 import { untilValue } from './support/until.ts'
 import {
@@ -129,27 +129,8 @@ async function startRelayedTpm(): Promise<RelayedTpm> {
 
 /** Extends each entry of an IMA ASCII list into PCR 10 (sha256 bank), as the kernel does. */
 async function extendImaList(client: TpmClient, list: string): Promise<void> {
-  for (const e of parseAsciiList(list)) {
-    const digest = /^0+$/.test(e.templateHash)
-      ? new Uint8Array(32).fill(0xff)
-      : createHash('sha256').update(e.templateData).digest()
+  for (const digest of imaSha256Extends(list))
     await client.pcrExtend(10, [{ hashAlg: TPM_ALG_SHA256, digest }])
-  }
-}
-
-/** One ima-ng line for `path` with file digest `digest` (sha256 hex). */
-function imaNgLine(path: string, digest: string): string {
-  const field = (b: Buffer) => {
-    const len = Buffer.alloc(4)
-    len.writeUInt32LE(b.byteLength)
-    return Buffer.concat([len, b])
-  }
-  const data = Buffer.concat([
-    field(Buffer.concat([Buffer.from('sha256:\0'), Buffer.from(digest, 'hex')])),
-    field(Buffer.from(`${path}\0`)),
-  ])
-  const sha1 = createHash('sha1').update(data).digest('hex')
-  return `10 ${sha1} ima-ng sha256:${digest} ${path}\n`
 }
 
 /** A self-signed RSA certificate for the revocation key (WebCrypto + @peculiar/x509). */

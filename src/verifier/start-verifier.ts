@@ -13,6 +13,7 @@ import { ByteBudget } from '../http/byte-budget.ts'
 import { createApp } from '../http/create-app.ts'
 import { serverBodyCeiling } from '../http/limit-body.ts'
 import { asAdmin, asAgent, enforceAccess } from '../http/access/enforce-access.ts'
+import { echoRequestId } from '../http/echo-request-id.ts'
 import { identifyRequest } from '../http/access/identify-request.ts'
 import { type RoleHealth, roleHealth, withReason } from '../http/ops/role-health.ts'
 import { adminListenerTls, type RoleContext, type RoleHandle, stopServers } from '../http/role.ts'
@@ -222,6 +223,7 @@ function verifierApp(
   }
   // Each route's action decides who may call it (upstream's `simple` authorization provider).
   // A bearer token makes an agent request; otherwise the client certificate decides.
+  app.use('*', echoRequestId())
   app.use('*', enforceAccess(VERIFIER_ACCESS, identifyRequest(auth.tokens)))
   addVersionRoutes(app)
   // push-mode authentication (push/sessions/): POST /v3/sessions, PATCH /v3/sessions/:id

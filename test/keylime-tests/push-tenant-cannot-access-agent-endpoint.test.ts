@@ -8,8 +8,8 @@
  * Also asserted: the `PATCH …/attestations/latest` form of the same action, and that an anonymous
  * client gets the same refusal.
  *
- * Not mirrored: the push agent and registrar of upstream's set-up (keylime-ts does not serve push
- * mode yet; the refusal is the access layer's, before any push route).
+ * Not mirrored: the push agent and registrar of upstream's set-up (the refusal is the access
+ * layer's, before any push route; the whole chain is test/push-e2e.test.ts).
  *
  * @module
  */

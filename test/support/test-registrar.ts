@@ -69,11 +69,13 @@ export async function startTestRegistrar(options: {
   tpmCertStore?: string
   /** `[registrar]` options over the defaults. */
   registrar?: Partial<RegistrarConfig['registrar']>
+  /** A `KEYLIME_DIR` whose cv_ca to share (e.g. with a test verifier); default a fresh one. */
+  keylimeDir?: string
 }): Promise<TestRegistrar> {
   const work = mkdtempSync(join(tmpdir(), 'kl-test-registrar-'))
-  const keylimeDir = join(work, 'kl')
+  const keylimeDir = options.keylimeDir ?? join(work, 'kl')
   const etc = join(work, 'etc')
-  for (const d of [keylimeDir, etc, join(work, 'store')]) mkdirSync(d)
+  for (const d of [keylimeDir, etc, join(work, 'store')]) mkdirSync(d, { recursive: true })
   await ensureCvCa({ keylimeDir, settings: { ...DEFAULT_CA_SETTINGS }, ip: '127.0.0.1' })
   const base = loadRegistrarConfig({ etcDir: etc, usrEtcDir: etc, env: {}, warn: () => {} })
   const config = {

@@ -168,7 +168,7 @@ export class AgentFailures {
 }
 
 /** The event's `message` or `reason` (capped: it may quote agent-chosen text), if it has one. */
-function messageOf(e: FailureEvent): string | undefined {
+export function messageOf(e: FailureEvent): string | undefined {
   const m = e.context.message ?? e.context.reason
   return typeof m === 'string' ? m.slice(0, 300) : undefined
 }

@@ -1,8 +1,8 @@
 /**
  * The push attestation routes under `/v3[.0]/agents/:agent_id/attestations` (push-protocol.md
  * §1.5.5–§1.5.8). Bodies in and out are JSON:API (`application/vnd.api+json`); every error leaves
- * as a JSON:API error document ({@link pushErrorResponse}), never the v2 envelope. An incoming
- * `X-Request-ID` is echoed. Who may call each route is decided before (`access-table.ts`:
+ * as a JSON:API error document ({@link pushErrorResponse}), never the v2 envelope
+ * (`X-Request-ID` is echoed by the verifier app, `http/echo-request-id.ts`). Who may call each route is decided before (`access-table.ts`:
  * submitting is the agent's own, reading is the admin's).
  *
  * @module
@@ -12,9 +12,6 @@ import { createRoutes, type KeylimeApp } from '../../http/create-app.ts'
 import { parseJsonObject } from '../../http/read-json.ts'
 import type { AttestationsApi, PushAnswer } from './attestations-api.ts'
 import { JSON_API, jsonApiResponse, PushError, pushErrorResponse } from './json-api.ts'
-
-/** A request id worth echoing: short and plain. */
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/
 
 /** The collection path of the request (`/v3.0/agents/<id>/attestations`). */
 function collectionOf(path: string): string {
@@ -35,20 +32,14 @@ export async function jsonApiBody(c: Context): Promise<Record<string, unknown>> 
 
 /** Runs an operation and renders its answer or error as JSON:API. */
 export async function answer(c: Context, op: () => Promise<PushAnswer>): Promise<Response> {
-  const rid = c.req.header('x-request-id')
-  const echo: Record<string, string> =
-    rid !== undefined && REQUEST_ID.test(rid) ? { 'x-request-id': rid } : {}
-  let res: Response
   try {
     const a = await op()
     const body: Record<string, unknown> = { data: a.data }
     if (a.meta !== undefined) body.meta = a.meta
-    res = jsonApiResponse(a.status, body, c.req.path, { ...a.headers, ...echo })
+    return jsonApiResponse(a.status, body, c.req.path, a.headers)
   } catch (err) {
-    res = pushErrorResponse(err, c.req.path)
-    for (const [k, v] of Object.entries(echo)) res.headers.set(k, v)
+    return pushErrorResponse(err, c.req.path)
   }
-  return res
 }
 
 function agentIdOf(c: Context): string {

@@ -15,6 +15,7 @@ import type { CheckPool } from '../checks/check-pool.ts'
 import type { CheckResult } from '../checks/check-quote.ts'
 import { Failure, type FailureEvent, type SeverityRules } from '../checks/failure.ts'
 import { recordFromRow, tpmPolicyText } from '../loop/agent-record.ts'
+import { messageOf } from '../loop/agent-failures.ts'
 import type { RoundPolicyCache } from '../loop/round-policies.ts'
 import type { RevocationNotifier } from '../notify/revocation-notifier.ts'
 import type { EvidenceItemRow } from '../store/attestations.ts'
@@ -153,7 +154,8 @@ async function record(
       },
     })
     if (!done) return
-    d.log.info('push attestation passed', { agent_id: agentId, index })
+    // upstream's wording (tpm_engine.py): keylime-tests grep the verifier log for it
+    d.log.info(`Attestation ${index} for agent '${agentId}' successfully passed verification`)
     try {
       // `extend_token_on_attestation`: a passing agent keeps its bearer token alive
       await d.store.sessions.extendAgentToken(agentId)
@@ -175,11 +177,11 @@ async function record(
     },
   })
   if (!done) return
-  d.log.warn('push attestation failed', {
-    agent_id: agentId,
-    index,
+  d.log.warn(`Attestation ${index} for agent '${agentId}' failed verification`, {
     event_id: top?.event_id,
     events: events.length,
+    // e.g. "File not found in allowlist: <path>", as upstream logs it
+    message: top === undefined ? undefined : messageOf(top),
   })
   d.notifier.notify(subjectOf(row), 'revocation', top)
 }
