@@ -20,6 +20,7 @@ import { runPolicyCreateMeasuredBoot } from '../src/policy-tools/create-refstate
 import { parseEventLog, replayEventLog } from '../src/mb/index.ts'
 import type { VerifierHandle } from '../src/verifier/start-verifier.ts'
 import { readEvidence } from '../src/verifier/push/read-evidence.ts'
+import { enrolmentBody } from './support/fleet/enroll-agent.ts'
 import { pushCapabilities } from './support/push-capabilities.ts'
 import { databaseTargets } from './support/databases.ts'
 import { generateSoftTpmKey, SoftTpm } from './support/fleet/soft-tpm.ts'
@@ -104,26 +105,21 @@ for (const target of databaseTargets()) {
     const status = async (a: PushAgent) =>
       (await admin(`/v2.6/agents/${a.id}`)).doc.results as Record<string, unknown>
 
-    /** The v2 enrolment fields, without a V (push mode). */
-    const enrolment = (a: PushAgent, p: { pcr15?: string; ima?: string; mb?: string } = {}) => ({
-      v: null,
-      cloudagent_ip: '127.0.0.1',
-      cloudagent_port: 9002,
-      tpm_policy: JSON.stringify(p.pcr15 ? { '15': [p.pcr15], mask: '0x8000' } : { mask: '0x0' }),
-      runtime_policy: p.ima === undefined ? '' : Buffer.from(p.ima).toString('base64'),
-      runtime_policy_name: '',
-      mb_policy: p.mb ?? null,
-      mb_policy_name: '',
-      ima_sign_verification_keys: '',
-      metadata: '{}',
-      revocation_key: '',
-      accept_tpm_hash_algs: ['sha256', 'sha1'],
-      accept_tpm_encryption_algs: ['ecc', 'rsa'],
-      accept_tpm_signing_algs: ['ecdsa', 'rsassa'],
-      ak_tpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
-      mtls_cert: null,
-      supported_version: '2.6',
-    })
+    /** The v2 enrolment fields, without a V or an mTLS certificate (push mode). */
+    const enrolment = (a: PushAgent, p: { pcr15?: string; ima?: string; mb?: string } = {}) =>
+      enrolmentBody(
+        {
+          ip: '127.0.0.1',
+          port: 9002,
+          akTpm: Buffer.from(a.tpm.akTpm2b).toString('base64'),
+          tpmPolicy: JSON.stringify(
+            p.pcr15 ? { '15': [p.pcr15], mask: '0x8000' } : { mask: '0x0' },
+          ),
+          runtimePolicy: p.ima === undefined ? '' : Buffer.from(p.ima).toString('base64'),
+          acceptHashAlgs: ['sha256', 'sha1'],
+        },
+        { mb_policy: p.mb ?? null },
+      )
     const enrol = async (a: PushAgent, p: { pcr15?: string; ima?: string; mb?: string } = {}) => {
       const { res } = await admin(`/v2.6/agents/${a.id}`, {
         method: 'POST',

@@ -27,6 +27,7 @@ import { openSwtpmAgentTpm } from './support/push-agent.ts'
 import { missingSwtpmTools, startSwtpm, type Swtpm } from './support/swtpm.ts'
 import { until } from './support/until.ts'
 import { createTestCa, startTestVerifier, type TestCa } from './support/verifier-harness.ts'
+import { enrolmentBody } from './support/fleet/enroll-agent.ts'
 
 const missing = missingSwtpmTools()
 if (missing.length > 0)
@@ -334,25 +335,15 @@ for (const target of databaseTargets()) {
       const res = await v.app.request(`/v2.6/agents/${id}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          v: null,
-          cloudagent_ip: '127.0.0.1',
-          cloudagent_port: 9002,
-          tpm_policy: JSON.stringify({ mask: '0x0' }),
-          runtime_policy: runtimePolicy,
-          runtime_policy_name: '',
-          mb_policy: null,
-          mb_policy_name: '',
-          ima_sign_verification_keys: '',
-          metadata: '{}',
-          revocation_key: '',
-          accept_tpm_hash_algs: ['sha256'],
-          accept_tpm_encryption_algs: ['rsa', 'ecc'],
-          accept_tpm_signing_algs: ['rsassa', 'ecdsa'],
-          ak_tpm: Buffer.from(tpm.akTpm2b).toString('base64'),
-          mtls_cert: null,
-          supported_version: '2.6',
-        }),
+        body: JSON.stringify(
+          enrolmentBody({
+            ip: '127.0.0.1',
+            port: 9002,
+            akTpm: Buffer.from(tpm.akTpm2b).toString('base64'),
+            runtimePolicy,
+            acceptHashAlgs: ['sha256'],
+          }),
+        ),
       })
       expect(res.status, await res.clone().text()).toBe(200)
     }

@@ -25,6 +25,7 @@ import { type PushBed, startPushBed } from '../support/push-bed.ts'
 import { missingSwtpmTools } from '../support/swtpm.ts'
 import { startTenantBed, type TenantBed } from '../support/tenant-bed.ts'
 import { until } from '../support/until.ts'
+import { enrolmentBody } from '../support/fleet/enroll-agent.ts'
 
 const missing = missingSwtpmTools()
 if (missing.length > 0)
@@ -99,25 +100,12 @@ describe('keylime-tests functional/attestation-mode-mismatch', () => {
         pushBed!.verifier.app.request(`/v2.6/agents/${agentId}`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            v: randomBytes(32).toString('base64'),
-            cloudagent_ip: '127.0.0.1',
-            cloudagent_port: 19551,
-            tpm_policy: JSON.stringify({ mask: '0x0' }),
-            runtime_policy: '',
-            runtime_policy_name: '',
-            mb_policy: null,
-            mb_policy_name: '',
-            ima_sign_verification_keys: '',
-            metadata: '{}',
-            revocation_key: '',
-            accept_tpm_hash_algs: ['sha256'],
-            accept_tpm_encryption_algs: ['rsa', 'ecc'],
-            accept_tpm_signing_algs: ['rsassa', 'ecdsa'],
-            ak_tpm: ak,
-            mtls_cert: mtlsCert,
-            supported_version: '2.6',
-          }),
+          body: JSON.stringify(
+            enrolmentBody(
+              { ip: '127.0.0.1', port: 19551, akTpm: ak, acceptHashAlgs: ['sha256'] },
+              { v: randomBytes(32).toString('base64'), mtls_cert: mtlsCert },
+            ),
+          ),
         })
       const noCert = await enrol(null)
       expect(noCert.status).toBe(400)

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { loadAgentConfig } from '../../src/agent/config/load-agent-config.ts'
 import { type RunningAgent, startAgent } from '../../src/agent/start-agent.ts'
 import { DEFAULT_CA_SETTINGS, ensureCvCa } from '../../src/ca/index.ts'
-import { main } from '../../src/cli/main.ts'
+import { runTenant } from './run-tenant.ts'
 import type { KeylimeDatabase } from '../../src/db/index.ts'
 import { setLogSink } from '../../src/log/logger.ts'
 import type { VerifierHandle } from '../../src/verifier/start-verifier.ts'
@@ -187,20 +187,7 @@ export async function startPushBed(o: PushBedOptions): Promise<PushBed> {
       await verifier.stop(200)
       verifier = await startV()
     },
-    async tenant(args) {
-      let out = ''
-      let err = ''
-      const code = (await main('keylime_tenant', args, {
-        stdout: (s) => {
-          out += s
-        },
-        stderr: (s) => {
-          err += s
-        },
-        env: tenantEnv,
-      })) as number
-      return { code, out, err }
-    },
+    tenant: (args) => runTenant(args, tenantEnv),
     async status() {
       const res = await fetch(`https://127.0.0.1:${o.port}/v2.6/agents/${o.agentId}`, {
         tls: {

@@ -208,20 +208,20 @@ export async function negotiateVerifierVersion(
   return v
 }
 
-/** What {@link enrolmentBody} reads from the options. */
-export type EnrolmentFields = Pick<
-  EnrollAgentOptions,
-  | 'ip'
-  | 'port'
-  | 'akTpm'
-  | 'mtlsCert'
-  | 'agentApiVersion'
-  | 'tpmPolicy'
-  | 'runtimePolicy'
-  | 'acceptHashAlgs'
-  | 'acceptEncryptionAlgs'
-  | 'acceptSigningAlgs'
->
+/** What {@link enrolmentBody} reads from the options (no `mtlsCert`: `null`, a push agent). */
+export type EnrolmentFields = Pick<EnrollAgentOptions, 'ip' | 'port' | 'akTpm'> &
+  Partial<
+    Pick<
+      EnrollAgentOptions,
+      | 'mtlsCert'
+      | 'agentApiVersion'
+      | 'tpmPolicy'
+      | 'runtimePolicy'
+      | 'acceptHashAlgs'
+      | 'acceptEncryptionAlgs'
+      | 'acceptSigningAlgs'
+    >
+  >
 
 /**
  * The body of `POST /v{v}/agents/{uuid}` (keylime-api.md §1.3) as upstream's tenant sends it, with
@@ -248,7 +248,7 @@ export function enrolmentBody(
     accept_tpm_encryption_algs: o.acceptEncryptionAlgs ?? ['ecc', 'rsa'],
     accept_tpm_signing_algs: o.acceptSigningAlgs ?? ['ecdsa', 'rsassa'],
     ak_tpm: o.akTpm,
-    mtls_cert: o.mtlsCert,
+    mtls_cert: o.mtlsCert ?? null,
     supported_version: o.agentApiVersion ?? '2.6',
     ...extra,
   }
