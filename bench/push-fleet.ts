@@ -10,7 +10,7 @@
  *   bun bench/push-fleet.ts --count 1000 [--interval 2] [--duration 60] [--warmup 20]
  *     [--key ecc|rsa] [--ima-entries 0] [--fault bad-signature:0.01,silent:0.01,...]
  *     [--db postgresql://postgres@127.0.0.1:5432/postgres] [--restart] [--port 19610]
- *     [--cpuprof DIR] [--max-in-flight 2000]
+ *     [--cpuprof DIR] [--max-in-flight 2000] [--evidence-index]
  *
  * `--db` postgresql://… creates a fresh database `kl_push_bench_<time>` on that server (dropped
  * at the end). `--restart` then `kill -9`s the verifier, starts a new one on the same database and
@@ -46,6 +46,8 @@ const { values } = parseArgs({
     port: { type: 'string', default: '19610' },
     cpuprof: { type: 'string' },
     'max-in-flight': { type: 'string', default: '2000' },
+    /** Experiment: index evidence_items on (agent_id, attestation_index) before the start. */
+    'evidence-index': { type: 'boolean', default: false },
   },
 })
 
@@ -138,6 +140,12 @@ function startChild(enrol: boolean): Child {
     '--set',
     'session_create_rate_limit_per_ip=0',
     ...(enrol ? ['--enrol', enrolFile] : []),
+    ...(values['evidence-index']
+      ? [
+          '--sql',
+          'CREATE INDEX IF NOT EXISTS ix_bench_evidence_items_attestation ON evidence_items (agent_id, attestation_index)',
+        ]
+      : []),
   ]
   const proc = spawn([process.execPath, ...args], {
     stdin: 'pipe',
@@ -235,6 +243,34 @@ const result = {
   verifier_rss_max_mib: rep.rss_max_mib,
   db_passes_in_window: c1.passes - c0.passes,
   db_failing_agents: c1.failing,
+  pg_per_attestation:
+    c1.pg === undefined
+      ? undefined
+      : Object.fromEntries(
+          Object.keys(c1.pg).map((k) => [
+            k,
+            +((Number(c1.pg[k]) - Number(c0.pg[k])) / Math.max(1, accepted)).toFixed(1),
+          ]),
+        ),
+  pg_tables_per_attestation:
+    c1.tables === undefined
+      ? undefined
+      : Object.fromEntries(
+          (c1.tables as Record<string, string>[]).map((t) => [
+            t.relname,
+            Object.fromEntries(
+              ['seq_scan', 'seq_tup_read', 'idx_scan'].map((k) => {
+                const before = (c0.tables as Record<string, string>[]).find(
+                  (x) => x.relname === t.relname,
+                )
+                return [
+                  k,
+                  +((Number(t[k]) - Number(before?.[k] ?? 0)) / Math.max(1, accepted)).toFixed(2),
+                ]
+              }),
+            ),
+          ]),
+        ),
   errors: Object.fromEntries(fleet.errors),
   simulator_cpu_s: +((simCpu.user + simCpu.system) / 1e6).toFixed(1),
   loadavg: loadavg().map((x) => +x.toFixed(2)),

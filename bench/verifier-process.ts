@@ -100,6 +100,8 @@ if (import.meta.main) {
       push: { type: 'boolean', default: false },
       /** More `[verifier]` options, `key=value` (repeatable). */
       set: { type: 'string', multiple: true },
+      /** SQL run once the database is open (an experiment, e.g. an index; repeatable). */
+      sql: { type: 'string', multiple: true },
     },
   })
   const keylimeDir = values['keylime-dir']
@@ -112,6 +114,7 @@ if (import.meta.main) {
   setLogLevel('WARNING')
   const ca = await createTestCa(keylimeDir)
   const kdb = await openDatabase({ url: values.db ?? '', keylimeDir, shared: false })
+  for (const stmt of values.sql ?? []) await kdb.db.execute(sql.raw(stmt))
   const v = await startTestVerifier(
     kdb,
     ca,
@@ -343,8 +346,23 @@ if (import.meta.main) {
             failing: sql<string>`count(*) filter (where ${verifiermain.consecutive_attestation_failures} > 0)`,
           })
           .from(verifiermain)
+        // PostgreSQL: transactions and rows of this database (statements per attestation)
+        const pg =
+          kdb.kind === 'postgres'
+            ? (
+                (await kdb.db.execute(
+                  sql`select xact_commit + xact_rollback as xacts, tup_returned, tup_fetched, tup_inserted, tup_updated, tup_deleted from pg_stat_database where datname = current_database()`,
+                )) as unknown as Record<string, unknown>[]
+              )[0]
+            : undefined
+        const tables =
+          kdb.kind === 'postgres'
+            ? await kdb.db.execute(
+                sql`select relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch from pg_stat_user_tables where seq_tup_read > 0 or idx_scan > 0`,
+              )
+            : undefined
         console.log(
-          `counts ${JSON.stringify({ passes: Number(rows[0]?.passes), failing: Number(rows[0]?.failing), cpu_s: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(3), rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20) })}`,
+          `counts ${JSON.stringify({ pg, tables, passes: Number(rows[0]?.passes), failing: Number(rows[0]?.failing), cpu_s: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(3), rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20) })}`,
         )
       } else if (cmd === 'report') {
         console.log(`report ${JSON.stringify(report())}`)
