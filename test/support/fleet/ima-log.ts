@@ -90,7 +90,9 @@ export class ImaLog {
     const digests: Record<string, string[]> = {}
     for (const [name, hex] of this.#digests) digests[name] = [hex]
     return JSON.stringify({
-      meta: { version: 1, generator: 0 },
+      // generator 3 (LegacyAllowList) as `keylime-policy create runtime` writes: with 0 (Unknown)
+      // the verifier treats the policy as none and never asks for the IMA list
+      meta: { version: 1, generator: 3 },
       release: 0,
       digests,
       excludes: [],
