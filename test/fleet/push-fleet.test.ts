@@ -43,6 +43,7 @@ describe('push fleet against our verifier (PGlite)', () => {
   let ca: TestCa
   let v: VerifierHandle
   let fleet: PushFleet
+  let policyReads = 0
 
   beforeAll(async () => {
     ca = await createTestCa()
@@ -84,6 +85,11 @@ describe('push fleet against our verifier (PGlite)', () => {
         ),
       )
     }
+    const read = v.store.policyVersions
+    v.store.policyVersions = () => {
+      policyReads++
+      return read()
+    }
     fleet.start()
     await Bun.sleep(4500)
     fleet.stop()
@@ -120,5 +126,16 @@ describe('push fleet against our verifier (PGlite)', () => {
     expect(byFault.get('silent')!.accepted).toBe(0)
     expect((await row('silent')).attestation_count).toBe(0)
     expect(fleet.lateness.count).toBeGreaterThanOrEqual(1)
+  })
+
+  test('verifications read every policy version at most about once a second, not once each', async () => {
+    let verified = 0
+    for (const a of fleet.agents) {
+      const r = (await v.store.getAgent(a.uuid))!
+      verified += (r.attestation_count ?? 0) + (r.consecutive_attestation_failures ?? 0)
+    }
+    // each reads every policy row: once per verification made each verification O(agents)
+    expect(verified).toBeGreaterThan(8)
+    expect(policyReads).toBeLessThanOrEqual(8)
   })
 })
