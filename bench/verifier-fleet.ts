@@ -29,6 +29,10 @@ export interface BenchFleetFile {
   /** Distinct `mtls_cert` PEMs (one in the `addresses` layout). */
   certs: string[]
   agents: BenchAgent[]
+  /** `tpm_policy` to enrol with (default: none pinned). */
+  tpmPolicy?: string
+  /** Runtime policy to enrol with, base64 (default: none). */
+  runtimePolicy?: string
 }
 
 if (import.meta.main) {

@@ -18,6 +18,7 @@ import { heapStats } from 'bun:jsc'
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
+import { sql } from 'drizzle-orm'
 import { openDatabase, verifiermain } from '../src/db/index.ts'
 import { setLogLevel } from '../src/log/logger.ts'
 import { runningHeapGovernor } from '../src/verifier/ops/heap-governor.ts'
@@ -95,6 +96,12 @@ if (import.meta.main) {
       'enrol-concurrency': { type: 'string', default: '16' },
       /** Enrol the first agents through the service, the rest as bulk inserts of the same row. */
       'enrol-api': { type: 'string', default: '100' },
+      /** Enrol push agents (no `v`, no `mtls_cert`; bench/push-fleet.ts). */
+      push: { type: 'boolean', default: false },
+      /** More `[verifier]` options, `key=value` (repeatable). */
+      set: { type: 'string', multiple: true },
+      /** SQL run once the database is open (an experiment, e.g. an index; repeatable). */
+      sql: { type: 'string', multiple: true },
     },
   })
   const keylimeDir = values['keylime-dir']
@@ -107,10 +114,16 @@ if (import.meta.main) {
   setLogLevel('WARNING')
   const ca = await createTestCa(keylimeDir)
   const kdb = await openDatabase({ url: values.db ?? '', keylimeDir, shared: false })
+  for (const stmt of values.sql ?? []) await kdb.db.execute(sql.raw(stmt))
   const v = await startTestVerifier(
     kdb,
     ca,
-    { quote_interval: values.interval ?? '2', request_timeout: '30', port: values.port ?? '0' },
+    {
+      quote_interval: values.interval ?? '2',
+      request_timeout: '30',
+      port: values.port ?? '0',
+      ...Object.fromEntries((values.set ?? []).map((kv) => kv.split('=', 2) as [string, string])),
+    },
     {
       instanceId: values.instance,
       leaseMs: values['lease-ms'] ? Number(values['lease-ms']) : undefined,
@@ -139,7 +152,17 @@ if (import.meta.main) {
           const mtlsCert = file.certs[a.cert] as string
           await v.service.agents.enrol(
             a.uuid,
-            enrolmentBody({ ...a, mtlsCert, acceptHashAlgs: ['sha256'] }),
+            enrolmentBody(
+              {
+                ...a,
+                mtlsCert,
+                acceptHashAlgs: ['sha256'],
+                tpmPolicy: file.tpmPolicy,
+                runtimePolicy: file.runtimePolicy,
+              },
+              // a push agent: neither `v` nor `mtls_cert` (docs/push-mode.md)
+              values.push ? { mtls_cert: null } : {},
+            ),
           )
         } catch (err) {
           failed++
@@ -161,7 +184,7 @@ if (import.meta.main) {
             ip: a.ip,
             port: a.port,
             ak_tpm: a.akTpm,
-            mtls_cert: file.certs[a.cert] ?? null,
+            mtls_cert: values.push ? null : (file.certs[a.cert] ?? null),
             // fresh poll-loop columns: not the template's clock, count or state
             operational_state: 1,
             attestation_count: 0,
@@ -315,6 +338,32 @@ if (import.meta.main) {
         console.log('marked')
       } else if (cmd.startsWith('watch ')) {
         watch(Number(cmd.slice(6)))
+      } else if (cmd === 'counts') {
+        // push agents: passes and failing agents as the database has them
+        const rows = await kdb.db
+          .select({
+            passes: sql<string>`coalesce(sum(${verifiermain.attestation_count}), 0)`,
+            failing: sql<string>`count(*) filter (where ${verifiermain.consecutive_attestation_failures} > 0)`,
+          })
+          .from(verifiermain)
+        // PostgreSQL: transactions and rows of this database (statements per attestation)
+        const pg =
+          kdb.kind === 'postgres'
+            ? (
+                (await kdb.db.execute(
+                  sql`select xact_commit + xact_rollback as xacts, tup_returned, tup_fetched, tup_inserted, tup_updated, tup_deleted from pg_stat_database where datname = current_database()`,
+                )) as unknown as Record<string, unknown>[]
+              )[0]
+            : undefined
+        const tables =
+          kdb.kind === 'postgres'
+            ? await kdb.db.execute(
+                sql`select relname, seq_scan, seq_tup_read, idx_scan, idx_tup_fetch from pg_stat_user_tables where seq_tup_read > 0 or idx_scan > 0`,
+              )
+            : undefined
+        console.log(
+          `counts ${JSON.stringify({ pg, tables, passes: Number(rows[0]?.passes), failing: Number(rows[0]?.failing), cpu_s: +((process.cpuUsage().user + process.cpuUsage().system) / 1e6).toFixed(3), rss_mib: Math.round(process.memoryUsage().rss / 2 ** 20) })}`,
+        )
       } else if (cmd === 'report') {
         console.log(`report ${JSON.stringify(report())}`)
       } else if (cmd === 'quit') {

@@ -76,6 +76,35 @@ function exceptionResult(rules: SeverityRules, err: unknown): CheckResult {
   return { kind: 'fail', failure: f }
 }
 
+/** When each policy cache last read the stored versions (ms), and the read in flight. */
+const lastRefresh = new WeakMap<RoundPolicyCache, { at: number; running?: Promise<void> }>()
+
+/** How long a push verification trusts the policy versions read by an earlier one. */
+const POLICY_REFRESH_MS = 1000
+
+/**
+ * Forgets changed policies, reading every policy's version at most once a second: the read
+ * covers every policy row, so once per attestation it made each attestation O(agents).
+ */
+async function refreshPolicies(d: VerifyDeps): Promise<void> {
+  const now = Date.now()
+  const last = lastRefresh.get(d.policies)
+  if (last?.running !== undefined) return last.running
+  if (last !== undefined && now - last.at < POLICY_REFRESH_MS) return
+  const entry: { at: number; running?: Promise<void> } = { at: last?.at ?? 0 }
+  entry.running = d.store
+    .policyVersions()
+    .then((v) => {
+      d.policies.refresh(v)
+      entry.at = Date.now()
+    })
+    .finally(() => {
+      entry.running = undefined
+    })
+  lastRefresh.set(d.policies, entry)
+  return entry.running
+}
+
 /** Verifies attestation `index` of `agentId` and stores the outcome. Never throws. */
 export async function verifyAttestation(
   d: VerifyDeps,
@@ -100,7 +129,7 @@ async function verify(d: VerifyDeps, agentId: string, index: number): Promise<vo
   try {
     // every attestation requests a quote (`capabilities.ts`): one without is not verifiable
     if (quote === undefined) throw new Error('attestation without a quote')
-    d.policies.refresh(await d.store.policyVersions())
+    await refreshPolicies(d)
     const set = await d.policies.load(rec)
     const nonce = quote.chosen_parameters__challenge ?? new Uint8Array(0)
     const answer = answerOf(att.items, att.row.system_info__boot_time)

@@ -39,6 +39,9 @@ export class ImaLog {
   readonly #offsets: number[]
   readonly #digests = new Map<string, string>()
   readonly #pcr10 = new Map<HashAlg, Uint8Array>()
+  readonly #templates: Buffer[]
+  /** PCR10 after the first n entries, per bank, computed on demand ({@link pcr10After}). */
+  readonly #prefix = new Map<HashAlg, Uint8Array[]>()
 
   /**
    * Builds `count` entries (≥ 1: the first is `boot_aggregate` over the all-zero PCRs 0–9) and
@@ -62,6 +65,7 @@ export class ImaLog {
       lines.push(`${IMA_PCR} ${th} ima-ng sha256:${digest.toString('hex')} ${name}\n`)
     }
     this.lines = lines
+    this.#templates = templates
     this.text = lines.join('')
     this.#offsets = []
     let off = 0
@@ -86,7 +90,9 @@ export class ImaLog {
     const digests: Record<string, string[]> = {}
     for (const [name, hex] of this.#digests) digests[name] = [hex]
     return JSON.stringify({
-      meta: { version: 1, generator: 0 },
+      // generator 3 (LegacyAllowList) as `keylime-policy create runtime` writes: with 0 (Unknown)
+      // the verifier treats the policy as none and never asks for the IMA list
+      meta: { version: 1, generator: 3 },
       release: 0,
       digests,
       excludes: [],
@@ -100,6 +106,29 @@ export class ImaLog {
   /** PCR10 after the whole list, for `bank` (undefined if the bank was not replayed). */
   pcr10(bank: HashAlg): Uint8Array | undefined {
     return this.#pcr10.get(bank)
+  }
+
+  /**
+   * PCR10 of `bank` after the first `n` entries (a list that grows round by round: the push
+   * fleet's agents); computed once per bank, then looked up.
+   */
+  pcr10After(n: number, bank: HashAlg): Uint8Array {
+    let values = this.#prefix.get(bank)
+    if (values === undefined) {
+      let pcr: Uint8Array = new Uint8Array(HASH_SIZE[bank])
+      values = [pcr]
+      for (const t of this.#templates) {
+        pcr = createHash(bank).update(pcr).update(createHash(bank).update(t).digest()).digest()
+        values.push(pcr)
+      }
+      this.#prefix.set(bank, values)
+    }
+    return values[Math.max(0, Math.min(n, values.length - 1))]!
+  }
+
+  /** Byte offset of entry `n` in {@link text} (its length for n ≥ the entry count). */
+  offsetOf(n: number): number {
+    return n >= this.#offsets.length ? this.text.length : (this.#offsets[Math.max(0, n)] ?? 0)
   }
 
   /**

@@ -394,6 +394,24 @@ export class SoftTpm {
   }
 
   /**
+   * TPM2_Certify of the AK by itself (TCG Part 2 §18.2) over `qualifyingData`: the push agent's
+   * proof of possession (push-protocol.md §1.5.4). Returns TPMS_ATTEST and TPMT_SIGNATURE.
+   */
+  certifyAk(qualifyingData: Uint8Array): { attest: Uint8Array; signature: Uint8Array } {
+    if (qualifyingData.byteLength > 64)
+      throw new TpmError('ERR_TPM_BAD_VALUE', 'data over 64 bytes')
+    const w = new ByteWriter({ capacity: 160 })
+    w.u32(TPM_GENERATED_VALUE).u16(TPM_ST.ATTEST_CERTIFY)
+    w.tpm2b(this.akName).tpm2b(qualifyingData)
+    w.u64(this.#nextClock()).u32(this.#resetCount).u32(this.#restartCount).u8(1)
+    w.u64(this.#firmwareVersion)
+    // TPMS_CERTIFY_INFO: name and qualifiedName (a primary-less key: the Name stands for both)
+    w.tpm2b(this.akName).tpm2b(this.akName)
+    const attest = w.finish()
+    return { attest, signature: serializeTpmtSignature(this.#sign(attest)) }
+  }
+
+  /**
    * Signs any TPMS_ATTEST bytes with the AK (a TPMT_SIGNATURE): fuzzing re-signs mutated quotes so
    * they get past the signature check and reach the checks behind it.
    */
