@@ -130,12 +130,7 @@ console.log(
     window_s: +wall.toFixed(1),
     attestations_per_s: +(accepted / wall).toFixed(1),
     expected_per_s: +(count / intervalS).toFixed(1),
-    lateness_ms: {
-      p50: fleet.lateness.quantile(0.5),
-      p99: fleet.lateness.quantile(0.99),
-      max: fleet.lateness.quantile(1),
-      n: fleet.lateness.count,
-    },
+    lateness_ms: fleet.lateness.summary(),
     verifier_cpu_s: +cpu.toFixed(2),
     verifier_cpu_us_per_attestation: Math.round((cpu * 1e6) / Math.max(1, accepted)),
     errors: Object.fromEntries(fleet.errors),

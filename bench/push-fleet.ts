@@ -231,12 +231,7 @@ const result = {
   window_s: +wall.toFixed(1),
   attestations_per_s: +(accepted / wall).toFixed(1),
   expected_per_s: +(attesting / intervalS).toFixed(1),
-  lateness_ms: {
-    p50: fleet.lateness.quantile(0.5),
-    p99: fleet.lateness.quantile(0.99),
-    max: fleet.lateness.quantile(1),
-    n: fleet.lateness.count,
-  },
+  lateness_ms: fleet.lateness.summary(),
   verifier_cpu_us_per_attestation: Math.round((rep.cpu_s * 1e6) / Math.max(1, accepted)),
   verifier_cpu_s: rep.cpu_s,
   verifier_rss_mib: rep.rss_mib,

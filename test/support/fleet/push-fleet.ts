@@ -70,6 +70,10 @@ export class LatenessHistogram {
     this.#counts.clear()
     this.#n = 0
   }
+  /** The report's figures: p50, p99, max (ms) and the sample count. */
+  summary(): { p50: number; p99: number; max: number; n: number } {
+    return { p50: this.quantile(0.5), p99: this.quantile(0.99), max: this.quantile(1), n: this.#n }
+  }
 }
 
 /** A running push fleet. */
