@@ -1,0 +1,207 @@
+/**
+ * Push mode in the QEMU guest (/work/shared/vm): dist/keylime-agent runs in the guest with
+ * `mode = "push"` on the kernel's /dev/tpmrm0, with the real UEFI event log and IMA list, and
+ * attests to our control plane on the host (guest → 10.0.2.2; no port into the guest). The host:
+ *
+ * 1. waits for the agent's registration (no mTLS certificate);
+ * 2. builds a runtime policy from the guest's own IMA list and a refstate from its own UEFI log
+ *    (copied to the share by run.sh once the agent and its helpers have run), as the pull test;
+ * 3. enrols the agent with our tenant: `keylime tenant -c add --push-model --runtime-policy
+ *    --mb-policy` (EK certificate checked against the harness' swtpm-localca chain), the
+ *    verifier running the `example` measured-boot policy;
+ * 4. waits for `attestation_status: PASS` with attestation_count rising (TPM2_Certify proof of
+ *    possession, then quote + uefi_log + ima_log pushed);
+ * 5. has the guest run /root/unapproved.sh and asserts `FAIL`, with the webhook notice naming
+ *    the path under `ima.validation.ima-ng.not_in_allowlist`.
+ *
+ * Run with `test/vm-agent-e2e.sh --push`. Exits 0 on success, 77 to skip, 1 on failure.
+ *
+ * @module
+ */
+import 'reflect-metadata'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { controlPlaneEnv, MAIN_TS, spawnCollect } from './support/control-plane-process.ts'
+import { loadCaDir } from './support/fleet/load-ca-dir.ts'
+import { untilValue } from './support/until.ts'
+import {
+  AGENT_BIN,
+  bootGuest,
+  guestRunScript,
+  keylime,
+  noticeNamingUnapproved,
+  policiesFromGuestLogs,
+  QUOTE_INTERVAL,
+  reportFailure,
+  sayAs,
+  skipUnlessVm,
+  startSideChannel,
+  stopGuest,
+  UNAPPROVED,
+  UUID,
+  verifierStatus,
+  vmTenantEnv,
+  vmVerifierEnv,
+  waitRegistered,
+} from './support/vm-guest.ts'
+
+const say = sayAs('vm-push-agent-e2e')
+skipUnlessVm(say)
+
+const side = startSideChannel()
+const work = mkdtempSync(join(tmpdir(), 'kl-vm-host-'))
+const { env, ports, dir } = await controlPlaneEnv()
+vmVerifierEnv(env, side.webhookUrl)
+// the guest reaches the verifier at 10.0.2.2 (QEMU user networking): a SAN of its certificate
+env.KEYLIME_VERIFIER_CERT_SUBJECT_ALTERNATIVE_NAMES = '10.0.2.2'
+const tenantEnv = vmTenantEnv(env, work)
+const cp = spawnCollect([process.execPath, MAIN_TS], env)
+let vm: ReturnType<typeof spawnCollect> | undefined
+let ok = false
+let share: string | undefined
+let lastStatus: Record<string, unknown> | undefined
+try {
+  await cp.waitFor(/keylime control plane started/, 60_000)
+  say(`control plane up: registrar :${ports.registrar}, verifier :${ports.verifier}`)
+  const client = (await loadCaDir(join(dir, 'cv_ca'))).client
+  const tls = { ...client, checkServerIdentity: () => undefined }
+  share = mkdtempSync(join(tmpdir(), 'kl-vm-agent-'))
+  const shareDir = share
+  Bun.spawnSync(['cp', AGENT_BIN, join(share, 'keylime-agent')])
+  writeFileSync(join(share, 'cacert.crt'), readFileSync(join(dir, 'cv_ca', 'cacert.crt')))
+  writeFileSync(
+    join(share, 'agent.conf'),
+    [
+      '[agent]',
+      'mode = "push"',
+      `uuid = "${UUID}"`,
+      `verifier_url = "https://10.0.2.2:${ports.verifier}"`,
+      'verifier_tls_ca_cert = "/host/cacert.crt"',
+      // before enrolment the proof of possession fails: retry soon
+      `attestation_interval_seconds = ${QUOTE_INTERVAL}`,
+      'registrar_ip = "10.0.2.2"',
+      `registrar_port = ${ports.registrar}`,
+      'keylime_dir = "/var/lib/keylime"',
+      '',
+    ].join('\n'),
+  )
+  // the logs are copied at loop turn 6: after the agent's start and every run.sh applet
+  writeFileSync(join(share, 'run.sh'), guestRunScript(side.guestUrl, 6))
+  vm = bootGuest(share)
+  const t0 = Date.now()
+  const reg = await waitRegistered(ports, tls)
+  say(
+    `registered from the guest after ${Math.round((Date.now() - t0) / 1000)} s (incl. boot), mtls_cert ${reg.mtls_cert ?? 'none'}`,
+  )
+
+  const imaPath = join(shareDir, 'ima.txt')
+  await untilValue(async () => existsSync(imaPath) || undefined, 60_000, 'the guest logs', 500)
+  const ima = readFileSync(imaPath, 'utf8')
+  const mb = readFileSync(join(shareDir, 'uefi.bin'))
+  say(`UEFI log ${mb.byteLength} bytes, IMA list ${ima.split('\n').length - 1} lines`)
+  if (!mb.subarray(32, 48).toString('latin1').startsWith('Spec ID Event03')) {
+    throw new Error('binary_bios_measurements is not a crypto-agile UEFI log')
+  }
+  if (!ima.includes('/host/keylime-agent')) throw new Error('IMA did not measure the agent binary')
+  if (ima.includes(UNAPPROVED)) throw new Error(`${UNAPPROVED} is measured before it ran`)
+  const { policy, refstate } = await policiesFromGuestLogs(work, ima, mb, env, say)
+
+  const tAdd = Date.now()
+  const add = await keylime(
+    [
+      'tenant',
+      '-c',
+      'add',
+      '--push-model',
+      '-v',
+      '127.0.0.1',
+      '-vp',
+      String(ports.verifier),
+      '-r',
+      '127.0.0.1',
+      '-rp',
+      String(ports.registrarTls),
+      '-u',
+      UUID,
+      '--runtime-policy',
+      policy,
+      '--mb-policy',
+      refstate,
+    ],
+    tenantEnv,
+  )
+  say(
+    `tenant -c add --push-model exited ${add.code} after ${((Date.now() - tAdd) / 1000).toFixed(1)} s`,
+  )
+  for (const l of add.out.trim().split('\n').slice(-4)) console.log(`  tenant: ${l}`)
+  if (add.code !== 0) throw new Error('tenant -c add failed')
+
+  const status = async () => {
+    lastStatus = await verifierStatus(ports.verifier, tls)
+    return lastStatus
+  }
+  const first = await untilValue(
+    async () => {
+      const s = await status()
+      return s.attestation_status === 'PASS' ? s : undefined
+    },
+    120_000,
+    'first passed attestation',
+    250,
+  )
+  say(`first PASS ${((Date.now() - tAdd) / 1000).toFixed(1)} s after the tenant call`)
+  const tFirst = performance.now()
+  const later = await untilValue(
+    async () => {
+      const s = await status()
+      if (s.attestation_status !== 'PASS') return s
+      return Number(s.attestation_count) >= Number(first.attestation_count) + 3 ? s : undefined
+    },
+    120_000,
+    'attestation_count rising',
+    100,
+  )
+  const rounds = Number(later.attestation_count) - Number(first.attestation_count)
+  const period = (performance.now() - tFirst) / rounds
+  say(
+    `verifier: attestation_status ${later.attestation_status}, attestation_count ${first.attestation_count} → ${later.attestation_count}, one attestation every ${(period / 1000).toFixed(2)} s (quote_interval ${QUOTE_INTERVAL} s)`,
+  )
+  if (later.attestation_status !== 'PASS') throw new Error('attestation did not PASS')
+  if (later.has_runtime_policy !== 1 || later.has_mb_refstate !== 1) {
+    throw new Error('the verifier does not hold the runtime policy and the refstate')
+  }
+
+  const doneAt = await side.tamper()
+  const failed = await untilValue(
+    async () => {
+      const s = await status()
+      return s.attestation_status !== 'PASS' ? s : undefined
+    },
+    60_000,
+    'the verifier to fail the agent',
+    100,
+  )
+  const delay = performance.now() - doneAt
+  say(
+    `${UNAPPROVED} ran; verifier after ${(delay / 1000).toFixed(2)} s: attestation_status ${failed.attestation_status}, last_event_id ${failed.last_event_id}`,
+  )
+  const msg = await noticeNamingUnapproved(side.notices)
+  say(`revocation notice (webhook): event_id ${msg.event_id}, context ${msg.context}`)
+  if (failed.attestation_status !== 'FAIL') {
+    throw new Error(`attestation_status ${failed.attestation_status}, not FAIL`)
+  }
+  if (msg.event_id !== 'ima.validation.ima-ng.not_in_allowlist') {
+    throw new Error(`event_id ${msg.event_id} is not ima.validation.ima-ng.not_in_allowlist`)
+  }
+  ok = true
+} catch (err) {
+  reportFailure(say, err, lastStatus, side.notices, vm, cp)
+} finally {
+  await stopGuest(say, vm, share)
+  rmSync(work, { recursive: true, force: true })
+  side.stop()
+  await cp.stop()
+}
+say(ok ? 'PASS' : 'FAIL')
+process.exit(ok ? 0 : 1)
