@@ -26,7 +26,6 @@ import { controlPlaneEnv, MAIN_TS, spawnCollect } from './support/control-plane-
 import { loadCaDir } from './support/fleet/load-ca-dir.ts'
 import { untilValue } from './support/until.ts'
 import {
-  AGENT_BIN,
   bootGuest,
   guestRunScript,
   keylime,
@@ -44,6 +43,9 @@ import {
   vmTenantEnv,
   vmVerifierEnv,
   waitRegistered,
+  checkGuestLogs,
+  prepareShare,
+  waitPassRising,
 } from './support/vm-guest.ts'
 
 const say = sayAs('vm-push-agent-e2e')
@@ -66,10 +68,8 @@ try {
   say(`control plane up: registrar :${ports.registrar}, verifier :${ports.verifier}`)
   const client = (await loadCaDir(join(dir, 'cv_ca'))).client
   const tls = { ...client, checkServerIdentity: () => undefined }
-  share = mkdtempSync(join(tmpdir(), 'kl-vm-agent-'))
+  share = prepareShare(dir)
   const shareDir = share
-  Bun.spawnSync(['cp', AGENT_BIN, join(share, 'keylime-agent')])
-  writeFileSync(join(share, 'cacert.crt'), readFileSync(join(dir, 'cv_ca', 'cacert.crt')))
   writeFileSync(
     join(share, 'agent.conf'),
     [
@@ -86,8 +86,9 @@ try {
       '',
     ].join('\n'),
   )
-  // the logs are copied at loop turn 6: after the agent's start and every run.sh applet
-  writeFileSync(join(share, 'run.sh'), guestRunScript(side.guestUrl, 6))
+  // the logs are copied once the agent has read its files (the verifier CA, measured: root
+  // reads it) and started attesting
+  writeFileSync(join(share, 'run.sh'), guestRunScript(side.guestUrl, 'push mode: attesting'))
   vm = bootGuest(share)
   const t0 = Date.now()
   const reg = await waitRegistered(ports, tls)
@@ -100,14 +101,10 @@ try {
   const ima = readFileSync(imaPath, 'utf8')
   const mb = readFileSync(join(shareDir, 'uefi.bin'))
   say(`UEFI log ${mb.byteLength} bytes, IMA list ${ima.split('\n').length - 1} lines`)
-  if (!mb.subarray(32, 48).toString('latin1').startsWith('Spec ID Event03')) {
-    throw new Error('binary_bios_measurements is not a crypto-agile UEFI log')
-  }
-  if (!ima.includes('/host/keylime-agent')) throw new Error('IMA did not measure the agent binary')
-  if (ima.includes(UNAPPROVED)) throw new Error(`${UNAPPROVED} is measured before it ran`)
+  checkGuestLogs(ima, mb)
   const { policy, refstate } = await policiesFromGuestLogs(work, ima, mb, env, say)
 
-  const tAdd = Date.now()
+  const tAdd = performance.now()
   const add = await keylime(
     [
       'tenant',
@@ -132,7 +129,7 @@ try {
     tenantEnv,
   )
   say(
-    `tenant -c add --push-model exited ${add.code} after ${((Date.now() - tAdd) / 1000).toFixed(1)} s`,
+    `tenant -c add --push-model exited ${add.code} after ${((performance.now() - tAdd) / 1000).toFixed(1)} s`,
   )
   for (const l of add.out.trim().split('\n').slice(-4)) console.log(`  tenant: ${l}`)
   if (add.code !== 0) throw new Error('tenant -c add failed')
@@ -141,35 +138,25 @@ try {
     lastStatus = await verifierStatus(ports.verifier, tls)
     return lastStatus
   }
-  const first = await untilValue(
-    async () => {
-      const s = await status()
-      return s.attestation_status === 'PASS' ? s : undefined
-    },
-    120_000,
-    'first passed attestation',
-    250,
-  )
-  say(`first PASS ${((Date.now() - tAdd) / 1000).toFixed(1)} s after the tenant call`)
-  const tFirst = performance.now()
-  const later = await untilValue(
-    async () => {
-      const s = await status()
-      if (s.attestation_status !== 'PASS') return s
-      return Number(s.attestation_count) >= Number(first.attestation_count) + 3 ? s : undefined
-    },
-    120_000,
-    'attestation_count rising',
-    100,
-  )
-  const rounds = Number(later.attestation_count) - Number(first.attestation_count)
-  const period = (performance.now() - tFirst) / rounds
+  const { first, later, firstAt, period } = await waitPassRising(status)
+  say(`first PASS ${((firstAt - tAdd) / 1000).toFixed(1)} s after the tenant call`)
   say(
     `verifier: attestation_status ${later.attestation_status}, attestation_count ${first.attestation_count} → ${later.attestation_count}, one attestation every ${(period / 1000).toFixed(2)} s (quote_interval ${QUOTE_INTERVAL} s)`,
   )
-  if (later.attestation_status !== 'PASS') throw new Error('attestation did not PASS')
   if (later.has_runtime_policy !== 1 || later.has_mb_refstate !== 1) {
     throw new Error('the verifier does not hold the runtime policy and the refstate')
+  }
+  // what the agent pushed: the latest attestation as an admin reads it
+  const latest = await (
+    await fetch(`https://127.0.0.1:${ports.verifier}/v3.0/agents/${UUID}/attestations/latest`, {
+      tls,
+    } as RequestInit)
+  ).text()
+  const kinds = [...new Set([...latest.matchAll(/"evidence_type":\s*"(\w+)"/g)].map((m) => m[1]))]
+  const evaluation = /"evaluation":\s*"(\w+)"/.exec(latest)?.[1]
+  say(`latest attestation: evidence ${kinds.join(' + ')}, evaluation ${evaluation}`)
+  if (['tpm_quote', 'uefi_log', 'ima_log'].some((k) => !kinds.includes(k))) {
+    throw new Error('the agent did not push quote, UEFI log and IMA list')
   }
 
   const doneAt = await side.tamper()

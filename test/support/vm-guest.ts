@@ -5,7 +5,17 @@
  * tamper step and the report at the end.
  * @module
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { MAIN_TS, spawnCollect, type ChildRun, type Ports } from './control-plane-process.ts'
 import { untilValue } from './until.ts'
@@ -110,16 +120,17 @@ export function vmTenantEnv(env: Record<string, string>, work: string): Record<s
 
 /**
  * The guest's run.sh: starts the agent on /host/agent.conf, then loops (15 min): reports RSS,
- * and on the side channel's `go` writes and runs {@link UNAPPROVED}. With `dumpLogsAt`, it
- * copies the IMA list and UEFI log to /host (ima.txt, uefi.bin) at that loop turn (push mode:
- * the host cannot ask the agent for them).
+ * and on the side channel's `go` writes and runs {@link UNAPPROVED}. With `dumpLogsAfter`, it
+ * copies the IMA list and UEFI log to /host (ima.txt, uefi.bin) once agent.log shows that line
+ * (push mode: the host cannot ask the agent for them; the line must come after the agent's last
+ * measured file read, e.g. the verifier CA).
  */
-export function guestRunScript(sideUrl: string, dumpLogsAt?: number): string {
+export function guestRunScript(sideUrl: string, dumpLogsAfter?: string): string {
   const dump =
-    dumpLogsAt === undefined
+    dumpLogsAfter === undefined
       ? []
       : [
-          `  if [ $i = ${dumpLogsAt} ]; then`,
+          `  if [ ! -e /host/ima.txt ] && grep -q '${dumpLogsAfter}' /host/agent.log; then`,
           '    cat /sys/kernel/security/tpm0/binary_bios_measurements > /host/uefi.bin',
           '    cat /sys/kernel/security/ima/ascii_runtime_measurements > /host/ima.tmp',
           '    sync; mv /host/ima.tmp /host/ima.txt',
@@ -270,7 +281,7 @@ export function reportFailure(
 ): void {
   say(`FAIL: ${err instanceof Error ? err.message : String(err)}`)
   if (lastStatus !== undefined) say(`last verifier status: ${JSON.stringify(lastStatus)}`)
-  for (const n of notices) say(`revocation notice: ${n.slice(0, 2000)}`)
+  for (const n of notices.slice(-3)) say(`revocation notice: ${n.slice(0, 2000)}`)
   if (vm) console.log(vm.output().split('\n').slice(-40).join('\n'))
   console.log(
     cp
@@ -303,4 +314,53 @@ export async function stopGuest(
     }
   }
   rmSync(share, { recursive: true, force: true })
+}
+
+/** A share for the guest's /host: the agent binary and the verifier's CA (cacert.crt). */
+export function prepareShare(keylimeDir: string): string {
+  const share = mkdtempSync(join(tmpdir(), 'kl-vm-agent-'))
+  cpSync(AGENT_BIN, join(share, 'keylime-agent'))
+  chmodSync(join(share, 'keylime-agent'), 0o755)
+  writeFileSync(join(share, 'cacert.crt'), readFileSync(join(keylimeDir, 'cv_ca', 'cacert.crt')))
+  return share
+}
+
+/** Checks the guest's logs before policies are made of them. */
+export function checkGuestLogs(ima: string, mb: Uint8Array): void {
+  if (!Buffer.from(mb).subarray(32, 48).toString('latin1').startsWith('Spec ID Event03')) {
+    throw new Error('the UEFI log is not crypto-agile')
+  }
+  if (!ima.startsWith('10 ') || !ima.includes('boot_aggregate')) throw new Error('no IMA list')
+  if (!ima.includes('/host/keylime-agent')) throw new Error('IMA did not measure the agent binary')
+  if (ima.includes(UNAPPROVED)) throw new Error(`${UNAPPROVED} is measured before it ran`)
+}
+
+/**
+ * Waits for a first PASS, then for three more attestations while it stays PASS; the two
+ * statuses, when the first PASS was seen (`performance.now()`) and the mean period (ms).
+ */
+export async function waitPassRising(status: () => Promise<Record<string, unknown>>) {
+  const first = await untilValue(
+    async () => {
+      const s = await status()
+      return s.attestation_status === 'PASS' && Number(s.attestation_count) >= 1 ? s : undefined
+    },
+    120_000,
+    'first passed attestation',
+    250,
+  )
+  const tFirst = performance.now()
+  const later = await untilValue(
+    async () => {
+      const s = await status()
+      if (s.attestation_status !== 'PASS') return s
+      return Number(s.attestation_count) >= Number(first.attestation_count) + 3 ? s : undefined
+    },
+    120_000,
+    'attestation_count rising',
+    100,
+  )
+  const rounds = Number(later.attestation_count) - Number(first.attestation_count)
+  if (later.attestation_status !== 'PASS') throw new Error('attestation did not stay PASS')
+  return { first, later, firstAt: tFirst, period: (performance.now() - tFirst) / rounds }
 }
