@@ -7,7 +7,7 @@
  * | --- | --- | --- |
  * | `public` | anybody | `read_version`, `read_server_info`, `verify_identity`, `verify_evidence`, `create_session`, `extend_session`, `register_agent`, `activate_agent`, `read_result_keys` (keylime-ts) |
  * | `agent` | an agent (bearer token) on its own resource | `submit_attestation` |
- * | `agent_or_admin` | an agent on its own resource, or an admin | `read_agent` |
+ * | `agent_or_admin` | an agent on its own resource, or an admin | `read_agent`, `read_attestation_result` (keylime-ts: an agent's own EAR) |
  * | `admin` | an admin (verified client certificate) | everything else |
  *
  * An agent is identified by a push-mode bearer token (`identify-request.ts`, the verifier only).
@@ -16,8 +16,9 @@
  */
 
 /**
- * An upstream action name, plus keylime-ts's own: `read_metrics`, `read_health` and
- * `read_attestation_result` (an agent's EAR) are admin, `read_result_keys` (the JWKS) is public.
+ * An upstream action name, plus keylime-ts's own: `read_metrics` and `read_health` are admin,
+ * `read_attestation_result` (an agent's EAR) is for an admin or the agent itself, and
+ * `read_result_keys` (the JWKS) is public.
  */
 export type Action =
   | 'create_agent'
@@ -71,7 +72,7 @@ const PUBLIC = new Set<Action>([
   'read_result_keys',
 ])
 const AGENT_ONLY = new Set<Action>(['submit_attestation'])
-const AGENT_OR_ADMIN = new Set<Action>(['read_agent'])
+const AGENT_OR_ADMIN = new Set<Action>(['read_agent', 'read_attestation_result'])
 
 /** The kind of `action`; anything not listed is `admin`, as upstream. */
 export function actionKind(action: Action): ActionKind {

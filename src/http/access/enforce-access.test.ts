@@ -127,6 +127,14 @@ describe('matching', () => {
     )
     expect((await agent.request('/v2.6/agents')).status).toBe(403)
   })
+  test("an agent reads its own EAR, not another agent's", async () => {
+    const agent = asAgent(guarded(VERIFIER_ACCESS), 'a1')
+    expect((await agent.request('/v2.6/agents/a1/ear')).status).toBe(200)
+    expect((await agent.request('/v3.0/agents/a1/ear')).status).toBe(200)
+    expect(await (await agent.request('/v2.6/agents/a2/ear')).json()).toEqual(
+      forbidden('Agent a1 cannot access resource a2 (ownership required)'),
+    )
+  })
   test('an unmapped route is refused to a non-admin, passed to an admin', async () => {
     const res = await guarded(VERIFIER_ACCESS).request('/v2.6/unknown', {}, NONE)
     expect(res.status).toBe(403)
