@@ -54,6 +54,7 @@ import {
   skipUnlessVm,
   startSideChannel,
   stopGuest,
+  tamperAndWaitFail,
   UNAPPROVED,
   UUID,
   verifierStatus,
@@ -195,17 +196,7 @@ try {
   say(`payload: ${autorun}`)
 
   // an unapproved executable in the guest: the verifier fails the agent within one period
-  const doneAt = await side.tamper()
-  const failed = await untilValue(
-    async () => {
-      const s = await status()
-      return s.attestation_status !== 'PASS' ? s : undefined
-    },
-    60_000,
-    'the verifier to fail the agent',
-    100,
-  )
-  const delay = performance.now() - doneAt
+  const { failed, delay } = await tamperAndWaitFail(side.tamper, status)
   say(
     `${UNAPPROVED} ran; verifier after ${(delay / 1000).toFixed(2)} s: attestation_status ${failed.attestation_status}, operational_state ${failed.operational_state}, last_event_id ${failed.last_event_id}, severity_level ${failed.severity_level}`,
   )

@@ -37,6 +37,7 @@ import {
   skipUnlessVm,
   startSideChannel,
   stopGuest,
+  tamperAndWaitFail,
   UNAPPROVED,
   UUID,
   verifierStatus,
@@ -159,17 +160,7 @@ try {
     throw new Error('the agent did not push quote, UEFI log and IMA list')
   }
 
-  const doneAt = await side.tamper()
-  const failed = await untilValue(
-    async () => {
-      const s = await status()
-      return s.attestation_status !== 'PASS' ? s : undefined
-    },
-    60_000,
-    'the verifier to fail the agent',
-    100,
-  )
-  const delay = performance.now() - doneAt
+  const { failed, delay } = await tamperAndWaitFail(side.tamper, status)
   say(
     `${UNAPPROVED} ran; verifier after ${(delay / 1000).toFixed(2)} s: attestation_status ${failed.attestation_status}, last_event_id ${failed.last_event_id}`,
   )

@@ -364,3 +364,25 @@ export async function waitPassRising(status: () => Promise<Record<string, unknow
   if (later.attestation_status !== 'PASS') throw new Error('attestation did not stay PASS')
   return { first, later, firstAt: tFirst, period: (performance.now() - tFirst) / rounds }
 }
+
+/**
+ * Has the guest run {@link UNAPPROVED} (`tamper`, resolving when the guest reports it) and waits
+ * for the verifier to stop passing the agent: that status and the delay after the guest's report
+ * (ms).
+ */
+export async function tamperAndWaitFail(
+  tamper: () => Promise<number>,
+  status: () => Promise<Record<string, unknown>>,
+) {
+  const doneAt = await tamper()
+  const failed = await untilValue(
+    async () => {
+      const s = await status()
+      return s.attestation_status !== 'PASS' ? s : undefined
+    },
+    60_000,
+    'the verifier to fail the agent',
+    100,
+  )
+  return { failed, delay: performance.now() - doneAt }
+}
